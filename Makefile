@@ -1,0 +1,41 @@
+# The README's commands. Each installs what it needs into .venv first (pinned by requirements.lock).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)/data/dagster_home
+export FUND_PIPELINE_DATA_DIR := $(CURDIR)/data
+
+.PHONY: demo test ui bench real-sample emulator collect lock
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "uv==0.13.9"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/fund-pipeline demo
+
+test: $(STAMP)
+	$(BIN)/pytest -n 2 --dist loadfile
+
+ui: $(STAMP)
+	$(BIN)/fund-pipeline init-home
+	$(BIN)/dg dev --host 127.0.0.1 --port 3000
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+real-sample: $(STAMP)
+	$(BIN)/fund-pipeline real-sample
+
+emulator: $(STAMP)
+	$(BIN)/fund-pipeline exchange-emulator --port 8765 --speed 60
+
+collect: $(STAMP)
+	$(BIN)/fund-pipeline collect --api-base-url http://127.0.0.1:8765
+
+lock:
+	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock

@@ -1,0 +1,44 @@
+"""`fund-pipeline demo | real-sample | init-home | exchange-emulator | collect`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "exchange-emulator":
+        from fund_pipeline.venues.emulator.server import run_cli
+
+        return run_cli(argv[1:])
+    if argv and argv[0] == "collect":
+        from fund_pipeline.venues.collector import run_cli
+
+        return run_cli(argv[1:])
+
+    parser = argparse.ArgumentParser(prog="fund-pipeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="materialise the whole asset graph on the simulated market")
+    demo.add_argument("--days", type=int, default=60, help="days of history to materialise (default 60)")
+    demo.add_argument("--end", default=None, help="last day (exclusive, YYYY-MM-DD); default today UTC")
+    real = sub.add_parser("real-sample", help="import the real public sample and score forecasts on it")
+    real.add_argument("--start", default="2022-01-01")
+    real.add_argument("--end", default="2024-01-01")
+    sub.add_parser("init-home", help="prepare the project-local DAGSTER_HOME")
+    sub.add_parser("exchange-emulator", help="serve the venues' REST and WebSocket formats on 127.0.0.1")
+    sub.add_parser("collect", help="run the live collector")
+    args = parser.parse_args(argv)
+
+    from fund_pipeline import demo as demo_module
+
+    if args.command == "init-home":
+        print(demo_module.prepare_home())
+        return 0
+    if args.command == "demo":
+        return demo_module.run_demo(days=args.days, end=args.end)
+    return demo_module.run_real_sample(start=args.start, end=args.end)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""Features: the daily feature store and the weekly symbol clusters."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from fund_pipeline.defs.partitions import DAILY_PARTITIONS, WEEKLY_PARTITIONS
+from fund_pipeline.defs.scope import daily_spans, weekly_windows
+from fund_pipeline.domain.features import (
+    FEATURE_WARMUP,
+    FUNDING_FEATURES,
+    build_feature_store,
+    cluster_symbols,
+    feature_warmup_report,
+    symbol_features,
+)
+from fund_pipeline.plots import markdown_image, scatter_clusters
+from fund_pipeline.resources import WAREHOUSE_POOL, Warehouse
+
+# Targets of the last windows of a day are the first settlements of the next one.
+TARGET_LOOKAHEAD = pd.Timedelta(days=1)
+CLUSTER_LOOKBACK = pd.Timedelta(days=30)
+
+
+def feature_inputs(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp):
+    """Curves, settled prints and bars from the warm-up before `start` to one day after `end`."""
+    lo, hi = start - FEATURE_WARMUP, end + TARGET_LOOKAHEAD
+    curves = warehouse.read("curve_history", {"funding_time": (lo, hi)})
+    prints = warehouse.query(
+        "SELECT * FROM raw_funding_prints WHERE kind = 'settled' AND funding_time >= ? AND funding_time < ?",
+        [lo.to_pydatetime(), hi.to_pydatetime()],
+    )
+    bars = warehouse.read("market_bars", {"ts": (lo, end)})
+    return curves, prints, bars
+
+
+@dg.asset(
+    partitions_def=DAILY_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="features",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    deps=["curve_history", "raw_funding_prints", "market_bars"],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "feature_warmup_complete",
+            asset="feature_store",
+            description="No NaN in funding features; market features complete wherever the venue has bars.",
+        )
+    ],
+)
+def feature_store(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    """One row per settled window: curve factors, dispersion, market features and the next window's target."""
+    frames = []
+    for start, end in daily_spans(context):
+        curves, prints, bars = feature_inputs(warehouse, start, end)
+        if curves.empty:
+            raise dg.Failure(f"feature_store: no curve_history in [{start:%Y-%m-%d}, {end:%Y-%m-%d}); materialise curves first")
+        features = build_feature_store(curves, prints, bars, start, end)
+        warehouse.replace("feature_store", features, {"funding_time": (start, end)})
+        frames.append(features)
+    features = pd.concat(frames, ignore_index=True)
+    report = feature_warmup_report(features)
+    incomplete = {col: share for col, share in report.items() if share > 0}
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(features),
+            "venues": int(features["venue"].nunique()),
+            "symbols": int(features["symbol"].nunique()),
+            "rows_with_target": int(features["target_rate"].notna().sum()),
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name="feature_warmup_complete",
+        passed=not incomplete,
+        metadata={"nan_share_by_column": {k: round(v, 4) for k, v in incomplete.items()}, "funding_features": len(FUNDING_FEATURES)},
+    )
+
+
+class ClusterConfig(dg.Config):
+    n_clusters: int = 4
+    seed: int = 7
+
+
+@dg.asset(
+    partitions_def=WEEKLY_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="features",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "sklearn"},
+    deps=["feature_store"],
+)
+def symbol_clusters(context: dg.AssetExecutionContext, config: ClusterConfig, warehouse: Warehouse) -> dg.MaterializeResult:
+    """Symbols grouped by how their funding behaves over the 30 days before the week."""
+    rows, plot = 0, None
+    for key, start, _ in weekly_windows(context):
+        features = warehouse.read("feature_store", {"funding_time": (start - CLUSTER_LOOKBACK, start)})
+        if features.empty:
+            raise dg.Failure(f"symbol_clusters {key}: no feature_store rows in the 30 days before {start}")
+        points = cluster_symbols(symbol_features(features, start, CLUSTER_LOOKBACK), config.n_clusters, config.seed)
+        points.insert(0, "week_start", start)
+        rows += warehouse.replace("symbol_clusters", points, {"week_start": (start, start + pd.Timedelta(seconds=1))})
+        plot = markdown_image(scatter_clusters(points, f"funding behaviour clusters, 30 days to {start:%Y-%m-%d}"), "clusters")
+    return dg.MaterializeResult(metadata={"dagster/row_count": rows, "clusters_plot": dg.MetadataValue.md(plot)})

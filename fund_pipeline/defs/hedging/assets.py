@@ -1,0 +1,178 @@
+"""Hedging: weekly baskets formed Monday 12:00 UTC from the past 30 days, and their next-week record."""
+
+from __future__ import annotations
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from fund_pipeline.defs.partitions import WEEKLY_PARTITIONS
+from fund_pipeline.defs.scope import weekly_windows
+from fund_pipeline.domain.hedge import (
+    BasketConfig,
+    HedgeProblem,
+    bootstrap_percentiles,
+    build_weekly_baskets,
+    evaluate_basket,
+    hourly_returns,
+)
+from fund_pipeline.plots import markdown_image, markdown_table, weights_and_tracking
+from fund_pipeline.resources import WAREHOUSE_POOL, Warehouse
+
+WEEK = pd.Timedelta(days=7)
+# Interior-point solvers meet Σw = 1 to about 1e-8; anything looser than this is a broken basket.
+SUM_TOLERANCE = 1e-5
+
+
+class HedgeBasketConfig(dg.Config):
+    """Targets to hedge (venue, ccxt symbol) and how baskets are sized."""
+
+    targets: list[list[str]] = [["binance", "BTC/USDT:USDT"], ["binance", "ETH/USDT:USDT"]]
+    lam: float = 0.5
+    basket_notional_usd: float = 5_000_000.0
+    max_volume_share: float = 0.05
+    lookback_days: int = 30
+    pca_components: int | None = None
+
+    def basket_config(self) -> BasketConfig:
+        return BasketConfig(
+            lam=self.lam,
+            basket_notional_usd=self.basket_notional_usd,
+            max_volume_share=self.max_volume_share,
+            lookback=pd.Timedelta(days=self.lookback_days),
+            pca_components=self.pca_components,
+            min_weight_to_report=0.0,
+        )
+
+
+def universe_as_of(warehouse: Warehouse, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Markets listed and liquid on the last full day before the basket date: no survivorship."""
+    day = (as_of - pd.Timedelta(days=1)).normalize()
+    return warehouse.read("market_universe", {"date": (day, day + pd.Timedelta(days=1))}, ["venue", "symbol"])
+
+
+def inputs_before(warehouse: Warehouse, as_of: pd.Timestamp, lookback: pd.Timedelta):
+    universe = universe_as_of(warehouse, as_of)
+    bars = warehouse.read("market_bars", {"ts": (as_of - lookback - pd.Timedelta(hours=1), as_of)})
+    prints = warehouse.query(
+        "SELECT * FROM raw_funding_prints WHERE kind = 'settled' AND funding_time >= ? AND funding_time < ?",
+        [(as_of - lookback).to_pydatetime(), as_of.to_pydatetime()],
+    )
+    listed = bars.merge(universe, on=["venue", "symbol"])
+    return universe, listed, prints
+
+
+def tracking_plot(weights: pd.DataFrame, bars: pd.DataFrame, as_of: pd.Timestamp, lookback: pd.Timedelta, target: tuple[str, str]) -> str:
+    """Weights and the in-sample cumulative return of the target against its basket."""
+    returns = hourly_returns(bars, as_of - lookback, as_of).fillna(0.0)
+    legs = weights.set_index(["venue", "symbol"])["weight"]
+    basket = returns[list(legs.index)].to_numpy() @ legs.to_numpy()
+    tracking = pd.DataFrame(
+        {"target": np.cumprod(1 + returns[target].to_numpy()) - 1, "basket": np.cumprod(1 + basket) - 1},
+        index=returns.index,
+    )
+    labels = pd.Series(legs.to_numpy(), index=[f"{v}:{s.split('/')[0]}" for v, s in legs.index])
+    png = weights_and_tracking(labels, tracking, f"hedge for {target[0]} {target[1]} formed {as_of:%Y-%m-%d %H:%M}")
+    return markdown_image(png, "basket")
+
+
+@dg.asset(
+    partitions_def=WEEKLY_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="hedging",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "cvxpy"},
+    deps=["market_bars", "raw_funding_prints", "market_universe"],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "basket_weights_valid_and_optimal",
+            asset="weekly_hedge_baskets",
+            description="Every basket solved to optimality with Σw = 1 and 0 ≤ w ≤ cap.",
+        )
+    ],
+)
+def weekly_hedge_baskets(context: dg.AssetExecutionContext, config: HedgeBasketConfig, warehouse: Warehouse):
+    """Per target: weights minimising tracking error minus λ·carry, capped by volume, as of the week start."""
+    basket_config = config.basket_config()
+    targets = [tuple(t) for t in config.targets]
+    problem: HedgeProblem | None = None
+    all_weights, all_summaries, plots = [], [], {}
+    for key, as_of, _ in weekly_windows(context):
+        universe, bars, prints = inputs_before(warehouse, as_of, basket_config.lookback)
+        if universe.empty:
+            raise dg.Failure(f"weekly_hedge_baskets {key}: no market_universe on the day before {as_of}")
+        weights, summary = build_weekly_baskets(bars, prints, as_of, targets, basket_config, problem)
+        warehouse.replace("weekly_hedge_baskets", weights, {"as_of": (as_of, as_of + pd.Timedelta(seconds=1))})
+        warehouse.replace("weekly_hedge_summary", summary, {"as_of": (as_of, as_of + pd.Timedelta(seconds=1))})
+        all_weights.append(weights)
+        all_summaries.append(summary)
+        for target in targets:
+            legs = weights.loc[(weights["target_venue"] == target[0]) & (weights["target_symbol"] == target[1])]
+            if len(legs):
+                plots[f"basket_{target[0]}_{target[1].split('/')[0]}"] = dg.MetadataValue.md(
+                    tracking_plot(legs, bars, as_of, basket_config.lookback, target)
+                )
+    weights = pd.concat(all_weights, ignore_index=True)
+    summary = pd.concat(all_summaries, ignore_index=True)
+    sums = weights.groupby(["as_of", "target_venue", "target_symbol"])["weight"].sum()
+    over_cap = weights.loc[weights["weight"] > weights["cap"] + 1e-6]
+    negative = weights.loc[weights["weight"] < -1e-6]
+    not_optimal = summary.loc[summary["status"] != "optimal"]
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(weights),
+            "summary": dg.MetadataValue.md(markdown_table(summary.drop(columns=["as_of"]).tail(len(targets)).set_index("target_symbol"))),
+            **plots,
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name="basket_weights_valid_and_optimal",
+        passed=not_optimal.empty and over_cap.empty and negative.empty and bool(((sums - 1).abs() < SUM_TOLERANCE).all()),
+        metadata={
+            "baskets": len(summary),
+            "not_optimal": len(not_optimal),
+            "weights_over_cap": len(over_cap),
+            "negative_weights": len(negative),
+            "max_abs_sum_error": float((sums - 1).abs().max()),
+        },
+    )
+
+
+class BasketPerformanceConfig(dg.Config):
+    bootstrap_resamples: int = 2000
+    bootstrap_block_hours: int = 24
+    seed: int = 7
+
+
+@dg.asset(group_name="hedging", pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["weekly_hedge_baskets", "market_bars", "raw_funding_prints"])
+def basket_performance(config: BasketPerformanceConfig, warehouse: Warehouse) -> dg.MaterializeResult:
+    """Each basket over the week after it was formed, never in-sample, with bootstrap percentiles."""
+    weights = warehouse.read("weekly_hedge_baskets")
+    if weights.empty:
+        raise dg.Failure("basket_performance: no weekly_hedge_baskets stored yet")
+    latest_bar = warehouse.query("SELECT max(ts) AS ts FROM market_bars")["ts"].iloc[0]
+    records = []
+    for as_of, legs in weights.groupby("as_of"):
+        end = as_of + WEEK
+        if end > latest_bar + pd.Timedelta(hours=1):
+            continue
+        bars = warehouse.read("market_bars", {"ts": (as_of - pd.Timedelta(hours=1), end)})
+        prints = warehouse.read("raw_funding_prints", {"funding_time": (as_of, end), "kind": ["settled"]})
+        records.append(evaluate_basket(legs, bars, prints, as_of, end))
+    if not records:
+        raise dg.Failure("basket_performance: no basket has a complete following week of bars yet")
+    performance = pd.concat(records, ignore_index=True)
+    warehouse.replace("basket_performance", performance, {})
+    rmse = performance["tracking_rmse_ann"].to_numpy()
+    pnl = performance["net_funding_pnl"].to_numpy()
+    rmse_pct = bootstrap_percentiles(rmse, np.mean, config.bootstrap_resamples, seed=config.seed, block=1)
+    pnl_pct = bootstrap_percentiles(pnl, np.mean, config.bootstrap_resamples, seed=config.seed, block=1)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(performance),
+            "weeks_evaluated": int(performance["as_of"].nunique()),
+            "tracking_rmse_ann_mean_p5_p50_p95": [round(float(x), 5) for x in rmse_pct.to_numpy()],
+            "net_funding_pnl_mean_p5_p50_p95": [round(float(x), 6) for x in pnl_pct.to_numpy()],
+            "performance": dg.MetadataValue.md(markdown_table(performance.drop(columns=["start", "end"]).set_index("as_of"))),
+        }
+    )

@@ -1,0 +1,63 @@
+"""Great Expectations 1.x suite for raw funding prints, run inside the asset check.
+
+dagster-ge does not support GX 1.x, so the check builds an ephemeral context itself. GX is
+imported lazily: it costs seconds, and only the check needs it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import pandas as pd
+
+from fund_pipeline.domain.prints import PRINT_KINDS, PRINT_SOURCES
+
+# Venue caps are at most a few percent per interval; anything beyond 10 % is a unit error.
+MAX_ABS_RATE = 0.10
+KNOWN_INTERVALS_H = [1.0, 2.0, 4.0, 8.0]
+
+
+@lru_cache(maxsize=1)
+def _batch_definition_and_suite():
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch_definition = (
+        context.data_sources.add_pandas("raw_funding_prints")
+        .add_dataframe_asset("partition")
+        .add_batch_definition_whole_dataframe("whole partition")
+    )
+    e = gx.expectations
+    suite = gx.ExpectationSuite(
+        name="raw_funding_prints",
+        expectations=[
+            *[
+                e.ExpectColumnValuesToNotBeNull(column=c)
+                for c in ("venue", "symbol", "base", "kind", "funding_time", "ts", "rate", "interval_h", "source")
+            ],
+            e.ExpectColumnValuesToBeBetween(column="rate", min_value=-MAX_ABS_RATE, max_value=MAX_ABS_RATE),
+            e.ExpectColumnValuesToBeInSet(column="interval_h", value_set=KNOWN_INTERVALS_H),
+            e.ExpectColumnValuesToBeInSet(column="kind", value_set=list(PRINT_KINDS)),
+            e.ExpectColumnValuesToBeInSet(column="source", value_set=list(PRINT_SOURCES)),
+            e.ExpectCompoundColumnsToBeUnique(column_list=["venue", "symbol", "kind", "funding_time", "ts"]),
+        ],
+    )
+    return batch_definition, suite
+
+
+def validate_raw_prints(prints: pd.DataFrame) -> tuple[bool, list[dict]]:
+    """Run the suite; returns (success, one summary per expectation)."""
+    batch_definition, suite = _batch_definition_and_suite()
+    result = batch_definition.get_batch(batch_parameters={"dataframe": prints}).validate(suite)
+    summaries = [
+        {
+            "expectation": r.expectation_config.type,
+            "column": r.expectation_config.kwargs.get("column") or r.expectation_config.kwargs.get("column_list"),
+            "success": bool(r.success),
+            "unexpected_count": int(r.result.get("unexpected_count") or 0),
+        }
+        for r in result.results
+    ]
+    return bool(result.success), summaries

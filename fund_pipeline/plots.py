@@ -1,0 +1,88 @@
+"""Rendered images for materialisation metadata: people would rather look than read."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def markdown_image(png: bytes, alt: str) -> str:
+    """Inline PNG as markdown, the form the Dagster UI renders in metadata."""
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def heatmap(matrix: pd.DataFrame, title: str, colorbar_label: str, cmap: str = "RdBu_r") -> bytes:
+    """Rows become the y axis, columns the x axis; colour centred on zero."""
+    fig, ax = plt.subplots(figsize=(10, max(2.5, 0.25 * len(matrix.index) + 1.5)))
+    values = matrix.to_numpy(dtype="float64")
+    finite = values[np.isfinite(values)]
+    bound = float(np.nanpercentile(np.abs(finite), 98)) if finite.size else 1.0
+    im = ax.imshow(values, aspect="auto", cmap=cmap, vmin=-bound, vmax=bound, interpolation="nearest")
+    ax.set_yticks(range(len(matrix.index)), [str(i) for i in matrix.index], fontsize=7)
+    step = max(1, len(matrix.columns) // 10)
+    ax.set_xticks(range(0, len(matrix.columns), step), [str(c)[:16] for c in matrix.columns[::step]], rotation=30, fontsize=7, ha="right")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label=colorbar_label)
+    return _png(fig)
+
+
+def scatter_clusters(points: pd.DataFrame, title: str) -> bytes:
+    """2-D projection coloured by cluster, each point labelled venue:base."""
+    fig, ax = plt.subplots(figsize=(8, 6))
+    for cluster, g in points.groupby("cluster"):
+        ax.scatter(g["x"], g["y"], label=f"cluster {cluster}", s=30)
+        for _, r in g.iterrows():
+            ax.annotate(f"{r['venue'][:3]}:{r['base']}", (r["x"], r["y"]), fontsize=6, alpha=0.7)
+    ax.set_xlabel("projection 1")
+    ax.set_ylabel("projection 2")
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    return _png(fig)
+
+
+def grouped_bars(table: pd.DataFrame, title: str, ylabel: str) -> bytes:
+    """One group per index value, one bar per column."""
+    fig, ax = plt.subplots(figsize=(9, 4))
+    table.plot.bar(ax=ax, rot=0)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def weights_and_tracking(weights: pd.Series, tracking: pd.DataFrame, title: str) -> bytes:
+    """Left: basket weights; right: cumulative target vs basket returns."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    weights.sort_values().plot.barh(ax=left, fontsize=7)
+    left.set_title("weights")
+    tracking.plot(ax=right)
+    right.set_title("cumulative return")
+    fig.suptitle(title)
+    return _png(fig)
+
+
+def markdown_table(frame: pd.DataFrame, float_format: str = "{:.6g}") -> str:
+    """A frame as a markdown table (index included) for the metadata panel."""
+    table = frame.reset_index()
+    header = "| " + " | ".join(str(c) for c in table.columns) + " |"
+    rule = "|" + "---|" * len(table.columns)
+    body = [
+        "| " + " | ".join(float_format.format(v) if isinstance(v, float) else str(v) for v in row) + " |"
+        for row in table.itertuples(index=False)
+    ]
+    return "\n".join([header, rule, *body])
