@@ -1,0 +1,206 @@
+"""The local exchange emulator: the venues' real REST and WebSocket formats on loopback.
+
+No exchange is reachable from a test machine, so ccxt and the websocket collectors are
+pointed at this server instead. It serves the simulated market, deterministically, and never
+anything later than its own clock (which may run fast, to see settlements within seconds).
+Faults (rate limits, outages, drops, malformed frames ...) are injected on demand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import importlib
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+from aiohttp import web
+
+from fund_pipeline.domain.prints import to_utc
+from fund_pipeline.venues.base import SIM_VENUES, UnknownVenueError
+from fund_pipeline.venues.emulator import rest_api
+
+try:
+    ws_api = importlib.import_module("fund_pipeline.venues.emulator.ws_api")
+except ModuleNotFoundError as missing:
+    if missing.name != "fund_pipeline.venues.emulator.ws_api":
+        raise
+    ws_api = None
+
+
+@dataclass
+class EmulatorClock:
+    """Emulator time: `start` plus `speed` times the wall time elapsed since creation."""
+
+    start: pd.Timestamp
+    speed: float = 1.0
+    _wall_start: float = field(default_factory=time.monotonic, repr=False)
+
+    def __post_init__(self) -> None:
+        self.start = pd.Timestamp(self.start)
+        self.start = self.start.tz_localize("UTC") if self.start.tzinfo is None else self.start.tz_convert("UTC")
+        if not self.speed > 0:
+            raise ValueError(f"EmulatorClock: speed must be > 0, got {self.speed!r}")
+
+    def now(self) -> pd.Timestamp:
+        elapsed_s = (time.monotonic() - self._wall_start) * self.speed
+        return self.start + pd.Timedelta(seconds=elapsed_s)
+
+
+@dataclass
+class Faults:
+    """Faults to inject; all off by default. Counts are per venue and per kind of request."""
+
+    # REST
+    http_429_first_n: int = 0
+    http_418_first_n: int = 0
+    http_5xx_every_n: int = 0
+    venue_down: frozenset[str] = frozenset()
+    # WebSocket
+    drop_after_s: float | None = None
+    silent_after_s: float | None = None
+    ws_429_first_n: int = 0
+    malformed_every_n: int = 0
+    jump_windows_at: pd.Timestamp | None = None
+    duplicate_every_n: int = 0
+    late_every_n: int = 0
+
+    def __post_init__(self) -> None:
+        self.venue_down = frozenset(self.venue_down)
+        if self.jump_windows_at is not None:
+            self.jump_windows_at = to_utc([self.jump_windows_at])[0]
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (int, float)) and value < 0:
+                raise ValueError(f"Faults.{f.name} must be >= 0, got {value!r}")
+
+
+@dataclass
+class EmulatorState:
+    """Everything the route handlers share: the market, the clock, the faults, request counters."""
+
+    market: object
+    clock: EmulatorClock
+    faults: Faults
+    venues: tuple[str, ...]
+    bases: tuple[str, ...]
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def bump(self, key: str) -> int:
+        """Count one more event under `key` and return the new count (1 for the first)."""
+        self.counters[key] = self.counters.get(key, 0) + 1
+        return self.counters[key]
+
+    def check_venue(self, venue: str) -> None:
+        if venue not in self.venues:
+            raise UnknownVenueError(f"emulator does not serve venue {venue!r}; it serves {list(self.venues)}")
+
+
+def build_app(state: EmulatorState) -> web.Application:
+    app = web.Application()
+    app["state"] = state
+    rest_api.add_rest_routes(app, state)
+    if ws_api is not None:
+        ws_api.add_ws_routes(app, state)
+    return app
+
+
+class RunningEmulator:
+    """A started emulator; `stop()` it when done."""
+
+    def __init__(self, runner: web.AppRunner, state: EmulatorState, host: str, port: int) -> None:
+        self._runner = runner
+        self.state = state
+        self.host = host
+        self.port = port
+        self.base_url = f"http://{host}:{port}"
+
+    def ws_url(self, venue: str) -> str:
+        self.state.check_venue(venue)
+        return f"ws://{self.host}:{self.port}/{venue}/ws"
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+
+async def start_emulator(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    seed: int = 7,
+    bases: tuple[str, ...] | list[str] | None = None,
+    speed: float = 1.0,
+    start: pd.Timestamp | str | None = None,
+    faults: Faults | None = None,
+) -> RunningEmulator:
+    """Serve the simulated market on host:port (0 picks a free port) until `stop()`."""
+    from fund_pipeline.venues.simulated import SimulatedMarket
+
+    market = SimulatedMarket(seed=seed, venues=SIM_VENUES, bases=tuple(bases) if bases else None)
+    clock = EmulatorClock(start=pd.Timestamp.now(tz="UTC") if start is None else pd.Timestamp(start), speed=speed)
+    if bases:
+        served_bases = tuple(bases)
+    else:
+        listed = market.instruments(SIM_VENUES[0], clock.start)
+        served_bases = tuple(dict.fromkeys(listed["base"]))
+    state = EmulatorState(
+        market=market, clock=clock, faults=faults or Faults(), venues=SIM_VENUES, bases=served_bases
+    )
+    runner = web.AppRunner(build_app(state), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound_port = site._server.sockets[0].getsockname()[1]
+    return RunningEmulator(runner, state, host, bound_port)
+
+
+def parse_fault(spec: str) -> tuple[str, object]:
+    """`name=value` to a Faults field and its typed value, e.g. `http_429_first_n=3`, `venue_down=okx,bybit`."""
+    name, sep, raw = spec.partition("=")
+    known = {f.name: f for f in dataclasses.fields(Faults)}
+    if not sep or name not in known:
+        raise ValueError(f"--fault {spec!r}: expected NAME=VALUE with NAME one of {sorted(known)}")
+    if name == "venue_down":
+        return name, frozenset(v.strip() for v in raw.split(",") if v.strip())
+    if name == "jump_windows_at":
+        return name, pd.Timestamp(raw)
+    kind = float if "float" in str(known[name].type) else int
+    try:
+        return name, kind(raw)
+    except ValueError as bad:
+        raise ValueError(f"--fault {spec!r}: {name} needs a {kind.__name__}") from bad
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="fund-pipeline exchange-emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--speed", type=float, default=1.0, help="emulator seconds per wall second")
+    parser.add_argument("--start", default=None, help="emulator start time (UTC); default now")
+    parser.add_argument("--bases", default=None, help="comma-separated base assets, e.g. BTC,ETH")
+    parser.add_argument("--fault", action="append", default=[], help="NAME=VALUE, repeatable; see Faults")
+    args = parser.parse_args(argv)
+    try:
+        faults = Faults(**dict(parse_fault(spec) for spec in args.fault))
+    except ValueError as bad:
+        parser.error(str(bad))
+    bases = tuple(b.strip().upper() for b in args.bases.split(",") if b.strip()) if args.bases else None
+
+    async def serve() -> None:
+        emulator = await start_emulator(
+            args.host, args.port, seed=args.seed, bases=bases, speed=args.speed, start=args.start, faults=faults
+        )
+        print(f"exchange emulator on {emulator.base_url} (REST /<venue>/..., WebSocket /<venue>/ws)", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await emulator.stop()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        return 0
+    return 0
