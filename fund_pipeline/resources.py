@@ -118,11 +118,12 @@ class Warehouse(DuckDBResource):
 
     def read(self, table: str, where: dict | None = None, columns: list[str] | None = None) -> pd.DataFrame:
         """Rows of `table` matching `where` (same form as `replace`); empty frame if no table."""
+        name = _quote(table)
         if not self.has_table(table):
             return pd.DataFrame(columns=columns or [])
         clause, params = _where_sql(where or {})
         cols = ", ".join(_quote(c) for c in columns) if columns else "*"
-        return self.query(f"SELECT {cols} FROM {_quote(table)} WHERE {clause}", params)
+        return self.query(f"SELECT {cols} FROM {name} WHERE {clause}", params)
 
 
 class MarketSourceResource(dg.ConfigurableResource):

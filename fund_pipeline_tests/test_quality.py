@@ -1,0 +1,30 @@
+import pandas as pd
+
+from fund_pipeline.domain.quality import basket_violations, off_grid_prints
+
+
+def test_off_grid_prints_follow_each_interval():
+    prints = pd.DataFrame(
+        {
+            "funding_time": pd.to_datetime(["2025-01-01 08:00", "2025-01-01 04:00", "2025-01-01 04:00", "2025-01-01 03:00", "2025-01-01 08:00:00.005"], utc=True, format="ISO8601"),
+            "interval_h": [8.0, 4.0, 8.0, 1.0, 8.0],
+        }
+    )
+    off = off_grid_prints(prints)
+    assert list(off.index) == [2, 4]
+
+
+def baskets(weights, caps, status="optimal"):
+    w = pd.DataFrame({"as_of": pd.Timestamp("2025-03-03 12:00", tz="UTC"), "target_venue": "binance", "target_symbol": "BTC/USDT:USDT", "weight": weights, "cap": caps})
+    s = pd.DataFrame({"target_venue": ["binance"], "target_symbol": ["BTC/USDT:USDT"], "status": [status]})
+    return w, s
+
+
+def test_valid_basket_has_no_violations():
+    assert basket_violations(*baskets([0.5, 0.5], [1.0, 0.6])) == {}
+
+
+def test_each_basket_violation_is_named():
+    assert set(basket_violations(*baskets([0.5, 0.4], [1.0, 1.0]))) == {"sum_not_one"}
+    assert set(basket_violations(*baskets([1.2, -0.2], [1.0, 1.0]))) == {"negative_weights", "weights_over_cap"}
+    assert set(basket_violations(*baskets([0.5, 0.5], [1.0, 1.0], status="infeasible"))) == {"not_optimal"}
