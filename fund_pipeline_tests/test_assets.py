@@ -1,0 +1,199 @@
+"""The asset graph through dg.materialize on a temporary DuckDB and instance."""
+
+from __future__ import annotations
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from fund_pipeline.demo import load_definitions
+from fund_pipeline.resources import LandingZone, MarketSourceResource, Warehouse
+from fund_pipeline.venues.simulated import SimulatedMarket
+
+BASES = ["BTC", "ETH", "SOL", "XRP", "DOGE", "LINK"]
+VENUES = ["binance", "hyperliquid", "deribit"]
+FIRST, LAST = "2025-01-01", "2025-02-12"
+INGEST = ["market_universe", "raw_funding_prints", "market_bars", "curve_history"]
+DAILY = ["feature_store", "aggregate_funding_rate", "cumulative_funding_rate"]
+WEEKLY = ["symbol_clusters", "funding_forecast_model", "funding_forecasts", "weekly_hedge_baskets"]
+REPORTS = ["forecast_scorecard", "basket_performance"]
+WEEKLY_RUN_CONFIG = {
+    "ops": {
+        "funding_forecast_model": {"config": {"min_train_rows": 100}},
+        "weekly_hedge_baskets": {"config": {"lookback_days": 14, "targets": [["binance", "BTC/USDT:USDT"]]}},
+        "symbol_clusters": {"config": {"n_clusters": 3}},
+    }
+}
+
+
+def all_assets():
+    return list(load_definitions().assets)
+
+
+def run(assets, selection, resources, instance, first=None, last=None, run_config=None, raise_on_error=True):
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last} if first else None
+    return dg.materialize(
+        assets, selection=selection, resources=resources, instance=instance, tags=tags, run_config=run_config, raise_on_error=raise_on_error
+    )
+
+
+def check_results(result) -> dict[str, bool]:
+    return {
+        e.event_specific_data.check_name: e.event_specific_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("graph")
+    resources = {
+        "warehouse": Warehouse(database=str(tmp / "warehouse.duckdb")),
+        "market_source": MarketSourceResource(bases=BASES),
+        "landing": LandingZone(path=str(tmp / "landing")),
+    }
+    instance = dg.DagsterInstance.ephemeral()
+    assets = all_assets()
+    results = {}
+    for venue in VENUES:
+        results[f"ingest_{venue}"] = run(assets, INGEST, resources, instance, f"{FIRST}|{venue}", f"{LAST}|{venue}")
+    results["daily"] = run(assets, DAILY, resources, instance, "2025-01-09", LAST)
+    results["weekly"] = run(assets, WEEKLY, resources, instance, "2025-01-27", "2025-02-03", WEEKLY_RUN_CONFIG)
+    results["reports"] = run(assets, REPORTS, resources, instance)
+    return resources, instance, assets, results
+
+
+def test_whole_graph_materialises_with_rows_in_every_table(graph):
+    resources, _, _, results = graph
+    assert all(r.success for r in results.values())
+    wh = resources["warehouse"]
+    for table in INGEST + DAILY + WEEKLY + REPORTS:
+        assert len(wh.read(table)) > 0, table
+
+
+def test_checks_pass_on_the_simulated_market(graph):
+    _, _, _, results = graph
+    outcomes = {}
+    for r in results.values():
+        outcomes.update(check_results(r))
+    expected = {
+        "prints_pass_expectations",
+        "funding_times_on_venue_grid",
+        "missing_buckets_below_2pct_30d",
+        "feature_warmup_complete",
+        "basket_weights_valid_and_optimal",
+        "model_beats_best_baseline",
+    }
+    assert expected <= set(outcomes)
+    failing = {k for k, ok in outcomes.items() if not ok} - {"model_beats_best_baseline"}
+    assert not failing
+
+
+def test_raw_prints_match_the_source_and_rematerialising_does_not_duplicate(graph):
+    resources, instance, assets, _ = graph
+    wh = resources["warehouse"]
+    day = (pd.Timestamp("2025-01-20", tz="UTC"), pd.Timestamp("2025-01-21", tz="UTC"))
+    before = wh.read("raw_funding_prints", {"venue": ["binance"], "funding_time": day})
+    source = SimulatedMarket(bases=tuple(BASES)).funding_prints("binance", *day)
+    assert len(before) == len(source)
+    run(assets, ["raw_funding_prints"], resources, instance, "2025-01-20|binance", "2025-01-20|binance")
+    after = wh.read("raw_funding_prints", {"venue": ["binance"], "funding_time": day})
+    assert len(after) == len(before)
+    assert len(wh.read("raw_funding_prints")) == sum(
+        len(SimulatedMarket(bases=tuple(BASES)).funding_prints(v, pd.Timestamp(FIRST, tz="UTC"), pd.Timestamp(LAST, tz="UTC") + pd.Timedelta(days=1)))
+        for v in VENUES
+    )
+
+
+def test_forecasts_never_train_on_their_own_week(graph):
+    resources, _, _, _ = graph
+    wh = resources["warehouse"]
+    models = wh.read("funding_forecast_model")
+    assert (models["train_end"] < models["week_start"]).all()
+
+
+def test_unknown_venue_fails_clearly_and_keeps_stored_rows(graph):
+    resources, instance, assets, _ = graph
+    wh = resources["warehouse"]
+    before = len(wh.read("raw_funding_prints"))
+    result = run(assets, ["raw_funding_prints"], resources, instance, "2025-01-20|gate", "2025-01-20|gate", raise_on_error=False)
+    assert not result.success
+    message = str([e.event_specific_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"])
+    assert "gate" in message and "simulated" in message
+    assert len(wh.read("raw_funding_prints")) == before
+
+
+class MutatedSource(MarketSourceResource):
+    """The simulated market with one defect injected into its settled prints."""
+
+    defect: str = "none"
+
+    def _build(self):
+        market = SimulatedMarket(bases=("BTC", "ETH"))
+        defect = self.defect
+
+        class Source:
+            name = "mutated"
+
+            def venues(self):
+                return market.venues()
+
+            def markets(self, venue, day):
+                return market.markets(venue, day)
+
+            def bars(self, venue, start, end):
+                return market.bars(venue, start, end)
+
+            def funding_prints(self, venue, start, end):
+                prints = market.funding_prints(venue, start, end)
+                if defect == "nan":
+                    prints.loc[3, "rate"] = np.nan
+                elif defect == "inf":
+                    prints.loc[3, "rate"] = np.inf
+                elif defect == "huge":
+                    prints.loc[3, "rate"] = 0.5
+                elif defect == "off_grid":
+                    prints.loc[3, "funding_time"] += pd.Timedelta(minutes=30)
+                elif defect == "empty":
+                    prints = prints.iloc[0:0]
+                elif defect == "wrong_column":
+                    prints = prints.rename(columns={"rate": "funding_rate"})
+                return prints
+
+        return Source()
+
+
+@pytest.fixture
+def bad_input(tmp_path):
+    def materialise(defect: str):
+        resources = {
+            "warehouse": Warehouse(database=str(tmp_path / "w.duckdb")),
+            "market_source": MutatedSource(defect=defect),
+            "landing": LandingZone(path=str(tmp_path / "landing")),
+        }
+        key = "2025-01-05|binance"
+        return resources, run(all_assets(), ["raw_funding_prints"], resources, dg.DagsterInstance.ephemeral(), key, key, raise_on_error=False)
+
+    return materialise
+
+
+def test_good_rows_then_bad_input_leaves_them_in_place(bad_input):
+    resources, first = bad_input("none")
+    assert first.success
+    stored = resources["warehouse"].read("raw_funding_prints")
+    for defect, words in [("nan", "NaN"), ("inf", "infinite"), ("empty", "no settled prints"), ("wrong_column", "rate")]:
+        _, result = bad_input(defect)
+        assert not result.success, defect
+        message = str([e.event_specific_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"])
+        assert words in message, (defect, message)
+        pd.testing.assert_frame_equal(resources["warehouse"].read("raw_funding_prints"), stored)
+
+
+@pytest.mark.parametrize("defect, check", [("huge", "prints_pass_expectations"), ("off_grid", "funding_times_on_venue_grid")])
+def test_bad_values_fail_their_check(bad_input, defect, check):
+    _, result = bad_input(defect)
+    assert result.success
+    assert check_results(result)[check] is False
