@@ -43,18 +43,23 @@ class VenueRequestError(Exception):
 
 
 def error_response(venue: str, status: int, message: str, retry_after_s: int | None = None) -> web.Response:
-    """An error in the venue's own body format (what ccxt's handle_errors parses)."""
+    """An error in the venue's own body format (what ccxt's handle_errors parses).
+
+    5xx come from the venues' gateways as plain text, not from their APIs.
+    """
+    if status >= 500:
+        return web.Response(status=status, text=f"{status} {message}", headers=_retry_headers(retry_after_s))
     if venue == "binance":
-        code = {429: -1003, 418: -1003, 400: -1121}.get(status, -1001)
+        code = {429: -1003, 418: -1003}.get(status, -1121)
         body = {"code": code, "msg": message}
     elif venue == "bybit":
-        code = {429: 10006, 400: 10001}.get(status, 10016)
+        code = 10006 if status == 429 else 10001
         body = {"retCode": code, "retMsg": message, "result": {}, "retExtInfo": {}, "time": 0}
     elif venue == "okx":
-        code = {429: "50011", 400: "51001"}.get(status, "50001")
+        code = "50011" if status == 429 else "51001"
         body = {"code": code, "msg": message, "data": []}
     elif venue == "deribit":
-        code = {429: 10028, 400: -32602}.get(status, 11099)
+        code = 10028 if status == 429 else -32602
         body = {"jsonrpc": "2.0", "error": {"code": code, "message": message}, "testnet": False}
     else:
         return web.Response(status=status, text=message, headers=_retry_headers(retry_after_s))
@@ -294,6 +299,24 @@ async def binance_funding_rate(request: web.Request) -> web.Response:
     )
 
 
+async def binance_funding_info(request: web.Request) -> web.Response:
+    """Binance lists only symbols with non-default funding settings (interval other than 8h)."""
+    inst = listed(request.app["state"], "binance")
+    return web.json_response(
+        [
+            {
+                "symbol": binance_id(row.symbol),
+                "adjustedFundingRateCap": "0.02000000",
+                "adjustedFundingRateFloor": "-0.02000000",
+                "fundingIntervalHours": int(row.interval_h),
+                "disclaimer": False,
+            }
+            for row in inst.itertuples()
+            if row.interval_h != 8
+        ]
+    )
+
+
 BINANCE_INTERVALS = {"1h": 1}
 
 
@@ -348,6 +371,7 @@ ROUTES: list[tuple[str, str, str, Handler]] = [
     ("binance", "GET", "/api/v3/klines", _binance_klines("spot", 1000)),
     ("binance", "GET", "/fapi/v1/exchangeInfo", binance_futures_exchange_info),
     ("binance", "GET", "/fapi/v1/fundingRate", binance_funding_rate),
+    ("binance", "GET", "/fapi/v1/fundingInfo", binance_funding_info),
     ("binance", "GET", "/fapi/v1/klines", _binance_klines("perp", 1500)),
     ("binance", "GET", "/fapi/v1/markPriceKlines", _binance_klines("mark", 1500)),
     ("binance", "GET", "/fapi/v1/indexPriceKlines", _binance_klines("index", 1500, symbol_param="pair")),

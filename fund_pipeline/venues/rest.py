@@ -1,0 +1,426 @@
+"""REST backfill from the real venues through ccxt (synchronous API).
+
+Pagination is done here, not by ccxt's `paginate` (which steps by a fixed 8h and silently
+drops rows of 4h/1h symbols): each request asks for a time window that holds fewer rows than
+the venue's page limit at the symbol's own interval, and a full page is split in two and asked
+again, so a symbol whose interval shortened loses nothing either.
+
+Errors: rate limits, bans and 5xx (ccxt NetworkError) are retried with exponential backoff
+plus jitter, honouring Retry-After, for a bounded number of attempts; then the venue is
+declared unavailable with `VenueUnavailableError`, which fails that venue's partition only.
+
+What each venue offers in `bars` (NaN where it has none):
+  binance, bybit, okx: perp, spot, mark, index and open interest.
+  hyperliquid: perp only (no spot pair for the perp, no mark/index candles, no OI history).
+  deribit: perp only (no spot, mark/index candles or OI history).
+Hourly volumes: the venues report base volume per candle; `volume_usd` is base volume × close.
+Binance has no public max-leverage endpoint, so its `max_leverage` is NaN.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import ccxt
+import numpy as np
+import pandas as pd
+
+from fund_pipeline.domain.prints import (
+    BAR_COLUMNS,
+    MARKET_COLUMNS,
+    empty_prints,
+    floor_to_grid,
+    to_utc,
+    validate_prints,
+)
+from fund_pipeline.venues.base import SIM_VENUES, UnknownVenueError
+
+HOUR_MS = 3_600_000
+MAX_RETRY_DELAY_S = 30.0
+
+
+class VenueUnavailableError(RuntimeError):
+    """A venue kept failing after every retry; names the venue and the last error."""
+
+
+@dataclass(frozen=True)
+class VenueSpec:
+    """How to talk to one venue through ccxt, and what it offers."""
+
+    ccxt_id: str
+    options: dict
+    funding_page: int
+    ohlcv_page: int
+    oi_page: int = 0
+    has_spot: bool = False
+    has_mark_index: bool = False
+    funding_until: str = "until"
+    requests_per_s: float = 10.0
+    extra: dict = field(default_factory=dict)
+
+
+VENUE_SPECS: dict[str, VenueSpec] = {
+    "binance": VenueSpec(
+        "binance",
+        {"defaultType": "swap", "fetchMarkets": {"types": ["spot", "linear"]}, "fetchCurrencies": False,
+         "fetchMargins": False},
+        funding_page=1000, ohlcv_page=1000, oi_page=500, has_spot=True, has_mark_index=True,
+    ),
+    "bybit": VenueSpec(
+        "bybit",
+        {"defaultType": "swap", "fetchMarkets": {"types": ["spot", "linear"]}, "fetchCurrencies": False},
+        funding_page=200, ohlcv_page=1000, oi_page=200, has_spot=True, has_mark_index=True,
+    ),
+    "okx": VenueSpec(
+        "okx",
+        {"defaultType": "swap", "fetchMarkets": {"types": ["spot", "swap"]}, "fetchCurrencies": False},
+        funding_page=100, ohlcv_page=100, oi_page=1440, has_spot=True, has_mark_index=True, funding_until="after",
+    ),
+    "hyperliquid": VenueSpec(
+        "hyperliquid", {"defaultType": "swap", "fetchMarkets": {"types": ["swap"]}},
+        funding_page=500, ohlcv_page=5000,
+    ),
+    "deribit": VenueSpec(
+        "deribit", {"defaultType": "swap", "fetchMarkets": {"types": ["swap"]}},
+        funding_page=720, ohlcv_page=5000,
+    ),
+}
+
+
+class RateLimiter:
+    """At most `per_s` requests a second across every thread that pages one venue."""
+
+    def __init__(self, per_s: float) -> None:
+        self._gap_s = 1.0 / per_s
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self._gap_s
+        if slot > now:
+            time.sleep(slot - now)
+
+
+def ms(t: pd.Timestamp) -> int:
+    return int(pd.Timestamp(t).value // 1_000_000)
+
+
+def utc(t) -> pd.Timestamp:
+    return to_utc([t])[0]
+
+
+class CcxtSource:
+    """MarketSource over the venues' REST APIs; `api_base_url` points ccxt at the emulator."""
+
+    name = "ccxt"
+
+    def __init__(
+        self,
+        venues: tuple[str, ...] | list[str] = SIM_VENUES,
+        symbols: dict[str, list[str]] | None = None,
+        api_base_url: str | None = None,
+        max_retries: int = 5,
+        backoff_base_s: float = 0.5,
+        timeout_s: float = 10,
+        now: Callable[[], pd.Timestamp] | None = None,
+    ) -> None:
+        """`now` is the venues' current time (default the wall clock; the emulator's clock in tests)."""
+        unknown = [v for v in venues if v not in VENUE_SPECS]
+        if unknown:
+            raise UnknownVenueError(f"ccxt source: unsupported venue(s) {unknown}; supported {list(VENUE_SPECS)}")
+        if max_retries < 0 or backoff_base_s < 0 or timeout_s <= 0:
+            raise ValueError("ccxt source: max_retries and backoff_base_s must be >= 0 and timeout_s > 0")
+        self._venues = tuple(venues)
+        self._symbols = {v: list(s) for v, s in (symbols or {}).items()}
+        for venue in self._symbols:
+            self._check_venue(venue)
+        self._api_base_url = api_base_url.rstrip("/") if api_base_url else None
+        self._max_retries = max_retries
+        self._backoff_base_s = backoff_base_s
+        self._timeout_ms = int(timeout_s * 1000)
+        self._now = now or (lambda: pd.Timestamp.now(tz="UTC"))
+        self._local = threading.local()
+        self._limiters = {v: RateLimiter(VENUE_SPECS[v].requests_per_s) for v in self._venues}
+
+    # ------------------------------------------------------------ plumbing
+
+    def venues(self) -> tuple[str, ...]:
+        return self._venues
+
+    def _check_venue(self, venue: str) -> None:
+        if venue not in self._venues:
+            raise UnknownVenueError(f"venue {venue!r} is not served by the 'ccxt' source; it serves {list(self._venues)}")
+
+    def _exchange(self, venue: str) -> ccxt.Exchange:
+        """This thread's exchange instance for `venue` (ccxt instances are not thread-safe)."""
+        self._check_venue(venue)
+        exchanges = self._local.__dict__.setdefault("exchanges", {})
+        if venue not in exchanges:
+            spec = VENUE_SPECS[venue]
+            exchange = getattr(ccxt, spec.ccxt_id)(
+                {"enableRateLimit": True, "timeout": self._timeout_ms, "options": dict(spec.options)}
+            )
+            if self._api_base_url:
+                exchange.urls["api"] = self._point_at(exchange.urls["api"], f"{self._api_base_url}/{venue}")
+            exchanges[venue] = exchange
+        return exchanges[venue]
+
+    @staticmethod
+    def _point_at(api_urls, base: str):
+        """Every URL of ccxt's `urls['api']` with its scheme and host replaced by `base`."""
+        if isinstance(api_urls, str):
+            return re.sub(r"^(https?|wss?)://[^/]+", base, api_urls)
+        return {key: CcxtSource._point_at(value, base) for key, value in api_urls.items()}
+
+    def _call(self, venue: str, method: str, *args, **kwargs):
+        """One ccxt call with retries on network errors, rate limits and 5xx."""
+        exchange = self._exchange(venue)
+        last_error: Exception | None = None
+        for attempt in range(self._max_retries + 1):
+            self._limiters[venue].wait()
+            try:
+                return getattr(exchange, method)(*args, **kwargs)
+            except ccxt.NetworkError as error:
+                last_error = error
+                if attempt == self._max_retries:
+                    break
+                time.sleep(self._retry_delay_s(exchange, attempt))
+            except ccxt.BadSymbol as error:
+                raise UnknownVenueError(f"{venue}: {error}") from error
+        raise VenueUnavailableError(
+            f"venue {venue!r} unavailable after {self._max_retries + 1} attempts of {method}: "
+            f"{type(last_error).__name__}: {last_error}"
+        ) from last_error
+
+    def _retry_delay_s(self, exchange: ccxt.Exchange, attempt: int) -> float:
+        backoff = self._backoff_base_s * (2**attempt) * (1.0 + random.random())
+        headers = exchange.last_response_headers or {}
+        retry_after = headers.get("Retry-After") if hasattr(headers, "get") else None
+        try:
+            backoff = max(backoff, float(retry_after)) if retry_after is not None else backoff
+        except ValueError:
+            pass
+        return min(backoff, MAX_RETRY_DELAY_S)
+
+    def _markets(self, venue: str) -> dict:
+        exchange = self._exchange(venue)
+        if not exchange.markets:
+            self._call(venue, "load_markets")
+        return exchange.markets
+
+    def _perp_symbols(self, venue: str) -> list[str]:
+        listed = sorted(s for s, m in self._markets(venue).items() if m.get("swap") and m.get("linear"))
+        wanted = self._symbols.get(venue)
+        if wanted is None:
+            return listed
+        missing = [s for s in wanted if s not in listed]
+        if missing:
+            raise UnknownVenueError(f"{venue}: symbol(s) {missing} not listed; listed perps: {listed}")
+        return wanted
+
+    def _check_symbol(self, venue: str, symbol: str) -> dict:
+        market = self._markets(venue).get(symbol)
+        if market is None or not (market.get("swap") and market.get("linear")):
+            raise UnknownVenueError(f"{venue}: symbol {symbol!r} is not a listed linear perp")
+        return market
+
+    # ------------------------------------------------------------ paging
+
+    def _paged(self, venue: str, method: str, symbol: str, start_ms: int, end_ms: int, step_ms: int, page: int,
+               until_key: str = "until", params: dict | None = None) -> list:
+        """All rows with time in [start_ms, end_ms), asked window by window.
+
+        A window spans page-1 steps so it cannot fill a page at the expected density; a full page
+        means the data is denser than expected (e.g. the interval shortened): split and ask again.
+        """
+        params = params or {}
+        rows: list = []
+        windows = [(t, min(t + (page - 1) * step_ms, end_ms)) for t in range(start_ms, end_ms, (page - 1) * step_ms)]
+        while windows:
+            lo, hi = windows.pop(0)
+            window_params = dict(params, **{until_key: hi - 1})
+            got = self._call(venue, method, symbol, *self._since_args(method, lo, page), params=window_params)
+            if len(got) >= page and hi - lo > 1:
+                mid = (lo + hi) // 2
+                windows[:0] = [(lo, mid), (mid, hi)]
+                continue
+            rows.extend(got)
+        return rows
+
+    @staticmethod
+    def _since_args(method: str, since: int, page: int) -> tuple:
+        if method in ("fetch_ohlcv", "fetch_open_interest_history"):
+            return ("1h", since, page)
+        return (since, page)
+
+    # ------------------------------------------------------------ funding
+
+    def _interval_h(self, venue: str, symbol: str) -> float:
+        """The symbol's current funding interval from the venue's metadata (used to size pages)."""
+        market = self._check_symbol(venue, symbol)
+        info = market.get("info") or {}
+        if venue == "bybit" and info.get("fundingInterval"):
+            return float(info["fundingInterval"]) / 60.0
+        if venue == "hyperliquid":
+            return 1.0
+        if venue == "binance":
+            return self._binance_intervals().get(market["id"], 8.0)
+        return 8.0
+
+    def _binance_intervals(self) -> dict[str, float]:
+        """Binance lists only symbols with non-default funding settings; the rest settle every 8h."""
+        cache = self._local.__dict__.setdefault("binance_intervals", None)
+        if cache is None:
+            rows = self._call("binance", "fapiPublicGetFundingInfo")
+            cache = {r["symbol"]: float(r["fundingIntervalHours"]) for r in rows}
+            self._local.binance_intervals = cache
+        return cache
+
+    def _settled(self, venue: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """Settled prints of one symbol with funding_time in [start, end)."""
+        market = self._check_symbol(venue, symbol)
+        interval_h = self._interval_h(venue, symbol)
+        spec = VENUE_SPECS[venue]
+        # One longest window earlier, so the first print in range has a predecessor to infer its interval.
+        lookback_ms = 8 * HOUR_MS
+        step_ms = int(min(interval_h, 8.0) * HOUR_MS)
+        raw = self._paged(venue, "fetch_funding_rate_history", symbol, ms(start) - lookback_ms, ms(end), step_ms,
+                          spec.funding_page, until_key=spec.funding_until)
+        if not raw:
+            return empty_prints()
+        frame = pd.DataFrame(
+            {
+                "ts": to_utc(pd.Series([r["timestamp"] for r in raw]).astype("int64") * 1_000_000),
+                "rate": [r["fundingRate"] for r in raw],
+                "mark_price": [_float((r.get("info") or {}).get("markPrice")) for r in raw],
+            }
+        ).drop_duplicates("ts").sort_values("ts").reset_index(drop=True)
+        gaps_h = frame["ts"].diff().dt.total_seconds() / 3600.0
+        gaps_h = gaps_h.round(0).where(lambda g: g > 0)
+        frame["interval_h"] = gaps_h.fillna(gaps_h.bfill() if len(frame) > 1 else interval_h).fillna(interval_h)
+        frame["funding_time"] = floor_to_grid(frame["ts"], frame["interval_h"])
+        frame = frame[(frame["funding_time"] >= start) & (frame["funding_time"] < end)]
+        return validate_prints(
+            frame.assign(
+                venue=venue, symbol=symbol, base=market["base"], kind="settled", received_at=pd.NaT,
+                index_price=np.nan, source="rest",
+            )
+        )
+
+    def funding_prints(self, venue: str, start, end) -> pd.DataFrame:
+        start, end = utc(start), utc(end)
+        frames = [self._settled(venue, s, start, end) for s in self._perp_symbols(venue)]
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return empty_prints()
+        return pd.concat(frames, ignore_index=True).sort_values(["symbol", "funding_time"]).reset_index(drop=True)
+
+    def last_settled(self, venue: str, symbol: str, n: int = 7) -> pd.DataFrame:
+        """The last `n` settled prints of one symbol: the live collector's warm start."""
+        if n <= 0:
+            raise ValueError(f"last_settled: n must be positive, got {n}")
+        interval_h = self._interval_h(venue, symbol)
+        end = utc(self._now()) + pd.Timedelta(milliseconds=1)
+        start = end - pd.Timedelta(hours=interval_h * (n + 2))
+        return self._settled(venue, symbol, start, end).tail(n).reset_index(drop=True)
+
+    def settled_since(self, venue: str, symbol: str, since) -> pd.DataFrame:
+        """Settled prints of one symbol with funding_time >= since: gap-fill after a reconnect."""
+        end = utc(self._now()) + pd.Timedelta(milliseconds=1)
+        return self._settled(venue, symbol, utc(since), end)
+
+    # ------------------------------------------------------------ bars and markets
+
+    def _candles(self, venue: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp, price: str | None,
+                 prefix: str) -> pd.DataFrame:
+        params = {} if price is None else {"price": price}
+        raw = self._paged(venue, "fetch_ohlcv", symbol, ms(start), ms(end), HOUR_MS, VENUE_SPECS[venue].ohlcv_page,
+                          params=params)
+        frame = pd.DataFrame(raw, columns=["ts", "open", "high", "low", "close", "volume"])
+        frame["ts"] = to_utc(frame["ts"].astype("int64") * 1_000_000)
+        frame[f"{prefix}volume_usd"] = frame["volume"] * frame["close"]
+        frame = frame.drop(columns="volume").drop_duplicates("ts")
+        return frame.rename(columns={c: f"{prefix}{c}" for c in ("open", "high", "low", "close")}).set_index("ts")
+
+    def _open_interest(self, venue: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp,
+                       close: pd.Series) -> pd.Series:
+        raw = self._paged(venue, "fetch_open_interest_history", symbol, ms(start), ms(end), HOUR_MS,
+                          VENUE_SPECS[venue].oi_page)
+        if not raw:
+            return pd.Series(np.nan, index=close.index)
+        ts = to_utc(pd.Series([r["timestamp"] for r in raw]).astype("int64") * 1_000_000)
+        value = pd.Series([_float(r.get("openInterestValue")) for r in raw], index=ts)
+        amount = pd.Series([_float(r.get("openInterestAmount")) for r in raw], index=ts)
+        usd = value.fillna(amount * close.reindex(ts))
+        return usd[~usd.index.duplicated()].reindex(close.index)
+
+    def _symbol_bars(self, venue: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        market = self._check_symbol(venue, symbol)
+        spec = VENUE_SPECS[venue]
+        perp = self._candles(venue, symbol, start, end, None, "")
+        out = perp.copy()
+        spot_symbol = f"{market['base']}/{market['quote']}"
+        if spec.has_spot and spot_symbol in self._markets(venue):
+            out = out.join(self._candles(venue, spot_symbol, start, end, None, "spot_"))
+        if spec.has_mark_index:
+            out["mark_price"] = self._candles(venue, symbol, start, end, "mark", "m_")["m_close"]
+            out["index_price"] = self._candles(venue, symbol, start, end, "index", "i_")["i_close"]
+        if spec.oi_page:
+            out["open_interest_usd"] = self._open_interest(venue, symbol, start, end, out["close"])
+        out = out.reset_index().assign(venue=venue, symbol=symbol, base=market["base"])
+        out = out[(out["ts"] >= start) & (out["ts"] < end)]
+        return out.reindex(columns=BAR_COLUMNS)
+
+    def bars(self, venue: str, start, end) -> pd.DataFrame:
+        start, end = utc(start), utc(end)
+        frames = [self._symbol_bars(venue, s, start, end) for s in self._perp_symbols(venue)]
+        out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=BAR_COLUMNS)
+        out["ts"] = to_utc(out["ts"])
+        for col in BAR_COLUMNS[4:]:
+            out[col] = pd.to_numeric(out[col]).astype("float64")
+        return out.sort_values(["symbol", "ts"]).reset_index(drop=True)
+
+    def markets(self, venue: str, day) -> pd.DataFrame:
+        """Listed perps on `day`: interval of the day's last settlement, the day's perp volume, OI at day end."""
+        day = utc(day).floor("D")
+        end = day + pd.Timedelta(days=1)
+        rows = []
+        for symbol in self._perp_symbols(venue):
+            market = self._check_symbol(venue, symbol)
+            prints = self._settled(venue, symbol, day, end)
+            bars = self._symbol_bars(venue, symbol, day, end)
+            leverage = ((market.get("limits") or {}).get("leverage") or {}).get("max")
+            rows.append(
+                {
+                    "date": day,
+                    "venue": venue,
+                    "symbol": symbol,
+                    "base": market["base"],
+                    "quote": market["quote"],
+                    "interval_h": prints["interval_h"].iloc[-1] if len(prints) else self._interval_h(venue, symbol),
+                    "volume_usd_24h": bars["volume_usd"].sum(min_count=1),
+                    "open_interest_usd": bars["open_interest_usd"].dropna().iloc[-1]
+                    if bars["open_interest_usd"].notna().any() else np.nan,
+                    "max_leverage": _float(leverage),
+                }
+            )
+        out = pd.DataFrame(rows, columns=MARKET_COLUMNS)
+        out["date"] = to_utc(out["date"])
+        for col in ("interval_h", "volume_usd_24h", "open_interest_usd", "max_leverage"):
+            out[col] = pd.to_numeric(out[col]).astype("float64")
+        return out
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
