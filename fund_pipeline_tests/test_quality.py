@@ -6,12 +6,24 @@ from fund_pipeline.domain.quality import basket_violations, off_grid_prints
 def test_off_grid_prints_follow_each_interval():
     prints = pd.DataFrame(
         {
+            "venue": "binance",
             "funding_time": pd.to_datetime(["2025-01-01 08:00", "2025-01-01 04:00", "2025-01-01 04:00", "2025-01-01 03:00", "2025-01-01 08:00:00.005"], utc=True, format="ISO8601"),
             "interval_h": [8.0, 4.0, 8.0, 1.0, 8.0],
         }
     )
     off = off_grid_prints(prints)
     assert list(off.index) == [2, 4]
+
+
+def test_kucoin_grid_starts_at_four():
+    prints = pd.DataFrame(
+        {
+            "venue": ["kucoin", "kucoin", "binance"],
+            "funding_time": pd.to_datetime(["2025-01-01 04:00", "2025-01-01 08:00", "2025-01-01 04:00"], utc=True),
+            "interval_h": [8.0, 8.0, 8.0],
+        }
+    )
+    assert list(off_grid_prints(prints).index) == [1, 2]
 
 
 def baskets(weights, caps, status="optimal"):

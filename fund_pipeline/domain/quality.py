@@ -5,14 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fund_pipeline.domain.prints import SETTLEMENT_PHASE_H
+
 HOUR_NS = 3_600_000_000_000
 
 
 def off_grid_prints(prints: pd.DataFrame) -> pd.DataFrame:
-    """Settled prints whose funding_time is not on the venue grid (multiples of the interval from 00:00 UTC)."""
+    """Settled prints whose funding_time is off the venue grid: multiples of the interval from the
+    venue's first daily settlement (00:00 UTC, or its SETTLEMENT_PHASE_H)."""
     if prints.empty:
         return prints
-    ns = prints["funding_time"].astype("int64").to_numpy()
+    phase_h = prints["venue"].map(SETTLEMENT_PHASE_H).fillna(0.0).to_numpy(dtype="float64")
+    ns = prints["funding_time"].astype("int64").to_numpy() - np.rint(phase_h * HOUR_NS).astype("int64")
     step = np.rint(prints["interval_h"].to_numpy(dtype="float64") * HOUR_NS).astype("int64")
     step = np.where(step > 0, step, 1)
     return prints.loc[(ns % step) != 0]

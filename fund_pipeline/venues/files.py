@@ -20,6 +20,7 @@ import pandas as pd
 from fund_pipeline.domain.prints import (
     BAR_COLUMNS,
     MARKET_COLUMNS,
+    SETTLEMENT_PHASE_H,
     SchemaError,
     empty_prints,
     floor_to_grid,
@@ -32,9 +33,6 @@ SAMPLE_ROOT = Path(__file__).parent / "sample_data" / "real_funding"
 FILE_COLUMNS = ["Symbol", "Date", "Funding Rate"]
 FILE_NAME = re.compile(r"^(?P<base>[A-Z0-9]+)-(?P<quote>[A-Z0-9]+)_(?P<venue>[a-z0-9]+)_.*\.(csv|csv\.gz|parquet)$")
 
-# Hour of the first daily settlement in UTC. Venue knowledge, not a fitted number: KuCoin
-# settles at 04/12/20 UTC; the other venues here settle at 00/08/16 (or every hour).
-SETTLEMENT_PHASE_H = {"kucoin": 4}
 # Whole-hour clock offsets a machine's local time can have (UTC-12 .. UTC+14).
 CLOCK_OFFSET_CANDIDATES = tuple(range(-12, 15))
 # Share of consecutive prints that must be one interval apart for the interval to count as detected.
@@ -380,6 +378,12 @@ class FileSource:
 
     def venues(self) -> tuple[str, ...]:
         return tuple(sorted(self._load()))
+
+    def coverage(self, venue: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """First and last UTC day with a print on `venue`."""
+        check_venue(self, venue)
+        times = self._load()[venue]["funding_time"]
+        return times.min().normalize(), times.max().normalize()
 
     def import_report(self, venue: str) -> dict:
         """Per symbol: rows read, exact duplicates dropped, conflicting duplicates (first kept),
