@@ -212,6 +212,11 @@ def test_cumulative_of_a_constant_compounds(rate, interval_h, n):
     cum = cumulative_funding_rate(constant_prints(rate, interval_h, n), DAY - pd.Timedelta(days=30), NEXT_DAY)
     last = cum.iloc[-1]
     per_day = 24 // interval_h
-    assert last["cum_30d"] == pytest.approx((1 + rate) ** n - 1, rel=1e-9, abs=1e-15)
-    assert last["cum_1d"] == pytest.approx((1 + rate) ** min(n, per_day) - 1, rel=1e-9, abs=1e-15)
-    assert last["cum_7d"] == pytest.approx((1 + rate) ** min(n, 7 * per_day) - 1, rel=1e-9, abs=1e-15)
+
+    def compounded(windows):
+        """(1 + rate)^windows − 1, evaluated without cancellation for tiny rates."""
+        return np.expm1(windows * np.log1p(rate))
+
+    assert last["cum_30d"] == pytest.approx(compounded(n), rel=1e-9, abs=1e-15)
+    assert last["cum_1d"] == pytest.approx(compounded(min(n, per_day)), rel=1e-9, abs=1e-15)
+    assert last["cum_7d"] == pytest.approx(compounded(min(n, 7 * per_day)), rel=1e-9, abs=1e-15)
