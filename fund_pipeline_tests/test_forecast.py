@@ -83,6 +83,9 @@ def test_split_rejects_naive_or_inverted_weeks():
         walk_forward_split(features, pd.Timestamp("2024-01-08"), WEEK_END, 1)
     with pytest.raises(ValueError, match="before week_end"):
         walk_forward_split(features, WEEK_END, WEEK_START, 1)
+    naive = features.assign(target_time=features["target_time"].dt.tz_localize(None))
+    with pytest.raises(SchemaError, match="target_time must be tz-aware"):
+        walk_forward_split(naive, WEEK_START, WEEK_END, 1)
 
 
 def test_model_for_a_week_cannot_see_rows_whose_target_is_in_or_after_the_week():

@@ -23,7 +23,7 @@ from catboost import CatBoostRegressor, Pool
 
 from fund_pipeline.domain.prints import INTEREST_RATE_8H, SchemaError, rate_to_8h, require_columns, to_utc
 
-SPLIT_COLUMNS = ["funding_time", "target_time", "target_rate"]
+SPLIT_COLUMNS = ["funding_time", "target_time", "target_rate", "target_interval_h"]
 TRAIN_COLUMNS = ["venue", "target_time", "target_rate", "target_interval_h"]
 BASELINE_COLUMNS = ["pred_interest", "pred_last", "pred_rolling_mean"]
 PREDICTION_COLUMNS = ["pred_model", *BASELINE_COLUMNS]
@@ -105,13 +105,17 @@ def walk_forward_split(
 
     Train rows need `target_time < week_start` (a row whose funding_time is before the week
     but whose target settles inside it would leak the week). Test rows are those with
-    funding_time in [week_start, week_end) and a known target.
+    funding_time in [week_start, week_end) and a known target. A target is known when its
+    time, rate and interval are all present.
     """
     require_columns(features, SPLIT_COLUMNS, "walk-forward features")
+    for column in ("funding_time", "target_time"):
+        if not isinstance(features[column].dtype, pd.DatetimeTZDtype):
+            raise SchemaError(f"walk-forward features: {column} must be tz-aware UTC, got {features[column].dtype}")
     start, end = _utc_timestamp(week_start, "week_start"), _utc_timestamp(week_end, "week_end")
     if not start < end:
         raise ValueError(f"walk-forward split: week_start {start} must be before week_end {end}")
-    known_target = features["target_rate"].notna() & features["target_time"].notna()
+    known_target = features[["target_time", "target_rate", "target_interval_h"]].notna().all(axis=1)
     train = features.loc[known_target & (features["target_time"] < start)]
     if len(train) < min_train_rows:
         raise InsufficientHistoryError(
