@@ -117,6 +117,14 @@ def _num(value) -> float:
     return float(value)
 
 
+def _rate(value) -> float:
+    """A usable funding rate: finite, else the frame is malformed (NaN must never reach a builder)."""
+    rate = float(value)
+    if not math.isfinite(rate):
+        raise MalformedMessage(f"non-finite funding rate {value!r}")
+    return rate
+
+
 def _floor(ns: int, interval_h: float) -> int:
     step = int(interval_h * HOUR_NS)
     return ns - ns % step
@@ -190,7 +198,7 @@ class StreamParser:
         funding = _floor(int(item["T"]) * MS_NS, interval)
         return (
             "binance", symbol, base, "predicted", funding, int(item["E"]) * MS_NS, received_at_ns,
-            float(item["r"]), interval, _num(item.get("p")), _num(item.get("i")), "ws",
+            _rate(item["r"]), interval, _num(item.get("p")), _num(item.get("i")), "ws",
         )  # fmt: skip
 
     def _parse_bybit(self, msg, received_at_ns: int) -> list[tuple]:
@@ -224,7 +232,7 @@ class StreamParser:
         funding = _floor(int(state["nextFundingTime"]) * MS_NS, interval)
         return [(
             "bybit", symbol, base, "predicted", funding, int(msg["ts"]) * MS_NS, received_at_ns,
-            float(state["fundingRate"]), interval, _num(state.get("markPrice")), _num(state.get("indexPrice")), "ws",
+            _rate(state["fundingRate"]), interval, _num(state.get("markPrice")), _num(state.get("indexPrice")), "ws",
         )]  # fmt: skip
 
     def _parse_okx(self, msg, received_at_ns: int) -> list[tuple]:
@@ -247,7 +255,7 @@ class StreamParser:
                 raise MalformedMessage(f"okx: no funding interval known for {symbol}")
             out.append((
                 "okx", symbol, base, "predicted", _floor(funding_ms * MS_NS, interval), int(item["ts"]) * MS_NS,
-                received_at_ns, float(item["fundingRate"]), interval, math.nan, math.nan, "ws",
+                received_at_ns, _rate(item["fundingRate"]), interval, math.nan, math.nan, "ws",
             ))  # fmt: skip
         return out
 
@@ -265,7 +273,7 @@ class StreamParser:
         funding = _floor(received_at_ns, 1.0) + HOUR_NS
         return [(
             "hyperliquid", symbol, base, "predicted", funding, received_at_ns, received_at_ns,
-            float(ctx["funding"]), 1.0, _num(ctx.get("markPx")), _num(ctx.get("oraclePx")), "ws",
+            _rate(ctx["funding"]), 1.0, _num(ctx.get("markPx")), _num(ctx.get("oraclePx")), "ws",
         )]  # fmt: skip
 
 
