@@ -145,6 +145,15 @@ def test_resolving_matches_a_fresh_problem():
         assert reused.objective == pytest.approx(fresh.objective, rel=1e-6, abs=1e-12)
 
 
+def test_fewer_observations_than_candidates_still_give_a_valid_basket():
+    rng = np.random.default_rng(10)
+    returns, target = random_problem(rng, 3, 6)
+    cap = np.full(6, 0.3)
+    solution = HedgeProblem(3, 6, lam=1.0).solve(returns, target, np.zeros(6), cap)
+    assert solution.weights.sum() == pytest.approx(1, abs=1e-6)
+    assert np.all((solution.weights >= 0) & (solution.weights <= cap + 1e-9))
+
+
 def test_infeasible_caps_raise(small_problem):
     returns, target = random_problem(np.random.default_rng(5), 12, 5)
     with pytest.raises(InfeasibleBasketError, match="sum to 0.5"):

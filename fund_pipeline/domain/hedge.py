@@ -140,11 +140,12 @@ class HedgeProblem:
         """Solve for one week's data; `returns` is (n_obs × n_candidates), padded names have cap 0."""
         R, r, carry, cap = self._validated(returns, target_returns, carry, cap)
         started = time.perf_counter()
-        q, f = np.linalg.qr(R, mode="reduced")
+        # QR of [R | r] without forming Q: its last column holds Qᵀr next to the factor F of R.
+        triangular = np.linalg.qr(np.column_stack([R, r]), mode="r")[: self.n_candidates]
         factor = np.zeros((self.n_candidates, self.n_candidates))
-        factor[: f.shape[0]] = f
+        factor[: len(triangular)] = triangular[:, :-1]
         projected = np.zeros(self.n_candidates)
-        projected[: f.shape[0]] = q.T @ r
+        projected[: len(triangular)] = triangular[:, -1]
         scale = np.linalg.norm(R) / np.sqrt(self.n_candidates)
         scale = scale if scale > 0 else 1.0
         self.factor.value = factor / scale
@@ -369,7 +370,7 @@ def build_weekly_baskets(
         raise ValueError("build_weekly_baskets: no targets given")
     as_of = to_utc(pd.DatetimeIndex([as_of]))[0]
     n_obs = int(config.lookback / HOUR)
-    n_universe = bars[["venue", "symbol"]].drop_duplicates().shape[0]
+    n_universe = bars.loc[to_utc(bars["ts"]) < as_of, ["venue", "symbol"]].drop_duplicates().shape[0]
     if problem is None or (problem.n_obs, problem.lam) != (n_obs, config.lam) or problem.n_candidates < n_universe:
         problem = HedgeProblem(n_obs, max(n_universe, 1), config.lam)
 
