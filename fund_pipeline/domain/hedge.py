@@ -17,6 +17,12 @@ The problem is built once per (n_obs, n_candidates, λ) with cvxpy Parameters (D
 the objective is rewritten through a thin-QR factor of R, ‖R w − r‖² = ‖F w − Qᵀr‖² + const with
 R = Q F, so the problem size is n_candidates × n_candidates whatever n_obs is. Weeks with a smaller
 universe are padded with zero-return, zero-cap names that get weight 0.
+
+Solver: CLARABEL by default. Measured on 52 rolling weeks of 150 candidates × 720 hours, both
+CLARABEL and OSQP re-solve in ~25–30 ms CPU each; CLARABEL takes a fixed ~11 interior-point steps
+to 1e-10 accuracy, while OSQP needs its polish step to reach the same and does not beat it.
+The time is the dense 150 × 150 KKT factorisation; the cvxpy re-canonicalisation is skipped (DPP).
+Multithreaded BLAS on a busy machine makes the QR of R spin: run with OPENBLAS_NUM_THREADS=1.
 """
 
 from __future__ import annotations
