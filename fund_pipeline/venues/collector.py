@@ -58,6 +58,7 @@ class CollectorConfig:
     silence_s: float = 30.0
     open_timeout_s: float = 10.0
     gap_fill_timeout_s: float = 15.0
+    seed_timeout_s: float = 5.0
     seed_prints: int = 7
     max_age_s: dict[str, float] = field(default_factory=lambda: dict(MAX_CONNECTION_AGE_S))
     app_pings: dict[str, tuple[str, float]] = field(default_factory=lambda: dict(APP_PINGS))
@@ -183,7 +184,7 @@ class Collector:
         async def seed(venue: str, symbol: str) -> None:
             try:
                 frame = await asyncio.wait_for(
-                    asyncio.to_thread(self.rest().last_settled, venue, symbol, n), self.config.gap_fill_timeout_s
+                    asyncio.to_thread(self.rest().last_settled, venue, symbol, n), self.config.seed_timeout_s
                 )
             except Exception as failed:  # noqa: BLE001 - a venue's REST failure leaves that builder cold
                 self.stats[f"seed_failed:{venue}"] += 1

@@ -1,0 +1,78 @@
+"""`live_curve`: the collector's landed snapshots of one funding window, in the warehouse."""
+
+
+import dagster as dg
+import pandas as pd
+
+from fund_pipeline.defs.partitions import FUNDING_WINDOW_PARTITIONS
+from fund_pipeline.domain.curve import missing_bucket_pct, snapshots_frame
+from fund_pipeline.resources import WAREHOUSE_POOL, LandingZone, Warehouse
+from fund_pipeline.venues.landing import read_landed
+
+MAX_MISSING_BUCKET_PCT = 2.0
+# A symbol whose newest snapshot is older than its newest landed print by more than this is stale.
+MAX_SNAPSHOT_LAG = pd.Timedelta(minutes=30)
+
+
+def snapshots_in_window(landing, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    frame = read_landed(landing, "snapshots", filters=[("ts_snap", ">=", start), ("ts_snap", "<", end)])
+    return frame if len(frame) else snapshots_frame([])
+
+
+def snapshot_lag(snapshots: pd.DataFrame, prints: pd.DataFrame) -> pd.DataFrame:
+    """Per venue × symbol: newest landed print time minus newest snapshot time (NaT snapshot: never)."""
+    newest_print = prints.groupby(["venue", "symbol"])["ts"].max().rename("newest_print")
+    newest_snap = snapshots.groupby(["venue", "symbol"])["ts_snap"].max().rename("newest_snapshot")
+    lag = pd.concat([newest_print, newest_snap], axis=1)
+    lag["lag"] = lag["newest_print"] - lag["newest_snapshot"]
+    return lag.reset_index()
+
+
+@dg.asset(
+    partitions_def=FUNDING_WINDOW_PARTITIONS,
+    group_name="curves",
+    kinds={"duckdb"},
+    pool=WAREHOUSE_POOL,
+    check_specs=[
+        dg.AssetCheckSpec("live_curve_fresh", asset="live_curve", description=f"Every symbol's newest snapshot is within {MAX_SNAPSHOT_LAG} of its newest landed print."),
+        dg.AssetCheckSpec("live_curve_missing_buckets", asset="live_curve", description=f"Interpolated (missing) buckets < {MAX_MISSING_BUCKET_PCT} %."),
+    ],
+)
+def live_curve(context: dg.AssetExecutionContext, landing: LandingZone, warehouse: Warehouse):
+    """Snapshots taken during the window (by ts_snap), replacing the partition: re-runs refresh it in place."""
+    start, end = context.partition_time_window
+    start, end = pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
+    snapshots = snapshots_in_window(landing.root(), start, end)
+    prints = read_landed(
+        landing.root(), "prints", columns=["venue", "symbol", "ts"],
+        filters=[("kind", "=", "predicted"), ("ts", ">=", start), ("ts", "<", end)],
+    )  # fmt: skip
+    warehouse.replace("live_curve", snapshots, {"ts_snap": (start, end)})
+    missing_pct = missing_bucket_pct(snapshots)
+    lag = snapshot_lag(snapshots, prints) if len(prints) else pd.DataFrame(columns=["venue", "symbol", "lag"])
+    stale = lag.loc[lag["lag"].isna() | (lag["lag"] > MAX_SNAPSHOT_LAG)]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(snapshots),
+            "window": f"[{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) UTC",
+            "symbols": int(snapshots[["venue", "symbol"]].drop_duplicates().shape[0]),
+            "newest_snapshot": str(snapshots["ts_snap"].max()) if len(snapshots) else "none",
+            "missing_bucket_pct": float(missing_pct),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="live_curve_fresh",
+                passed=bool(len(snapshots)) and stale.empty,
+                metadata={
+                    "stale_symbols": len(stale),
+                    "max_lag_s": float(lag["lag"].max().total_seconds()) if len(lag) and lag["lag"].notna().any() else 0.0,
+                    "examples": stale.head(5).astype(str).to_dict("records"),
+                },
+            ),
+            dg.AssetCheckResult(
+                check_name="live_curve_missing_buckets",
+                passed=bool(missing_pct < MAX_MISSING_BUCKET_PCT),
+                metadata={"missing_bucket_pct": float(missing_pct)},
+            ),
+        ],
+    )
