@@ -51,7 +51,6 @@ OKX_INTERVAL_CHANGE_BASE = "SUI"
 OKX_INTERVAL_CHANGE_AT = pd.Timestamp("2025-07-01 00:00", tz="UTC")
 
 CALM, EUPHORIC, STRESSED = 0, 1, 2
-REGIME_NAMES = ("calm", "euphoric", "stressed")
 # Hourly regime transition matrix (rows: from; columns: to): calm lasts weeks, stress days.
 REGIME_TRANSITIONS = np.array(
     [
@@ -586,25 +585,23 @@ class SimulatedMarket:
         """Daily summary of `day` (as published at its end): 24h perp volume, OI at the day's close."""
         spec = self._check_venue(venue)
         day = _as_utc(day, "markets: day").floor("D")
-        bars = self.bars(venue, day, day + pd.Timedelta(days=1))
-        instruments = self.instruments(venue, day).set_index("symbol")
-        daily = bars.groupby("symbol", sort=False).agg(
-            volume_usd_24h=("volume_usd", "sum"), open_interest_usd=("open_interest_usd", "last")
-        )
-        daily = daily.join(instruments, how="inner").reset_index()
+        first = _hours_since_epoch_ceil(day)
+        hours, listing, bars = self._bar_arrays(venue, first, first + 24)
+        listed = listing.listed_hour <= first
         return pd.DataFrame(
             {
                 "date": day,
                 "venue": venue,
-                "symbol": daily["symbol"].astype(object),
-                "base": daily["base"].astype(object),
+                "symbol": listing.symbol[listed],
+                "base": listing.base[listed],
                 "quote": spec.quote,
-                "interval_h": daily["interval_h"],
-                "volume_usd_24h": daily["volume_usd_24h"],
-                "open_interest_usd": daily["open_interest_usd"],
-                "max_leverage": daily["max_leverage"],
-            }
-        )[MARKET_COLUMNS]
+                "interval_h": listing.interval_at(first)[listed].astype(np.float64),
+                "volume_usd_24h": bars["volume_usd"].sum(axis=0)[listed],
+                "open_interest_usd": bars["open_interest_usd"][-1][listed],
+                "max_leverage": listing.max_leverage[listed],
+            },
+            columns=MARKET_COLUMNS,
+        )
 
     def funding_prints(self, venue: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Settled prints with funding_time in [start, end); a window [t - h, t) settles at t."""
@@ -648,19 +645,35 @@ class SimulatedMarket:
 
     def bars(self, venue: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Hourly perp + spot OHLCV (USD volume), mark/index and OI at the bar close; ts = bar open."""
-        spec = self._check_venue(venue)
+        self._check_venue(venue)
         start, end = _as_utc(start, "bars: start"), _as_utc(end, "bars: end")
         if end < start:
             raise ValueError(f"bars: end {end} is before start {start}")
         first, stop = _hours_since_epoch_ceil(start), _hours_since_epoch_ceil(end)
-        if stop <= first:
-            return self.bars(venue, start, start + HOUR).iloc[:0].reset_index(drop=True)
-        base_path, path = self._paths(venue, stop)
+        hours, listing, values = self._bar_arrays(venue, first, max(stop, first))
+        flat = (hours[:, None] >= listing.listed_hour[None, :]).ravel()
+        n_hours = len(hours)
+        columns = {
+            "venue": np.full(int(flat.sum()), venue, dtype=object),
+            "symbol": np.tile(listing.symbol, n_hours)[flat],
+            "base": np.tile(listing.base, n_hours)[flat],
+            "ts": _utc_times(SIM_EPOCH.value + np.repeat(hours, len(listing))[flat] * HOUR_NS),
+        }
+        columns.update({name: array.ravel()[flat] for name, array in values.items()})
+        return pd.DataFrame(columns, columns=BAR_COLUMNS)
+
+    def _bar_arrays(self, venue: str, first: int, stop: int) -> tuple[np.ndarray, _Listing, dict[str, np.ndarray]]:
+        """Hours [first, stop), the listing, and each BAR_COLUMNS value as an (hours, symbols) array."""
+        spec = VENUE_SPECS[venue]
         listing = self._listing(venue)
+        hours = np.arange(first, stop)
+        if len(hours) == 0:
+            empty = np.empty((0, len(listing)))
+            return hours, listing, {name: empty for name in BAR_COLUMNS[4:]}
+        base_path, path = self._paths(venue, stop)
         col = listing.path_column
         uni_col = path.columns[col]
         uni = _universe(self.n_extra_bases)
-        hours = np.arange(first, stop)
         noise = self._bar_noise(venue, first, stop)[:, :, uni_col]  # (8, H, n)
 
         index_close = base_path.index_close[hours][:, uni_col]
@@ -682,41 +695,26 @@ class SimulatedMarket:
         )
         level = REFERENCE_HOURLY_VOLUME_USD * spec.volume_share * uni.size[uni_col]
         volume = level * activity * np.exp(0.35 * noise[4] - 0.06)
-        spot_volume = volume * spec.spot_volume_share * np.exp(0.3 * noise[7] - 0.045)
         window = np.minimum(hours + 1, 24)[:, None]
         premium_24h = (path.premium_cumsum[hours + 1][:, col] - path.premium_cumsum[hours[:, None] + 1 - window, col]) / window
         oi_level = OI_TO_DAILY_VOLUME * 24 * level / uni.price0[uni_col]
-        open_interest = (
-            oi_level * np.exp(base_path.oi_state[hours][:, uni_col] + OI_PREMIUM_SENSITIVITY * premium_24h) * index_close
-        )
-
-        n_hours = len(hours)
-        flat = (hours[:, None] >= listing.listed_hour[None, :]).ravel()
-
-        def pick(values: np.ndarray) -> np.ndarray:
-            return values.ravel()[flat]
-
-        return pd.DataFrame(
-            {
-                "venue": venue,
-                "symbol": np.tile(listing.symbol, n_hours)[flat],
-                "base": np.tile(listing.base, n_hours)[flat],
-                "ts": _utc_times(SIM_EPOCH.value + np.repeat(hours, len(listing))[flat] * HOUR_NS),
-                "open": pick(perp_open),
-                "high": pick(np.maximum(perp_open, perp_close) * up),
-                "low": pick(np.minimum(perp_open, perp_close) * down),
-                "close": pick(perp_close),
-                "volume_usd": pick(volume),
-                "spot_open": pick(spot_open),
-                "spot_high": pick(np.maximum(spot_open, spot_close) * up**0.95),
-                "spot_low": pick(np.minimum(spot_open, spot_close) * down**0.95),
-                "spot_close": pick(spot_close),
-                "spot_volume_usd": pick(spot_volume),
-                "mark_price": pick(mark_close),
-                "index_price": pick(index_close),
-                "open_interest_usd": pick(open_interest),
-            }
-        )[BAR_COLUMNS]
+        return hours, listing, {
+            "open": perp_open,
+            "high": np.maximum(perp_open, perp_close) * up,
+            "low": np.minimum(perp_open, perp_close) * down,
+            "close": perp_close,
+            "volume_usd": volume,
+            "spot_open": spot_open,
+            "spot_high": np.maximum(spot_open, spot_close) * up**0.95,
+            "spot_low": np.minimum(spot_open, spot_close) * down**0.95,
+            "spot_close": spot_close,
+            "spot_volume_usd": volume * spec.spot_volume_share * np.exp(0.3 * noise[7] - 0.045),
+            "mark_price": mark_close,
+            "index_price": index_close,
+            "open_interest_usd": oi_level
+            * np.exp(base_path.oi_state[hours][:, uni_col] + OI_PREMIUM_SENSITIVITY * premium_24h)
+            * index_close,
+        }
 
     def _bar_noise(self, venue: str, first: int, stop: int) -> np.ndarray:
         """Per-hour bar noise (8, H, U) for hours [first, stop), drawn only for the days asked."""
