@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 export FUND_PIPELINE_DATA_DIR := $(CURDIR)/data
+# One BLAS thread: the QR and solver work is small, and oversubscribed threads slow it 20-50x.
+export OPENBLAS_NUM_THREADS := 1
+export OMP_NUM_THREADS := 1
 
 .PHONY: demo test ui bench real-sample emulator collect lock
 

@@ -1,6 +1,5 @@
 """What a run was asked for, as venue × time spans: one run may carry many partitions."""
 
-from __future__ import annotations
 
 from collections import defaultdict
 

@@ -1,6 +1,5 @@
 """Curves: 8-bucket funding snapshots replayed from settled prints, per day × venue."""
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd

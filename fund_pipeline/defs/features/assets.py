@@ -1,6 +1,5 @@
 """Features: the daily feature store and the weekly symbol clusters."""
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
@@ -62,7 +61,6 @@ def feature_store(context: dg.AssetExecutionContext, warehouse: Warehouse):
         frames.append(features)
     features = pd.concat(frames, ignore_index=True)
     report = feature_warmup_report(features)
-    incomplete = {col: share for col, share in report.items() if share > 0}
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(features),
@@ -73,8 +71,12 @@ def feature_store(context: dg.AssetExecutionContext, warehouse: Warehouse):
     )
     yield dg.AssetCheckResult(
         check_name="feature_warmup_complete",
-        passed=not incomplete,
-        metadata={"nan_share_by_column": {k: round(v, 4) for k, v in incomplete.items()}, "funding_features": len(FUNDING_FEATURES)},
+        passed=report["complete"],
+        metadata={
+            "failed_columns": report["failed"],
+            "nan_share_by_column": {k: round(v["nan_share"], 4) for k, v in report["columns"].items() if v["nan_share"] > 0},
+            "funding_features": len(FUNDING_FEATURES),
+        },
     )
 
 

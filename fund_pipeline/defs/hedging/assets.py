@@ -1,6 +1,5 @@
 """Hedging: weekly baskets formed Monday 12:00 UTC from the past 30 days, and their next-week record."""
 
-from __future__ import annotations
 
 import dagster as dg
 import numpy as np

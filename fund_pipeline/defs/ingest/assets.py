@@ -1,6 +1,5 @@
 """Ingest: market universe, raw funding prints and hourly bars per day × venue."""
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd

@@ -1,6 +1,5 @@
 """Market-wide aggregates: OI-weighted funding per base asset and cumulative funding."""
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd

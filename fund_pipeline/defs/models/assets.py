@@ -1,6 +1,5 @@
 """Models: weekly walk-forward CatBoost fits, their out-of-sample forecasts and the scorecard."""
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
