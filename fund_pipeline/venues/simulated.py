@@ -36,7 +36,6 @@ from fund_pipeline.venues.base import SIM_VENUES, UnknownVenueError
 SIM_EPOCH = pd.Timestamp("2025-01-01 00:00", tz="UTC")
 # Paths are simulated to a multiple of this many days, so successive daily requests reuse the cache.
 CHUNK_DAYS = 32
-HOUR = pd.Timedelta(hours=1)
 HOUR_NS = 3_600_000_000_000
 HOURS_PER_YEAR = 8760.0
 
@@ -84,6 +83,8 @@ PREDICTED_NOISE = 0.00001  # per-second noise of the predicted rate, shrinking t
 
 @dataclass(frozen=True)
 class BaseSpec:
+    """A simulated base asset: its start price, risk (total vol, market beta) and premium sensitivity."""
+
     name: str
     sector: str
     price0: float
@@ -126,6 +127,8 @@ EXTRA_BASE_KEY_OFFSET = 1000  # hash key of extra base i is 1000 + i: disjoint f
 
 @dataclass(frozen=True)
 class VenueSpec:
+    """What differs between venues: quote, funding formula and cap, listings, intervals, liquidity."""
+
     quote: str
     formula: str  # "clamped" (binance/bybit/okx), "hourly_clamped" (hyperliquid), "dead_band" (deribit)
     cap: float  # max |rate| per interval
@@ -235,7 +238,8 @@ def _mix64(x: np.ndarray) -> np.ndarray:
 
 def _unit_hash(seed: int, stream: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Uniform [0, 1) deterministic in (seed, stream, a, b), broadcasting a against b."""
-    h = _mix64(np.uint64(seed) * np.uint64(1_000_003) + np.uint64(stream))
+    with np.errstate(over="ignore"):
+        h = _mix64(np.uint64(seed) * np.uint64(1_000_003) + np.uint64(stream))
     h = _mix64(h ^ np.asarray(a).astype(np.uint64))
     h = _mix64(h ^ np.asarray(b).astype(np.uint64))
     return (h >> np.uint64(11)).astype(np.float64) * 2.0**-53
