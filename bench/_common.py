@@ -92,6 +92,7 @@ def machine() -> dict:
         "cpu": cpu,
         "ram_gib": round(ram_gib, 1),
         "python": platform.python_version(),
+        "load average (1 min) at start": round(os.getloadavg()[0], 2),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
