@@ -62,22 +62,16 @@ def time_since_shock(
     if curves.empty:
         return pd.Series(np.nan, index=curves.index, name="time_since_shock_h", dtype="float64")
     ordered = _sorted_streams(curves)
-    ordered["x8"] = rate_to_8h(ordered["b0"], ordered["interval_h"])
-    rolling = ordered.groupby(STREAM_KEYS, sort=False).rolling(
-        stats_window, on="funding_time", closed="left", min_periods=3
-    )["x8"]
-    # Streams are contiguous and time-sorted, so the grouped result is in `ordered` row order.
-    mean = rolling.mean().to_numpy()
-    std = rolling.std().to_numpy()
-    move = (ordered["x8"] - mean).abs()
-    shock = (move > k * std) & (move > min_move)
-    shock_time = ordered["funding_time"].where(shock)
-    last_shock = shock_time.groupby([ordered[c] for c in STREAM_KEYS], sort=False).ffill()
-    hours = (ordered["funding_time"] - last_shock) / HOUR
-    hours = hours.where(hours <= max_hours, max_hours)
-    first_time = ordered.groupby(STREAM_KEYS, sort=False)["funding_time"].transform("min")
-    covered = ordered["funding_time"] - first_time >= stats_window + max_hours * HOUR
-    out = hours.where(covered).astype("float64")
+    times = time_ns(ordered["funding_time"])
+    rate_8h = rate_to_8h(ordered["b0"], ordered["interval_h"])
+    window_ns, horizon_ns = pd.Timedelta(stats_window).value, int(max_hours * HOUR_NS)
+    hours = np.full(len(ordered), np.nan)
+    for lo, hi in _stream_bounds(ordered):
+        t, x = times[lo:hi], rate_8h[lo:hi]
+        hours[lo:hi] = _stream_hours_since_shock(t, x, k, window_ns, min_move)
+        hours[lo:hi][t - t[0] < window_ns + horizon_ns] = np.nan
+    hours = np.minimum(hours, max_hours)
+    out = pd.Series(hours, index=ordered.index, dtype="float64")
     return out.reindex(curves.index).rename("time_since_shock_h")
 
 
@@ -118,7 +112,7 @@ def align_signs(loadings: np.ndarray, previous: np.ndarray | None) -> np.ndarray
 
 
 def fit_curve_pca(matrix, n_components: int = 2, previous: CurvePCA | np.ndarray | None = None) -> CurvePCA:
-    """PCA of curve vectors (rows = snapshots) by SVD, signs aligned to `previous` so loadings never flip."""
+    """PCA of curve vectors (rows = snapshots), signs aligned to `previous` so loadings never flip."""
     values = np.asarray(matrix, dtype="float64")
     if values.ndim != 2:
         raise ValueError(f"fit_curve_pca: matrix must be 2-D, got shape {values.shape}")
@@ -130,8 +124,11 @@ def fit_curve_pca(matrix, n_components: int = 2, previous: CurvePCA | np.ndarray
     if not np.isfinite(values).all():
         raise ValueError("fit_curve_pca: matrix has NaN or infinite values; drop incomplete curves first")
     mean = values.mean(axis=0)
-    _, singular, vt = np.linalg.svd(values - mean, full_matrices=False)
-    variance = singular**2 / (n_rows - 1)
+    centred = values - mean
+    # Eigen-decomposition of the small n_cols x n_cols covariance: the SVD of a tall matrix is far slower.
+    eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / (n_rows - 1))
+    variance = np.clip(eigenvalues[::-1], 0.0, None)
+    vt = eigenvectors[:, ::-1].T
     total = variance.sum()
     ratio = variance / total if total > 0 else np.zeros_like(variance)
     prior = previous.loadings if isinstance(previous, CurvePCA) else previous
@@ -163,18 +160,20 @@ def rolling_curve_pcs(
     values = curves[columns].to_numpy(dtype="float64")
     complete = np.isfinite(values).all(axis=1)
     order = np.argsort(times, kind="stable")
-    fit_times, fit_values = times[order][complete[order]], values[order][complete[order]]
+    order = order[complete[order]]
+    sorted_times, sorted_values = times[order], values[order]
     step = refit_every.value
-    blocks = times // step * step
+    blocks = sorted_times // step * step
+    block_starts, block_first = np.unique(blocks, return_index=True)
+    block_ends = np.r_[block_first[1:], len(blocks)]
+    fit_from = np.searchsorted(sorted_times, block_starts - window.value, side="left")
     previous = None
-    for block_start in np.unique(blocks):
-        lo, hi = np.searchsorted(fit_times, [block_start - window.value, block_start], side="left")
-        if hi - lo < max(min_rows, n_components + 1):
+    for lo, first, last in zip(fit_from, block_first, block_ends, strict=True):
+        if first - lo < max(min_rows, n_components + 1):
             continue
-        fit = fit_curve_pca(fit_values[lo:hi], n_components, previous)
+        fit = fit_curve_pca(sorted_values[lo:first], n_components, previous)
         previous = fit
-        rows = (blocks == block_start) & complete
-        scores[rows] = fit.transform(values[rows])
+        scores[order[first:last]] = fit.transform(sorted_values[first:last])
     return pd.DataFrame(scores, columns=names, index=curves.index)
 
 
@@ -218,6 +217,35 @@ def cross_venue_dispersion(rates: pd.DataFrame, rate_column: str = "rate") -> pd
     out = pd.DataFrame({"dispersion_8h": grouped.std(ddof=1), "n_venues": grouped.size()}).reset_index()
     out["ts"] = pd.to_datetime(out["ts"].to_numpy(dtype="int64"), utc=True)
     return out[columns]
+
+
+def _stream_hours_since_shock(t: np.ndarray, x: np.ndarray, k: float, window_ns: int, min_move: float) -> np.ndarray:
+    """One time-sorted stream: hours since the last shock (inf if none), stats over [t - window, t)."""
+    valid = np.isfinite(x)
+    values = np.where(valid, x, 0.0)
+    count = np.r_[0, np.cumsum(valid)]
+    total = np.r_[0.0, np.cumsum(values)]
+    squares = np.r_[0.0, np.cumsum(values**2)]
+    row = np.arange(len(t))
+    first = np.searchsorted(t, t - window_ns, side="left")
+    n = count[row] - count[first]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = (total[row] - total[first]) / n
+        variance = np.maximum((squares[row] - squares[first]) - n * mean**2, 0.0) / (n - 1)
+    move = np.abs(x - mean)
+    shock = valid & (n >= 3) & (move > k * np.sqrt(variance)) & (move > min_move)
+    last_shock = np.maximum.accumulate(np.where(shock, row, -1))
+    since = (t - t[np.maximum(last_shock, 0)]) / HOUR_NS
+    return np.where(last_shock >= 0, since, np.inf)
+
+
+def _stream_bounds(ordered: pd.DataFrame) -> list[tuple[int, int]]:
+    """[lo, hi) row ranges of each venue x symbol stream in a frame sorted by stream."""
+    keys = ordered[STREAM_KEYS]
+    new_stream = (keys != keys.shift(1)).any(axis=1).to_numpy()
+    starts = np.flatnonzero(new_stream)
+    ends = np.r_[starts[1:], len(keys)]
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
 def time_ns(times: pd.Series) -> np.ndarray:
