@@ -25,10 +25,10 @@ BASKET_NOTIONAL_USD = 2e8
 MAX_VOLUME_SHARE = 0.05
 LOOKBACK = pd.Timedelta(days=30)
 FIRST_WEEK = pd.Timestamp("2025-02-03 12:00", tz="UTC")
-FULL = {"weeks": 52, "candidates": 150, "extra_bases": 20}
-QUICK = {"weeks": 3, "candidates": 20, "extra_bases": 0}
-# Both paths solve the same QP to 1e-11 gaps; weights agree far below this.
-AGREE_WEIGHTS = 1e-5
+FULL = {"weeks": 52, "candidates": 150, "extra_bases": 20, "reference_weeks": 8}
+QUICK = {"weeks": 3, "candidates": 20, "extra_bases": 0, "reference_weeks": 2}
+# Near-collinear candidates make the argmin flat: compare the objective, not the weights.
+AGREE_OBJECTIVE_REL = 1e-6
 
 
 def weekly_inputs(weeks: int, n_candidates: int, extra_bases: int) -> list[tuple]:
@@ -67,6 +67,11 @@ def solve_rebuilt(R, r, carry, cap) -> np.ndarray:
     return np.clip(w.value, 0.0, cap)
 
 
+def objective(R, r, carry, w) -> float:
+    residual = R @ w - r
+    return float(residual @ residual - LAM * carry @ w)
+
+
 def run(quick: bool = False) -> BenchResult:
     size = QUICK if quick else FULL
     weeks = weekly_inputs(size["weeks"], size["candidates"], size["extra_bases"])
@@ -81,11 +86,24 @@ def run(quick: bool = False) -> BenchResult:
     warm = [problem.solve(*week[:4]).weights for week in weeks]
     warm_seconds = time.perf_counter() - started
 
+    osqp = HedgeProblem(n_obs, size["candidates"], LAM, solver="OSQP")
+    osqp.solve(*weeks[0][:4])
     started = time.perf_counter()
-    rebuilt = [solve_rebuilt(*week[:4]) for week in weeks]
-    rebuilt_seconds = time.perf_counter() - started
+    for week in weeks:
+        osqp.solve(*week[:4])
+    osqp_seconds = time.perf_counter() - started
 
-    difference = max(float(np.abs(a - b).max()) for a, b in zip(warm, rebuilt))
+    sampled = weeks[:: max(1, len(weeks) // size["reference_weeks"])][: size["reference_weeks"]]
+    started = time.perf_counter()
+    rebuilt = [solve_rebuilt(*week[:4]) for week in sampled]
+    rebuilt_seconds = (time.perf_counter() - started) * len(weeks) / len(sampled)
+
+    warm_sampled = warm[:: max(1, len(weeks) // size["reference_weeks"])][: size["reference_weeks"]]
+    difference = max(
+        abs(objective(*week[:3], a) - objective(*week[:3], b)) / max(abs(objective(*week[:3], b)), 1e-300)
+        for week, a, b in zip(sampled, warm_sampled, rebuilt)
+    )
+    weight_difference = max(float(np.abs(a - b).max()) for a, b in zip(warm_sampled, rebuilt))
     candidates = [week[4] for week in weeks]
     figures = {
         "weeks": len(weeks),
@@ -95,18 +113,24 @@ def run(quick: bool = False) -> BenchResult:
         "build + compile + first solve s": build_and_first,
         "warm re-solves s (all weeks)": warm_seconds,
         "warm ms per week": 1e3 * warm_seconds / len(weeks),
-        "rebuild-and-solve s (all weeks)": rebuilt_seconds,
+        "same problem with OSQP, warm re-solves s": osqp_seconds,
+        "rebuild-and-solve weeks timed": len(sampled),
+        "rebuild-and-solve s extrapolated to all weeks": rebuilt_seconds,
         "rebuild ms per week": 1e3 * rebuilt_seconds / len(weeks),
         "speed-up vs rebuilding": rebuilt_seconds / warm_seconds,
-        "max |w_warm − w_rebuilt|": difference,
+        "max relative objective difference": difference,
+        "max |w_warm − w_rebuilt|": weight_difference,
     }
     return BenchResult(
         name="weekly hedge baskets",
         target=f"{len(weeks)} warm solves < {TARGET_SECONDS:.0f} s total",
         met=warm_seconds < TARGET_SECONDS,
-        agree=difference <= AGREE_WEIGHTS,
+        agree=difference <= AGREE_OBJECTIVE_REL,
         figures=figures,
-        notes=["warm = the problem was built and solved once before the timed weeks; each solve includes the QR of that week's [R | r]"],
+        notes=[
+            "warm = the problem was built and solved once before the timed weeks; each solve includes the QR of that week's [R | r]",
+            "rebuild-and-solve timed on evenly spaced sample weeks and extrapolated per week",
+        ],
     )
 
 
