@@ -165,7 +165,7 @@ def rolling_curve_pcs(
     step = refit_every.value
     blocks = sorted_times // step * step
     block_starts, block_first = np.unique(blocks, return_index=True)
-    block_ends = np.r_[block_first[1:], len(blocks)]
+    block_ends = np.append(block_first[1:], len(blocks))[: len(block_first)]
     fit_from = np.searchsorted(sorted_times, block_starts - window.value, side="left")
     previous = None
     for lo, first, last in zip(fit_from, block_first, block_ends, strict=True):

@@ -132,11 +132,12 @@ def build_feature_store(
     features = curves[["venue", "symbol", "base", "funding_time", "interval_h"]].copy()
     features["rate"] = curves["b0"].to_numpy(dtype="float64")
     features["rate_8h"] = rate_to_8h(features["rate"], features["interval_h"])
+    # Aligned by row label: a grouped rolling result is not in the frame's row order.
     features["rate_mean_21"] = (
         features.groupby(STREAM_KEYS, sort=False)["rate"]
         .rolling(RATE_MEAN_WINDOWS, min_periods=RATE_MEAN_WINDOWS)
         .mean()
-        .to_numpy()
+        .droplevel(list(range(len(STREAM_KEYS))))
     )
     for column in ("level", "slope", "curvature"):
         features[column] = curves[column].to_numpy(dtype="float64")
