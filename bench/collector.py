@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench._common import BenchResult, best_of, quick_parser, report
+from bench._common import BenchResult, best_of, quick_parser, report, resident_mib
 from bench.live_emulator import LoadEmulator, batch_frame, symbol_names
 from fund_pipeline.domain.prints import PRINT_COLUMNS
 from fund_pipeline.venues.collector import Collector, CollectorConfig
@@ -27,7 +27,7 @@ TARGET_P99_S = 1.2
 LATENCY_RATE = 1_000
 # A step is sustained when the collector ingests this share of what was offered.
 SUSTAINED_SHARE = 0.97
-FULL = {"symbols": 300, "latency_frames": 40, "ladder": [5_000, 10_000, 20_000, 30_000, 45_000, 60_000], "ladder_seconds": 6, "parse_frames": 400}
+FULL = {"symbols": 300, "latency_frames": 40, "ladder": [5_000, 10_000, 20_000, 30_000, 45_000, 60_000, 90_000, 120_000], "ladder_seconds": 5, "parse_frames": 400}
 QUICK = {"symbols": 30, "latency_frames": 4, "ladder": [3_000], "ladder_seconds": 1, "parse_frames": 10}
 
 
@@ -58,8 +58,15 @@ def parse_with_library(frames: list[str]) -> list[tuple]:
     return out
 
 
-async def _collect(n_symbols: int, schedule: list[tuple[float, int]], landing: Path) -> tuple[list, list, list, Collector]:
-    emulator = LoadEmulator(n_symbols, schedule)
+async def collect_under_load(
+    n_symbols: int, schedule: list[tuple[float, int]], landing: Path, seconds_per_frame: int = 1
+) -> tuple[list, list, list, Collector]:
+    """Run the Collector against a LoadEmulator until the schedule is pushed and flushed.
+
+    Returns the emulator's steps, samples (monotonic time, prints ingested, lags recorded, RSS MiB)
+    every 0.1 s, the durable lags and the collector.
+    """
+    emulator = LoadEmulator(n_symbols, schedule, seconds_per_frame)
     bases = [native[: -len("USDT")] for native in symbol_names(n_symbols)]
     collector = Collector(
         ["binance"], bases, landing, api_base_url=f"http://127.0.0.1:{emulator.port}",
@@ -69,7 +76,7 @@ async def _collect(n_symbols: int, schedule: list[tuple[float, int]], landing: P
 
     async def sample() -> None:
         while True:
-            samples.append((time.monotonic(), collector.stats["prints"], len(collector.durable_lag_s)))
+            samples.append((time.monotonic(), collector.stats["prints"], len(collector.durable_lag_s), resident_mib()))
             await asyncio.sleep(0.1)
 
     running = asyncio.create_task(collector.run())
@@ -107,7 +114,7 @@ def run(quick: bool = False) -> BenchResult:
 
     schedule = [(LATENCY_RATE, size["latency_frames"])] + [(rate, max(1, int(rate * size["ladder_seconds"] / n_symbols))) for rate in size["ladder"]]
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as folder:
-        steps, samples, lags, collector = asyncio.run(_collect(n_symbols, schedule, Path(folder)))
+        steps, samples, lags, collector = asyncio.run(collect_under_load(n_symbols, schedule, Path(folder)))
         segments = len(list(Path(folder).rglob("*.parquet")))
 
     figures = {

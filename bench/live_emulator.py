@@ -1,7 +1,8 @@
 """A load emulator for the live benchmarks: Binance `!markPrice@arr`-style batches for N symbols,
 served from its own process so the collector under test keeps its core.
 
-Each frame is one emulator second: a JSON list with one markPriceUpdate per symbol. The push
+Each frame is `seconds_per_frame` emulator seconds after the previous one (1 for `@1s`, 3 for
+Binance's default `!markPrice@arr` cadence): a JSON list with one markPriceUpdate per symbol. The push
 schedule is a list of (prints per second, frames); the server reports when each step started and
 ended (time.monotonic, shared by processes on Linux) and how many frames it sent.
 """
@@ -34,7 +35,7 @@ def batch_frame(natives: list[str], second: int) -> str:
     return f"[{events}]"
 
 
-def _serve(n_symbols: int, schedule: list[tuple[float, int]], ports, results) -> None:
+def _serve(n_symbols: int, schedule: list[tuple[float, int]], seconds_per_frame: int, ports, results) -> None:
     import websockets
 
     natives = symbol_names(n_symbols)
@@ -47,7 +48,7 @@ def _serve(n_symbols: int, schedule: list[tuple[float, int]], ports, results) ->
             started = time.monotonic()
             for k in range(frames):
                 await ws.send(batch_frame(natives, second))
-                second += 1
+                second += seconds_per_frame
                 delay = started + (k + 1) * period - time.monotonic()
                 await asyncio.sleep(max(delay, 0.0))
             steps.append((prints_per_s, frames, started, time.monotonic()))
@@ -65,10 +66,10 @@ def _serve(n_symbols: int, schedule: list[tuple[float, int]], ports, results) ->
 class LoadEmulator:
     """The server process; `port` once started, `steps()` blocks until the schedule has been pushed."""
 
-    def __init__(self, n_symbols: int, schedule: list[tuple[float, int]]):
+    def __init__(self, n_symbols: int, schedule: list[tuple[float, int]], seconds_per_frame: int = 1):
         context = multiprocessing.get_context("spawn")
         self._ports, self._results = context.Queue(), context.Queue()
-        self._process = context.Process(target=_serve, args=(n_symbols, schedule, self._ports, self._results), daemon=True)
+        self._process = context.Process(target=_serve, args=(n_symbols, schedule, seconds_per_frame, self._ports, self._results), daemon=True)
         self._process.start()
         self.port = self._ports.get(timeout=60)
 
