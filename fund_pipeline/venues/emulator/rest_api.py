@@ -12,15 +12,21 @@ URL layout: `/{venue}{the venue's real path}`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from aiohttp import web
 
+if TYPE_CHECKING:
+    from fund_pipeline.venues.emulator.server import EmulatorState
+
 HOUR = pd.Timedelta(hours=1)
 MS = pd.Timedelta(milliseconds=1)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Where the application keeps the EmulatorState every handler reads.
+STATE: web.AppKey[EmulatorState] = web.AppKey("emulator_state")
 
 
 def add_rest_routes(app: web.Application, state) -> None:
@@ -33,34 +39,36 @@ def add_rest_routes(app: web.Application, state) -> None:
 class VenueRequestError(Exception):
     """A request the real venue would reject; rendered in the venue's error format."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code
 
 
 # ---------------------------------------------------------------- errors and faults
 
 
-def error_response(venue: str, status: int, message: str, retry_after_s: int | None = None) -> web.Response:
+def error_response(
+    venue: str, status: int, message: str, retry_after_s: int | None = None, code: str | None = None
+) -> web.Response:
     """An error in the venue's own body format (what ccxt's handle_errors parses).
 
-    5xx come from the venues' gateways as plain text, not from their APIs.
+    5xx come from the venues' gateways as plain text, not from their APIs. `code` overrides the
+    venue's default error code for the status.
     """
     if status >= 500:
         return web.Response(status=status, text=f"{status} {message}", headers=_retry_headers(retry_after_s))
     if venue == "binance":
-        code = {429: -1003, 418: -1003}.get(status, -1121)
-        body = {"code": code, "msg": message}
+        body = {"code": int(code or {429: -1003, 418: -1003}.get(status, -1121)), "msg": message}
     elif venue == "bybit":
-        code = 10006 if status == 429 else 10001
-        body = {"retCode": code, "retMsg": message, "result": {}, "retExtInfo": {}, "time": 0}
+        body = {"retCode": int(code or (10006 if status == 429 else 10001)), "retMsg": message, "result": {},
+                "retExtInfo": {}, "time": 0}
     elif venue == "okx":
-        code = "50011" if status == 429 else "51001"
-        body = {"code": code, "msg": message, "data": []}
+        body = {"code": code or ("50011" if status == 429 else "51001"), "msg": message, "data": []}
     elif venue == "deribit":
-        code = 10028 if status == 429 else -32602
-        body = {"jsonrpc": "2.0", "error": {"code": code, "message": message}, "testnet": False}
+        body = {"jsonrpc": "2.0", "error": {"code": int(code or (10028 if status == 429 else -32602)),
+                                            "message": message}, "testnet": False}
     else:
         return web.Response(status=status, text=message, headers=_retry_headers(retry_after_s))
     return web.json_response(body, status=status, headers=_retry_headers(retry_after_s))
@@ -73,7 +81,7 @@ def _retry_headers(retry_after_s: int | None) -> dict[str, str]:
 @web.middleware
 async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Inject the configured REST faults, then render VenueRequestError in the venue's format."""
-    state = request.app["state"]
+    state = request.app[STATE]
     venue = request.path.strip("/").split("/", 1)[0]
     if venue not in state.venues or request.path.rstrip("/").endswith("/ws") or "/ws/" in request.path or (
         request.path.startswith("/binance/stream")
@@ -92,7 +100,7 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except VenueRequestError as bad:
-        return error_response(venue, bad.status, bad.message)
+        return error_response(venue, bad.status, bad.message, code=bad.code)
 
 
 # ---------------------------------------------------------------- helpers
@@ -208,7 +216,7 @@ def binance_id(symbol: str) -> str:
 
 
 async def binance_spot_exchange_info(request: web.Request) -> web.Response:
-    state = request.app["state"]
+    state = request.app[STATE]
     symbols = [
         {
             "symbol": binance_id(row.symbol),
@@ -241,7 +249,7 @@ def _binance_filters() -> list[dict]:
 
 
 async def binance_futures_exchange_info(request: web.Request) -> web.Response:
-    state = request.app["state"]
+    state = request.app[STATE]
     symbols = [
         {
             "symbol": binance_id(row.symbol),
@@ -271,7 +279,7 @@ async def binance_futures_exchange_info(request: web.Request) -> web.Response:
 
 
 def _binance_symbol(request: web.Request, param: str = "symbol") -> str:
-    state = request.app["state"]
+    state = request.app[STATE]
     raw = request.query.get(param)
     if not raw:
         raise VenueRequestError(400, f"Mandatory parameter '{param}' was not sent, was empty/null, or malformed.")
@@ -280,7 +288,7 @@ def _binance_symbol(request: web.Request, param: str = "symbol") -> str:
 
 
 async def binance_funding_rate(request: web.Request) -> web.Response:
-    state = request.app["state"]
+    state = request.app[STATE]
     symbol = _binance_symbol(request)
     start = from_ms(request.query.get("startTime"), "startTime")
     end = from_ms(request.query.get("endTime"), "endTime")
@@ -301,7 +309,7 @@ async def binance_funding_rate(request: web.Request) -> web.Response:
 
 async def binance_funding_info(request: web.Request) -> web.Response:
     """Binance lists only symbols with non-default funding settings (interval other than 8h)."""
-    inst = listed(request.app["state"], "binance")
+    inst = listed(request.app[STATE], "binance")
     return web.json_response(
         [
             {
@@ -322,7 +330,7 @@ BINANCE_INTERVALS = {"1h": 1}
 
 def _binance_klines(price: str, max_limit: int, symbol_param: str = "symbol") -> Handler:
     async def klines(request: web.Request) -> web.Response:
-        state = request.app["state"]
+        state = request.app[STATE]
         symbol = _binance_symbol(request, symbol_param)
         timeframe_hours(request.query.get("interval"), BINANCE_INTERVALS, "interval")
         start = from_ms(request.query.get("startTime"), "startTime")
@@ -346,7 +354,7 @@ def _binance_klines(price: str, max_limit: int, symbol_param: str = "symbol") ->
 
 
 async def binance_open_interest_hist(request: web.Request) -> web.Response:
-    state = request.app["state"]
+    state = request.app[STATE]
     symbol = _binance_symbol(request)
     timeframe_hours(request.query.get("period"), BINANCE_INTERVALS, "period")
     start = from_ms(request.query.get("startTime"), "startTime")
@@ -380,7 +388,7 @@ def _json_ms(body: dict, key: str) -> pd.Timestamp | None:
 
 
 async def hyperliquid_info(request: web.Request) -> web.Response:
-    state = request.app["state"]
+    state = request.app[STATE]
     try:
         body = await request.json()
     except ValueError as bad:

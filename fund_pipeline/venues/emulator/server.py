@@ -100,7 +100,7 @@ class EmulatorState:
 
 def build_app(state: EmulatorState) -> web.Application:
     app = web.Application()
-    app["state"] = state
+    app[rest_api.STATE] = state
     rest_api.add_rest_routes(app, state)
     if ws_api is not None:
         ws_api.add_ws_routes(app, state)
