@@ -27,7 +27,7 @@ JOB_NAME = "bench_backfill_job"
 FIRST_DAY = pd.Timestamp("2025-01-01", tz="UTC")
 VENUES = ("binance", "bybit", "okx", "hyperliquid", "deribit")
 FULL = {"days": 365, "venues": VENUES, "sample": 5}
-QUICK = {"days": 4, "venues": ("binance",), "sample": 1}
+QUICK = {"days": 2, "venues": ("binance",), "sample": 1}
 
 
 def partition_key(day: pd.Timestamp, venue: str) -> str:

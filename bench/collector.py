@@ -84,7 +84,7 @@ async def collect_under_load(
     try:
         expected = sum(n for _, n in schedule) / 5 + 120
         steps = await asyncio.to_thread(emulator.steps, expected)
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(collector.config.flush_seconds + 0.5)
     finally:
         collector.stop()
         await running
