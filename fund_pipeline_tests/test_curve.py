@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fund_pipeline.domain import curve
 from fund_pipeline.domain.curve import (
     ANN_COLUMNS,
     CURVE_COLUMNS,
@@ -81,7 +83,7 @@ def batched(prints: pd.DataFrame, policy: SnapshotPolicy, cuts: list[int]):
 print_records = st.lists(
     st.tuples(
         st.integers(0, len(STREAMS) - 1),
-        st.integers(0, 40),  # funding window in hours from T0: duplicates, gaps, going back
+        st.sampled_from([0, 0, 0, 0, 1, 1, 4, 8, 9, 25, -1, -8]),  # funding-time step of the stream, hours: replace, roll, gap, late
         st.integers(-3, 20),  # ts step in seconds (negative: exchange clocks are not monotonic)
         st.one_of(st.floats(-0.01, 0.01), st.sampled_from([0.0, 0.0001, 0.03, -0.03, -0.5])),
         st.sampled_from([1.0, 4.0, 8.0]),
@@ -92,10 +94,12 @@ print_records = st.lists(
 
 
 def to_records(draw_list):
-    ts, out = T0, []
-    for stream, hour, step, rate, interval in draw_list:
+    """Streams walk their own funding times; each print's rate is made unique so any mix-up shows."""
+    ts, hour, out = T0, [0] * len(STREAMS), []
+    for i, (stream, hour_step, step, rate, interval) in enumerate(draw_list):
         ts += step * S
-        out.append((stream, T0 + hour * H, ts, rate, interval))
+        hour[stream] += hour_step
+        out.append((stream, T0 + hour[stream] * H, ts, rate + i * 1e-6, interval))
     return out
 
 
@@ -112,6 +116,18 @@ def test_streaming_batched_and_replay_are_identical(mode, records, cuts, seconds
     assert sum(s.prints for s in expected_stats.values()) == len(prints)
     for s in expected_stats.values():
         assert s.prints == s.replaced + s.rolls + s.late
+
+
+@settings(max_examples=60, deadline=None)
+@given(records=print_records, block=st.sampled_from([1, 2, 3, 5, 16]))
+def test_roll_replay_does_not_depend_on_its_blocking(records, block):
+    """The "roll" replay drops unseen replaces block by block; the running maximum must carry across blocks."""
+    prints = prints_frame(to_records(records))
+    expected, expected_stats = per_print(prints, SnapshotPolicy())
+    with mock.patch.object(curve, "_REDUCTION_BLOCK_ROWS", block):
+        replayed, stats = replay_curves(prints)
+    pd.testing.assert_frame_equal(replayed, expected, check_exact=True)
+    assert stats == expected_stats
 
 
 @settings(max_examples=40, deadline=None)
@@ -196,6 +212,22 @@ def test_same_window_replaces_bucket_0_and_emits_only_on_roll():
     row = dict(zip(CURVE_COLUMNS, b.update(T0 + 8 * H, 0.0003, 8.0, T0 + 2 * S)))
     assert (row["b0"], row["b1"]) == (0.0003, 0.0002)
     assert b.stats == BuilderStats(prints=3, replaced=1, rolls=2, late=0, interpolated=0)
+
+
+@pytest.mark.parametrize("block", [1, 2, 16_384])
+def test_replace_before_a_late_print_is_the_windows_settled_value(block):
+    records = [
+        (1, T0, T0, 0.0001, 8.0),
+        (0, T0, T0 + 1, 0.0001, 8.0),
+        (0, T0, T0 + 2, 0.0002, 8.0),  # the last applied print of window T0
+        (1, T0, T0 + 3, 0.0003, 8.0),
+        (0, T0 - 8 * H, T0 + 4, 0.0009, 8.0),  # late
+        (0, T0 + 8 * H, T0 + 5, 0.0004, 8.0),
+    ]
+    with mock.patch.object(curve, "_REDUCTION_BLOCK_ROWS", block):
+        curves, stats = replay_curves(prints_frame(records))
+    assert curves["b1"].iloc[1] == 0.0002
+    assert stats[STREAMS[0]] == BuilderStats(prints=4, replaced=1, rolls=2, late=1)
 
 
 def test_level_slope_curvature():

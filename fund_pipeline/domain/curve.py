@@ -104,18 +104,22 @@ def interpolated_rates(ann_old, ann_new, n_skipped, position, interval_new) -> n
 
 
 def _check_values(rate: np.ndarray, interval_h: np.ndarray, what: str) -> None:
-    """Reject rates/intervals that would poison every annualised number downstream."""
+    """Reject rates/intervals that would poison every annualised number downstream.
+
+    Min/max reductions (NaN fails every comparison) keep the common, valid case to four fast passes.
+    """
+    if rate.size == 0 or (rate.min() > -1.0 and rate.max() < np.inf and interval_h.min() > 0 and interval_h.max() < np.inf):
+        return
     bad = ~np.isfinite(rate) | (rate <= -1.0) | ~np.isfinite(interval_h) | (interval_h <= 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(
-            f"{what}: {int(bad.sum())} print(s) with unusable values (rate must be finite and > -1, "
-            f"interval_h finite and > 0); first at position {i}: rate={rate[i]!r}, interval_h={interval_h[i]!r}"
-        )
+    i = int(np.argmax(bad))
+    raise ValueError(
+        f"{what}: {int(bad.sum())} print(s) with unusable values (rate must be finite and > -1, "
+        f"interval_h finite and > 0); first at position {i}: rate={rate[i]!r}, interval_h={interval_h[i]!r}"
+    )
 
 
 def _check_times(ns: np.ndarray, column: str, what: str) -> None:
-    if (ns == _NO_WINDOW).any():
+    if ns.size and ns.min() == _NO_WINDOW:
         raise ValueError(f"{what}: {column} has missing (NaT) values at position {int(np.argmax(ns == _NO_WINDOW))}")
 
 
@@ -398,16 +402,29 @@ def snapshots_frame(rows: list[tuple]) -> pd.DataFrame:
 
 @dataclass
 class _Streams:
-    """A prints frame as arrays, grouped by stream: rows of stream s are order[bounds[s]:bounds[s+1]]."""
+    """A prints frame as arrays in arrival order; `code` numbers the streams in (venue, symbol) order."""
 
     venues: np.ndarray
     symbols: np.ndarray
-    order: np.ndarray
-    bounds: np.ndarray
+    code: np.ndarray
+    bounds: np.ndarray  # stream s owns positions bounds[s]:bounds[s+1] of `order()`
     funding_time: np.ndarray
     ts: np.ndarray
     rate: np.ndarray
     interval_h: np.ndarray
+
+    def order(self) -> np.ndarray:
+        """Arrival indices grouped by stream, arrival order kept within each (radix sort on small codes)."""
+        return np.argsort(self.code, kind="stable")
+
+    def subset(self, rows: np.ndarray) -> _Streams:
+        """The given arrival indices (increasing), with the same stream numbering."""
+        code = self.code[rows]
+        bounds = np.zeros(self.bounds.size, dtype=np.int64)
+        np.cumsum(np.bincount(code, minlength=self.bounds.size - 1), out=bounds[1:])
+        return _Streams(
+            self.venues, self.symbols, code, bounds, self.funding_time[rows], self.ts[rows], self.rate[rows], self.interval_h[rows]
+        )
 
     @classmethod
     def from_frame(cls, prints: pd.DataFrame, what: str) -> _Streams:
@@ -419,22 +436,28 @@ class _Streams:
         rate = prints["rate"].to_numpy(dtype=np.float64)
         interval_h = prints["interval_h"].to_numpy(dtype=np.float64)
         _check_values(rate, interval_h, what)
-        venue_code, venues = pd.factorize(prints["venue"], sort=True)
-        symbol_code, symbols = pd.factorize(prints["symbol"], sort=True)
-        if (venue_code < 0).any() or (symbol_code < 0).any():
-            raise ValueError(f"{what}: venue/symbol must not be missing")
-        pair = venue_code.astype(np.int64) * max(len(symbols), 1) + symbol_code
-        present = np.bincount(pair, minlength=len(venues) * len(symbols)) > 0
-        stream_of_pair = np.cumsum(present) - 1
-        n_streams = int(present.sum())
-        code = stream_of_pair[pair].astype(np.min_scalar_type(max(n_streams - 1, 0)))
-        pair_ids = np.flatnonzero(present)
-        bounds = np.zeros(n_streams + 1, dtype=np.int64)
-        np.cumsum(np.bincount(code, minlength=n_streams), out=bounds[1:])
+        venue_code, venues = _factorize(prints["venue"], "venue", what)
+        symbol_code, symbols = _factorize(prints["symbol"], "symbol", what)
+        # (venue, symbol) pair id → stream code, streams numbered in (venue, symbol) order.
+        if len(venues) == 1:
+            pair = symbol_code
+        else:
+            pair_type = np.min_scalar_type(len(venues) * len(symbols))
+            pair = venue_code.astype(pair_type) * len(symbols)
+            pair += symbol_code.astype(pair_type)
+        pair_counts = np.bincount(pair, minlength=len(venues) * len(symbols))
+        present = np.flatnonzero(pair_counts)
+        present = present[np.lexsort((symbols[present % len(symbols)], venues[present // len(symbols)]))]
+        code_type = np.min_scalar_type(max(present.size - 1, 0))
+        stream_of_pair = np.zeros(pair_counts.size, dtype=code_type)
+        stream_of_pair[present] = np.arange(present.size, dtype=code_type)
+        code = stream_of_pair[pair]
+        bounds = np.zeros(present.size + 1, dtype=np.int64)
+        np.cumsum(pair_counts[present], out=bounds[1:])
         return cls(
-            venues=np.asarray(venues, dtype=object)[pair_ids // max(len(symbols), 1)],
-            symbols=np.asarray(symbols, dtype=object)[pair_ids % max(len(symbols), 1)],
-            order=np.argsort(code, kind="stable"),
+            venues=venues[present // len(symbols)],
+            symbols=symbols[present % len(symbols)],
+            code=code,
             bounds=bounds,
             funding_time=funding_time,
             ts=ts,
@@ -443,13 +466,26 @@ class _Streams:
         )
 
 
+def _factorize(column: pd.Series, name: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes and their labels (object array); categoricals reuse their codes for speed."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.array.codes
+        labels = np.asarray(column.cat.categories, dtype=object)
+    else:
+        codes, labels = pd.factorize(column, sort=False)
+        labels = np.asarray(labels, dtype=object)
+    if codes.size and codes.min() < 0:
+        raise ValueError(f"{what}: {name} is missing at position {int(np.argmax(codes < 0))}")
+    return codes, labels
+
+
 def build_curves_streaming(prints: pd.DataFrame, policy: SnapshotPolicy = SnapshotPolicy()) -> tuple[pd.DataFrame, dict]:
     """Feed each stream's prints (row order = arrival order) to its own builder; snapshots and stats per stream."""
     streams = _Streams.from_frame(prints, "build_curves_streaming")
-    rows, stats = [], {}
+    rows, stats, order = [], {}, streams.order()
     for s, (lo, hi) in enumerate(zip(streams.bounds[:-1].tolist(), streams.bounds[1:].tolist())):
         builder = FundingCurveBuilder(streams.venues[s], streams.symbols[s], policy)
-        idx = streams.order[lo:hi]
+        idx = order[lo:hi]
         rows += builder.update_batch(streams.funding_time[idx], streams.rate[idx], streams.interval_h[idx], streams.ts[idx])
         stats[(builder.venue, builder.symbol)] = builder.stats
     return snapshots_frame(rows), stats
@@ -460,22 +496,95 @@ def replay_curves(prints: pd.DataFrame, policy: SnapshotPolicy = SnapshotPolicy(
 
     Streams are laid end to end (stable sort keeps arrival order); a running maximum of
     funding_time per stream classifies each print as roll / replace / late; the ring of every
-    snapshot is read from a table of closed windows (real and interpolated) by index.
+    snapshot is read from a table of closed windows (real and interpolated) by index. Under the
+    "roll" policy the replaces no snapshot can see are dropped first (see `_observable_rows`).
     """
     streams = _Streams.from_frame(prints, "replay_curves")
-    order, bounds = streams.order, streams.bounds
+    if streams.code.size == 0:
+        return snapshots_frame([]), {}
+    unseen = np.zeros(streams.bounds.size - 1, dtype=np.int64)
+    if policy.mode == "roll":
+        rows, unseen = _observable_rows(streams)
+        streams = streams.subset(rows)
+    columns, stats = _replay(streams, policy)
+    for stat, extra in zip(stats.values(), unseen.tolist()):
+        stat.prints += extra
+        stat.replaced += extra
+    return _curve_frame(columns), stats
+
+
+# Block of arrivals sorted at a time by `_observable_rows`: small enough to stay in cache.
+_REDUCTION_BLOCK_ROWS = 16_384
+_REDUCTION_MAX_CELLS = 4_000_000
+
+
+def _observable_rows(streams: _Streams) -> tuple[np.ndarray, np.ndarray]:
+    """Arrival indices that can change a "roll" snapshot, and per stream how many replaces were left out.
+
+    A replace followed (in its stream) by another replace is overwritten before any roll could
+    see it and does not move the running maximum, so dropping it changes nothing but the count.
+    Arrivals are grouped by stream block by block (cache-local sorts, no global permutation);
+    the running maximum is carried between blocks through a blocks × streams table.
+    """
+    code, funding_time = streams.code, streams.funding_time
+    n, n_streams, block = code.size, streams.bounds.size - 1, _REDUCTION_BLOCK_ROWS
+    n_blocks = -(-n // block)
+    if n_blocks * n_streams > _REDUCTION_MAX_CELLS:
+        return np.arange(n), np.zeros(n_streams, dtype=np.int64)
+    local = np.empty(n, dtype=np.int64)
+    for lo in range(0, n, block):
+        local[lo : lo + block] = np.argsort(code[lo : lo + block], kind="stable")
+        local[lo : lo + block] += lo
+    ft = funding_time[local]
+    stream = code[local]
+    segment_head = np.empty(n, dtype=bool)
+    segment_head[0] = True
+    np.not_equal(stream[1:], stream[:-1], out=segment_head[1:])
+    segment_head[::block] = True
+    seg_start = np.flatnonzero(segment_head)
+    seg_stream = stream[seg_start]
+    seg_block = seg_start // block
+    table = np.full((n_blocks + 1, n_streams), _NO_WINDOW, dtype=np.int64)
+    table[seg_block + 1, seg_stream] = np.maximum.reduceat(ft, seg_start)
+    np.maximum.accumulate(table, axis=0, out=table)
+    carry = table[seg_block, seg_stream]
+
+    previous = np.empty(n, dtype=np.int64)
+    previous[1:] = ft[:-1]
+    previous[seg_start] = carry
+    late = ft < previous
+    if late.any():
+        seg_end = np.append(seg_start[1:], n)
+        for g in np.unique(np.searchsorted(seg_start, np.flatnonzero(late), side="right") - 1).tolist():
+            lo, hi = seg_start[g], seg_end[g]
+            np.maximum(np.maximum.accumulate(ft[lo : hi - 1]), carry[g], out=previous[lo + 1 : hi])
+    replaced = ft == previous
+    overwritten = np.zeros(n, dtype=bool)
+    np.logical_and(replaced[:-1], replaced[1:], out=overwritten[:-1])
+    overwritten[seg_start[1:] - 1] = False
+    unseen = np.bincount(seg_stream, weights=np.add.reduceat(overwritten, seg_start), minlength=n_streams)
+    return np.sort(local[~overwritten]), unseen.astype(np.int64)
+
+
+def _replay(streams: _Streams, policy: SnapshotPolicy) -> tuple[dict, dict]:
+    """The vectorised replay proper: output columns and stats per stream."""
+    order, bounds = streams.order(), streams.bounds
     n = order.size
     n_streams = bounds.size - 1
-    if n == 0:
-        return snapshots_frame([]), {}
     starts, ends = bounds[:-1], bounds[1:]
     funding_time = streams.funding_time[order]
 
+    # `previous` is bucket 0's funding time before each print: the running maximum of the stream.
+    # Without late prints that is just the print before, so the scan runs only on streams that go back.
     previous = np.empty(n, dtype=np.int64)
-    for lo, hi in zip(starts.tolist(), ends.tolist()):
-        previous[lo] = _NO_WINDOW
-        np.maximum.accumulate(funding_time[lo : hi - 1], out=previous[lo + 1 : hi])
+    previous[1:] = funding_time[:-1]
+    previous[starts] = _NO_WINDOW
     late = funding_time < previous
+    if late.any():
+        for s in np.unique(np.searchsorted(ends, np.flatnonzero(late), side="right")).tolist():
+            lo, hi = starts[s], ends[s]
+            np.maximum.accumulate(funding_time[lo : hi - 1], out=previous[lo + 1 : hi])
+        late = funding_time < previous
     late_pos = np.flatnonzero(late)
     roll_pos = np.flatnonzero(funding_time > previous)
     roll_stream = np.searchsorted(ends, roll_pos, side="right")
@@ -577,7 +686,7 @@ def replay_curves(prints: pd.DataFrame, policy: SnapshotPolicy = SnapshotPolicy(
         )
         for s in range(n_streams)
     }
-    return _curve_frame(columns), stats
+    return columns, stats
 
 
 def missing_bucket_pct(curves: pd.DataFrame) -> float:
