@@ -21,6 +21,7 @@ from fund_pipeline.resources import data_dir, open_readonly
 INGEST_WARMUP_DAYS = 8
 # Weekly models and baskets need at least this much history before their week starts.
 WEEKLY_MIN_HISTORY = pd.Timedelta(days=21)
+SHOWN_WEIGHT = 0.005
 
 DAGSTER_YAML = """\
 telemetry:
@@ -106,7 +107,7 @@ def check_outcomes(results) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["asset", "check", "passed", "severity"])
 
 
-def print_summary(results, database: str) -> None:
+def print_summary(results, database: str, ui_hint: str = "make ui   (then http://127.0.0.1:3000)") -> None:
     conn = open_readonly(database)
     tables = [r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()]
     print("\nrows per asset:")
@@ -127,10 +128,12 @@ def print_summary(results, database: str) -> None:
             "WHERE as_of = (SELECT max(as_of) FROM weekly_hedge_baskets) ORDER BY target_symbol, weight DESC"
         ).df()
         if len(basket):
-            print(f"\nthis week's hedge baskets (formed {basket['as_of'].iloc[0]:%Y-%m-%d %H:%M} UTC):")
-            print(basket.drop(columns="as_of").to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+            shown = basket.loc[basket["weight"] >= SHOWN_WEIGHT]
+            print(f"\nthis week's hedge baskets (formed {basket['as_of'].iloc[0]:%Y-%m-%d %H:%M} UTC; legs of {SHOWN_WEIGHT:.1%} or more):")
+            print(shown.drop(columns="as_of").to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+            print(f"  ({len(basket) - len(shown)} candidate legs below {SHOWN_WEIGHT:.1%} not shown; all weights are in weekly_hedge_baskets)")
     conn.close()
-    print("\nopen the UI on these runs:  make ui   (then http://127.0.0.1:3000)")
+    print(f"\nopen the UI on these runs:  {ui_hint}")
 
 
 def run_demo(days: int = 60, end: str | None = None) -> int:
@@ -187,5 +190,5 @@ def run_real_sample(start: str, end: str) -> int:
         weeks = weekly_keys(first + pd.Timedelta(days=INGEST_WARMUP_DAYS), stop - pd.Timedelta(days=7))
         run(["funding_forecast_model", "funding_forecasts"], weeks[0], weeks[-1])
         run(["forecast_scorecard"])
-    print_summary(results, warehouse.database)
+    print_summary(results, warehouse.database, "its runs are recorded in data/real_sample/dagster_home; `make ui` shows the simulated demo")
     return 0
