@@ -3,9 +3,12 @@
 One task per venue keeps a connection alive: exponential backoff with jitter between attempts
 (also after a connection that opened and then dropped: only a connection that delivered data
 for `stable_after_s` resets the backoff), the venue's application pings, a watchdog that
-reconnects a stream silent for `silence_s`, rotation before the venue's connection age limit,
-resubscription and a REST gap-fill of the settled prints missed while disconnected (fed before
-the new subscription, so they land and reach the builders in time order). Frames that do not
+reconnects a stream silent for `silence_s`, make-before-break rotation before the venue's
+connection age limit (the successor is subscribed and delivering before the old connection
+closes), resubscription and a REST gap-fill of the settled prints missed while disconnected (fed
+before the new connection's first frame, so they land and reach the builders in time order). A live
+print that would skip whole funding windows also triggers a gap-fill of its symbol first: those
+windows settled meanwhile, and their real prints beat interpolation. Frames that do not
 parse are counted and kept in quarantine segments; nothing a venue sends can crash the loop.
 
 A cold start seeds each builder with the last settled prints over REST, so the first live
@@ -32,7 +35,7 @@ import pandas as pd
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from fund_pipeline.domain.curve import FundingCurveBuilder, SnapshotPolicy, snapshots_frame
+from fund_pipeline.domain.curve import NS_PER_HOUR, FundingCurveBuilder, SnapshotPolicy, snapshots_frame
 from fund_pipeline.domain.prints import PRINT_COLUMNS
 from fund_pipeline.venues.landing import SegmentWriter, frame_table, prints_table, quarantine_table
 from fund_pipeline.venues.streams import (
@@ -71,6 +74,34 @@ def backoff_delay(attempt: int, base_s: float, max_s: float, rng: random.Random)
     return ceiling / 2 + rng.random() * ceiling / 2
 
 
+@dataclass
+class _Link:
+    """One open connection of a venue's stream: its parser, ping timer and pending receive."""
+
+    ws: object
+    parser: StreamParser
+    opened: float
+    next_ping: float
+    first_data: float | None = None
+    receiving: asyncio.Future | None = None
+
+    def recv(self) -> asyncio.Future:
+        """The pending receive, kept across waits so no frame is dropped by a timeout."""
+        if self.receiving is None:
+            self.receiving = asyncio.ensure_future(self.ws.recv())
+        return self.receiving
+
+    def take(self):
+        """The received frame (raises what the receive raised) and clear the pending receive."""
+        done, self.receiving = self.receiving, None
+        return done.result()
+
+    def cancel_receive(self) -> None:
+        if self.receiving is not None:
+            self.receiving.cancel()
+            self.receiving = None
+
+
 class Collector:
     """Streams `venues` × `bases` into builders and landing segments until stopped."""
 
@@ -105,6 +136,7 @@ class Collector:
         self.builders: dict[tuple[str, str], FundingCurveBuilder] = {}
         self.intervals: dict[str, dict[str, float]] = {v: {} for v in venues}
         self._last_settled: dict[tuple[str, str], int] = {}
+        self._seed_rows: dict[tuple[str, str], list[tuple]] = {}
         self._prints: list[tuple] = []
         self._snapshots: list[tuple] = []
         self._quarantine: list[tuple] = []
@@ -188,36 +220,59 @@ class Collector:
                 )
             except Exception as failed:  # noqa: BLE001 - a venue's REST failure leaves that builder cold
                 self.stats[f"seed_failed:{venue}"] += 1
-                print(f"collector: warm start of {venue} {symbol} failed: {failed}", flush=True)
+                print(f"collector: warm start of {venue} {symbol} failed: {failed!r}", flush=True)
                 return
             rows = self._settled_rows(venue, frame)
             if rows:
-                self._builder(venue, symbol).seed(frame)
-                if self._batch_started is None:
-                    self._batch_started = time.monotonic()
-                self._prints.extend(rows)
+                self._seed(venue, symbol, rows)
                 self.stats["seed_prints"] += len(rows)
 
         await asyncio.gather(*(seed(venue, s) for s in self.symbols[venue]))
 
-    async def gap_fill(self, venue: str) -> None:
-        """Settled prints since the last landed one, for every symbol of `venue`."""
-        for symbol in self.symbols[venue]:
+    def _seed(self, venue: str, symbol: str, rows: list[tuple]) -> None:
+        """Settled rows landed before a symbol's first live print all seed its builder (no snapshots).
+
+        That is the replay's rule for landed prints: the settled rows before a stream's first
+        live row are its seed, the rows after it are updates.
+        """
+        seed_rows = self._seed_rows.setdefault((venue, symbol), [])
+        seed_rows.extend(rows)
+        settled = pd.DataFrame(
+            {
+                "funding_time": pd.to_datetime([r[4] for r in seed_rows], utc=True),
+                "ts": pd.to_datetime([r[5] for r in seed_rows], utc=True),
+                "rate": [r[7] for r in seed_rows],
+                "interval_h": [r[8] for r in seed_rows],
+            }
+        )
+        self._builder(venue, symbol).seed(settled)
+        if self._batch_started is None:
+            self._batch_started = time.monotonic()
+        self._prints.extend(rows)
+
+    async def gap_fill(self, venue: str, symbols: list[str] | None = None) -> None:
+        """Settled prints since the last landed one (else since the builder's window), per symbol of `venue`."""
+        for symbol in self.symbols[venue] if symbols is None else symbols:
             last = self._last_settled.get((venue, symbol))
             builder = self.builders.get((venue, symbol))
-            if last is None and builder is None:
+            if last is None:
+                last = None if builder is None else builder.funding_time_ns
+            if last is None:
                 continue
-            since = pd.Timestamp(last if last is not None else self.now_ns(), tz="UTC")
+            since = pd.Timestamp(last, tz="UTC")
             try:
                 frame = await asyncio.wait_for(
                     asyncio.to_thread(self.rest().settled_since, venue, symbol, since), self.config.gap_fill_timeout_s
                 )
             except Exception as failed:  # noqa: BLE001 - a failed gap-fill is counted, the stream goes on
                 self.stats[f"gap_fill_failed:{venue}"] += 1
-                print(f"collector: gap-fill of {venue} {symbol} failed: {failed}", flush=True)
+                print(f"collector: gap-fill of {venue} {symbol} failed: {failed!r}", flush=True)
                 continue
             rows = self._settled_rows(venue, frame)
-            self._ingest(rows)
+            if (venue, symbol) in self._seed_rows:
+                self._seed(venue, symbol, rows)
+            else:
+                self._ingest(rows)
             self.stats[f"gap_fill_prints:{venue}"] += len(rows)
 
     # ------------------------------------------------------------ streams
@@ -225,26 +280,22 @@ class Collector:
     async def stream(self, venue: str) -> None:
         """Warm-start the venue, then keep its stream connected until the collector stops."""
         await self.warm_start(venue)
-        parser = StreamParser(venue, self.intervals[venue])
-        url = self.ws_url(venue)
         attempt = 0
         connected_before = False
+        handed_over: _Link | None = None
         while not self._stop.is_set():
             healthy = False
             reason = "error"
+            link = None
             try:
-                async with websockets.connect(
-                    url, open_timeout=self.config.open_timeout_s, ping_interval=None, close_timeout=1, max_size=2**24
-                ) as ws:
-                    self.stats[f"connects:{venue}"] += 1
-                    parser.reset()
+                if handed_over is not None:
+                    link, handed_over = handed_over, None
+                else:
+                    link = await self._connect(venue)
                     if connected_before:
                         await self.gap_fill(venue)
                     connected_before = True
-                    subscriptions = subscribe_messages(venue, self.symbols[venue], self.config.binance_all_market)
-                    for frame in subscriptions:
-                        await ws.send(frame)
-                    reason, healthy = await self._read(venue, ws, parser)
+                reason, healthy, handed_over = await self._read(venue, link)
             except InvalidStatus as refused:
                 status = refused.response.status_code
                 reason = f"http_{status}"
@@ -253,8 +304,13 @@ class Collector:
                     await self._sleep(float(retry_after))
             except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as dropped:
                 reason = type(dropped).__name__
+            finally:
+                if link is not None:
+                    await link.ws.close()
             self.stats[f"disconnects:{venue}:{reason}"] += 1
             if self._stop.is_set():
+                if handed_over is not None:
+                    await handed_over.ws.close()
                 break
             if reason == "rotate" or healthy:
                 attempt = 0
@@ -263,60 +319,141 @@ class Collector:
             await self._sleep(backoff_delay(attempt, self.config.backoff_base_s, self.config.backoff_max_s, self._rng))
             attempt += 1
 
+    async def _connect(self, venue: str) -> _Link:
+        """A new connection to the venue's stream, already subscribed, with its own parser."""
+        ws = await websockets.connect(
+            self.ws_url(venue), open_timeout=self.config.open_timeout_s, ping_interval=None, close_timeout=1,
+            max_size=2**24,
+        )  # fmt: skip
+        self.stats[f"connects:{venue}"] += 1
+        try:
+            for frame in subscribe_messages(venue, self.symbols[venue], self.config.binance_all_market):
+                await ws.send(frame)
+        except BaseException:
+            await ws.close()
+            raise
+        now = time.monotonic()
+        ping_every = self.config.app_pings.get(venue, (None, math.inf))[1]
+        return _Link(ws, StreamParser(venue, self.intervals[venue]), opened=now, next_ping=now + ping_every)
+
     async def _sleep(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._stop.wait(), seconds)
         except TimeoutError:
             pass
 
-    async def _read(self, venue: str, ws, parser: StreamParser) -> tuple[str, bool]:
-        """Read until stop, silence, age limit or drop; returns (reason, delivered data long enough)."""
+    async def _read(self, venue: str, link: _Link) -> tuple[str, bool, _Link | None]:
+        """Read until stop, silence, drop or rotation; returns (reason, delivered data long enough, successor).
+
+        Rotation is make-before-break: at the age limit a successor is connected and subscribed
+        while `link` is still read, and it takes over (returned as successor, `link` to be
+        closed by the caller) once it delivers data or `link` drops, so no print is lost.
+        """
         cfg = self.config
-        opened = last_data = time.monotonic()
-        first_data = None
-        max_age = cfg.max_age_s.get(venue, math.inf)
-        ping_frame, ping_every = cfg.app_pings.get(venue, (None, math.inf))
-        next_ping = opened + ping_every
+        last_data = time.monotonic()
+        rotate_at = link.opened + cfg.max_age_s.get(venue, math.inf)
+        ping_frame = cfg.app_pings.get(venue, (None, math.inf))[0]
+        successor: _Link | None = None
+        handed: _Link | None = None
         stop_wait = asyncio.ensure_future(self._stop.wait())
         try:
             while True:
                 now = time.monotonic()
-                healthy = first_data is not None and now - first_data >= cfg.stable_after_s
-                if now - opened >= max_age:
-                    self.stats[f"rotations:{venue}"] += 1
-                    return "rotate", healthy
+                healthy = link.first_data is not None and now - link.first_data >= cfg.stable_after_s
                 if now - last_data >= cfg.silence_s:
                     self.stats[f"watchdog:{venue}"] += 1
-                    return "silent", healthy
-                if ping_frame is not None and now >= next_ping:
-                    await ws.send(ping_frame)
-                    next_ping = now + ping_every
-                deadline = min(last_data + cfg.silence_s, opened + max_age, next_ping)
-                recv = asyncio.ensure_future(ws.recv())
-                done, _ = await asyncio.wait({recv, stop_wait}, timeout=max(0.0, deadline - now), return_when=asyncio.FIRST_COMPLETED)
+                    return "silent", healthy, None
+                if successor is None and now >= rotate_at:
+                    try:
+                        successor = await self._connect(venue)
+                    except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as failed:
+                        self.stats[f"rotation_failed:{venue}:{type(failed).__name__}"] += 1
+                        rotate_at = now + cfg.backoff_max_s
+                    continue
+                if successor is not None and successor.first_data is None and now - successor.opened >= cfg.silence_s:
+                    self.stats[f"rotation_failed:{venue}:silent"] += 1
+                    successor.cancel_receive()
+                    await successor.ws.close()
+                    successor, rotate_at = None, now + cfg.backoff_max_s
+                    continue
+                links = [link] if successor is None else [link, successor]
+                for each in links:
+                    if ping_frame is not None and now >= each.next_ping:
+                        await each.ws.send(ping_frame)
+                        each.next_ping = now + cfg.app_pings[venue][1]
+                deadline = min(
+                    last_data + cfg.silence_s, *(each.next_ping for each in links),
+                    rotate_at if successor is None else successor.opened + cfg.silence_s,
+                )  # fmt: skip
+                done, _ = await asyncio.wait(
+                    {each.recv() for each in links} | {stop_wait}, timeout=max(0.0, deadline - now),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )  # fmt: skip
                 if stop_wait in done:
-                    recv.cancel()
-                    return "stop", healthy
-                if recv not in done:
-                    recv.cancel()
-                    continue
-                raw = recv.result()
-                received = self.now_ns()
-                self.stats[f"frames:{venue}"] += 1
-                try:
-                    prints = parser.parse(raw, received)
-                except MalformedMessage as bad:
-                    self._quarantine_frame(venue, received, str(bad), raw)
-                    continue
-                if prints:
-                    last_data = time.monotonic()
-                    if first_data is None:
-                        first_data = last_data
-                    self._ingest(prints)
-        except ConnectionClosed:
-            return "closed", first_data is not None and time.monotonic() - first_data >= cfg.stable_after_s
+                    return "stop", healthy, None
+                for each in links:
+                    if each.receiving not in done:
+                        continue
+                    try:
+                        raw = each.take()
+                    except ConnectionClosed:
+                        if each is successor:
+                            self.stats[f"rotation_failed:{venue}:closed"] += 1
+                            successor, rotate_at = None, now + cfg.backoff_max_s
+                            continue
+                        if successor is not None:
+                            self.stats[f"rotations:{venue}"] += 1
+                            handed = successor
+                            return "rotate", healthy, handed
+                        return "closed", healthy, None
+                    if await self._receive(venue, each, raw):
+                        last_data = time.monotonic()
+                if successor is not None and successor.first_data is not None:
+                    self.stats[f"rotations:{venue}"] += 1
+                    handed = successor
+                    return "rotate", healthy, handed
         finally:
             stop_wait.cancel()
+            link.cancel_receive()
+            if successor is not None:
+                successor.cancel_receive()
+                if successor is not handed:
+                    await successor.ws.close()
+
+    async def _receive(self, venue: str, link: _Link, raw) -> bool:
+        """Parse one frame and ingest its prints; True when it held data."""
+        received = self.now_ns()
+        self.stats[f"frames:{venue}"] += 1
+        try:
+            prints = link.parser.parse(raw, received)
+        except MalformedMessage as bad:
+            self._quarantine_frame(venue, received, str(bad), raw)
+            return False
+        if not prints:
+            return False
+        skipping = self._skipping_windows(prints)
+        if skipping:
+            await self.gap_fill(venue, skipping)
+        self._ingest(prints)
+        for row in prints:
+            self._seed_rows.pop((row[0], row[1]), None)
+        if link.first_data is None:
+            link.first_data = time.monotonic()
+        return True
+
+    def _skipping_windows(self, prints: list[tuple]) -> list[str]:
+        """Symbols whose print would make its builder skip (and so interpolate) funding windows.
+
+        A missed window has usually settled by now (the stream stalled, or settled between the
+        warm start and the first live message): its REST print is fetched instead of guessed.
+        """
+        found = []
+        for row in prints:
+            builder = self.builders.get((row[0], row[1]))
+            last = None if builder is None else builder.funding_time_ns
+            if last is not None and row[4] - last >= 1.5 * row[8] * NS_PER_HOUR and row[1] not in found:
+                found.append(row[1])
+        return found
 
     # ------------------------------------------------------------ landing
 

@@ -131,7 +131,7 @@ def _floor(ns: int, interval_h: float) -> int:
 
 
 class StreamParser:
-    """Parses one venue's frames; keeps what a stream needs across frames (Bybit's ticker state).
+    """Parses one connection's frames; keeps what it needs across frames (Bybit's ticker state).
 
     `intervals` maps a unified symbol to its funding interval in hours, for venues whose
     messages do not carry it; the caller may update it (e.g. from REST) at any time.
@@ -146,10 +146,6 @@ class StreamParser:
         self._tickers: dict[str, dict] = {}
         self._symbols: dict[str, tuple[str, str]] = {}
         self._parse = getattr(self, f"_parse_{venue}")
-
-    def reset(self) -> None:
-        """Forget per-connection state (call on reconnect: Bybit resends a snapshot)."""
-        self._tickers.clear()
 
     def parse(self, raw: str | bytes, received_at_ns: int) -> list[tuple]:
         """Prints in the frame; [] for acks and pongs; MalformedMessage otherwise."""
