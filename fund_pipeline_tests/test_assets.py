@@ -197,3 +197,26 @@ def test_bad_values_fail_their_check(bad_input, defect, check):
     _, result = bad_input(defect)
     assert result.success
     assert check_results(result)[check] is False
+
+
+def test_plots_are_rendered_into_materialisation_metadata(graph):
+    _, instance, _, _ = graph
+    for key in ["curve_history", "symbol_clusters", "weekly_hedge_baskets", "forecast_scorecard", "aggregate_funding_rate"]:
+        event = instance.get_latest_materialization_event(dg.AssetKey(key))
+        images = [
+            v.value
+            for v in event.asset_materialization.metadata.values()
+            if isinstance(v, dg.MarkdownMetadataValue) and "data:image/png;base64," in v.value
+        ]
+        assert images, key
+
+
+def test_unknown_base_in_config_is_named(tmp_path):
+    resources = {
+        "warehouse": Warehouse(database=str(tmp_path / "w.duckdb")),
+        "market_source": MarketSourceResource(bases=["BTC", "NOTACOIN"]),
+        "landing": LandingZone(path=str(tmp_path / "landing")),
+    }
+    result = run(all_assets(), ["raw_funding_prints"], resources, dg.DagsterInstance.ephemeral(), "2025-01-05|binance", "2025-01-05|binance", raise_on_error=False)
+    assert not result.success
+    assert "NOTACOIN" in str([e.event_specific_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"])
