@@ -15,6 +15,11 @@ What each venue offers in `bars` (NaN where it has none):
   deribit: perp only (no spot, mark/index candles or OI history).
 Hourly volumes: the venues report base volume per candle; `volume_usd` is base volume × close.
 Binance has no public max-leverage endpoint, so its `max_leverage` is NaN.
+
+Funding intervals: bybit lists them per instrument, binance per exception (fundingInfo), okx
+through the gap between the running window's settlement and the next (public/funding-rate).
+Deribit publishes an hourly record of the trailing 8h rate; its settlements are the records
+on the 8h grid.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import ccxt
 import numpy as np
@@ -60,8 +65,10 @@ class VenueSpec:
     has_spot: bool = False
     has_mark_index: bool = False
     funding_until: str = "until"
+    # Hours between funding-history records when the venue publishes them on a fixed clock
+    # (deribit: hourly) rather than one per settlement; 0 when one record is one settlement.
+    funding_record_h: float = 0.0
     requests_per_s: float = 10.0
-    extra: dict = field(default_factory=dict)
 
 
 VENUE_SPECS: dict[str, VenueSpec] = {
@@ -87,7 +94,7 @@ VENUE_SPECS: dict[str, VenueSpec] = {
     ),
     "deribit": VenueSpec(
         "deribit", {"defaultType": "swap", "fetchMarkets": {"types": ["swap"]}},
-        funding_page=720, ohlcv_page=5000,
+        funding_page=744, ohlcv_page=5000, funding_record_h=1.0,
     ),
 }
 
@@ -273,6 +280,9 @@ class CcxtSource:
             return 1.0
         if venue == "binance":
             return self._binance_intervals().get(market["id"], 8.0)
+        if venue == "okx":
+            interval = self._call("okx", "fetch_funding_rate", symbol).get("interval") or "8h"
+            return float(interval.rstrip("h"))
         return 8.0
 
     def _binance_intervals(self) -> dict[str, float]:
@@ -291,9 +301,11 @@ class CcxtSource:
         spec = VENUE_SPECS[venue]
         # One longest window earlier, so the first print in range has a predecessor to infer its interval.
         lookback_ms = 8 * HOUR_MS
-        step_ms = int(min(interval_h, 8.0) * HOUR_MS)
+        step_ms = int((spec.funding_record_h or min(interval_h, 8.0)) * HOUR_MS)
         raw = self._paged(venue, "fetch_funding_rate_history", symbol, ms(start) - lookback_ms, ms(end), step_ms,
                           spec.funding_page, until_key=spec.funding_until)
+        if spec.funding_record_h:
+            raw = [r for r in raw if r["timestamp"] % int(interval_h * HOUR_MS) == 0]
         if not raw:
             return empty_prints()
         frame = pd.DataFrame(
@@ -303,9 +315,7 @@ class CcxtSource:
                 "mark_price": [_float((r.get("info") or {}).get("markPrice")) for r in raw],
             }
         ).drop_duplicates("ts").sort_values("ts").reset_index(drop=True)
-        gaps_h = frame["ts"].diff().dt.total_seconds() / 3600.0
-        gaps_h = gaps_h.round(0).where(lambda g: g > 0)
-        frame["interval_h"] = gaps_h.fillna(gaps_h.bfill() if len(frame) > 1 else interval_h).fillna(interval_h)
+        frame["interval_h"] = intervals_from_gaps(frame["ts"], interval_h)
         frame["funding_time"] = floor_to_grid(frame["ts"], frame["interval_h"])
         frame = frame[(frame["funding_time"] >= start) & (frame["funding_time"] < end)]
         return validate_prints(
@@ -398,6 +408,8 @@ class CcxtSource:
             prints = self._settled(venue, symbol, day, end)
             bars = self._symbol_bars(venue, symbol, day, end)
             leverage = ((market.get("limits") or {}).get("leverage") or {}).get("max")
+            if leverage is None:  # ccxt leaves deribit's max_leverage in the raw instrument
+                leverage = (market.get("info") or {}).get("max_leverage")
             rows.append(
                 {
                     "date": day,
@@ -417,6 +429,22 @@ class CcxtSource:
         for col in ("interval_h", "volume_usd_24h", "open_interest_usd", "max_leverage"):
             out[col] = pd.to_numeric(out[col]).astype("float64")
         return out
+
+
+def intervals_from_gaps(ts: pd.Series, current_h: float) -> pd.Series:
+    """Each print's interval: the hours since the previous print, unless a settlement is missing.
+
+    A gap at least twice both neighbouring gaps (the venue's current interval standing in after
+    the last print) spans a missing settlement, not a longer interval: it takes the smaller
+    neighbour. A real interval change keeps its gap, as one side always has the same interval.
+    The first print takes the next one's interval.
+    """
+    gaps = (ts.diff().dt.total_seconds() / 3600.0).round(0).where(lambda g: g > 0)
+    before = gaps.shift(1)
+    after = gaps.shift(-1).fillna(current_h)
+    missing = (gaps >= 2 * before.fillna(0)) & (gaps >= 2 * after)
+    gaps = gaps.mask(missing, np.fmin(before, after))
+    return gaps.fillna(gaps.bfill()).fillna(current_h)
 
 
 def _float(value) -> float:

@@ -92,9 +92,11 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(venue, 503, f"{venue} service unavailable")
     n = state.bump(f"rest:{venue}")
     if n <= faults.http_429_first_n:
-        return error_response(venue, 429, "Too many requests; current limit exceeded", retry_after_s=1)
+        return error_response(venue, 429, "Too many requests; current limit exceeded",
+                              retry_after_s=faults.retry_after_s)
     if n <= faults.http_429_first_n + faults.http_418_first_n:
-        return error_response(venue, 418, "Way too many requests; IP banned for 1s", retry_after_s=1)
+        return error_response(venue, 418, "Way too many requests; IP banned",
+                              retry_after_s=faults.retry_after_s)
     if faults.http_5xx_every_n and n % faults.http_5xx_every_n == 0:
         return error_response(venue, 502, "Bad gateway")
     try:
@@ -433,6 +435,560 @@ async def hyperliquid_info(request: web.Request) -> web.Response:
         )
     raise VenueRequestError(422, f"Failed to deserialize the JSON body: unknown variant {kind!r}")
 
+# ---------------------------------------------------------------- shared by bybit, okx and deribit
+
+
+def newest_first(rows: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """The latest `limit` rows, newest first: how bybit and okx page their histories."""
+    return rows.tail(limit).iloc[::-1]
+
+
+def last_day_bars(state, venue: str) -> pd.DataFrame:
+    """The last 24 closed hourly bars of every listed symbol: what tickers summarise."""
+    last_open = (state.clock.now() - HOUR).floor("h")
+    first = max(last_open - 23 * HOUR, history_start())
+    if last_open < first:
+        return pd.DataFrame(columns=["symbol", "ts"])
+    bars = state.market.bars(venue, first, last_open + MS)
+    return bars[bars["base"].isin(state.bases)].sort_values(["symbol", "ts"])
+
+
+def next_funding_times(inst_row, now: pd.Timestamp, market, venue: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """(end of the window running at `now`, end of the window after it), following interval changes."""
+    current = pd.Timedelta(hours=float(inst_row.interval_h))
+    funding_time = now.floor(current) + current
+    following = market.instruments(venue, funding_time)
+    nxt = following.loc[following["symbol"] == inst_row.symbol, "interval_h"]
+    return funding_time, funding_time + pd.Timedelta(hours=float(nxt.iloc[0] if len(nxt) else inst_row.interval_h))
+
+
+def predicted_rate(state, venue: str, symbol: str, now: pd.Timestamp) -> float:
+    rates = state.market.predicted_rates(venue, [symbol], pd.DatetimeIndex([now]))
+    return float(rates["rate"].iloc[0])
+
+
+# ---------------------------------------------------------------- bybit (v5; spot and linear categories)
+
+
+def bybit_ok(state, result: dict) -> web.Response:
+    return web.json_response(
+        {"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {}, "time": to_ms(state.clock.now())}
+    )
+
+
+def _bybit_category(request: web.Request, allowed: tuple[str, ...]) -> str:
+    category = request.query.get("category", "")
+    if category not in allowed:
+        raise VenueRequestError(400, f"Illegal category {category!r}; the emulator serves {list(allowed)}", "10001")
+    return category
+
+
+def _bybit_symbol(request: web.Request) -> str:
+    raw = request.query.get("symbol")
+    if not raw:
+        raise VenueRequestError(400, "params error: symbol is required", "10001")
+    inst = listed(request.app[STATE], "bybit")
+    return symbol_of(inst, raw, inst["symbol"].map(binance_id))
+
+
+def _bybit_range(request: web.Request, start_key: str, end_key: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    return from_ms(request.query.get(start_key), start_key), from_ms(request.query.get(end_key), end_key)
+
+
+async def bybit_instruments_info(request: web.Request) -> web.Response:
+    """Spot and linear instruments; inverse and option categories are served empty.
+
+    A `status` filter other than Trading (e.g. PreLaunch) matches nothing; `cursor` is an offset.
+    """
+    state = request.app[STATE]
+    category = _bybit_category(request, ("spot", "linear", "inverse", "option"))
+    limit = int_param(request.query.get("limit"), "limit", 500, 1000)
+    offset = int(request.query.get("cursor") or 0)
+    status = request.query.get("status", "Trading")
+    inst = listed(state, "bybit") if category in ("spot", "linear") and status == "Trading" else listed(state, "bybit")[:0]
+    rows = [_bybit_spot_instrument(r) if category == "spot" else _bybit_linear_instrument(r)
+            for r in inst.iloc[offset:offset + limit].itertuples()]
+    cursor = str(offset + limit) if offset + limit < len(inst) else ""
+    return bybit_ok(state, {"category": category, "list": rows, "nextPageCursor": cursor})
+
+
+def _bybit_spot_instrument(row) -> dict:
+    return {
+        "symbol": binance_id(row.symbol), "baseCoin": row.base, "quoteCoin": row.quote, "innovation": "0",
+        "status": "Trading", "marginTrading": "none", "stTag": "0",
+        "lotSizeFilter": {"basePrecision": "0.000001", "quotePrecision": "0.00000001", "minOrderQty": "0.000048",
+                          "maxOrderQty": "71.73956243", "minOrderAmt": "1", "maxOrderAmt": "2000000"},
+        "priceFilter": {"tickSize": "0.01"},
+        "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"},
+    }
+
+
+def _bybit_linear_instrument(row) -> dict:
+    return {
+        "symbol": binance_id(row.symbol), "contractType": "LinearPerpetual", "status": "Trading",
+        "baseCoin": row.base, "quoteCoin": row.quote, "settleCoin": row.quote,
+        "launchTime": str(to_ms(history_start())), "deliveryTime": "0", "deliveryFeeRate": "", "priceScale": "2",
+        "leverageFilter": {"minLeverage": "1", "maxLeverage": f"{row.max_leverage:.2f}", "leverageStep": "0.01"},
+        "priceFilter": {"minPrice": "0.10", "maxPrice": "1999999.80", "tickSize": "0.10"},
+        "lotSizeFilter": {"maxOrderQty": "1190.000", "minOrderQty": "0.001", "qtyStep": "0.001",
+                          "postOnlyMaxOrderQty": "1190.000", "maxMktOrderQty": "500.000", "minNotionalValue": "5"},
+        "unifiedMarginTrade": True, "fundingInterval": int(row.interval_h * 60), "copyTrading": "both",
+        "upperFundingRate": "0.02", "lowerFundingRate": "-0.02", "isPreListing": False, "preListingInfo": None,
+    }
+
+
+async def bybit_funding_history(request: web.Request) -> web.Response:
+    """Newest first, at most `limit` (<= 200) rows; startTime needs endTime, as on bybit."""
+    state = request.app[STATE]
+    _bybit_category(request, ("linear",))
+    symbol = _bybit_symbol(request)
+    start, end = _bybit_range(request, "startTime", "endTime")
+    if start is not None and end is None:
+        raise VenueRequestError(400, "startTime and endTime must be passed together or both omitted", "10001")
+    limit = int_param(request.query.get("limit"), "limit", 200, 200)
+    rows = newest_first(settled_prints(state, "bybit", symbol, start, end), limit)
+    return bybit_ok(state, {"category": "linear", "list": [
+        {"symbol": binance_id(symbol), "fundingRate": num(r.rate), "fundingRateTimestamp": str(to_ms(r.funding_time))}
+        for r in rows.itertuples()
+    ]})
+
+
+BYBIT_INTERVALS = {"60": 1}
+
+
+def _bybit_kline(price: str) -> Handler:
+    """kline (perp or spot by category), mark-price-kline and index-price-kline: newest first, limit <= 1000."""
+
+    async def kline(request: web.Request) -> web.Response:
+        state = request.app[STATE]
+        category = _bybit_category(request, ("spot", "linear") if price == "perp" else ("linear",))
+        symbol = _bybit_symbol(request)
+        timeframe_hours(request.query.get("interval"), BYBIT_INTERVALS, "interval")
+        start, end = _bybit_range(request, "start", "end")
+        limit = int_param(request.query.get("limit"), "limit", 200, 1000)
+        bars = newest_first(closed_bars(state, "bybit", symbol, start, end), limit)
+        o, h, l, c, quote_volume = ohlc_of(bars, "spot" if category == "spot" else price)
+        rows = []
+        for i in range(len(bars)):
+            row = [str(to_ms(bars["ts"].iloc[i])), num(o.iloc[i]), num(h.iloc[i]), num(l.iloc[i]), num(c.iloc[i])]
+            if price == "perp":
+                row += [num(quote_volume.iloc[i] / c.iloc[i]), num(quote_volume.iloc[i])]
+            rows.append(row)
+        return bybit_ok(state, {"symbol": binance_id(symbol), "category": category, "list": rows})
+
+    return kline
+
+
+BYBIT_OI_INTERVALS = {"1h": 1}
+
+
+async def bybit_open_interest(request: web.Request) -> web.Response:
+    """Open interest in base coin at each hour (bar open time), newest first, limit <= 200, cursor paging."""
+    state = request.app[STATE]
+    _bybit_category(request, ("linear",))
+    symbol = _bybit_symbol(request)
+    timeframe_hours(request.query.get("intervalTime"), BYBIT_OI_INTERVALS, "intervalTime")
+    start, end = _bybit_range(request, "startTime", "endTime")
+    cursor = from_ms(request.query.get("cursor"), "cursor")
+    if cursor is not None:
+        end = cursor - MS if end is None else min(end, cursor - MS)
+    limit = int_param(request.query.get("limit"), "limit", 50, 200)
+    everything = closed_bars(state, "bybit", symbol, start, end)
+    bars = newest_first(everything, limit)
+    more = len(everything) > limit
+    return bybit_ok(state, {
+        "symbol": binance_id(symbol), "category": "linear",
+        "list": [{"openInterest": num(r.open_interest_usd / r.close), "timestamp": str(to_ms(r.ts))}
+                 for r in bars.itertuples()],
+        "nextPageCursor": str(to_ms(bars["ts"].iloc[-1])) if more else "",
+    })
+
+
+async def bybit_tickers(request: web.Request) -> web.Response:
+    """24h volume and turnover over the last 24 closed hours; OI at the last close; the predicted rate."""
+    state = request.app[STATE]
+    category = _bybit_category(request, ("spot", "linear"))
+    now = state.clock.now()
+    inst = listed(state, "bybit")
+    if request.query.get("symbol"):
+        wanted = _bybit_symbol(request)
+        inst = inst[inst["symbol"] == wanted]
+    day = last_day_bars(state, "bybit")
+    out = []
+    for row in inst.itertuples():
+        bars = day[day["symbol"] == row.symbol]
+        if bars.empty:
+            continue
+        prefix = "spot_" if category == "spot" else ""
+        last = bars.iloc[-1]
+        turnover = bars[f"{prefix}volume_usd"]
+        ticker = {
+            "symbol": binance_id(row.symbol), "lastPrice": num(last[f"{prefix}close"]),
+            "prevPrice24h": num(bars[f"{prefix}open"].iloc[0]), "highPrice24h": num(bars[f"{prefix}high"].max()),
+            "lowPrice24h": num(bars[f"{prefix}low"].min()), "turnover24h": num(turnover.sum()),
+            "volume24h": num((turnover / bars[f"{prefix}close"]).sum()),
+        }
+        if category == "linear":
+            funding_time, _ = next_funding_times(row, now, state.market, "bybit")
+            ticker.update({
+                "indexPrice": num(last["index_price"]), "markPrice": num(last["mark_price"]),
+                "openInterest": num(last["open_interest_usd"] / last["close"]),
+                "openInterestValue": num(last["open_interest_usd"]),
+                "fundingRate": num(predicted_rate(state, "bybit", row.symbol, now)),
+                "nextFundingTime": str(to_ms(funding_time)), "fundingIntervalHour": str(int(row.interval_h)),
+                "fundingCap": "0.02", "deliveryTime": "0", "deliveryFeeRate": "", "predictedDeliveryPrice": "",
+                "basisRate": "", "basis": "",
+            })
+        out.append(ticker)
+    return bybit_ok(state, {"category": category, "list": out})
+
+
+# ---------------------------------------------------------------- okx (v5; SPOT and SWAP)
+
+
+def okx_ok(data: list) -> web.Response:
+    return web.json_response({"code": "0", "msg": "", "data": data})
+
+
+def okx_family(symbol: str) -> str:
+    base, quote = symbol.split(":")[0].split("/")
+    return f"{base}-{quote}"
+
+
+def okx_swap_id(symbol: str) -> str:
+    return okx_family(symbol) + "-SWAP"
+
+
+def _okx_instrument(request: web.Request, key: str = "instId") -> tuple[str, str]:
+    """(unified perp symbol, kind) of instId: "swap" for BTC-USDT-SWAP, "spot" for BTC-USDT (spot pair or index)."""
+    raw = request.query.get(key)
+    if not raw:
+        raise VenueRequestError(400, f"Parameter {key} can not be empty", "50014")
+    inst = listed(request.app[STATE], "okx")
+    if raw.endswith("-SWAP"):
+        return symbol_of(inst, raw, inst["symbol"].map(okx_swap_id)), "swap"
+    return symbol_of(inst, raw, inst["symbol"].map(okx_family)), "spot"
+
+
+def _okx_bounds(request: web.Request) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """okx's exclusive cursors as an inclusive range: `before` = newer than, `after` = older than."""
+    before = from_ms(request.query.get("before"), "before")
+    after = from_ms(request.query.get("after"), "after")
+    return (None if before is None else before + MS), (None if after is None else after - MS)
+
+
+async def okx_instruments(request: web.Request) -> web.Response:
+    """SPOT and SWAP instruments; FUTURES and OPTION are served empty."""
+    state = request.app[STATE]
+    kind = request.query.get("instType", "")
+    if kind not in ("SPOT", "SWAP", "FUTURES", "OPTION", "MARGIN"):
+        raise VenueRequestError(400, "Parameter instType error", "51000")
+    inst = listed(state, "okx") if kind in ("SPOT", "SWAP") else listed(state, "okx")[:0]
+    listed_ms = str(to_ms(history_start()))
+    common = {"alias": "", "category": "1", "expTime": "", "optType": "", "stk": "", "state": "live",
+              "listTime": listed_ms, "ruleType": "normal", "tickSz": "0.1"}
+    if kind == "SPOT":
+        data = [dict(common, instType="SPOT", instId=okx_family(r.symbol), instFamily="", uly="", baseCcy=r.base,
+                     quoteCcy=r.quote, settleCcy="", ctVal="", ctMult="", ctValCcy="", ctType="", lever="10",
+                     lotSz="0.00000001", minSz="0.00001", maxMktSz="1000000")
+                for r in inst.itertuples()]
+    else:
+        data = [dict(common, instType="SWAP", instId=okx_swap_id(r.symbol), instFamily=okx_family(r.symbol),
+                     uly=okx_family(r.symbol), baseCcy="", quoteCcy="", settleCcy=r.quote, ctVal="0.01", ctMult="1",
+                     ctValCcy=r.base, ctType="linear", lever=str(int(r.max_leverage)), lotSz="0.01", minSz="0.01",
+                     maxMktSz="5000")
+                for r in inst.itertuples()]
+    return okx_ok(data)
+
+
+async def okx_funding_rate(request: web.Request) -> web.Response:
+    """The running window: its predicted rate, its settlement time and the next one (their gap = interval)."""
+    state = request.app[STATE]
+    symbol, kind = _okx_instrument(request)
+    if kind != "swap":
+        raise VenueRequestError(400, "Instrument ID does not exist", "51001")
+    now = state.clock.now()
+    inst = listed(state, "okx")
+    row = next(inst[inst["symbol"] == symbol].itertuples())
+    funding_time, next_time = next_funding_times(row, now, state.market, "okx")
+    rate = num(predicted_rate(state, "okx", symbol, now))
+    return okx_ok([{
+        "instType": "SWAP", "instId": okx_swap_id(symbol), "fundingRate": rate, "nextFundingRate": "",
+        "fundingTime": str(to_ms(funding_time)), "nextFundingTime": str(to_ms(next_time)),
+        "minFundingRate": "-0.015", "maxFundingRate": "0.015", "method": "current_period", "formulaType": "withRate",
+        "interestRate": "0.0001", "impactValue": "20000", "premium": "0", "sign": "", "settState": "settled",
+        "settFundingRate": rate, "ts": str(to_ms(now)),
+    }])
+
+
+async def okx_funding_rate_history(request: web.Request) -> web.Response:
+    """Newest first, at most `limit` (<= 100) rows between the exclusive `before` and `after` cursors."""
+    state = request.app[STATE]
+    symbol, kind = _okx_instrument(request)
+    if kind != "swap":
+        raise VenueRequestError(400, "Instrument ID does not exist", "51001")
+    start, end = _okx_bounds(request)
+    limit = int_param(request.query.get("limit"), "limit", 100, 100)
+    rows = newest_first(settled_prints(state, "okx", symbol, start, end), limit)
+    return okx_ok([
+        {"instType": "SWAP", "instId": okx_swap_id(symbol), "fundingRate": num(r.rate), "realizedRate": num(r.rate),
+         "fundingTime": str(to_ms(r.funding_time)), "method": "current_period", "formulaType": "withRate"}
+        for r in rows.itertuples()
+    ])
+
+
+OKX_BARS = {"1H": 1}
+# /market/candles holds only the most recent 1440 bars; the history endpoints hold everything.
+OKX_RECENT_BARS = 1440
+
+
+def _okx_candles(price: str, max_limit: int, recent_only: bool) -> Handler:
+    """Candles newest first; perp/spot rows carry volumes (contracts, base, quote), mark/index rows do not."""
+
+    async def candles(request: web.Request) -> web.Response:
+        state = request.app[STATE]
+        symbol, kind = _okx_instrument(request)
+        if (price == "mark" and kind != "swap") or (price == "index" and kind != "spot"):
+            raise VenueRequestError(400, "Instrument ID does not exist", "51001")
+        timeframe_hours(request.query.get("bar"), OKX_BARS, "bar")
+        start, end = _okx_bounds(request)
+        if recent_only:
+            oldest = (state.clock.now() - HOUR).floor("h") - (OKX_RECENT_BARS - 1) * HOUR
+            start = oldest if start is None else max(start, oldest)
+        limit = int_param(request.query.get("limit"), "limit", 100, max_limit)
+        bars = newest_first(closed_bars(state, "okx", symbol, start, end), limit)
+        series = "spot" if price == "perp" and kind == "spot" else price
+        o, h, l, c, quote_volume = ohlc_of(bars, series)
+        rows = []
+        for i in range(len(bars)):
+            row = [str(to_ms(bars["ts"].iloc[i])), num(o.iloc[i]), num(h.iloc[i]), num(l.iloc[i]), num(c.iloc[i])]
+            if price == "perp":
+                base_volume = quote_volume.iloc[i] / c.iloc[i]
+                first = base_volume if kind == "spot" else base_volume / 0.01  # swaps count 0.01-base contracts
+                row += [num(first), num(base_volume if kind == "swap" else quote_volume.iloc[i]), num(quote_volume.iloc[i])]
+            rows.append(row + ["1"])
+        return okx_ok(rows)
+
+    return candles
+
+
+OKX_OI_PERIODS = {"1H": 1}
+
+
+async def okx_open_interest_volume(request: web.Request) -> web.Response:
+    """Per currency, newest first: [ts, open interest (USD), volume (USD)] of its perps, at most 1440 rows."""
+    state = request.app[STATE]
+    ccy = request.query.get("ccy", "")
+    inst = listed(state, "okx")
+    symbols = inst.loc[inst["base"] == ccy, "symbol"].tolist()
+    if not symbols:
+        raise VenueRequestError(400, f"Parameter ccy error: {ccy!r}", "51000")
+    timeframe_hours(request.query.get("period"), OKX_OI_PERIODS, "period")
+    start = from_ms(request.query.get("begin"), "begin")
+    end = from_ms(request.query.get("end"), "end")
+    bars = pd.concat([closed_bars(state, "okx", s, start, end) for s in symbols])
+    summed = bars.groupby("ts")[["open_interest_usd", "volume_usd"]].sum().reset_index()
+    rows = newest_first(summed, 1440)
+    return okx_ok([[str(to_ms(r.ts)), num(r.open_interest_usd), num(r.volume_usd)] for r in rows.itertuples()])
+
+
+async def okx_tickers(request: web.Request) -> web.Response:
+    """24h volumes over the last 24 closed hours (swap vol24h in contracts, volCcy24h in base)."""
+    state = request.app[STATE]
+    kind = request.query.get("instType", "")
+    if kind not in ("SPOT", "SWAP"):
+        raise VenueRequestError(400, "Parameter instType error", "51000")
+    day = last_day_bars(state, "okx")
+    prefix = "spot_" if kind == "SPOT" else ""
+    now_ms = str(to_ms(state.clock.now()))
+    out = []
+    for symbol, bars in day.groupby("symbol", sort=True):
+        base_volume = (bars[f"{prefix}volume_usd"] / bars[f"{prefix}close"]).sum()
+        out.append({
+            "instType": kind, "instId": okx_family(symbol) if kind == "SPOT" else okx_swap_id(symbol),
+            "last": num(bars[f"{prefix}close"].iloc[-1]), "open24h": num(bars[f"{prefix}open"].iloc[0]),
+            "high24h": num(bars[f"{prefix}high"].max()), "low24h": num(bars[f"{prefix}low"].min()),
+            "vol24h": num(base_volume if kind == "SPOT" else base_volume / 0.01),
+            "volCcy24h": num(bars[f"{prefix}volume_usd"].sum() if kind == "SPOT" else base_volume),
+            "sodUtc0": num(bars[f"{prefix}open"].iloc[0]), "sodUtc8": num(bars[f"{prefix}open"].iloc[0]),
+            "ts": now_ms,
+        })
+    return okx_ok(out)
+
+
+async def okx_open_interest(request: web.Request) -> web.Response:
+    """Open interest of every swap at the last closed hour: contracts, base and USD."""
+    state = request.app[STATE]
+    if request.query.get("instType") != "SWAP":
+        raise VenueRequestError(400, "Parameter instType error", "51000")
+    day = last_day_bars(state, "okx")
+    out = []
+    for symbol, bars in day.groupby("symbol", sort=True):
+        last = bars.iloc[-1]
+        base = last["open_interest_usd"] / last["close"]
+        out.append({"instType": "SWAP", "instId": okx_swap_id(symbol), "oi": num(base / 0.01), "oiCcy": num(base),
+                    "oiUsd": num(last["open_interest_usd"]), "ts": str(to_ms(last["ts"] + HOUR))})
+    return okx_ok(out)
+
+
+# ---------------------------------------------------------------- deribit (v2; USDC linear perpetuals)
+
+DERIBIT_PERPETUAL_EXPIRY_MS = 32503708800000
+
+
+def deribit_ok(state, result) -> web.Response:
+    us = int(state.clock.now().value // 1000)
+    return web.json_response({"jsonrpc": "2.0", "result": result, "usIn": us, "usOut": us + 60, "usDiff": 60,
+                              "testnet": False})
+
+
+def deribit_name(symbol: str) -> str:
+    base, quote = symbol.split(":")[0].split("/")
+    return f"{base}_{quote}-PERPETUAL"
+
+
+def _deribit_instrument(request: web.Request) -> str:
+    raw = request.query.get("instrument_name")
+    if not raw:
+        raise VenueRequestError(400, "Invalid params: instrument_name is required")
+    inst = listed(request.app[STATE], "deribit")
+    return symbol_of(inst, raw, inst["symbol"].map(deribit_name))
+
+
+def _deribit_range(request: web.Request) -> tuple[pd.Timestamp, pd.Timestamp]:
+    start = from_ms(request.query.get("start_timestamp"), "start_timestamp")
+    end = from_ms(request.query.get("end_timestamp"), "end_timestamp")
+    if start is None or end is None:
+        raise VenueRequestError(400, "Invalid params: start_timestamp and end_timestamp are required")
+    return start, end
+
+
+async def deribit_currencies(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    inst = listed(state, "deribit")
+    codes = list(dict.fromkeys([*inst["base"], *inst["quote"]]))
+    return deribit_ok(state, [
+        {"currency": c, "currency_long": c, "coin_type": c, "network_currency": c, "withdrawal_fee": "0.0001",
+         "min_withdrawal_fee": "0.0001", "network_fee": "0.0001", "min_confirmations": "1", "apr": "0.0",
+         "withdrawal_priorities": [], "in_cross_collateral_pool": True}
+        for c in codes
+    ])
+
+
+async def deribit_instruments(request: web.Request) -> web.Response:
+    """USDC linear perpetuals (kind future); other kinds and currencies are served empty."""
+    state = request.app[STATE]
+    inst = listed(state, "deribit")
+    currency, kind = request.query.get("currency", "any"), request.query.get("kind", "future")
+    if kind != "future":
+        inst = inst[:0]
+    if currency not in ("any", "USDC"):
+        inst = inst[inst["base"] == currency]
+    created = to_ms(history_start())
+    return deribit_ok(state, [
+        {"instrument_name": deribit_name(r.symbol), "instrument_id": 100 + i, "kind": "future",
+         "instrument_type": "linear", "future_type": "linear", "settlement_period": "perpetual",
+         "base_currency": r.base, "quote_currency": r.quote, "counter_currency": r.quote,
+         "settlement_currency": r.quote, "price_index": f"{r.base.lower()}_{r.quote.lower()}", "is_active": True,
+         "max_leverage": int(r.max_leverage), "max_liquidation_commission": 0.0075, "tick_size": 0.5,
+         "tick_size_steps": [], "min_trade_amount": 0.0001, "contract_size": 0.0001, "taker_commission": 0.0005,
+         "maker_commission": 0.0, "block_trade_commission": 0.00025, "block_trade_min_trade_amount": 25,
+         "block_trade_tick_size": 0.01, "creation_timestamp": created,
+         "expiration_timestamp": DERIBIT_PERPETUAL_EXPIRY_MS, "rfq": False}
+        for i, r in enumerate(inst.itertuples())
+    ])
+
+
+DERIBIT_FUNDING_PAGE = 744
+
+
+async def deribit_funding_rate_history(request: web.Request) -> web.Response:
+    """One record an hour: interest_1h of that hour and interest_8h of the 8 hours to it, at most 744.
+
+    On the 8h grid interest_8h is the simulated market's settled rate (no record where its
+    settlement is missing); between, it is deribit's formula on the trailing 8h mean premium.
+    """
+    from fund_pipeline.venues.simulated import funding_rate
+
+    state = request.app[STATE]
+    symbol = _deribit_instrument(request)
+    start, end = _deribit_range(request)
+    last = min(end, state.clock.now()).floor("h")
+    first = max(start.ceil("h"), history_start() + 8 * HOUR)
+    if last < first:
+        return deribit_ok(state, [])
+    first = max(first, last - (DERIBIT_FUNDING_PAGE - 1) * HOUR)
+    bars = state.market.bars("deribit", first - 8 * HOUR, last)
+    bars = bars[bars["symbol"] == symbol].set_index("ts").sort_index()
+    premium = bars["mark_price"] / bars["index_price"] - 1
+    hours = pd.date_range(first, last, freq="h")
+    prior = hours - HOUR
+    trailing = premium.rolling(8).mean().reindex(prior).to_numpy()
+    interest_8h = pd.Series(funding_rate("deribit", trailing, 8), index=hours)
+    interest_1h = funding_rate("deribit", premium.reindex(prior).to_numpy(), 1)
+    settled = settled_prints(state, "deribit", symbol, first, last).set_index("funding_time")["rate"]
+    on_grid = (hours.asi8 % (8 * HOUR).value) == 0
+    interest_8h[on_grid] = settled.reindex(hours[on_grid]).to_numpy()
+    index_price = bars["index_price"].reindex(prior).to_numpy()
+    prev_index = bars["index_price"].reindex(prior - HOUR).to_numpy()
+    out = [
+        {"timestamp": to_ms(t), "index_price": float(index_price[i]),
+         "prev_index_price": float(prev_index[i]) if not np.isnan(prev_index[i]) else float(index_price[i]),
+         "interest_8h": float(interest_8h.iloc[i]), "interest_1h": float(interest_1h[i])}
+        for i, t in enumerate(hours)
+        if not np.isnan(interest_8h.iloc[i])
+    ]
+    return deribit_ok(state, out)
+
+
+DERIBIT_RESOLUTIONS = {"60": 1}
+DERIBIT_CHART_BARS = 5000
+
+
+async def deribit_chart_data(request: web.Request) -> web.Response:
+    """TradingView columns (ticks = bar open ms; volume in base, cost in USD), the latest 5000 bars."""
+    state = request.app[STATE]
+    symbol = _deribit_instrument(request)
+    timeframe_hours(request.query.get("resolution"), DERIBIT_RESOLUTIONS, "resolution")
+    start, end = _deribit_range(request)
+    bars = closed_bars(state, "deribit", symbol, start, end).tail(DERIBIT_CHART_BARS)
+    if bars.empty:
+        return deribit_ok(state, {"status": "no_data", "ticks": [], "open": [], "high": [], "low": [], "close": [],
+                                  "volume": [], "cost": []})
+    return deribit_ok(state, {
+        "status": "ok", "ticks": [to_ms(t) for t in bars["ts"]],
+        "open": bars["open"].tolist(), "high": bars["high"].tolist(), "low": bars["low"].tolist(),
+        "close": bars["close"].tolist(), "volume": (bars["volume_usd"] / bars["close"]).tolist(),
+        "cost": bars["volume_usd"].tolist(),
+    })
+
+
+async def deribit_book_summary(request: web.Request) -> web.Response:
+    """Per perp: 24h volume (base and USD) over the last 24 closed hours, open interest (base) at the last close."""
+    state = request.app[STATE]
+    currency = request.query.get("currency")
+    if not currency:
+        raise VenueRequestError(400, "Invalid params: currency is required")
+    day = last_day_bars(state, "deribit")
+    if currency != "USDC":
+        day = day[day["base"] == currency]
+    now = state.clock.now()
+    out = []
+    for symbol, bars in day.groupby("symbol", sort=True):
+        last = bars.iloc[-1]
+        out.append({
+            "instrument_name": deribit_name(symbol), "base_currency": last["base"], "quote_currency": "USDC",
+            "volume": float((bars["volume_usd"] / bars["close"]).sum()), "volume_usd": float(bars["volume_usd"].sum()),
+            "open_interest": float(last["open_interest_usd"] / last["close"]), "mark_price": float(last["mark_price"]),
+            "estimated_delivery_price": float(last["index_price"]), "last": float(last["close"]),
+            "high": float(bars["high"].max()), "low": float(bars["low"].min()),
+            "current_funding": predicted_rate(state, "deribit", symbol, now),
+            "funding_8h": predicted_rate(state, "deribit", symbol, now),
+            "creation_timestamp": to_ms(now), "price_change": None, "mid_price": None, "bid_price": None,
+            "ask_price": None, "interest_rate": 0.0,
+        })
+    return deribit_ok(state, out)
+
 
 ROUTES: list[tuple[str, str, str, Handler]] = [
     ("binance", "GET", "/api/v3/exchangeInfo", binance_spot_exchange_info),
@@ -445,4 +1001,28 @@ ROUTES: list[tuple[str, str, str, Handler]] = [
     ("binance", "GET", "/fapi/v1/indexPriceKlines", _binance_klines("index", 1500, symbol_param="pair")),
     ("binance", "GET", "/futures/data/openInterestHist", binance_open_interest_hist),
     ("hyperliquid", "POST", "/info", hyperliquid_info),
+    ("bybit", "GET", "/v5/market/instruments-info", bybit_instruments_info),
+    ("bybit", "GET", "/v5/market/funding/history", bybit_funding_history),
+    ("bybit", "GET", "/v5/market/kline", _bybit_kline("perp")),
+    ("bybit", "GET", "/v5/market/mark-price-kline", _bybit_kline("mark")),
+    ("bybit", "GET", "/v5/market/index-price-kline", _bybit_kline("index")),
+    ("bybit", "GET", "/v5/market/open-interest", bybit_open_interest),
+    ("bybit", "GET", "/v5/market/tickers", bybit_tickers),
+    ("okx", "GET", "/api/v5/public/instruments", okx_instruments),
+    ("okx", "GET", "/api/v5/public/funding-rate", okx_funding_rate),
+    ("okx", "GET", "/api/v5/public/funding-rate-history", okx_funding_rate_history),
+    ("okx", "GET", "/api/v5/market/candles", _okx_candles("perp", 300, recent_only=True)),
+    ("okx", "GET", "/api/v5/market/history-candles", _okx_candles("perp", 100, recent_only=False)),
+    ("okx", "GET", "/api/v5/market/mark-price-candles", _okx_candles("mark", 100, recent_only=True)),
+    ("okx", "GET", "/api/v5/market/history-mark-price-candles", _okx_candles("mark", 100, recent_only=False)),
+    ("okx", "GET", "/api/v5/market/index-candles", _okx_candles("index", 100, recent_only=True)),
+    ("okx", "GET", "/api/v5/market/history-index-candles", _okx_candles("index", 100, recent_only=False)),
+    ("okx", "GET", "/api/v5/rubik/stat/contracts/open-interest-volume", okx_open_interest_volume),
+    ("okx", "GET", "/api/v5/market/tickers", okx_tickers),
+    ("okx", "GET", "/api/v5/public/open-interest", okx_open_interest),
+    ("deribit", "GET", "/api/v2/public/get_currencies", deribit_currencies),
+    ("deribit", "GET", "/api/v2/public/get_instruments", deribit_instruments),
+    ("deribit", "GET", "/api/v2/public/get_funding_rate_history", deribit_funding_rate_history),
+    ("deribit", "GET", "/api/v2/public/get_tradingview_chart_data", deribit_chart_data),
+    ("deribit", "GET", "/api/v2/public/get_book_summary_by_currency", deribit_book_summary),
 ]

@@ -57,6 +57,7 @@ class Faults:
     http_429_first_n: int = 0
     http_418_first_n: int = 0
     http_5xx_every_n: int = 0
+    retry_after_s: int = 1  # the Retry-After of 429 and 418 answers
     venue_down: frozenset[str] = frozenset()
     # WebSocket
     drop_after_s: float | None = None
