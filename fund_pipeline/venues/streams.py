@@ -2,8 +2,12 @@
 
 Every data message becomes predicted FundingPrint tuples (PRINT_COLUMNS order, times as int
 nanoseconds UTC): the exchange time of the message as `ts`, the local receive time as
-`received_at`. Parsing is plain dict work, no pandas: a 300-symbol `!markPrice@arr` frame
-must cost well under a millisecond per symbol. Streams by venue:
+`received_at`. `funding_time` is the settlement the venue announces (T, nextFundingTime,
+fundingTime) as sent: snapping it to the grid of an assumed interval would, when the assumption
+is wrong, move it before the message itself. Values a builder cannot take (non-finite rates,
+rates <= -1, intervals outside a minute..a day, times outside int64 ns, booleans for numbers)
+make the frame malformed. Parsing is plain dict work, no pandas: a 300-symbol `!markPrice@arr`
+frame must cost well under a millisecond per symbol. Streams by venue:
 
 - binance  `<symbol>@markPrice@1s` / `!markPrice@arr@1s`: E (event ms), s, p (mark), i (index),
            r (rate), T (next funding ms). No interval in the message: the caller's per-symbol
@@ -46,6 +50,9 @@ MAX_CONNECTION_AGE_S = {"binance": 24 * 3600.0}
 
 BINANCE_ALL_MARKET = "!markPrice@arr@1s"
 BINANCE_DEFAULT_INTERVAL_H = 8.0
+MIN_INTERVAL_H = 1 / 60
+MAX_INTERVAL_H = 24.0
+MAX_MS = (2**63 - 1) // MS_NS
 QUOTES = ("USDT", "USDC")
 
 
@@ -111,23 +118,47 @@ def subscribe_messages(venue: str, symbols: list[str], all_market: bool = False)
     raise ValueError(f"no WebSocket stream for venue {venue!r}; streams exist for {WS_VENUES}")
 
 
-def _num(value) -> float:
-    if value is None or value == "":
-        return math.nan
+def _number(value) -> float:
+    """A JSON number or decimal string as float; a bool is a wrong type, not 0 or 1."""
+    if isinstance(value, bool):
+        raise MalformedMessage(f"boolean {value!r} where a number belongs")
     return float(value)
 
 
+def _num(value) -> float:
+    """An optional price: NaN when absent."""
+    if value is None or value == "":
+        return math.nan
+    return _number(value)
+
+
 def _rate(value) -> float:
-    """A usable funding rate: finite, else the frame is malformed (NaN must never reach a builder)."""
-    rate = float(value)
-    if not math.isfinite(rate):
-        raise MalformedMessage(f"non-finite funding rate {value!r}")
+    """A usable funding rate: finite and > -1, else the frame is malformed (it must never reach a builder)."""
+    rate = _number(value)
+    if not (math.isfinite(rate) and rate > -1.0):
+        raise MalformedMessage(f"unusable funding rate {value!r}")
     return rate
 
 
-def _floor(ns: int, interval_h: float) -> int:
-    step = int(interval_h * HOUR_NS)
-    return ns - ns % step
+def _interval(hours: float, what: str) -> float:
+    """A funding interval between a minute and a day; anything else is a broken field."""
+    if not MIN_INTERVAL_H <= hours <= MAX_INTERVAL_H:
+        raise MalformedMessage(f"{what}: funding interval {hours!r} h outside [{MIN_INTERVAL_H:.4f}, {MAX_INTERVAL_H}]")
+    return hours
+
+
+def _time_ns(value) -> int:
+    """Venue epoch milliseconds (number or digit string) as int ns, within what int64 ns can hold."""
+    if isinstance(value, bool):
+        raise MalformedMessage(f"boolean {value!r} where a time belongs")
+    ms = int(value)
+    if not 0 < ms <= MAX_MS:
+        raise MalformedMessage(f"time {value!r} ms is out of range")
+    return ms * MS_NS
+
+
+def _hour_floor(ns: int) -> int:
+    return ns - ns % HOUR_NS
 
 
 class StreamParser:
@@ -154,16 +185,18 @@ class StreamParser:
             return []
         try:
             msg = json.loads(raw)
-        except (ValueError, TypeError) as bad:
+        except (ValueError, TypeError, RecursionError) as bad:
             raise MalformedMessage(f"{self.venue}: not JSON ({bad})") from bad
         try:
             return self._parse(msg, received_at_ns)
         except MalformedMessage:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as bad:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as bad:
             raise MalformedMessage(f"{self.venue}: {type(bad).__name__}: {bad}") from bad
 
     def _unified(self, native: str) -> tuple[str, str]:
+        if not isinstance(native, str):
+            raise MalformedMessage(f"{self.venue}: symbol {native!r} is not a string")
         found = self._symbols.get(native)
         if found is None:
             found = self._symbols[native] = unified_symbol(self.venue, native)
@@ -191,9 +224,8 @@ class StreamParser:
             raise UnknownMessage(f"binance: unknown event {item.get('e')!r}")
         symbol, base = self._unified(item["s"])
         interval = self.intervals.get(symbol, BINANCE_DEFAULT_INTERVAL_H)
-        funding = _floor(int(item["T"]) * MS_NS, interval)
         return (
-            "binance", symbol, base, "predicted", funding, int(item["E"]) * MS_NS, received_at_ns,
+            "binance", symbol, base, "predicted", _time_ns(item["T"]), _time_ns(item["E"]), received_at_ns,
             _rate(item["r"]), interval, _num(item.get("p")), _num(item.get("i")), "ws",
         )  # fmt: skip
 
@@ -225,9 +257,9 @@ class StreamParser:
             interval = self.intervals.get(symbol, math.nan)
         if not interval > 0:
             raise MalformedMessage(f"bybit: no funding interval known for {symbol}")
-        funding = _floor(int(state["nextFundingTime"]) * MS_NS, interval)
+        _interval(interval, f"bybit {symbol}")
         return [(
-            "bybit", symbol, base, "predicted", funding, int(msg["ts"]) * MS_NS, received_at_ns,
+            "bybit", symbol, base, "predicted", _time_ns(state["nextFundingTime"]), _time_ns(msg["ts"]), received_at_ns,
             _rate(state["fundingRate"]), interval, _num(state.get("markPrice")), _num(state.get("indexPrice")), "ws",
         )]  # fmt: skip
 
@@ -244,13 +276,14 @@ class StreamParser:
         out = []
         for item in msg["data"]:
             symbol, base = self._unified(item["instId"])
-            funding_ms = int(item["fundingTime"])
+            funding = _time_ns(item["fundingTime"])
             next_ms = item.get("nextFundingTime")
-            interval = (int(next_ms) - funding_ms) / 3_600_000 if next_ms else self.intervals.get(symbol, math.nan)
+            interval = (_time_ns(next_ms) - funding) / HOUR_NS if next_ms else self.intervals.get(symbol, math.nan)
             if not interval > 0:
                 raise MalformedMessage(f"okx: no funding interval known for {symbol}")
+            _interval(interval, f"okx {symbol}")
             out.append((
-                "okx", symbol, base, "predicted", _floor(funding_ms * MS_NS, interval), int(item["ts"]) * MS_NS,
+                "okx", symbol, base, "predicted", funding, _time_ns(item["ts"]),
                 received_at_ns, _rate(item["fundingRate"]), interval, math.nan, math.nan, "ws",
             ))  # fmt: skip
         return out
@@ -266,7 +299,7 @@ class StreamParser:
         data = msg["data"]
         ctx = data["ctx"]
         symbol, base = self._unified(data["coin"])
-        funding = _floor(received_at_ns, 1.0) + HOUR_NS
+        funding = _hour_floor(received_at_ns) + HOUR_NS
         return [(
             "hyperliquid", symbol, base, "predicted", funding, received_at_ns, received_at_ns,
             _rate(ctx["funding"]), 1.0, _num(ctx.get("markPx")), _num(ctx.get("oraclePx")), "ws",
