@@ -312,6 +312,8 @@ def test_bad_policy_and_missing_inputs_are_rejected():
     prints.loc[0, "funding_time"] = pd.NaT
     with pytest.raises(ValueError, match="NaT"):
         replay_curves(prints)
+    with pytest.raises(ValueError, match="NaT"):
+        FundingCurveBuilder("binance", "BTC/USDT:USDT").update(pd.NaT.value, 0.0001, 8.0, T0)
 
 
 def test_history_replay_gives_one_snapshot_per_settled_print_in_stream_order():

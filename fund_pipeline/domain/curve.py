@@ -190,11 +190,6 @@ class FundingCurveBuilder:
         self._last_snap_ts: int | None = None
         self._clear_ring()
 
-    @property
-    def funding_time_ns(self) -> int | None:
-        """Bucket 0's funding time (None before the first print)."""
-        return self._funding_time
-
     def _clear_ring(self) -> None:
         self._funding_time: int | None = None
         self._rates = [math.nan] * N_BUCKETS
@@ -239,8 +234,9 @@ class FundingCurveBuilder:
     def update(self, funding_time_ns: int, rate: float, interval_h: float, ts_ns: int) -> tuple | None:
         """Apply one print; return a snapshot row (CURVE_COLUMNS order, times in ns) when the policy says so."""
         rate, interval_h = float(rate), float(interval_h)
-        _check_values(np.array([rate]), np.array([interval_h]), f"{self.venue} {self.symbol}")
         funding_time, ts = int(funding_time_ns), int(ts_ns)
+        _check_values(np.array([rate]), np.array([interval_h]), f"{self.venue} {self.symbol}")
+        _check_times(np.array([funding_time, ts]), "funding_time/ts", f"{self.venue} {self.symbol}")
         self.stats.prints += 1
         if self._funding_time is not None and funding_time < self._funding_time:
             self.stats.late += 1
@@ -272,6 +268,8 @@ class FundingCurveBuilder:
         if n == 0:
             return []
         _check_values(rate, interval_h, f"{self.venue} {self.symbol}")
+        _check_times(funding_time, "funding_time", f"{self.venue} {self.symbol}")
+        _check_times(ts, "ts", f"{self.venue} {self.symbol}")
         start = _NO_WINDOW if self._funding_time is None else self._funding_time
         previous = np.empty(n, dtype=np.int64)
         previous[0] = start
@@ -524,7 +522,9 @@ def _observable_rows(streams: _Streams) -> tuple[np.ndarray, np.ndarray]:
     A replace followed (in its stream) by another replace is overwritten before any roll could
     see it and does not move the running maximum, so dropping it changes nothing but the count.
     Arrivals are grouped by stream block by block (cache-local sorts, no global permutation);
-    the running maximum is carried between blocks through a blocks × streams table.
+    the running maximum is carried between blocks through a blocks × streams table. Only the few
+    prints whose funding time differs from the one before are looked at individually; a block
+    segment where funding time goes back (late prints) is kept whole for the exact replay.
     """
     code, funding_time = streams.code, streams.funding_time
     n, n_streams, block = code.size, streams.bounds.size - 1, _REDUCTION_BLOCK_ROWS
@@ -532,38 +532,36 @@ def _observable_rows(streams: _Streams) -> tuple[np.ndarray, np.ndarray]:
     if n_blocks * n_streams > _REDUCTION_MAX_CELLS:
         return np.arange(n), np.zeros(n_streams, dtype=np.int64)
     local = np.empty(n, dtype=np.int64)
-    for lo in range(0, n, block):
-        local[lo : lo + block] = np.argsort(code[lo : lo + block], kind="stable")
-        local[lo : lo + block] += lo
-    ft = funding_time[local]
-    stream = code[local]
-    segment_head = np.empty(n, dtype=bool)
-    segment_head[0] = True
-    np.not_equal(stream[1:], stream[:-1], out=segment_head[1:])
-    segment_head[::block] = True
-    seg_start = np.flatnonzero(segment_head)
-    seg_stream = stream[seg_start]
-    seg_block = seg_start // block
+    ft = np.empty(n, dtype=np.int64)
+    counts = np.empty((n_blocks, n_streams), dtype=np.int64)
+    for b, lo in enumerate(range(0, n, block)):
+        hi = min(lo + block, n)
+        in_block = np.argsort(code[lo:hi], kind="stable")
+        np.take(funding_time[lo:hi], in_block, out=ft[lo:hi])
+        np.add(in_block, lo, out=local[lo:hi])
+        counts[b] = np.bincount(code[lo:hi], minlength=n_streams)
+    cell_end = np.cumsum(counts.ravel())
+    cell = np.flatnonzero(counts.ravel())
+    seg_end = cell_end[cell]
+    seg_start = seg_end - counts.ravel()[cell]
+    seg_block, seg_stream = np.divmod(cell, n_streams)
     table = np.full((n_blocks + 1, n_streams), _NO_WINDOW, dtype=np.int64)
     table[seg_block + 1, seg_stream] = np.maximum.reduceat(ft, seg_start)
     np.maximum.accumulate(table, axis=0, out=table)
     carry = table[seg_block, seg_stream]
 
-    previous = np.empty(n, dtype=np.int64)
-    previous[1:] = ft[:-1]
-    previous[seg_start] = carry
-    late = ft < previous
-    if late.any():
-        seg_end = np.append(seg_start[1:], n)
-        for g in np.unique(np.searchsorted(seg_start, np.flatnonzero(late), side="right") - 1).tolist():
-            lo, hi = seg_start[g], seg_end[g]
-            np.maximum(np.maximum.accumulate(ft[lo : hi - 1]), carry[g], out=previous[lo + 1 : hi])
-    replaced = ft == previous
-    overwritten = np.zeros(n, dtype=bool)
-    np.logical_and(replaced[:-1], replaced[1:], out=overwritten[:-1])
-    overwritten[seg_start[1:] - 1] = False
-    unseen = np.bincount(seg_stream, weights=np.add.reduceat(overwritten, seg_start), minlength=n_streams)
-    return np.sort(local[~overwritten]), unseen.astype(np.int64)
+    changed = np.empty(n, dtype=bool)
+    np.not_equal(ft[1:], ft[:-1], out=changed[1:])
+    changed[seg_start] = ft[seg_start] != carry
+    moved = np.flatnonzero(changed)
+    moved_seg = np.searchsorted(seg_start, moved, side="right") - 1
+    before = np.where(moved == seg_start[moved_seg], carry[moved_seg], ft[np.maximum(moved - 1, 0)])
+    went_back = np.unique(moved_seg[ft[moved] < before])
+    whole = [np.arange(seg_start[g], seg_end[g]) for g in went_back.tolist()]
+    keep = np.unique(np.concatenate([moved, moved - 1, seg_end - 1, *whole]))
+    kept = np.sort(local[keep[keep >= 0]])
+    unseen = np.diff(streams.bounds) - np.bincount(code[kept], minlength=n_streams)
+    return kept, unseen
 
 
 def _replay(streams: _Streams, policy: SnapshotPolicy) -> tuple[dict, dict]:
