@@ -325,3 +325,23 @@ def test_history_replay_gives_one_snapshot_per_settled_print_in_stream_order():
     assert all(s == BuilderStats(prints=12, rolls=12) for s in stats.values())
     assert (curves["n_filled"].to_numpy() == np.tile(np.minimum(np.arange(1, 13), 8), 3)).all()
     assert not curves[ANN_COLUMNS].iloc[-1].isna().any()
+
+
+def test_input_encodings_do_not_change_the_result():
+    """Warehouse reads give µs timestamps; fast callers pass categoricals; an empty frame is no error."""
+    records = [(s, T0 + 8 * w * H, T0 + 8 * w * H + s * 1000, 0.0001 * (s + w), 8.0) for w in range(4) for s in (2, 0, 1)]
+    prints = prints_frame(records)
+    expected, expected_stats = replay_curves(prints)
+    variants = [
+        prints.assign(venue=prints["venue"].astype("category"), symbol=prints["symbol"].astype("category")),
+        prints.assign(funding_time=prints["funding_time"].dt.as_unit("us"), ts=prints["ts"].dt.as_unit("us")),
+        prints.assign(venue=pd.Categorical(prints["venue"], categories=["zz", "okx", "binance"])),
+    ]
+    for variant in variants:
+        for run in (replay_curves, build_curves_streaming):
+            frame, stats = run(variant)
+            pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+            assert stats == expected_stats
+    for run in (replay_curves, build_curves_streaming):
+        frame, stats = run(prints.iloc[:0])
+        assert list(frame.columns) == CURVE_COLUMNS and frame.empty and stats == {}
