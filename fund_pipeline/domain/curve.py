@@ -634,7 +634,7 @@ def _replay(streams: _Streams, policy: SnapshotPolicy) -> tuple[dict, dict]:
         else:
             ts_sorted = streams.ts[order]
             due = [roll_pos]
-            for r, (p, end) in enumerate(zip(roll_pos.tolist(), boundary.tolist())):
+            for p, end in zip(roll_pos.tolist(), boundary.tolist()):
                 due.append(np.asarray(_due_positions(ts_sorted, late, p + 1, end, int(ts_sorted[p]), policy.every_ns), dtype=np.int64))
             emit_pos = np.sort(np.concatenate(due))
         emit_roll = np.searchsorted(roll_pos, emit_pos, side="right") - 1
