@@ -138,8 +138,14 @@ class CcxtSource:
         backoff_base_s: float = 0.5,
         timeout_s: float = 10,
         now: Callable[[], pd.Timestamp] | None = None,
+        throttle: bool = True,
     ) -> None:
-        """`now` is the venues' current time (default the wall clock; the emulator's clock in tests)."""
+        """`now` is the venues' current time (default the wall clock; the emulator's clock in tests).
+
+        `throttle` paces requests to the venues' limits: ccxt's request weights (up to a second a
+        request on hyperliquid) and the per-venue RateLimiter. The emulator has no such limits, so
+        tests turn it off; 429s are still retried.
+        """
         unknown = [v for v in venues if v not in VENUE_SPECS]
         if unknown:
             raise UnknownVenueError(f"ccxt source: unsupported venue(s) {unknown}; supported {list(VENUE_SPECS)}")
@@ -154,6 +160,7 @@ class CcxtSource:
         self._backoff_base_s = backoff_base_s
         self._timeout_ms = int(timeout_s * 1000)
         self._now = now or (lambda: pd.Timestamp.now(tz="UTC"))
+        self._throttle = throttle
         self._local = threading.local()
         self._limiters = {v: RateLimiter(VENUE_SPECS[v].requests_per_s) for v in self._venues}
 
@@ -173,7 +180,7 @@ class CcxtSource:
         if venue not in exchanges:
             spec = VENUE_SPECS[venue]
             exchange = getattr(ccxt, spec.ccxt_id)(
-                {"enableRateLimit": True, "timeout": self._timeout_ms, "options": dict(spec.options)}
+                {"enableRateLimit": self._throttle, "timeout": self._timeout_ms, "options": dict(spec.options)}
             )
             if self._api_base_url:
                 exchange.urls["api"] = self._point_at(exchange.urls["api"], f"{self._api_base_url}/{venue}")
@@ -192,7 +199,8 @@ class CcxtSource:
         exchange = self._exchange(venue)
         last_error: Exception | None = None
         for attempt in range(self._max_retries + 1):
-            self._limiters[venue].wait()
+            if self._throttle:
+                self._limiters[venue].wait()
             try:
                 return getattr(exchange, method)(*args, **kwargs)
             except ccxt.NetworkError as error:

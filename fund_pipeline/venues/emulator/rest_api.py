@@ -54,10 +54,10 @@ def error_response(
 ) -> web.Response:
     """An error in the venue's own body format (what ccxt's handle_errors parses).
 
-    5xx come from the venues' gateways as plain text, not from their APIs. `code` overrides the
+    5xx (and bybit's 403 ban) come from the venues' gateways as plain text, not from their APIs. `code` overrides the
     venue's default error code for the status.
     """
-    if status >= 500:
+    if status >= 500 or (venue == "bybit" and status == 403):
         return web.Response(status=status, text=f"{status} {message}", headers=_retry_headers(retry_after_s))
     if venue == "binance":
         body = {"code": int(code or {429: -1003, 418: -1003}.get(status, -1121)), "msg": message}
@@ -78,6 +78,11 @@ def _retry_headers(retry_after_s: int | None) -> dict[str, str]:
     return {} if retry_after_s is None else {"Retry-After": str(retry_after_s)}
 
 
+# How each venue answers an IP over its limits for a while: binance 418, bybit's gateway 403
+# ("access too frequent"), the others their ordinary 429.
+BAN_STATUS = {"binance": 418, "bybit": 403, "hyperliquid": 418}
+
+
 @web.middleware
 async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Inject the configured REST faults, then render VenueRequestError in the venue's format."""
@@ -95,7 +100,7 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(venue, 429, "Too many requests; current limit exceeded",
                               retry_after_s=faults.retry_after_s)
     if n <= faults.http_429_first_n + faults.http_418_first_n:
-        return error_response(venue, 418, "Way too many requests; IP banned",
+        return error_response(venue, BAN_STATUS.get(venue, 429), "Way too many requests; IP banned",
                               retry_after_s=faults.retry_after_s)
     if faults.http_5xx_every_n and n % faults.http_5xx_every_n == 0:
         return error_response(venue, 502, "Bad gateway")
