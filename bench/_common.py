@@ -57,7 +57,7 @@ def format_value(value) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        if value == 0 or 1e-3 <= abs(value) < 1e7:
+        if value == 0 or 1e-3 <= abs(value) < 1e12:
             return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
         return f"{value:.3e}"
     if isinstance(value, int):
