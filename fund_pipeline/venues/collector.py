@@ -137,6 +137,7 @@ class Collector:
         self.intervals: dict[str, dict[str, float]] = {v: {} for v in venues}
         self._last_settled: dict[tuple[str, str], int] = {}
         self._seed_rows: dict[tuple[str, str], list[tuple]] = {}
+        self._windows: dict[tuple[str, str], int] = {}  # newest funding time fed to each builder
         self._prints: list[tuple] = []
         self._snapshots: list[tuple] = []
         self._quarantine: list[tuple] = []
@@ -176,8 +177,12 @@ class Collector:
         if self._batch_started is None:
             self._batch_started = time.monotonic()
         self._prints.extend(prints)
+        windows = self._windows
         for row in prints:
-            snapshot = self._builder(row[0], row[1]).update(row[4], row[7], row[8], row[5])
+            key = (row[0], row[1])
+            snapshot = self._builder(*key).update(row[4], row[7], row[8], row[5])
+            if row[4] > windows.get(key, row[4] - 1):
+                windows[key] = row[4]
             if snapshot is not None:
                 self._snapshots.append(snapshot)
         self.stats["prints"] += len(prints)
@@ -246,6 +251,7 @@ class Collector:
             }
         )
         self._builder(venue, symbol).seed(settled)
+        self._windows[(venue, symbol)] = max(r[4] for r in seed_rows)
         if self._batch_started is None:
             self._batch_started = time.monotonic()
         self._prints.extend(rows)
@@ -253,10 +259,7 @@ class Collector:
     async def gap_fill(self, venue: str, symbols: list[str] | None = None) -> None:
         """Settled prints since the last landed one (else since the builder's window), per symbol of `venue`."""
         for symbol in self.symbols[venue] if symbols is None else symbols:
-            last = self._last_settled.get((venue, symbol))
-            builder = self.builders.get((venue, symbol))
-            if last is None:
-                last = None if builder is None else builder.funding_time_ns
+            last = self._last_settled.get((venue, symbol), self._windows.get((venue, symbol)))
             if last is None:
                 continue
             since = pd.Timestamp(last, tz="UTC")
@@ -449,8 +452,7 @@ class Collector:
         """
         found = []
         for row in prints:
-            builder = self.builders.get((row[0], row[1]))
-            last = None if builder is None else builder.funding_time_ns
+            last = self._windows.get((row[0], row[1]))
             if last is not None and row[4] - last >= 1.5 * row[8] * NS_PER_HOUR and row[1] not in found:
                 found.append(row[1])
         return found

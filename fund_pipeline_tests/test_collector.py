@@ -1,0 +1,341 @@
+"""The live collector's rules, against a loopback stream the test steers and against the in-process emulator."""
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed
+
+from fund_pipeline.domain.curve import FundingCurveBuilder, SnapshotPolicy, snapshots_frame
+from fund_pipeline.domain.prints import empty_prints
+from fund_pipeline.venues.collector import Collector, CollectorConfig, backoff_delay
+from fund_pipeline.venues.emulator.server import Faults, start_emulator
+from fund_pipeline.venues.landing import list_segments, read_landed
+from fund_pipeline.venues.rest import CcxtSource
+
+H = 3_600_000_000_000
+BTC = "BTC/USDT:USDT"
+
+
+class NoSettledRest:
+    """A REST source with no settled history that records what the collector asks for."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def last_settled(self, venue, symbol, n):
+        self.calls.append(("last_settled", venue, symbol))
+        return empty_prints()
+
+    def settled_since(self, venue, symbol, since):
+        self.calls.append(("settled_since", venue, symbol, since))
+        return empty_prints()
+
+
+class TickStream:
+    """A Binance-format mark-price stream on loopback: numbered ticks broadcast to every subscribed connection.
+
+    Tick k carries E = k ms, so landed prints say exactly which ticks arrived. `drop_after` aborts a
+    connection after that many data frames; `junk` frames follow every tick.
+    """
+
+    def __init__(self, period_s: float, drop_after: int | None = None, junk: tuple = ()) -> None:
+        self.period_s = period_s
+        self.drop_after = drop_after
+        self.junk = junk
+        self.attempts: list[float] = []
+        self.subscriptions: list[list[dict]] = []
+        self.tick = 0
+        self.junk_sent = 0
+        self._subscribed: dict = {}
+        self.funding_ms = (time.time_ns() // (8 * H) + 1) * 8 * H // 1_000_000
+
+    async def handler(self, ws) -> None:
+        self.attempts.append(time.monotonic())
+        requests: list[dict] = []
+        self.subscriptions.append(requests)
+        try:
+            async for text in ws:
+                request = json.loads(text)
+                requests.append(request)
+                await ws.send(json.dumps({"result": None, "id": request["id"]}))
+                self._subscribed[ws] = 0
+        except ConnectionClosed:
+            pass
+        finally:
+            self._subscribed.pop(ws, None)
+
+    def frame(self) -> str:
+        return json.dumps({
+            "e": "markPriceUpdate", "E": self.tick, "s": "BTCUSDT", "p": "60000.0", "i": "60001.0",
+            "P": "60000.5", "r": "0.00010000", "T": self.funding_ms,
+        })  # fmt: skip
+
+    async def broadcast(self) -> None:
+        while True:
+            await asyncio.sleep(self.period_s)
+            self.tick += 1
+            for ws, sent in list(self._subscribed.items()):
+                if self.drop_after is not None and sent >= self.drop_after:
+                    self._subscribed.pop(ws, None)
+                    ws.transport.abort()
+                    continue
+                self._subscribed[ws] = sent + 1
+                try:
+                    await ws.send(self.frame())
+                    for junk in self.junk:
+                        await ws.send(junk)
+                        self.junk_sent += 1
+                except Exception:  # noqa: BLE001 - a client gone mid-send is the client's business
+                    self._subscribed.pop(ws, None)
+
+
+def run_against_ticks(tmp_path, stream: TickStream, config: CollectorConfig, seconds: float, rest=None):
+    async def go():
+        async with serve(stream.handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            ticking = asyncio.create_task(stream.broadcast())
+            collector = Collector(
+                ["binance"], ["BTC"], tmp_path / "landing", api_base_url=f"http://127.0.0.1:{port}",
+                config=config, rest_source=rest or NoSettledRest(), seed=11,
+            )  # fmt: skip
+            try:
+                return collector, await collector.run(seconds)
+            finally:
+                ticking.cancel()
+
+    return asyncio.run(go())
+
+
+def landed_ticks(tmp_path) -> list[int]:
+    prints = read_landed(tmp_path / "landing", "prints")
+    live = prints.loc[prints["source"] == "ws"]
+    return sorted(set((live["ts"].astype("int64") // 1_000_000).tolist()))
+
+
+# --- backoff, resubscribe ------------------------------------------------------------------------------
+
+
+def test_backoff_delay_is_exponential_with_jitter_and_capped():
+    rng = random.Random(1)
+    for attempt in range(6):
+        ceiling = min(3.0, 0.1 * 2**attempt)
+        draws = [backoff_delay(attempt, 0.1, 3.0, rng) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in draws)
+        assert max(draws) - min(draws) > ceiling / 4, "jitter spreads the retries"
+
+
+@pytest.fixture(scope="module")
+def dropping_run(tmp_path_factory):
+    """Every connection opens, subscribes, gets one data frame and is aborted."""
+    tmp_path = tmp_path_factory.mktemp("dropping")
+    stream = TickStream(period_s=0.01, drop_after=1)
+    rest = NoSettledRest()
+    config = CollectorConfig(backoff_base_s=0.1, backoff_max_s=5.0, stable_after_s=5.0)
+    collector, stats = run_against_ticks(tmp_path, stream, config, seconds=1.9, rest=rest)
+    return stream, rest, stats, tmp_path
+
+
+def test_reconnect_backs_off_after_connections_that_opened_then_dropped(dropping_run):
+    stream, _, stats, _ = dropping_run
+    gaps = [b - a for a, b in zip(stream.attempts, stream.attempts[1:])]
+    assert len(gaps) >= 4, f"expected at least 5 attempts, got {stream.attempts}"
+    for k, gap in enumerate(gaps[:4]):
+        assert gap >= 0.1 * 2**k / 2, f"attempt {k + 1} came {gap:.3f}s after the previous one: no backoff"
+    assert all(later >= earlier - 0.02 for earlier, later in zip(gaps, gaps[1:4])), f"delays must grow: {gaps}"
+    assert gaps[3] > 3 * gaps[0]
+    assert stats["connects:binance"] == len(stream.attempts)
+
+
+def test_every_connection_resubscribes_and_gap_fills(dropping_run):
+    stream, rest, stats, tmp_path = dropping_run
+    assert len(stream.subscriptions) >= 4
+    for requests in stream.subscriptions:
+        assert requests[:1] == [{"method": "SUBSCRIBE", "params": ["btcusdt@markPrice@1s"], "id": 1}]
+    gap_fills = [c for c in rest.calls if c[0] == "settled_since"]
+    assert len(gap_fills) >= len(stream.subscriptions) - 2, "a reconnect after data fetches the missed settlements"
+    assert all(c[1:3] == ("binance", BTC) for c in gap_fills)
+    assert len(landed_ticks(tmp_path)) >= len(stream.subscriptions) - 1
+
+
+# --- rotation -------------------------------------------------------------------------------------------
+
+
+def test_rotation_is_make_before_break_and_loses_no_print(tmp_path):
+    stream = TickStream(period_s=0.01)
+    config = CollectorConfig(max_age_s={"binance": 0.4}, silence_s=5.0)
+    _, stats = run_against_ticks(tmp_path, stream, config, seconds=2.0)
+    assert stats["rotations:binance"] >= 3
+    assert stats["connects:binance"] == stats["rotations:binance"] + 1
+    assert not [k for k in stats if k.startswith(("watchdog", "rotation_failed"))]
+    ticks = landed_ticks(tmp_path)
+    missing = sorted(set(range(ticks[0], ticks[-1] + 1)) - set(ticks))
+    assert not missing, f"ticks lost across rotations: {missing}"
+    assert len(ticks) > 100
+
+
+# --- quarantine -----------------------------------------------------------------------------------------
+
+
+def test_malformed_and_unknown_frames_are_quarantined_never_fatal(tmp_path):
+    junk = (
+        '{"e":"markPriceUpdate","E":1,"s":"BTCUSDT","r":"0.0001","T":17',
+        '{"e":"aggTrade","E":1,"s":"BTCUSDT"}',
+        '{"e":"markPriceUpdate","E":1,"s":"BTCUSDT","r":"NaN","T":1714550400000}',
+        b"\x00\xff binary",
+    )
+    stream = TickStream(period_s=0.05, junk=junk)
+    _, stats = run_against_ticks(tmp_path, stream, CollectorConfig(), seconds=1.0)
+    assert stats["connects:binance"] == 1, "garbage must not cost the connection"
+    quarantine = read_landed(tmp_path / "landing", "quarantine")
+    assert stats["quarantined:binance"] == len(quarantine) == stream.junk_sent > 0
+    assert set(quarantine["raw"]) == {j if isinstance(j, str) else j.decode("utf-8", "replace") for j in junk}
+    assert quarantine["reason"].str.contains("not JSON").any() and quarantine["reason"].str.contains("unknown message").any()
+    assert len(landed_ticks(tmp_path)) >= stream.tick - 2
+
+
+# --- watchdog (emulator) --------------------------------------------------------------------------------
+
+
+def run_against_emulator(tmp_path, venues, config, seconds, faults=None, speed=1.0, rest=None, start=None):
+    async def go():
+        emulator = await start_emulator(bases=("BTC",), speed=speed, start=start, faults=faults)
+        try:
+            collector = Collector(
+                venues, ["BTC"], tmp_path / "landing", api_base_url=emulator.base_url,
+                policy=SnapshotPolicy("every_update"), clock=emulator.state.clock.now, config=config,
+                rest_source=rest(emulator) if rest else NoSettledRest(), seed=5,
+            )  # fmt: skip
+            return await collector.run(seconds)
+        finally:
+            await emulator.stop()
+
+    return asyncio.run(go())
+
+
+def test_watchdog_reconnects_a_silent_stream_despite_pongs(tmp_path):
+    """bybit pushes every 0.5 s; each connection stops data after 0.7 s but keeps answering app pings."""
+    config = CollectorConfig(silence_s=0.6, backoff_base_s=0.05, app_pings={"bybit": ('{"op":"ping"}', 0.2)})
+    stats = run_against_emulator(tmp_path, ["bybit"], config, seconds=3.6, faults=Faults(silent_after_s=0.7))
+    assert stats["watchdog:bybit"] >= 2 and stats["connects:bybit"] >= 3
+    assert stats["disconnects:bybit:silent"] == stats["watchdog:bybit"]
+    prints = read_landed(tmp_path / "landing", "prints")
+    assert prints["received_at"].max() - prints["received_at"].min() > pd.Timedelta(seconds=1.5), "data resumes after each reconnect"
+    assert not any(k.startswith("quarantined") for k in stats)
+
+
+# --- warm start and the interpolated first buckets ------------------------------------------------------
+
+
+class LateSeedRest:
+    """The emulator's REST, but the warm start answers as if fetched `late` windows before the stream starts.
+
+    That is what a slow warm start (or a settlement right after it) does: the first live print is
+    then several windows past the seeded ring.
+    """
+
+    def __init__(self, inner: CcxtSource, late: dict[str, int]) -> None:
+        self.inner = inner
+        self.late = late
+
+    def last_settled(self, venue, symbol, n):
+        late = self.late.get(venue, 0)
+        frame = self.inner.last_settled(venue, symbol, n + late)
+        return frame.iloc[: len(frame) - late].reset_index(drop=True)
+
+    def settled_since(self, venue, symbol, since):
+        return self.inner.settled_since(venue, symbol, since)
+
+
+def test_warm_start_gives_full_first_curve_and_missed_windows_come_from_rest(tmp_path):
+    venues = ["binance", "hyperliquid"]
+
+    def rest(emulator):
+        source = CcxtSource(
+            venues=venues, symbols={"binance": [BTC], "hyperliquid": ["BTC/USDC:USDC"]},
+            api_base_url=emulator.base_url, now=emulator.state.clock.now,
+        )  # fmt: skip
+        return LateSeedRest(source, {"hyperliquid": 2})
+
+    start = pd.Timestamp("2025-03-01 05:40", tz="UTC")
+    stats = run_against_emulator(tmp_path, venues, CollectorConfig(), seconds=5.0, speed=60, rest=rest, start=start)
+    prints = read_landed(tmp_path / "landing", "prints")
+    snaps = read_landed(tmp_path / "landing", "snapshots")
+    assert stats["gap_fill_prints:hyperliquid"] == 2, "the two windows settled after the seed are fetched, not guessed"
+    assert stats["builder:interpolated"] == 0 and (snaps["interpolated_mask"] == 0).all()
+    for venue in venues:
+        first_live = prints.loc[(prints["venue"] == venue) & (prints["source"] == "ws"), "ts"].min()
+        first = snaps.loc[(snaps["venue"] == venue) & (snaps["ts_snap"] >= first_live)].sort_values("ts_snap").iloc[0]
+        assert first["n_filled"] == 8, f"{venue}: first live curve has {first['n_filled']} buckets"
+    replayed = []
+    for (venue, symbol), group in prints.groupby(["venue", "symbol"], sort=False):
+        builder = FundingCurveBuilder(venue, symbol, SnapshotPolicy("every_update"))
+        first_ws = int((group["source"] == "ws").to_numpy().argmax())
+        builder.seed(group.iloc[:first_ws])
+        for rec in group.iloc[first_ws:].itertuples(index=False):
+            replayed.append(builder.update(rec.funding_time.value, rec.rate, rec.interval_h, rec.ts.value))
+    pd.testing.assert_frame_equal(
+        snaps.sort_values(["venue", "ts_snap"], kind="stable").reset_index(drop=True),
+        snapshots_frame(replayed).sort_values(["venue", "ts_snap"], kind="stable").reset_index(drop=True),
+        check_dtype=False,
+    )
+
+
+# --- kill -9 --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def emulator_in_thread(**kwargs):
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    emulator = asyncio.run_coroutine_threadsafe(start_emulator(**kwargs), loop).result(30)
+    try:
+        yield emulator
+    finally:
+        asyncio.run_coroutine_threadsafe(emulator.stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def test_kill_9_of_collect_leaves_readable_segments_and_loses_at_most_a_second(tmp_path):
+    landing = tmp_path / "landing"
+    with emulator_in_thread(bases=("BTC", "ETH")) as emulator:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fund_pipeline.cli", "collect", "--venues", "binance", "--bases", "BTC,ETH",
+             "--landing", str(landing), "--api-base-url", emulator.base_url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 25
+            while time.monotonic() < deadline and proc.poll() is None:
+                if list_segments(landing, "prints") and (read_landed(landing, "prints")["source"] == "ws").any():
+                    break
+                time.sleep(0.2)
+            else:
+                pytest.fail(f"collector landed no live print: {proc.stderr.read().decode() if proc.poll() is not None else 'timeout'}")
+            time.sleep(2.3)
+            sent = emulator.state.counters["ws_frame:binance"]
+            killed_at = emulator.state.clock.now()
+            os.kill(proc.pid, 9)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    segments = list_segments(landing, "prints")
+    assert all(pq.read_table(path).num_rows > 0 for _, path in segments)
+    live = read_landed(landing, "prints").query("source == 'ws'")
+    lost = sent - len(live)
+    assert 0 <= lost <= 4, f"{lost} of {sent} frames lost (2 symbols, 1 frame/s each, 1 s flush)"
+    assert killed_at - live["ts"].max() <= pd.Timedelta(seconds=2.5)
