@@ -235,8 +235,10 @@ class FundingCurveBuilder:
         """Apply one print; return a snapshot row (CURVE_COLUMNS order, times in ns) when the policy says so."""
         rate, interval_h = float(rate), float(interval_h)
         funding_time, ts = int(funding_time_ns), int(ts_ns)
-        _check_values(np.array([rate]), np.array([interval_h]), f"{self.venue} {self.symbol}")
-        _check_times(np.array([funding_time, ts]), "funding_time/ts", f"{self.venue} {self.symbol}")
+        if not (rate > -1.0 and interval_h > 0 and math.isfinite(rate) and math.isfinite(interval_h)):
+            _check_values(np.array([rate]), np.array([interval_h]), f"{self.venue} {self.symbol}")
+        if funding_time == _NO_WINDOW or ts == _NO_WINDOW:
+            _check_times(np.array([funding_time, ts]), "funding_time/ts", f"{self.venue} {self.symbol}")
         self.stats.prints += 1
         if self._funding_time is not None and funding_time < self._funding_time:
             self.stats.late += 1
