@@ -15,7 +15,7 @@ from fund_pipeline.venues.collector import Collector, CollectorConfig
 from fund_pipeline.venues.emulator.server import Faults, start_emulator
 from fund_pipeline.venues.landing import read_landed
 
-VENUES = ["binance", "hyperliquid"]
+VENUES = ["binance", "bybit", "okx", "hyperliquid"]
 START = pd.Timestamp("2025-03-01 05:00", tz="UTC")
 POLICY = SnapshotPolicy("every_n_seconds", 600)
 
