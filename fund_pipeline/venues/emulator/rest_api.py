@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from aiohttp import web
 
+from fund_pipeline.domain.prints import BAR_COLUMNS
+
 if TYPE_CHECKING:
     from fund_pipeline.venues.emulator.server import EmulatorState
 
@@ -176,7 +178,7 @@ def closed_bars(state, venue: str, symbol: str, start: pd.Timestamp | None, end:
     lo = history_start() if start is None else max(start.ceil("h"), history_start())
     hi = last_open if end is None else min(end, last_open)
     if hi < lo:
-        return pd.DataFrame(columns=["ts"])
+        return pd.DataFrame(columns=BAR_COLUMNS)
     bars = state.market.bars(venue, lo, hi + MS)
     bars = bars[(bars["symbol"] == symbol) & (bars["ts"] >= lo) & (bars["ts"] <= hi)]
     return bars.sort_values("ts").reset_index(drop=True)
@@ -453,7 +455,7 @@ def last_day_bars(state, venue: str) -> pd.DataFrame:
     last_open = (state.clock.now() - HOUR).floor("h")
     first = max(last_open - 23 * HOUR, history_start())
     if last_open < first:
-        return pd.DataFrame(columns=["symbol", "ts"])
+        return pd.DataFrame(columns=BAR_COLUMNS)
     bars = state.market.bars(venue, first, last_open + MS)
     return bars[bars["base"].isin(state.bases)].sort_values(["symbol", "ts"])
 
