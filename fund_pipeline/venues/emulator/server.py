@@ -135,11 +135,17 @@ async def start_emulator(
     speed: float = 1.0,
     start: pd.Timestamp | str | None = None,
     faults: Faults | None = None,
+    n_extra_bases: int = 0,
 ) -> RunningEmulator:
-    """Serve the simulated market on host:port (0 picks a free port) until `stop()`."""
+    """Serve the simulated market on host:port (0 picks a free port) until `stop()`.
+
+    `n_extra_bases` adds synthetic listings (X001, ...) for load tests at hundreds of symbols.
+    """
     from fund_pipeline.venues.simulated import SimulatedMarket
 
-    market = SimulatedMarket(seed=seed, venues=SIM_VENUES, bases=tuple(bases) if bases else None)
+    market = SimulatedMarket(
+        seed=seed, venues=SIM_VENUES, bases=tuple(bases) if bases else None, n_extra_bases=n_extra_bases
+    )
     clock = EmulatorClock(start=pd.Timestamp.now(tz="UTC") if start is None else pd.Timestamp(start), speed=speed)
     if bases:
         served_bases = tuple(bases)
@@ -182,6 +188,7 @@ def run_cli(argv: list[str]) -> int:
     parser.add_argument("--speed", type=float, default=1.0, help="emulator seconds per wall second")
     parser.add_argument("--start", default=None, help="emulator start time (UTC); default now")
     parser.add_argument("--bases", default=None, help="comma-separated base assets, e.g. BTC,ETH")
+    parser.add_argument("--extra-bases", type=int, default=0, help="synthetic listings X001.. for load tests")
     parser.add_argument("--fault", action="append", default=[], help="NAME=VALUE, repeatable; see Faults")
     args = parser.parse_args(argv)
     try:
@@ -192,7 +199,14 @@ def run_cli(argv: list[str]) -> int:
 
     async def serve() -> None:
         emulator = await start_emulator(
-            args.host, args.port, seed=args.seed, bases=bases, speed=args.speed, start=args.start, faults=faults
+            args.host,
+            args.port,
+            seed=args.seed,
+            bases=bases,
+            speed=args.speed,
+            start=args.start,
+            faults=faults,
+            n_extra_bases=args.extra_bases,
         )
         print(f"exchange emulator on {emulator.base_url} (REST /<venue>/..., WebSocket /<venue>/ws)", flush=True)
         try:
