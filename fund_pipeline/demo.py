@@ -22,6 +22,8 @@ INGEST_WARMUP_DAYS = 8
 # Weekly models and baskets need at least this much history before their week starts.
 WEEKLY_MIN_HISTORY = pd.Timedelta(days=21)
 SHOWN_WEIGHT = 0.005
+# The terminal gets the summary; every event is still in the run's log in the UI.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 DAGSTER_YAML = """\
 telemetry:
@@ -56,6 +58,7 @@ def run_range(defs, instance, job_name: str, first: str, last: str, resources_no
     result = job.execute_in_process(
         instance=instance,
         tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+        run_config=QUIET,
         raise_on_error=True,
     )
     print(f"  {job_name:<16} {first} .. {last} {resources_note}  {time.perf_counter() - started:5.1f}s")
@@ -85,7 +88,7 @@ def materialise_all(defs, instance, first_day: pd.Timestamp, end_day: pd.Timesta
         print("weekly clusters, models, forecasts and hedge baskets:")
         results.append(run_range(defs, instance, "weekly_job", weeks[0], weeks[-1]))
     print("reports:")
-    reports = defs.resolve_job_def("reports_job").execute_in_process(instance=instance, raise_on_error=True)
+    reports = defs.resolve_job_def("reports_job").execute_in_process(instance=instance, run_config=QUIET, raise_on_error=True)
     results.append(reports)
     return results
 
@@ -176,7 +179,7 @@ def run_real_sample(start: str, end: str) -> int:
         def run(selection, lo=None, hi=None):
             tags = {ASSET_PARTITION_RANGE_START_TAG: lo, ASSET_PARTITION_RANGE_END_TAG: hi} if lo else None
             started = time.perf_counter()
-            results.append(dg.materialize(assets, selection=selection, instance=instance, tags=tags, resources=defs.resources))
+            results.append(dg.materialize(assets, selection=selection, instance=instance, tags=tags, resources=defs.resources, run_config=QUIET))
             print(f"  {', '.join(selection):<60} {lo or ''} .. {hi or ''}  {time.perf_counter() - started:5.1f}s")
 
         venues = source.get().venues()
