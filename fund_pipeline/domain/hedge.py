@@ -116,11 +116,14 @@ class HedgeSolveError(RuntimeError):
 
 @dataclass(frozen=True)
 class HedgeSolution:
+    """One week's basket; `method` says which path found it: "active-set", "<SOLVER>+active-set" or "<SOLVER>"."""
+
     weights: np.ndarray
     status: str
     objective: float
     tracking_rmse: float
     solve_time_s: float
+    method: str
 
 
 class HedgeProblem:
@@ -136,7 +139,9 @@ class HedgeProblem:
     is an interior-point solve, still polished to the active set's exact optimum.
     """
 
-    def __init__(self, n_obs: int, n_candidates: int, lam: float, solver: str = DEFAULT_SOLVER, active_set_warm_start: bool = True):
+    def __init__(
+        self, n_obs: int, n_candidates: int, lam: float, solver: str = DEFAULT_SOLVER, active_set_warm_start: bool = True
+    ):
         if n_obs < 2:
             raise ValueError(f"HedgeProblem: n_obs must be >= 2, got {n_obs}")
         if n_candidates < 1:
@@ -171,26 +176,30 @@ class HedgeProblem:
         # ½ wᵀ H w + gᵀ w is the objective divided by scale², up to a constant.
         hessian = 2.0 * gram[:n, :n] / scale_squared
         gradient_at_zero = (-2.0 * gram[:n, n] - self.lam * carry) / scale_squared
-        weights = None
+        weights, status, method = None, cp.OPTIMAL, "active-set"
         if self.active_set_warm_start and self.previous_weights is not None:
             weights = active_set_qp(hessian, gradient_at_zero, cap, self.previous_weights)
         if weights is None:
-            interior = self._solve_interior_point(stacked, carry, cap, np.sqrt(scale_squared))
+            interior, status = self._solve_interior_point(stacked, carry, cap, np.sqrt(scale_squared))
             weights = active_set_qp(hessian, gradient_at_zero, cap, interior)
-            weights = interior if weights is None else weights
+            if weights is None:
+                weights, method = interior, self.solver
+            else:
+                status, method = cp.OPTIMAL, f"{self.solver}+active-set"
         self.previous_weights = weights
         elapsed = time.perf_counter() - started
         residual = R @ weights - r
         return HedgeSolution(
             weights=weights,
-            status=cp.OPTIMAL,
+            status=status,
             objective=float(residual @ residual - self.lam * carry @ weights),
             tracking_rmse=float(np.sqrt(np.mean(residual**2))),
             solve_time_s=elapsed,
+            method=method,
         )
 
-    def _solve_interior_point(self, stacked, carry, cap, scale) -> np.ndarray:
-        """The cvxpy problem's answer, clipped into the bounds; raises HedgeSolveError without one."""
+    def _solve_interior_point(self, stacked, carry, cap, scale) -> tuple[np.ndarray, str]:
+        """The cvxpy problem's answer clipped into the bounds, and its status; raises HedgeSolveError without one."""
         # QR of [R | r] without forming Q: its last column holds Qᵀr next to the factor F of R.
         triangular = np.linalg.qr(stacked, mode="r")[: self.n_candidates]
         factor = np.zeros((self.n_candidates, self.n_candidates))
@@ -205,7 +214,7 @@ class HedgeProblem:
         status = self.problem.status
         if self.weights.value is None or status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             raise HedgeSolveError(f"hedge QP: solver {self.solver} returned status {status!r}, no basket")
-        return np.clip(self.weights.value, 0.0, cap)
+        return np.clip(self.weights.value, 0.0, cap), status
 
     def _validated(self, returns, target_returns, carry, cap):
         R = np.asarray(returns, dtype="float64")
@@ -233,7 +242,7 @@ class HedgeProblem:
         return R, r, carry, cap
 
 
-def active_set_qp(hessian, gradient_at_zero, cap, start, max_steps: int | None = None) -> np.ndarray | None:
+def active_set_qp(hessian, gradient_at_zero, cap, start) -> np.ndarray | None:
     """Minimise ½ wᵀHw + gᵀw subject to Σ w = 1, 0 ≤ w ≤ cap by a primal active-set method from `start`.
 
     Each step solves the equality-constrained QP with the working set's names held at their bound,
@@ -252,7 +261,8 @@ def active_set_qp(hessian, gradient_at_zero, cap, start, max_steps: int | None =
     at_lower = movable & (w <= 0)
     at_upper = movable & (w >= cap) & ~at_lower
     w = np.where(at_upper, cap, np.where(movable & ~at_lower, w, 0.0))
-    for _ in range(max_steps or 4 * n + 20):
+    # Each step adds or releases one bound; a few passes over the names is generous from a warm start.
+    for _ in range(4 * n + 20):
         free = np.flatnonzero(movable & ~at_lower & ~at_upper)
         if len(free) == 0:
             return None
