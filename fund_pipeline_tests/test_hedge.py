@@ -15,9 +15,11 @@ from fund_pipeline.domain.hedge import (
     BasketConfig,
     HedgeProblem,
     InfeasibleBasketError,
+    active_set_qp,
     bootstrap_percentiles,
     build_weekly_baskets,
     evaluate_basket,
+    feasible_start,
     hedge_inputs,
     pad_candidates,
     pca_clean,
@@ -143,6 +145,73 @@ def test_resolving_matches_a_fresh_problem():
         fresh = HedgeProblem(60, 10, lam=50.0).solve(returns, target, carry, cap)
         np.testing.assert_allclose(reused.weights, fresh.weights, atol=1e-6)
         assert reused.objective == pytest.approx(fresh.objective, rel=1e-6, abs=1e-12)
+
+
+def drifting_weeks(rng, n_weeks, n_obs, n_candidates):
+    """Rolling windows over one return history, so consecutive weeks share most of their data."""
+    returns, target = random_problem(rng, n_obs + 24 * n_weeks, n_candidates)
+    carry = rng.normal(1e-4, 1e-4, n_candidates)
+    cap = rng.uniform(0.05, 0.4, n_candidates)
+    for week in range(n_weeks):
+        rows = slice(24 * week, 24 * week + n_obs)
+        yield returns[rows], target[rows], carry + rng.normal(0, 2e-5, n_candidates), cap
+
+
+def test_warm_resolves_take_the_active_set_path_and_match_fresh_problems():
+    rng = np.random.default_rng(12)
+    problem = HedgeProblem(200, 30, lam=50.0)
+    methods = []
+    for week in drifting_weeks(rng, 8, 200, 30):
+        reused = problem.solve(*week)
+        fresh = HedgeProblem(200, 30, lam=50.0, active_set_warm_start=False).solve(*week)
+        methods.append(reused.method)
+        assert fresh.method == "CLARABEL+active-set"
+        np.testing.assert_allclose(reused.weights, fresh.weights, atol=1e-9)
+        assert reused.objective == pytest.approx(fresh.objective, rel=1e-9, abs=1e-14)
+    assert methods[0] == "CLARABEL+active-set"
+    assert set(methods[1:]) == {"active-set"}
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), lam=st.sampled_from([0.0, 10.0, 1e3]))
+def test_active_set_from_any_feasible_start_finds_the_interior_point_optimum(seed, lam):
+    rng = np.random.default_rng(seed)
+    returns, target = random_problem(rng, 40, 8)
+    carry, cap = rng.normal(1e-4, 1e-4, 8), rng.uniform(0.15, 0.6, 8)
+    reference = HedgeProblem(40, 8, lam, active_set_warm_start=False).solve(returns, target, carry, cap)
+    scale_squared = np.sum(returns**2) / 8
+    hessian = 2 * returns.T @ returns / scale_squared
+    gradient_at_zero = (-2 * returns.T @ target - lam * carry) / scale_squared
+    weights = active_set_qp(hessian, gradient_at_zero, cap, rng.dirichlet(np.ones(8)))
+    assert weights is not None
+    np.testing.assert_allclose(weights, reference.weights, atol=1e-6)
+    assert weights.sum() == pytest.approx(1, abs=1e-12)
+    assert np.all((weights >= 0) & (weights <= cap))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), spread=st.floats(0.0, 3.0))
+def test_feasible_start_is_invested_within_caps_and_keeps_names_on_their_bounds(seed, spread):
+    rng = np.random.default_rng(seed)
+    cap = rng.uniform(0.0, 0.5, 10)
+    cap[0] = 0.0
+    cap *= max(1.0, 1.2 / cap.sum())
+    weights = np.where(rng.random(10) < 0.4, 0.0, rng.uniform(-0.1, spread, 10))
+    start = feasible_start(weights, cap)
+    assert start.sum() == pytest.approx(1, abs=1e-12)
+    assert np.all((start >= 0) & (start <= cap))
+    assert start[0] == 0
+
+
+def test_caps_summing_to_one_fall_back_to_the_interior_point_solver():
+    rng = np.random.default_rng(13)
+    returns, target = random_problem(rng, 30, 4)
+    cap = np.array([0.1, 0.2, 0.3, 0.4])
+    problem = HedgeProblem(30, 4, lam=0.0)
+    for _ in range(2):
+        solution = problem.solve(returns, target, np.zeros(4), cap)
+        assert solution.method == "CLARABEL"
+        np.testing.assert_allclose(solution.weights, cap, atol=1e-6)
 
 
 def test_fewer_observations_than_candidates_still_give_a_valid_basket():
