@@ -28,18 +28,21 @@ SHOCK_MAX_HOURS = 72.0
 HOUR = pd.Timedelta(hours=1)
 HOUR_NS = 3_600_000_000_000
 DISPERSION_COLUMNS = ["base", "ts", "dispersion_8h", "n_venues"]
-_DISPERSION_DTYPES = ["object", "datetime64[ns, UTC]", "float64", "int64"]
 
 
 def decay_ratios(curves: pd.DataFrame, zero_tol: float = ZERO_RATE_TOL) -> pd.DataFrame:
     """b(k+1)/b(k) for k = 0..6: how fast the fossil curve decays; NaN where |b(k)| <= zero_tol."""
     require_columns(curves, RATE_BUCKETS, "curve snapshots")
-    buckets = curves[RATE_BUCKETS].to_numpy(dtype="float64")
+    ratios = decay_ratio_matrix(curves[RATE_BUCKETS].to_numpy(dtype="float64"), zero_tol)
+    return pd.DataFrame(ratios, columns=DECAY_COLUMNS, index=curves.index)
+
+
+def decay_ratio_matrix(buckets: np.ndarray, zero_tol: float = ZERO_RATE_TOL) -> np.ndarray:
+    """`decay_ratios` on the (rows x N_BUCKETS) bucket matrix."""
     numerator, denominator = buckets[:, 1:], buckets[:, :-1]
     usable = np.abs(denominator) > zero_tol
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = np.where(usable, numerator / np.where(usable, denominator, 1.0), np.nan)
-    return pd.DataFrame(ratios, columns=DECAY_COLUMNS, index=curves.index)
+        return np.where(usable, numerator / np.where(usable, denominator, 1.0), np.nan)
 
 
 def time_since_shock(
@@ -57,22 +60,43 @@ def time_since_shock(
     data happens to reach. A move must also exceed `min_move` (a flat series has std 0).
     """
     require_columns(curves, [*STREAM_KEYS, "funding_time", "interval_h", "b0"], "curve snapshots")
-    if k <= 0 or max_hours <= 0:
-        raise ValueError(f"time_since_shock: k and max_hours must be > 0, got k={k}, max_hours={max_hours}")
+    _check_shock_parameters(k, max_hours)
     if curves.empty:
         return pd.Series(np.nan, index=curves.index, name="time_since_shock_h", dtype="float64")
     ordered = _sorted_streams(curves)
-    times = time_ns(ordered["funding_time"])
+    stream = ordered.groupby(STREAM_KEYS, sort=False, dropna=False).ngroup().to_numpy()
     rate_8h = rate_to_8h(ordered["b0"], ordered["interval_h"])
+    hours = hours_since_shock(stream, time_ns(ordered["funding_time"]), rate_8h, k, stats_window, max_hours, min_move)
+    out = pd.Series(hours, index=ordered.index, dtype="float64")
+    return out.reindex(curves.index).rename("time_since_shock_h")
+
+
+def hours_since_shock(
+    stream: np.ndarray,
+    times: np.ndarray,
+    rate_8h: np.ndarray,
+    k: float = 3.0,
+    stats_window: pd.Timedelta = SHOCK_STATS_WINDOW,
+    max_hours: float = SHOCK_MAX_HOURS,
+    min_move: float = ZERO_RATE_TOL,
+) -> np.ndarray:
+    """`time_since_shock` on arrays whose rows are sorted by (stream code, time), one row per stream and time.
+
+    The feature store already holds its rows in that order, so it skips the frame sort.
+    """
+    _check_shock_parameters(k, max_hours)
     window_ns, horizon_ns = pd.Timedelta(stats_window).value, int(max_hours * HOUR_NS)
-    hours = np.full(len(ordered), np.nan)
-    for lo, hi in _stream_bounds(ordered):
+    hours = np.full(len(times), np.nan)
+    for lo, hi in stream_bounds(stream):
         t, x = times[lo:hi], rate_8h[lo:hi]
         hours[lo:hi] = _stream_hours_since_shock(t, x, k, window_ns, min_move)
         hours[lo:hi][t - t[0] < window_ns + horizon_ns] = np.nan
-    hours = np.minimum(hours, max_hours)
-    out = pd.Series(hours, index=ordered.index, dtype="float64")
-    return out.reindex(curves.index).rename("time_since_shock_h")
+    return np.minimum(hours, max_hours)
+
+
+def _check_shock_parameters(k: float, max_hours: float) -> None:
+    if k <= 0 or max_hours <= 0:
+        raise ValueError(f"time_since_shock: k and max_hours must be > 0, got k={k}, max_hours={max_hours}")
 
 
 @dataclass(frozen=True)
@@ -151,13 +175,24 @@ def rolling_curve_pcs(
     previous successful fit. Rows without a fit (too little history) or with a NaN bucket are NaN.
     """
     require_columns(curves, ["funding_time", *columns], "curve snapshots")
+    values = curves[columns].to_numpy(dtype="float64")
+    scores = rolling_pcs(time_ns(curves["funding_time"]), values, window, refit_every, n_components, min_rows)
+    return pd.DataFrame(scores, columns=[f"pc{i + 1}" for i in range(n_components)], index=curves.index)
+
+
+def rolling_pcs(
+    times: np.ndarray,
+    values: np.ndarray,
+    window: pd.Timedelta,
+    refit_every: pd.Timedelta,
+    n_components: int = 2,
+    min_rows: int = 24,
+) -> np.ndarray:
+    """`rolling_curve_pcs` on arrays (UTC ns times, curve matrix): the feature store's form, without a frame."""
     window, refit_every = pd.Timedelta(window), pd.Timedelta(refit_every)
     if window <= pd.Timedelta(0) or refit_every <= pd.Timedelta(0):
         raise ValueError(f"rolling_curve_pcs: window and refit_every must be > 0, got {window}, {refit_every}")
-    names = [f"pc{i + 1}" for i in range(n_components)]
-    scores = np.full((len(curves), n_components), np.nan)
-    times = time_ns(curves["funding_time"])
-    values = curves[columns].to_numpy(dtype="float64")
+    scores = np.full((len(times), n_components), np.nan)
     complete = np.isfinite(values).all(axis=1)
     order = np.argsort(times, kind="stable")
     order = order[complete[order]]
@@ -174,7 +209,7 @@ def rolling_curve_pcs(
         fit = fit_curve_pca(sorted_values[lo:first], n_components, previous)
         previous = fit
         scores[order[first:last]] = fit.transform(sorted_values[first:last])
-    return pd.DataFrame(scores, columns=names, index=curves.index)
+    return scores
 
 
 def cross_venue_dispersion(rates: pd.DataFrame, rate_column: str = "rate") -> pd.DataFrame:
@@ -186,37 +221,105 @@ def cross_venue_dispersion(rates: pd.DataFrame, rate_column: str = "rate") -> pd
     n_venues.
     """
     require_columns(rates, ["venue", "symbol", "base", "funding_time", "interval_h", rate_column], "rates")
-    columns = DISPERSION_COLUMNS
-    usable = rates[np.isfinite(rates[rate_column].to_numpy(dtype="float64"))]
-    if usable.empty:
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(columns, _DISPERSION_DTYPES, strict=True)})
-    interval_h = usable["interval_h"].to_numpy(dtype="float64")
-    if (interval_h <= 0).any() or not np.isfinite(interval_h).all():
-        raise SchemaError("rates: interval_h must be finite and > 0")
-    funding_ns = time_ns(usable["funding_time"])
-    known_ns = -(-funding_ns // HOUR_NS) * HOUR_NS
-    until_ns = funding_ns + np.rint(interval_h * HOUR_NS).astype("int64")
-    n_hours = np.maximum(-(-(until_ns - known_ns) // HOUR_NS), 0)
-    repeat = np.repeat(np.arange(len(usable)), n_hours)
-    offset = np.arange(len(repeat)) - np.repeat(np.cumsum(n_hours) - n_hours, n_hours)
-    expanded = pd.DataFrame(
+    base, base_labels = pd.factorize(rates["base"], sort=True)
+    venue = pd.factorize(rates["venue"], sort=True)[0]
+    stream = rates.groupby(["venue", "symbol"], sort=True, dropna=False).ngroup().to_numpy()
+    # A row without a base or venue belongs to no group.
+    rate = np.where((base >= 0) & (venue >= 0), rates[rate_column].to_numpy(dtype="float64"), np.nan)
+    interval_h = rates["interval_h"].to_numpy(dtype="float64")
+    table = hourly_dispersion(base, venue, stream, time_ns(rates["funding_time"]), interval_h, rate)
+    return pd.DataFrame(
         {
-            "base": usable["base"].to_numpy()[repeat],
-            "venue": usable["venue"].to_numpy()[repeat],
-            "symbol": usable["symbol"].to_numpy()[repeat],
-            "funding_ns": funding_ns[repeat],
-            "ts": known_ns[repeat] + offset * HOUR_NS,
-            "x8": rate_to_8h(usable[rate_column], interval_h)[repeat],
+            "base": np.asarray(base_labels, dtype=object)[table.base],
+            "ts": pd.to_datetime(table.hour * HOUR_NS, utc=True),
+            "dispersion_8h": table.dispersion_8h,
+            "n_venues": table.n_venues,
         }
-    )
-    latest = expanded.sort_values("funding_ns", kind="stable").drop_duplicates(
-        ["base", "venue", "symbol", "ts"], keep="last"
-    )
-    per_venue = latest.groupby(["base", "ts", "venue"], sort=False)["x8"].mean()
-    grouped = per_venue.groupby(level=["base", "ts"], sort=True)
-    out = pd.DataFrame({"dispersion_8h": grouped.std(ddof=1), "n_venues": grouped.size()}).reset_index()
-    out["ts"] = pd.to_datetime(out["ts"].to_numpy(dtype="int64"), utc=True)
-    return out[columns]
+    )[DISPERSION_COLUMNS]
+
+
+@dataclass(frozen=True)
+class HourlyDispersion:
+    """Cross-venue dispersion per (base code, hour since the epoch), sorted by base then hour."""
+
+    base: np.ndarray
+    hour: np.ndarray
+    dispersion_8h: np.ndarray
+    n_venues: np.ndarray
+
+    def at(self, base: np.ndarray, hour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(dispersion_8h, n_venues) at each (base code, hour): NaN and 0 where no venue had a known rate."""
+        dispersion, n_venues = np.full(len(base), np.nan), np.zeros(len(base), dtype="int64")
+        if not len(self.base) or not len(base):
+            return dispersion, n_venues
+        first_hour = min(self.hour.min(), hour.min())
+        hour_span = int(max(self.hour.max(), hour.max()) - first_hour + 1)
+        table_key = self.base * hour_span + (self.hour - first_hour)
+        key = base * hour_span + (hour - first_hour)
+        position = np.minimum(np.searchsorted(table_key, key), len(table_key) - 1)
+        found = table_key[position] == key
+        dispersion[found] = self.dispersion_8h[position[found]]
+        n_venues[found] = self.n_venues[position[found]]
+        return dispersion, n_venues
+
+
+def hourly_dispersion(
+    base: np.ndarray,
+    venue: np.ndarray,
+    stream: np.ndarray,
+    funding_ns: np.ndarray,
+    interval_h: np.ndarray,
+    rate: np.ndarray,
+) -> HourlyDispersion:
+    """`cross_venue_dispersion` on integer codes (base, venue, venue x symbol stream; all >= 0).
+
+    Each row is expanded to the hours it is the stream's known rate; a stable sort by (stream, hour)
+    keeps the latest funding_time per stream and hour, a sort by (base, hour, venue) and
+    `np.add.reduceat` give the venue means and their std: no text keys, no frame.
+    """
+    empty = HourlyDispersion(*(np.zeros(0, dtype="int64"),) * 2, np.zeros(0), np.zeros(0, dtype="int64"))
+    usable = np.isfinite(rate)
+    if not usable.any():
+        return empty
+    usable_interval_h = np.asarray(interval_h, dtype="float64")[usable]
+    if not (np.isfinite(usable_interval_h) & (usable_interval_h > 0)).all():
+        raise SchemaError("rates: interval_h must be finite and > 0")
+    base, venue, stream = base[usable], venue[usable], stream[usable]
+    funding_ns, interval_h = funding_ns[usable], usable_interval_h
+    rate_8h = rate_to_8h(rate[usable], interval_h)
+    by_stream_time = np.lexsort((funding_ns, stream))
+    known_hour = -(-funding_ns[by_stream_time] // HOUR_NS)
+    until_ns = funding_ns[by_stream_time] + np.rint(interval_h[by_stream_time] * HOUR_NS).astype("int64")
+    n_hours = np.maximum(-(-(until_ns - known_hour * HOUR_NS) // HOUR_NS), 0)
+    row = np.repeat(by_stream_time, n_hours)
+    if not len(row):
+        return empty
+    hour = np.repeat(known_hour, n_hours) + np.arange(len(row)) - np.repeat(np.cumsum(n_hours) - n_hours, n_hours)
+    first_hour = hour.min()
+    hour_span = int(hour.max() - first_hour + 1)
+
+    # Rows are in (stream, funding_time) order, so the last of each (stream, hour) run is the latest rate.
+    stream_hour = stream[row] * hour_span + (hour - first_hour)
+    order = np.argsort(stream_hour, kind="stable")
+    latest = order[ends_of_runs(stream_hour[order])]
+    row, hour = row[latest], hour[latest]
+
+    n_venue_codes = int(venue.max()) + 1
+    base_hour = base[row] * hour_span + (hour - first_hour)
+    venue_key = base_hour * n_venue_codes + venue[row]
+    order = np.argsort(venue_key, kind="stable")
+    venue_key, values = venue_key[order], rate_8h[row[order]]
+    venue_start = np.flatnonzero(np.r_[True, venue_key[1:] != venue_key[:-1]])
+    venue_mean = np.add.reduceat(values, venue_start) / np.diff(np.r_[venue_start, len(values)])
+    group_key = venue_key[venue_start] // n_venue_codes
+    group_start = np.flatnonzero(np.r_[True, group_key[1:] != group_key[:-1]])
+    n_venues = np.diff(np.r_[group_start, len(group_key)])
+    mean = np.add.reduceat(venue_mean, group_start) / n_venues
+    squares = np.add.reduceat((venue_mean - np.repeat(mean, n_venues)) ** 2, group_start)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dispersion = np.where(n_venues >= 2, np.sqrt(squares / (n_venues - 1)), np.nan)
+    key = group_key[group_start]
+    return HourlyDispersion(key // hour_span, key % hour_span + first_hour, dispersion, n_venues.astype("int64"))
 
 
 def _stream_hours_since_shock(t: np.ndarray, x: np.ndarray, k: float, window_ns: int, min_move: float) -> np.ndarray:
@@ -239,12 +342,19 @@ def _stream_hours_since_shock(t: np.ndarray, x: np.ndarray, k: float, window_ns:
     return np.where(last_shock >= 0, since, np.inf)
 
 
-def _stream_bounds(ordered: pd.DataFrame) -> list[tuple[int, int]]:
-    """[lo, hi) row ranges of each venue x symbol stream in a frame sorted by stream."""
-    keys = ordered[STREAM_KEYS]
-    new_stream = (keys != keys.shift(1)).any(axis=1).to_numpy()
-    starts = np.flatnonzero(new_stream)
-    ends = np.r_[starts[1:], len(keys)]
+def ends_of_runs(*keys: np.ndarray) -> np.ndarray:
+    """True at the last element of each run of equal consecutive (key, ...) tuples."""
+    end = np.ones(len(keys[0]), dtype=bool)
+    end[:-1] = False
+    for key in keys:
+        end[:-1] |= key[1:] != key[:-1]
+    return end
+
+
+def stream_bounds(stream: np.ndarray) -> list[tuple[int, int]]:
+    """[lo, hi) row ranges of each stream in an array of stream codes sorted so that streams are contiguous."""
+    starts = np.flatnonzero(np.r_[True, stream[1:] != stream[:-1]]) if len(stream) else np.zeros(0, dtype="int64")
+    ends = np.r_[starts[1:], len(stream)]
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 

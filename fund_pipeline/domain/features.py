@@ -7,28 +7,31 @@ print after T, taken only from prints the caller passed (never invented).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
 from fund_pipeline.domain.factors import (
+    ANN_BUCKETS,
     DECAY_COLUMNS,
     HOUR_NS,
     RATE_BUCKETS,
     STREAM_KEYS,
-    cross_venue_dispersion,
-    decay_ratios,
-    rolling_curve_pcs,
+    decay_ratio_matrix,
+    ends_of_runs,
+    hourly_dispersion,
+    hours_since_shock,
+    rolling_pcs,
     time_ns,
-    time_since_shock,
 )
 from fund_pipeline.domain.prints import (
     INTEREST_RATE_8H,
     SchemaError,
     rate_to_8h,
     require_columns,
-    to_utc,
 )
 
 # Longest look-back of any feature: 21 settled 8h windows (160h), shock stats + censoring (144h),
@@ -89,19 +92,11 @@ CURVE_INPUT_COLUMNS = [
     "interpolated_mask",
 ]
 PRINT_INPUT_COLUMNS = ["venue", "symbol", "base", "kind", "funding_time", "rate", "interval_h"]
-BAR_INPUT_COLUMNS = [
-    "venue",
-    "symbol",
-    "base",
-    "ts",
-    "high",
-    "low",
-    "close",
-    "volume_usd",
-    "spot_close",
-    "open_interest_usd",
-]
+_BAR_VALUE_COLUMNS = ["high", "low", "close", "volume_usd", "spot_close", "open_interest_usd"]
+BAR_INPUT_COLUMNS = ["venue", "symbol", "base", "ts", *_BAR_VALUE_COLUMNS]
 SYMBOL_FEATURES = ["rate_8h_mean", "rate_8h_std", "rate_8h_autocorr_1", "slope_mean", "interest_mass_share"]
+# How numpy reads NaT as int64 nanoseconds.
+NAT_NS = np.iinfo("int64").min
 # Rates within this of 0.0001/8h sit on the interest mass point (quotes have ~8 decimals).
 MASS_POINT_TOL = 5e-9
 # A rate series moving less than this (far below quote precision) is flat: its correlation is undefined.
@@ -119,71 +114,58 @@ def build_feature_store(
 
     Pass inputs from at least `start - FEATURE_WARMUP`; pass prints after `end` to get targets for
     the last windows. Streams without bars get NaN market features.
+
+    Streams are integer codes and every column a numpy array in (stream, funding_time) order; the
+    input frames are read column by column and never copied whole.
     """
     start, end = _utc_timestamp(start, "start"), _utc_timestamp(end, "end")
     if start >= end:
         raise ValueError(f"build_feature_store: start {start} must be before end {end}")
     require_columns(curves, CURVE_INPUT_COLUMNS, "curve snapshots")
     require_columns(prints, PRINT_INPUT_COLUMNS, "funding prints")
-    settled = _settled_prints(prints)
-    curves = _latest_snapshots(curves)
-    curves["base"] = _stream_base(curves, settled, bars)
+    streams, stream, rows, funding_ns = _latest_snapshots(curves)
+    settled = _SettledPrints.from_prints(prints, streams)
+    base = _stream_bases(streams, settled, bars)
+    interval_h = curves["interval_h"].to_numpy()[rows]
+    buckets = curves[RATE_BUCKETS].to_numpy(dtype="float64")[rows]
+    rate = buckets[:, 0]
+    rate_8h = rate_to_8h(rate, interval_h)
 
-    features = curves[["venue", "symbol", "base", "funding_time", "interval_h"]].copy()
-    features["rate"] = curves["b0"].to_numpy(dtype="float64")
-    features["rate_8h"] = rate_to_8h(features["rate"], features["interval_h"])
-    # Aligned by row label: a grouped rolling result is not in the frame's row order.
-    features["rate_mean_21"] = (
-        features.groupby(STREAM_KEYS, sort=False)["rate"]
-        .rolling(RATE_MEAN_WINDOWS, min_periods=RATE_MEAN_WINDOWS)
-        .mean()
-        .droplevel(list(range(len(STREAM_KEYS))))
-    )
+    curve_vectors = curves[ANN_BUCKETS].to_numpy(dtype="float64")[rows]
+    pcs = rolling_pcs(funding_ns, curve_vectors, PCA_WINDOW, PCA_REFIT_EVERY, n_components=2)
+    stream_base = base.code[stream]
+    dispersion = hourly_dispersion(stream_base, streams.venue_code[stream], stream, funding_ns, interval_h, rate)
+    dispersion_8h, n_venues = dispersion.at(stream_base, funding_ns // HOUR_NS)
+    since_shock = hours_since_shock(stream, funding_ns, rate_8h)
+    # Grouped by the integer stream code, so pandas restarts its rolling sum at each stream; streams are
+    # contiguous and in code order, so the grouped result is in row order.
+    rate_mean = pd.Series(rate).groupby(stream, sort=False).rolling(RATE_MEAN_WINDOWS, min_periods=RATE_MEAN_WINDOWS)
+    rate_mean = rate_mean.mean().to_numpy()
+
+    keep = np.flatnonzero((funding_ns >= start.value) & (funding_ns < end.value))
+    stream, rows, funding_ns, buckets = stream[keep], rows[keep], funding_ns[keep], buckets[keep]
+    features = {
+        "venue": streams.venue[stream],
+        "symbol": streams.symbol[stream],
+        "base": base.label[stream],
+        "funding_time": pd.to_datetime(funding_ns, utc=True),
+        "interval_h": interval_h[keep],
+        "rate": rate[keep],
+        "rate_8h": rate_8h[keep],
+        "rate_mean_21": rate_mean[keep],
+    }
     for column in ("level", "slope", "curvature"):
-        features[column] = curves[column].to_numpy(dtype="float64")
-    features[DECAY_COLUMNS] = decay_ratios(curves)
-    features[["pc1", "pc2"]] = rolling_curve_pcs(curves, PCA_WINDOW, PCA_REFIT_EVERY, n_components=2)
-    features["time_since_shock_h"] = time_since_shock(curves)
-    features[["dispersion_8h", "dispersion_n_venues"]] = _dispersion_at_rows(curves)
-    features["n_interpolated"] = _count_bits(curves["interpolated_mask"])
-    features["hour_of_day"] = features["funding_time"].dt.hour.astype("int64")
-
-    in_range = (features["funding_time"] >= start) & (features["funding_time"] < end)
-    features = features.loc[in_range].reset_index(drop=True)
-    features[MARKET_FEATURES + [BARS_FLAG]] = market_features_at(bars, features)
-    features[TARGET_COLUMNS] = _next_settled(features, settled)
-    return features[OUTPUT_COLUMNS]
-
-
-def market_features_at(bars: pd.DataFrame | None, rows: pd.DataFrame) -> pd.DataFrame:
-    """Market features of each row's stream from the last hourly bar closed at or before its funding_time."""
-    out = pd.DataFrame(np.nan, index=rows.index, columns=MARKET_FEATURES)
-    out[BARS_FLAG] = False
-    if bars is None or bars.empty or rows.empty:
-        return out
-    require_columns(bars, BAR_INPUT_COLUMNS, "hourly bars")
-    bars = bars.assign(ts=to_utc(bars["ts"]))
-    open_ns = time_ns(bars["ts"])
-    if (open_ns % HOUR_NS != 0).any():
-        sample = bars.loc[open_ns % HOUR_NS != 0, ["venue", "symbol", "ts"]].head(3).to_dict("records")
-        raise SchemaError(f"hourly bars: ts must be the bar open on the hour, e.g. {sample}")
-    bars = bars.drop_duplicates(["venue", "symbol", "ts"], keep="last")
-    wide = _hourly_wide(bars)
-    grid_start = wide["close"].index[0].value
-    streams = wide["close"].columns
-    computed = _market_features_wide(wide)
-
-    codes = pd.DataFrame(list(streams), columns=STREAM_KEYS).assign(column=np.arange(len(streams)))
-    column = rows[STREAM_KEYS].merge(codes, on=STREAM_KEYS, how="left")["column"].fillna(-1)
-    column = column.to_numpy(dtype="int64")
-    last_open = (time_ns(rows["funding_time"]) - HOUR_NS - grid_start) // HOUR_NS
-    n_hours = len(wide["close"].index)
-    usable = (column >= 0) & (last_open >= 0) & (last_open < n_hours)
-    for name in MARKET_FEATURES:
-        values = computed[name].to_numpy(dtype="float64")
-        out.loc[usable, name] = values[last_open[usable], column[usable]]
-    out[BARS_FLAG] = column >= 0
-    return out
+        features[column] = curves[column].to_numpy(dtype="float64")[rows]
+    features.update(zip(DECAY_COLUMNS, decay_ratio_matrix(buckets).T, strict=True))
+    features["pc1"], features["pc2"] = pcs[keep, 0], pcs[keep, 1]
+    features["time_since_shock_h"] = since_shock[keep]
+    features["dispersion_8h"] = dispersion_8h[keep]
+    features["dispersion_n_venues"] = n_venues[keep].astype("float64")
+    features["n_interpolated"] = _count_bits(curves["interpolated_mask"].to_numpy()[rows])
+    features["hour_of_day"] = funding_ns // HOUR_NS % 24
+    features.update(_market_features(bars, streams, stream, funding_ns))
+    features.update(settled.next_after(stream, funding_ns))
+    return pd.DataFrame(features)[OUTPUT_COLUMNS]
 
 
 def feature_warmup_report(features: pd.DataFrame) -> dict:
@@ -292,120 +274,244 @@ def _utc_timestamp(value, what: str) -> pd.Timestamp:
     return stamp.tz_convert("UTC")
 
 
-def _settled_prints(prints: pd.DataFrame) -> pd.DataFrame:
-    """Settled prints, one per stream and funding_time (the latest event if a venue re-sent one)."""
-    settled = prints.loc[prints["kind"] == "settled"].copy()
-    settled["funding_time"] = to_utc(settled["funding_time"])
-    order = ["venue", "symbol", "funding_time"] + (["ts"] if "ts" in settled.columns else [])
-    settled = settled.sort_values(order, kind="stable")
-    return settled.drop_duplicates(["venue", "symbol", "funding_time"], keep="last").reset_index(drop=True)
+@dataclass(frozen=True)
+class _Streams:
+    """The curve streams (venue x symbol), coded 0..n-1 in (venue, symbol) order."""
+
+    venue: np.ndarray
+    symbol: np.ndarray
+    venue_code: np.ndarray
+    venue_labels: pd.Index
+    symbol_labels: pd.Index
+    pair: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.pair)
+
+    @classmethod
+    def coded(cls, venue: pd.Series, symbol: pd.Series) -> tuple[_Streams, np.ndarray]:
+        """The streams of these key columns, and each row's stream code."""
+        venue_code, venue_labels = pd.factorize(venue, sort=True)
+        symbol_code, symbol_labels = pd.factorize(symbol, sort=True)
+        if (venue_code < 0).any() or (symbol_code < 0).any():
+            raise SchemaError("curve snapshots: venue and symbol must not be null")
+        n_symbols = len(symbol_labels)
+        pair, stream = np.unique(venue_code * n_symbols + symbol_code, return_inverse=True)
+        streams = cls(
+            venue=np.asarray(venue_labels, dtype=object)[pair // n_symbols],
+            symbol=np.asarray(symbol_labels, dtype=object)[pair % n_symbols],
+            venue_code=pair // n_symbols,
+            venue_labels=pd.Index(venue_labels),
+            symbol_labels=pd.Index(symbol_labels),
+            pair=pair,
+        )
+        return streams, stream
+
+    def code(self, venue: pd.Series, symbol: pd.Series) -> np.ndarray:
+        """Stream code of each row of another frame; -1 where the stream has no curve."""
+        if not len(self.pair):
+            return np.full(len(venue), -1)
+        venue_code = self.venue_labels.get_indexer(venue)
+        symbol_code = self.symbol_labels.get_indexer(symbol)
+        pair = venue_code * len(self.symbol_labels) + symbol_code
+        position = np.minimum(np.searchsorted(self.pair, pair), len(self.pair) - 1)
+        known = (venue_code >= 0) & (symbol_code >= 0) & (self.pair[position] == pair)
+        return np.where(known, position, -1)
 
 
-def _latest_snapshots(curves: pd.DataFrame) -> pd.DataFrame:
-    """One snapshot per window (the last taken), streams contiguous and time-sorted."""
-    out = curves.copy()
-    out["funding_time"] = to_utc(out["funding_time"])
-    out["ts_snap"] = to_utc(out["ts_snap"])
-    out = out.sort_values(["venue", "symbol", "funding_time", "ts_snap"], kind="stable")
-    out = out.drop_duplicates(["venue", "symbol", "funding_time"], keep="last")
-    return out.reset_index(drop=True)
+@dataclass(frozen=True)
+class _StreamBases:
+    """Each stream's base asset: its label, and a code in label order."""
+
+    label: np.ndarray
+    code: np.ndarray
 
 
-def _stream_base(curves: pd.DataFrame, settled: pd.DataFrame, bars: pd.DataFrame | None) -> pd.Series:
-    """Base asset of each curve row's stream, from the prints (or bars); an unknown stream is an error."""
-    sources = [settled[["venue", "symbol", "base"]]]
-    if bars is not None and not bars.empty:
-        sources.append(bars[["venue", "symbol", "base"]])
-    known = pd.concat(sources).dropna().drop_duplicates(["venue", "symbol"])
-    base = curves[STREAM_KEYS].merge(known, on=STREAM_KEYS, how="left")["base"]
-    if base.isna().any():
-        missing = curves.loc[base.isna().to_numpy(), STREAM_KEYS].drop_duplicates().head(5).to_dict("records")
-        raise SchemaError(f"curve snapshots: no base asset known (no prints or bars) for streams {missing}")
-    return pd.Series(base.to_numpy(), index=curves.index)
+@dataclass(frozen=True)
+class _SettledPrints:
+    """Settled prints of the curve streams, one per stream and funding_time, sorted by (stream, funding_time)."""
+
+    stream: np.ndarray
+    funding_ns: np.ndarray
+    rate: np.ndarray
+    interval_h: np.ndarray
+    base: np.ndarray
+
+    @classmethod
+    def from_prints(cls, prints: pd.DataFrame, streams: _Streams) -> _SettledPrints:
+        """Keeps the latest event of a window a venue re-sent (latest `ts` when present, else the last row)."""
+        settled = np.flatnonzero((prints["kind"] == "settled").to_numpy())
+        stream = streams.code(prints["venue"].iloc[settled], prints["symbol"].iloc[settled])
+        settled, stream = settled[stream >= 0], stream[stream >= 0]
+        funding_ns = time_ns(prints["funding_time"].iloc[settled])
+        keys = (funding_ns, stream)
+        if "ts" in prints.columns:
+            sent_ns = time_ns(prints["ts"].iloc[settled])
+            # NaT sorts last, as in sort_values.
+            keys = (np.where(sent_ns == NAT_NS, np.iinfo("int64").max, sent_ns), *keys)
+        order = np.lexsort(keys)
+        stream, funding_ns = stream[order], funding_ns[order]
+        last = ends_of_runs(stream, funding_ns)
+        kept = settled[order[last]]
+        return cls(
+            stream=stream[last],
+            funding_ns=funding_ns[last],
+            rate=prints["rate"].to_numpy(dtype="float64")[kept],
+            interval_h=prints["interval_h"].to_numpy(dtype="float64")[kept],
+            base=prints["base"].to_numpy(dtype=object)[kept],
+        )
+
+    def next_after(self, stream: np.ndarray, funding_ns: np.ndarray) -> dict:
+        """TARGET_COLUMNS: the stream's first settled print strictly after each funding_time, if passed."""
+        target_ns = np.full(len(stream), NAT_NS)
+        target_rate, target_interval_h = np.full(len(stream), np.nan), np.full(len(stream), np.nan)
+        if len(self.stream) and len(stream):
+            # Dense time ranks make (stream, time) one sortable integer key.
+            times, rank = np.unique(np.r_[self.funding_ns, funding_ns], return_inverse=True)
+            settled_key = self.stream * len(times) + rank[: len(self.stream)]
+            row_key = stream * len(times) + rank[len(self.stream) :]
+            position = np.searchsorted(settled_key, row_key, side="right")
+            found = np.flatnonzero(position < len(settled_key))
+            found = found[self.stream[position[found]] == stream[found]]
+            target = position[found]
+            target_ns[found] = self.funding_ns[target]
+            target_rate[found], target_interval_h[found] = self.rate[target], self.interval_h[target]
+        return {
+            "target_time": pd.to_datetime(target_ns, utc=True),
+            "target_rate": target_rate,
+            "target_interval_h": target_interval_h,
+        }
 
 
-def _dispersion_at_rows(curves: pd.DataFrame) -> pd.DataFrame:
-    """Cross-venue dispersion of the row's base at the last full hour at or before its funding_time."""
-    dispersion = cross_venue_dispersion(curves, rate_column="b0")
-    hour_ns = time_ns(curves["funding_time"]) // HOUR_NS * HOUR_NS
-    keys = pd.DataFrame({"base": curves["base"].to_numpy(), "ts": pd.to_datetime(hour_ns, utc=True)})
-    joined = keys.merge(dispersion, on=["base", "ts"], how="left")
-    return pd.DataFrame(
-        {
-            "dispersion_8h": joined["dispersion_8h"].to_numpy(dtype="float64"),
-            "dispersion_n_venues": joined["n_venues"].fillna(0).to_numpy(dtype="float64"),
-        },
-        index=curves.index,
-    )
+def _latest_snapshots(curves: pd.DataFrame) -> tuple[_Streams, np.ndarray, np.ndarray, np.ndarray]:
+    """One snapshot per window (the last taken): the streams, and each kept row's stream, position, funding ns.
+
+    Kept rows are in (stream, funding_time) order, the order every per-stream feature needs.
+    """
+    streams, stream = _Streams.coded(curves["venue"], curves["symbol"])
+    funding_ns = time_ns(curves["funding_time"])
+    order = np.lexsort((time_ns(curves["ts_snap"]), funding_ns, stream))
+    stream, funding_ns = stream[order], funding_ns[order]
+    last = ends_of_runs(stream, funding_ns)
+    return streams, stream[last], order[last], funding_ns[last]
 
 
-def _count_bits(mask: pd.Series) -> np.ndarray:
-    values = pd.to_numeric(mask, errors="raise").to_numpy()
+def _stream_bases(streams: _Streams, settled: _SettledPrints, bars: pd.DataFrame | None) -> _StreamBases:
+    """Base asset of each stream, from its first settled print naming one (or its bars); unknown is an error."""
+    label = np.full(len(streams), None, dtype=object)
+    _fill_first(label, settled.stream, settled.base)
+    if bars is not None and not bars.empty and pd.isna(label).any():
+        _fill_first(label, streams.code(bars["venue"], bars["symbol"]), bars["base"].to_numpy(dtype=object))
+    if pd.isna(label).any():
+        missing = np.flatnonzero(pd.isna(label))[:5]
+        sample = [{"venue": streams.venue[i], "symbol": streams.symbol[i]} for i in missing]
+        raise SchemaError(f"curve snapshots: no base asset known (no prints or bars) for streams {sample}")
+    code, _ = pd.factorize(label, sort=True)
+    return _StreamBases(label, code)
+
+
+def _fill_first(label: np.ndarray, stream: np.ndarray, base: np.ndarray) -> None:
+    """Set still-unknown labels from each stream's first row that names a base."""
+    named = (stream >= 0) & ~pd.isna(base)
+    first_stream, first_row = np.unique(stream[named], return_index=True)
+    unknown = pd.isna(label[first_stream])
+    label[first_stream[unknown]] = base[named][first_row[unknown]]
+
+
+def _count_bits(mask: np.ndarray) -> np.ndarray:
+    values = pd.to_numeric(pd.Series(mask), errors="raise").to_numpy()
     if not np.isfinite(values.astype("float64")).all() or (values < 0).any():
         raise SchemaError("curve snapshots: interpolated_mask must be a non-negative integer bitmask")
     return np.bitwise_count(values.astype("uint64")).astype("int64")
 
 
-def _hourly_wide(bars: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Bar columns pivoted to (hourly open time x stream) on one complete grid; missing bars are NaN."""
-    grid = pd.date_range(bars["ts"].min(), bars["ts"].max(), freq="h")
-    indexed = bars.set_index(["ts", "venue", "symbol"])
+def _market_features(bars: pd.DataFrame | None, streams: _Streams, stream: np.ndarray, funding_ns: np.ndarray) -> dict:
+    """MARKET_FEATURES and BARS_FLAG of each row, from its stream's last hourly bar closed by its funding_time."""
+    out = {name: np.full(len(stream), np.nan) for name in MARKET_FEATURES}
+    out[BARS_FLAG] = np.zeros(len(stream), dtype=bool)
+    if bars is None or bars.empty or not len(stream):
+        return out
+    require_columns(bars, BAR_INPUT_COLUMNS, "hourly bars")
+    open_ns = time_ns(bars["ts"])
+    off_hour = open_ns % HOUR_NS != 0
+    if off_hour.any():
+        sample = bars.loc[off_hour, ["venue", "symbol", "ts"]].head(3).to_dict("records")
+        raise SchemaError(f"hourly bars: ts must be the bar open on the hour, e.g. {sample}")
+    bar_stream = streams.code(bars["venue"], bars["symbol"])
+    has_bars = np.bincount(bar_stream[bar_stream >= 0], minlength=len(streams)) > 0
+    out[BARS_FLAG] = has_bars[stream]
+    if not has_bars.any():
+        return out
+    wide, first_hour = _hourly_wide(bars, bar_stream, open_ns // HOUR_NS, len(streams))
+    last_open = funding_ns // HOUR_NS - 1 - first_hour
+    usable = has_bars[stream] & (last_open >= 0) & (last_open < len(wide["close"]))
+    cell = (last_open[usable], stream[usable])
+    for name, values in _market_features_wide(wide).items():
+        out[name][usable] = values[cell]
+    return out
+
+
+def _hourly_wide(bars: pd.DataFrame, stream: np.ndarray, hour: np.ndarray, n_streams: int) -> tuple[dict, int]:
+    """Bar columns scattered into (hour x stream) arrays on one complete grid, and the grid's first hour.
+
+    Missing bars are NaN; of a bar sent twice the last row counts. Rows of streams without curves
+    (code -1) are left out.
+    """
+    rows = np.flatnonzero(stream >= 0)
+    first_hour = int(hour[rows].min())
+    n_hours = int(hour[rows].max()) - first_hour + 1
+    cell = (hour[rows] - first_hour) * n_streams + stream[rows]
+    last_row = np.full(n_hours * n_streams, -1)
+    np.maximum.at(last_row, cell, np.arange(len(rows)))
+    is_last = last_row[cell] == np.arange(len(rows))
+    rows, cell = rows[is_last], cell[is_last]
     wide = {}
-    for name in ("high", "low", "close", "volume_usd", "spot_close", "open_interest_usd"):
-        frame = indexed[name].astype("float64").unstack(["venue", "symbol"])
-        wide[name] = frame.reindex(grid)
-    streams = wide["close"].columns
-    return {name: frame.reindex(columns=streams) for name, frame in wide.items()}
+    for name in _BAR_VALUE_COLUMNS:
+        grid = np.full(n_hours * n_streams, np.nan)
+        grid[cell] = bars[name].to_numpy(dtype="float64", na_value=np.nan)[rows]
+        wide[name] = grid.reshape(n_hours, n_streams)
+    return wide, first_hour
 
 
-def _market_features_wide(wide: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+def _market_features_wide(wide: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Hourly market features per stream (columns), each row using bars up to and including that hour."""
     close, high, low = wide["close"], wide["high"], wide["low"]
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_return = np.log(close / close.shift(1))
-        change = close.diff()
-        gain_average = change.clip(lower=0).ewm(alpha=1 / 14, min_periods=14).mean()
-        loss_average = (-change).clip(lower=0).ewm(alpha=1 / 14, min_periods=14).mean()
+        previous_close = _shift(close, 1)
+        log_return = np.log(close / previous_close)
+        change = pd.DataFrame(close - previous_close)
+        gain_average = change.clip(lower=0).ewm(alpha=1 / 14, min_periods=14).mean().to_numpy()
+        loss_average = (-change).clip(lower=0).ewm(alpha=1 / 14, min_periods=14).mean().to_numpy()
         typical = (high + low + close) / 3.0
-        typical_change = typical.diff()
+        typical_change = typical - _shift(typical, 1)
         flow = wide["volume_usd"]
-        positive = flow.where(typical_change > 0, 0.0).where(typical_change.notna())
-        negative = flow.where(typical_change < 0, 0.0).where(typical_change.notna())
-        positive_sum = positive.rolling(14, min_periods=14).sum()
-        negative_sum = negative.rolling(14, min_periods=14).sum()
+        known = ~np.isnan(typical_change)
+        positive = np.where(known, np.where(typical_change > 0, flow, 0.0), np.nan)
+        negative = np.where(known, np.where(typical_change < 0, flow, 0.0), np.nan)
+        positive_sum = pd.DataFrame(positive).rolling(14, min_periods=14).sum().to_numpy()
+        negative_sum = pd.DataFrame(negative).rolling(14, min_periods=14).sum().to_numpy()
+        mean_square = pd.DataFrame(log_return**2).rolling(24, min_periods=20).mean().to_numpy()
+        close_frame = pd.DataFrame(close)
+        fast = close_frame.ewm(span=12, min_periods=12).mean().to_numpy()
+        slow = close_frame.ewm(span=48, min_periods=48).mean().to_numpy()
+        open_interest = wide["open_interest_usd"]
         features = {
-            "ret_1h": close / close.shift(1) - 1.0,
-            "ret_24h": close / close.shift(24) - 1.0,
-            "realised_vol_24h": np.sqrt((log_return**2).rolling(24, min_periods=20).mean() * 24.0),
+            "ret_1h": close / previous_close - 1.0,
+            "ret_24h": close / _shift(close, 24) - 1.0,
+            "realised_vol_24h": np.sqrt(mean_square * 24.0),
             "rsi_14": 100.0 * gain_average / (gain_average + loss_average),
             "mfi_14": 100.0 * positive_sum / (positive_sum + negative_sum),
-            "ema_ratio_12_48": close.ewm(span=12, min_periods=12).mean() / close.ewm(span=48, min_periods=48).mean(),
+            "ema_ratio_12_48": fast / slow,
             "basis": close / wide["spot_close"] - 1.0,
-            "oi_change_24h": wide["open_interest_usd"] / wide["open_interest_usd"].shift(24) - 1.0,
+            "oi_change_24h": open_interest / _shift(open_interest, 24) - 1.0,
         }
-    return {name: frame.replace([np.inf, -np.inf], np.nan) for name, frame in features.items()}
+    return {name: np.where(np.isinf(values), np.nan, values) for name, values in features.items()}
 
 
-def _next_settled(rows: pd.DataFrame, settled: pd.DataFrame) -> pd.DataFrame:
-    """The stream's first settled print strictly after each row's funding_time, if the caller passed it."""
-    out = pd.DataFrame(index=rows.index)
-    out["target_time"] = pd.Series(pd.NaT, index=rows.index, dtype="datetime64[ns, UTC]")
-    out["target_rate"] = np.nan
-    out["target_interval_h"] = np.nan
-    if rows.empty or settled.empty:
-        return out
-    left = rows[["venue", "symbol", "funding_time"]].reset_index().sort_values("funding_time", kind="stable")
-    right = settled[["venue", "symbol", "funding_time", "rate", "interval_h"]].rename(
-        columns={"rate": "target_rate", "interval_h": "target_interval_h"}
-    )
-    right["target_time"] = right["funding_time"]
-    right = right.sort_values("funding_time", kind="stable")
-    joined = pd.merge_asof(
-        left, right, on="funding_time", by=STREAM_KEYS, direction="forward", allow_exact_matches=False
-    ).set_index("index")
-    out["target_time"] = joined["target_time"].reindex(rows.index).astype("datetime64[ns, UTC]")
-    out["target_rate"] = joined["target_rate"].reindex(rows.index).astype("float64")
-    out["target_interval_h"] = joined["target_interval_h"].reindex(rows.index).astype("float64")
+def _shift(values: np.ndarray, hours: int) -> np.ndarray:
+    """`DataFrame.shift(hours)` of an (hour x stream) array: the value `hours` rows earlier, NaN before the grid."""
+    out = np.full_like(values, np.nan)
+    out[hours:] = values[: max(len(values) - hours, 0)]
     return out
 
 
