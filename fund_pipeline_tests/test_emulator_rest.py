@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from fund_pipeline.venues.emulator.server import Faults, start_emulator
-from fund_pipeline.venues.rest import CcxtSource
 from fund_pipeline.venues.simulated import SimulatedMarket
 
 BASES = ("BTC", "WIF")  # WIF settles every 4h on bybit

@@ -5,7 +5,6 @@ import json
 
 import dagster as dg
 import pandas as pd
-import pytest
 
 from fund_pipeline.defs.live.assets import live_curve
 from fund_pipeline.defs.live.sensors import build_live_snapshot_sensor

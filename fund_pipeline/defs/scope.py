@@ -6,7 +6,7 @@ from collections import defaultdict
 import dagster as dg
 import pandas as pd
 
-from fund_pipeline.defs.partitions import DAILY_PARTITIONS, WEEKLY_PARTITIONS
+from fund_pipeline.defs.partitions import WEEKLY_PARTITIONS
 
 DAY = pd.Timedelta(days=1)
 
@@ -44,7 +44,3 @@ def weekly_windows(context: dg.AssetExecutionContext) -> list[tuple[str, pd.Time
         out.append((key, pd.Timestamp(window.start), pd.Timestamp(window.end)))
     return out
 
-
-def day_window(key: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    window = DAILY_PARTITIONS.time_window_for_partition_key(key)
-    return pd.Timestamp(window.start), pd.Timestamp(window.end)

@@ -63,8 +63,6 @@ BAR_COLUMNS = [
     "open_interest_usd",
 ]
 
-TIME_COLUMNS = ("funding_time", "ts", "received_at", "date")
-
 # Hour of the first daily settlement in UTC, where it is not midnight. Venue knowledge, not a
 # fitted number: KuCoin settles at 04/12/20 UTC; the other venues at 00/08/16 (or every hour).
 SETTLEMENT_PHASE_H = {"kucoin": 4}

@@ -5,7 +5,7 @@ Layout under the landing folder, one sub-folder per kind of row:
     prints/000000000042.parquet       FundingPrint rows (PRINT_COLUMNS), in the order the
                                       collector fed them to its curve builders
     snapshots/000000000042.parquet    curve snapshot rows (the curve builder's columns)
-    quarantine/000000000042.parquet   messages that could not be parsed (QUARANTINE_COLUMNS)
+    quarantine/000000000042.parquet   messages that could not be parsed (venue, received_at, reason, raw)
 
 One flush writes at most one segment per kind, all with the same sequence number; numbers grow
 by one per flush and continue across collector restarts, so names sort in write order and a
@@ -28,7 +28,6 @@ import pyarrow.parquet as pq
 from fund_pipeline.domain.prints import PRINT_COLUMNS, empty_prints, normalise_prints, to_utc
 
 LANDING_KINDS = ("prints", "snapshots", "quarantine")
-QUARANTINE_COLUMNS = ["venue", "received_at", "reason", "raw"]
 SEGMENT_SUFFIX = ".parquet"
 TEMP_PREFIX = ".tmp-"
 SEQ_DIGITS = 12
@@ -122,7 +121,6 @@ class SegmentWriter:
             for stray in (self.root / kind).glob(f"{TEMP_PREFIX}*"):
                 stray.unlink()
         self.next_seq = last_seq(self.root) + 1
-        self.segments_written = 0
 
     def write(self, tables: dict[str, pa.Table]) -> int | None:
         """Write the non-empty tables as segments of one new sequence number (returned)."""
@@ -133,7 +131,6 @@ class SegmentWriter:
         for kind in LANDING_KINDS:
             if kind in tables:
                 write_segment_atomically(self.root / kind / segment_name(seq), tables[kind])
-                self.segments_written += 1
         self.next_seq = seq + 1
         return seq
 

@@ -121,7 +121,6 @@ NAMED_BASES = (
     BaseSpec("ATOM", "layer1", 6.5, 0.90, 1.1, 0.9, 0.015),
     BaseSpec("INJ", "defi", 23.0, 1.10, 1.4, 1.2, 0.015),
 )
-NAMED_BASE_NAMES = tuple(b.name for b in NAMED_BASES)
 EXTRA_BASE_KEY_OFFSET = 1000  # hash key of extra base i is 1000 + i: disjoint from named ones
 
 

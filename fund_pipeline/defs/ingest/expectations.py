@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import pandas as pd
 
-from fund_pipeline.domain.prints import PRINT_KINDS, PRINT_SOURCES
+from fund_pipeline.domain.prints import PRINT_KEY, PRINT_KINDS, PRINT_SOURCES
 
 # Venue caps are at most a few percent per interval; anything beyond 10 % is a unit error.
 MAX_ABS_RATE = 0.10
@@ -40,7 +40,7 @@ def _batch_definition_and_suite():
             e.ExpectColumnValuesToBeInSet(column="interval_h", value_set=KNOWN_INTERVALS_H),
             e.ExpectColumnValuesToBeInSet(column="kind", value_set=list(PRINT_KINDS)),
             e.ExpectColumnValuesToBeInSet(column="source", value_set=list(PRINT_SOURCES)),
-            e.ExpectCompoundColumnsToBeUnique(column_list=["venue", "symbol", "kind", "funding_time", "ts"]),
+            e.ExpectCompoundColumnsToBeUnique(column_list=PRINT_KEY),
         ],
     )
     return batch_definition, suite
