@@ -231,7 +231,7 @@ def cross_venue_dispersion(rates: pd.DataFrame, rate_column: str = "rate") -> pd
     return pd.DataFrame(
         {
             "base": np.asarray(base_labels, dtype=object)[table.base],
-            "ts": pd.to_datetime(table.hour * HOUR_NS, utc=True),
+            "ts": utc_times(table.hour * HOUR_NS),
             "dispersion_8h": table.dispersion_8h,
             "n_venues": table.n_venues,
         }
@@ -359,8 +359,16 @@ def stream_bounds(stream: np.ndarray) -> list[tuple[int, int]]:
 
 
 def time_ns(times: pd.Series) -> np.ndarray:
-    """UTC nanoseconds since the epoch, for fast integer time arithmetic."""
+    """UTC nanoseconds since the epoch, for fast integer time arithmetic (naive times are taken as UTC)."""
+    if isinstance(times, pd.Series) and times.dtype.kind == "M":
+        # Datetime columns already hold epoch integers: parsing them again costs more than the features.
+        return times.array.as_unit("ns").asi8.copy()
     return np.asarray(to_utc(times).astype("int64"), dtype="int64")
+
+
+def utc_times(ns: np.ndarray) -> pd.DatetimeIndex:
+    """UTC timestamps from epoch nanoseconds (int64 min is NaT), without `pd.to_datetime`'s per-value path."""
+    return pd.DatetimeIndex(np.asarray(ns, dtype="int64").view("datetime64[ns]")).tz_localize("UTC")
 
 
 def _sorted_streams(curves: pd.DataFrame) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from fund_pipeline.domain.factors import (
     hours_since_shock,
     rolling_pcs,
     time_ns,
+    utc_times,
 )
 from fund_pipeline.domain.prints import (
     INTEREST_RATE_8H,
@@ -148,7 +149,7 @@ def build_feature_store(
         "venue": streams.venue[stream],
         "symbol": streams.symbol[stream],
         "base": base.label[stream],
-        "funding_time": pd.to_datetime(funding_ns, utc=True),
+        "funding_time": utc_times(funding_ns),
         "interval_h": interval_h[keep],
         "rate": rate[keep],
         "rate_8h": rate_8h[keep],
@@ -377,7 +378,7 @@ class _SettledPrints:
             target_ns[found] = self.funding_ns[target]
             target_rate[found], target_interval_h[found] = self.rate[target], self.interval_h[target]
         return {
-            "target_time": pd.to_datetime(target_ns, utc=True),
+            "target_time": utc_times(target_ns),
             "target_rate": target_rate,
             "target_interval_h": target_interval_h,
         }
