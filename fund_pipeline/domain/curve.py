@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from fund_pipeline.domain.prints import annualise, deannualise, require_columns, to_utc
 
@@ -402,29 +403,56 @@ def snapshots_frame(rows: list[tuple]) -> pd.DataFrame:
 
 @dataclass
 class _Streams:
-    """A prints frame as arrays in arrival order; `code` numbers the streams in (venue, symbol) order."""
+    """A prints frame as arrays in arrival order, each print tagged with its stream's `key`.
+
+    A key is venue code × n symbols + symbol code, with both codes numbered in label order, so keys
+    sort like (venue, symbol): stream s (numbered in that order) has key `stream_keys[s]`. Keys are
+    1–2 bytes per print and are never mapped to stream numbers print by print (that gather alone
+    costs as much as a pass over the funding times).
+    """
 
     venues: np.ndarray
     symbols: np.ndarray
-    code: np.ndarray
-    bounds: np.ndarray  # stream s owns positions bounds[s]:bounds[s+1] of `order()`
+    stream_keys: np.ndarray
+    key: np.ndarray
+    bounds: np.ndarray  # stream s owns positions bounds[s]:bounds[s+1] of `stream_order()`
     funding_time: np.ndarray
     ts: np.ndarray
     rate: np.ndarray
     interval_h: np.ndarray
 
-    def order(self) -> np.ndarray:
-        """Arrival indices grouped by stream, arrival order kept within each (radix sort on small codes)."""
-        return np.argsort(self.code, kind="stable")
+    def stream_of(self, key: np.ndarray) -> np.ndarray:
+        """Stream numbers of some keys (for a few prints: a binary search each)."""
+        return np.searchsorted(self.stream_keys, key)
 
     def subset(self, rows: np.ndarray) -> _Streams:
         """The given arrival indices (increasing), with the same stream numbering."""
-        code = self.code[rows]
+        key = self.key[rows]
         bounds = np.zeros(self.bounds.size, dtype=np.int64)
-        np.cumsum(np.bincount(code, minlength=self.bounds.size - 1), out=bounds[1:])
+        np.cumsum(np.bincount(self.stream_of(key), minlength=self.bounds.size - 1), out=bounds[1:])
         return _Streams(
-            self.venues, self.symbols, code, bounds, self.funding_time[rows], self.ts[rows], self.rate[rows], self.interval_h[rows]
+            self.venues, self.symbols, self.stream_keys, key, bounds, self.funding_time[rows], self.ts[rows], self.rate[rows], self.interval_h[rows]
         )
+
+    def is_grouped(self) -> bool:
+        """Whether the prints already lie stream after stream in stream order (frames read ORDER BY venue, symbol, ts)."""
+        return bool(np.all(self.key[1:] >= self.key[:-1]))
+
+    def stream_order(self) -> np.ndarray | None:
+        """Arrival indices stream after stream, arrival order kept within each; None when they already lie so.
+
+        The stable sort is skipped whenever each stream's prints are contiguous, which one comparison
+        pass over the 1–2-byte keys finds out.
+        """
+        if self.is_grouped():
+            return None
+        key = self.key
+        steps = key[1:] != key[:-1]
+        if np.count_nonzero(steps) + 1 != self.stream_keys.size:
+            return np.argsort(key, kind="stable")
+        run_start = np.concatenate(([0], np.flatnonzero(steps) + 1))
+        run_end = np.append(run_start[1:], key.size)
+        return np.concatenate([np.arange(run_start[r], run_end[r]) for r in np.argsort(key[run_start]).tolist()])
 
     @classmethod
     def from_frame(cls, prints: pd.DataFrame, what: str) -> _Streams:
@@ -436,28 +464,22 @@ class _Streams:
         rate = prints["rate"].to_numpy(dtype=np.float64)
         interval_h = prints["interval_h"].to_numpy(dtype=np.float64)
         _check_values(rate, interval_h, what)
-        venue_code, venues = _factorize(prints["venue"], "venue", what)
-        symbol_code, symbols = _factorize(prints["symbol"], "symbol", what)
-        # (venue, symbol) pair id → stream code, streams numbered in (venue, symbol) order.
-        if len(venues) == 1:
-            pair = symbol_code
-        else:
-            pair_type = np.min_scalar_type(len(venues) * len(symbols))
-            pair = venue_code.astype(pair_type) * len(symbols)
-            pair += symbol_code.astype(pair_type)
-        pair_counts = np.bincount(pair, minlength=len(venues) * len(symbols))
-        present = np.flatnonzero(pair_counts)
-        present = present[np.lexsort((symbols[present % len(symbols)], venues[present // len(symbols)]))]
-        code_type = np.min_scalar_type(max(present.size - 1, 0))
-        stream_of_pair = np.zeros(pair_counts.size, dtype=code_type)
-        stream_of_pair[present] = np.arange(present.size, dtype=code_type)
-        code = stream_of_pair[pair]
-        bounds = np.zeros(present.size + 1, dtype=np.int64)
-        np.cumsum(pair_counts[present], out=bounds[1:])
+        venue_code, venues = _label_codes(prints["venue"], "venue", what)
+        symbol_code, symbols = _label_codes(prints["symbol"], "symbol", what)
+        n_symbols = len(symbols)
+        key_type = np.min_scalar_type(max(len(venues) * n_symbols - 1, 0))
+        key = symbol_code.astype(key_type)
+        if len(venues) > 1:
+            key += venue_code.astype(key_type) * key_type.type(n_symbols)
+        counts = _key_counts(key, len(venues) * n_symbols)
+        stream_keys = np.flatnonzero(counts).astype(key_type)
+        bounds = np.zeros(stream_keys.size + 1, dtype=np.int64)
+        np.cumsum(counts[stream_keys], out=bounds[1:])
         return cls(
-            venues=venues[present // len(symbols)],
-            symbols=symbols[present % len(symbols)],
-            code=code,
+            venues=venues[stream_keys // n_symbols],
+            symbols=symbols[stream_keys % n_symbols],
+            stream_keys=stream_keys,
+            key=key,
             bounds=bounds,
             funding_time=funding_time,
             ts=ts,
@@ -466,26 +488,63 @@ class _Streams:
         )
 
 
-def _factorize(column: pd.Series, name: str, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes and their labels (object array); categoricals reuse their codes for speed."""
+def _label_codes(column: pd.Series, name: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of a text column numbered in label order, and the labels (object array).
+
+    Categorical and pyarrow dictionary columns reuse their codes: hashing millions of strings is
+    most of the cost of a replay otherwise. Their codes are renumbered (one gather) only when the
+    categories are not sorted.
+    """
     if isinstance(column.dtype, pd.CategoricalDtype):
-        codes = column.array.codes
-        labels = np.asarray(column.cat.categories, dtype=object)
+        codes, labels = column.array.codes, np.asarray(column.cat.categories, dtype=object)
+    elif isinstance(column.dtype, pd.ArrowDtype) and pa.types.is_dictionary(column.dtype.pyarrow_dtype):
+        codes, labels = _dictionary_codes(column)
     else:
-        codes, labels = pd.factorize(column, sort=False)
+        codes, labels = pd.factorize(column, sort=True)
         labels = np.asarray(labels, dtype=object)
     if codes.size and codes.min() < 0:
         raise ValueError(f"{what}: {name} is missing at position {int(np.argmax(codes < 0))}")
+    order = np.argsort(labels, kind="stable")
+    if np.any(order[1:] < order[:-1]):
+        rank = np.empty(order.size, dtype=np.min_scalar_type(max(order.size - 1, 0)))
+        rank[order] = np.arange(order.size)
+        codes, labels = rank[codes], labels[order]
     return codes, labels
+
+
+def _dictionary_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and dictionary of a pyarrow dictionary column (missing values as code −1).
+
+    Chunks get one shared dictionary; duplicate or null dictionary entries are merged by factorising
+    the dictionary, which is small.
+    """
+    chunked = column.array.__arrow_array__().unify_dictionaries()
+    if chunked.num_chunks == 0:
+        return np.zeros(0, dtype=np.int8), np.zeros(0, dtype=object)
+    indices = [chunk.indices.fill_null(-1).to_numpy() for chunk in chunked.chunks]
+    codes = indices[0] if len(indices) == 1 else np.concatenate(indices)
+    entry_code, labels = pd.factorize(chunked.chunk(0).dictionary.to_numpy(zero_copy_only=False))
+    if not np.array_equal(entry_code, np.arange(entry_code.size)):
+        codes = np.where(codes < 0, -1, entry_code[codes])
+    return codes, np.asarray(labels, dtype=object)
+
+
+def _key_counts(key: np.ndarray, n_keys: int) -> np.ndarray:
+    """Prints per key. For 1–2-byte keys a radix sort and a binary search per key beat `np.bincount`,
+    which first widens every key to 8 bytes."""
+    if key.dtype.itemsize > 2:
+        return np.bincount(key, minlength=n_keys)
+    at_or_below = np.searchsorted(np.sort(key, kind="stable"), np.arange(n_keys, dtype=key.dtype), side="right")
+    return np.diff(at_or_below, prepend=0)
 
 
 def build_curves_streaming(prints: pd.DataFrame, policy: SnapshotPolicy = SnapshotPolicy()) -> tuple[pd.DataFrame, dict]:
     """Feed each stream's prints (row order = arrival order) to its own builder; snapshots and stats per stream."""
     streams = _Streams.from_frame(prints, "build_curves_streaming")
-    rows, stats, order = [], {}, streams.order()
+    rows, stats, order = [], {}, streams.stream_order()
     for s, (lo, hi) in enumerate(zip(streams.bounds[:-1].tolist(), streams.bounds[1:].tolist())):
         builder = FundingCurveBuilder(streams.venues[s], streams.symbols[s], policy)
-        idx = order[lo:hi]
+        idx = slice(lo, hi) if order is None else order[lo:hi]
         rows += builder.update_batch(streams.funding_time[idx], streams.rate[idx], streams.interval_h[idx], streams.ts[idx])
         stats[(builder.venue, builder.symbol)] = builder.stats
     return snapshots_frame(rows), stats
@@ -494,13 +553,15 @@ def build_curves_streaming(prints: pd.DataFrame, policy: SnapshotPolicy = Snapsh
 def replay_curves(prints: pd.DataFrame, policy: SnapshotPolicy = SnapshotPolicy()) -> tuple[pd.DataFrame, dict]:
     """The builders' output computed for all streams at once with numpy index arithmetic.
 
-    Streams are laid end to end (stable sort keeps arrival order); a running maximum of
-    funding_time per stream classifies each print as roll / replace / late; the ring of every
-    snapshot is read from a table of closed windows (real and interpolated) by index. Under the
-    "roll" policy the replaces no snapshot can see are dropped first (see `_observable_rows`).
+    Streams are laid end to end (stable sort keeps arrival order; skipped when the frame already is
+    grouped by stream); a running maximum of funding_time per stream classifies each print as
+    roll / replace / late; the ring of every snapshot is read from a table of closed windows (real
+    and interpolated) by index. Under the "roll" policy the replaces no snapshot can see are dropped
+    first (see `_observable_rows`). For speed at scale pass `venue`/`symbol` as categoricals (or
+    pyarrow dictionaries): the output is the same.
     """
     streams = _Streams.from_frame(prints, "replay_curves")
-    if streams.code.size == 0:
+    if streams.key.size == 0:
         return snapshots_frame([]), {}
     unseen = np.zeros(streams.bounds.size - 1, dtype=np.int64)
     if policy.mode == "roll":
@@ -513,66 +574,99 @@ def replay_curves(prints: pd.DataFrame, policy: SnapshotPolicy = SnapshotPolicy(
     return _curve_frame(columns), stats
 
 
-# Block of arrivals sorted at a time by `_observable_rows`: small enough to stay in cache.
+# Arrivals scanned at a time by `_observable_rows`: small enough to stay in cache.
 _REDUCTION_BLOCK_ROWS = 16_384
-_REDUCTION_MAX_CELLS = 4_000_000
+# First window of the backward search for a stream's previous print (interleaved streams: a few rows back).
+_SEARCH_FIRST_ROWS = 256
 
 
 def _observable_rows(streams: _Streams) -> tuple[np.ndarray, np.ndarray]:
     """Arrival indices that can change a "roll" snapshot, and per stream how many replaces were left out.
 
-    A replace followed (in its stream) by another replace is overwritten before any roll could
-    see it and does not move the running maximum, so dropping it changes nothing but the count.
-    Arrivals are grouped by stream block by block (cache-local sorts, no global permutation);
-    the running maximum is carried between blocks through a blocks × streams table. Only the few
-    prints whose funding time differs from the one before are looked at individually; a block
-    segment where funding time goes back (late prints) is kept whole for the exact replay.
+    A replace followed (in its stream) by another replace is overwritten before any roll could see
+    it and does not move the running maximum, so dropping it changes nothing but the count.
+    Block by block, each print is compared with its stream's running maximum of funding time at the
+    block start (one gather and one comparison, no sort): while they are equal every print is such a
+    replace. From the first print that differs to the block end, the streams concerned are grouped
+    and classified print by print; a stream segment where funding time goes back (late prints) is
+    kept whole for the exact replay. The last print of each stream, and the print before a stream's
+    first change in a block (found by a short backward search), are kept as well.
     """
-    code, funding_time = streams.code, streams.funding_time
-    n, n_streams, block = code.size, streams.bounds.size - 1, _REDUCTION_BLOCK_ROWS
-    n_blocks = -(-n // block)
-    if n_blocks * n_streams > _REDUCTION_MAX_CELLS:
-        return np.arange(n), np.zeros(n_streams, dtype=np.int64)
-    local = np.empty(n, dtype=np.int64)
-    ft = np.empty(n, dtype=np.int64)
-    counts = np.empty((n_blocks, n_streams), dtype=np.int64)
-    for b, lo in enumerate(range(0, n, block)):
+    key, funding_time = streams.key, streams.funding_time
+    n, block = key.size, _REDUCTION_BLOCK_ROWS
+    running_max = np.full(int(streams.stream_keys[-1]) + 1, _NO_WINDOW, dtype=np.int64)
+    if streams.is_grouped():
+        kept = [streams.bounds[1:] - 1]
+    else:
+        kept = [_last_positions_before(key, streams.stream_keys, n, running_max.size)]
+    for lo in range(0, n, block):
         hi = min(lo + block, n)
-        in_block = np.argsort(code[lo:hi], kind="stable")
-        np.take(funding_time[lo:hi], in_block, out=ft[lo:hi])
-        np.add(in_block, lo, out=local[lo:hi])
-        counts[b] = np.bincount(code[lo:hi], minlength=n_streams)
-    cell_end = np.cumsum(counts.ravel())
-    cell = np.flatnonzero(counts.ravel())
-    seg_end = cell_end[cell]
-    seg_start = seg_end - counts.ravel()[cell]
-    seg_block, seg_stream = np.divmod(cell, n_streams)
-    table = np.full((n_blocks + 1, n_streams), _NO_WINDOW, dtype=np.int64)
-    table[seg_block + 1, seg_stream] = np.maximum.reduceat(ft, seg_start)
-    np.maximum.accumulate(table, axis=0, out=table)
-    carry = table[seg_block, seg_stream]
-
-    changed = np.empty(n, dtype=bool)
-    np.not_equal(ft[1:], ft[:-1], out=changed[1:])
-    changed[seg_start] = ft[seg_start] != carry
-    moved = np.flatnonzero(changed)
-    moved_seg = np.searchsorted(seg_start, moved, side="right") - 1
-    before = np.where(moved == seg_start[moved_seg], carry[moved_seg], ft[np.maximum(moved - 1, 0)])
-    went_back = np.unique(moved_seg[ft[moved] < before])
-    whole = [np.arange(seg_start[g], seg_end[g]) for g in went_back.tolist()]
-    keep = np.unique(np.concatenate([moved, moved - 1, seg_end - 1, *whole]))
-    kept = np.sort(local[keep[keep >= 0]])
-    unseen = np.diff(streams.bounds) - np.bincount(code[kept], minlength=n_streams)
+        differs = funding_time[lo:hi] != running_max.take(key[lo:hi])
+        first = int(differs.argmax())
+        if not differs[first]:
+            continue
+        start = lo + first
+        region_key = key[start:hi]
+        concerned = np.zeros(running_max.size, dtype=bool)
+        concerned[region_key[differs[first:]]] = True
+        rows = np.flatnonzero(concerned.take(region_key))
+        rows = rows[np.argsort(region_key[rows], kind="stable")]
+        row_key = region_key[rows]
+        row_ft = funding_time[start:hi][rows]
+        seg_start = np.flatnonzero(np.concatenate(([True], row_key[1:] != row_key[:-1])))
+        seg_key = row_key[seg_start]
+        before = np.empty(rows.size, dtype=np.int64)
+        before[1:] = row_ft[:-1]
+        before[seg_start] = running_max[seg_key]
+        changed = row_ft != before
+        went_back = np.logical_or.reduceat(row_ft < before, seg_start)
+        keep = changed | np.repeat(went_back, np.diff(np.append(seg_start, rows.size)))
+        keep[:-1] |= changed[1:]
+        keep[seg_start - 1] = True  # each segment's last row (its successor is in a later block)
+        kept.append(start + rows[keep])
+        replaced_before = changed[seg_start] & (before[seg_start] != _NO_WINDOW)
+        kept.append(_last_positions_before(key, seg_key[replaced_before], start, running_max.size))
+        running_max[seg_key] = np.maximum(before[seg_start], np.maximum.reduceat(row_ft, seg_start))
+    kept = np.unique(np.concatenate(kept))
+    unseen = np.diff(streams.bounds) - np.bincount(streams.stream_of(key[kept]), minlength=streams.bounds.size - 1)
     return kept, unseen
+
+
+def _last_positions_before(key: np.ndarray, wanted: np.ndarray, end: int, n_keys: int) -> np.ndarray:
+    """The last arrival index before `end` of each wanted key (each occurs there), searched backwards
+    in windows that double, so the cost follows the distance to the print found."""
+    found = []
+    remaining = np.zeros(n_keys, dtype=bool)
+    remaining[wanted] = True
+    n_remaining, width = int(np.count_nonzero(remaining)), _SEARCH_FIRST_ROWS
+    while n_remaining and end > 0:
+        lo = max(end - width, 0)
+        hits = np.flatnonzero(remaining.take(key[lo:end]))[::-1]
+        hit_keys, newest = np.unique(key[lo:end][hits], return_index=True)
+        found.append(lo + hits[newest])
+        remaining[hit_keys] = False
+        n_remaining -= hit_keys.size
+        end, width = lo, 2 * width
+    return np.concatenate([np.zeros(0, dtype=np.int64), *found])
+
+
+def _in_stream_order(values: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    """`values` (indexed by arrival) at stream-order positions; `order` None means arrival order already is stream order."""
+    return values if order is None else values[order]
+
+
+def _arrival_rows(order: np.ndarray | None, positions: np.ndarray) -> np.ndarray:
+    """Arrival indices of stream-order positions."""
+    return positions if order is None else order[positions]
 
 
 def _replay(streams: _Streams, policy: SnapshotPolicy) -> tuple[dict, dict]:
     """The vectorised replay proper: output columns and stats per stream."""
-    order, bounds = streams.order(), streams.bounds
-    n = order.size
+    order, bounds = streams.stream_order(), streams.bounds
+    n = streams.key.size
     n_streams = bounds.size - 1
     starts, ends = bounds[:-1], bounds[1:]
-    funding_time = streams.funding_time[order]
+    funding_time = _in_stream_order(streams.funding_time, order)
 
     # `previous` is bucket 0's funding time before each print: the running maximum of the stream.
     # Without late prints that is just the print before, so the scan runs only on streams that go back.
@@ -594,8 +688,8 @@ def _replay(streams: _Streams, policy: SnapshotPolicy) -> tuple[dict, dict]:
     # holding the last print applied before the next roll (its settled/final value).
     next_roll_same_stream = np.append(roll_stream[1:] == roll_stream[:-1], False)
     boundary = np.where(next_roll_same_stream, np.append(roll_pos[1:], n), ends[roll_stream])
-    final_row = order[_last_applied_at_or_before(late_pos, boundary - 1)]
-    roll_row = order[roll_pos]
+    final_row = _arrival_rows(order, _last_applied_at_or_before(late_pos, boundary - 1))
+    roll_row = _arrival_rows(order, roll_pos)
     roll_rate, roll_interval = streams.rate[roll_row], streams.interval_h[roll_row]
     final_rate, final_interval = streams.rate[final_row], streams.interval_h[final_row]
     opens_stream = roll_pos == starts[roll_stream]
@@ -634,14 +728,14 @@ def _replay(streams: _Streams, policy: SnapshotPolicy) -> tuple[dict, dict]:
         if policy.mode == "every_update":
             emit_pos = np.flatnonzero(~late)
         else:
-            ts_sorted = streams.ts[order]
+            ts_sorted = _in_stream_order(streams.ts, order)
             due = [roll_pos]
             for p, end in zip(roll_pos.tolist(), boundary.tolist()):
                 due.append(np.asarray(_due_positions(ts_sorted, late, p + 1, end, int(ts_sorted[p]), policy.every_ns), dtype=np.int64))
             emit_pos = np.sort(np.concatenate(due))
         emit_roll = np.searchsorted(roll_pos, emit_pos, side="right") - 1
 
-    emit_row = order[emit_pos]
+    emit_row = _arrival_rows(order, emit_pos)
     newest = real_entry[emit_roll]
     oldest = stream_first_entry[roll_stream[emit_roll]]
     entry = newest[:, None] - _BUCKET_INDEX[None, :]
