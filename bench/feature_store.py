@@ -1,15 +1,22 @@
 """Feature store: `build_feature_store` over a year of hourly data for 100 venue × symbol series,
-against a per-row Python loop computing the same per-stream features (bench/reference_features.py).
+against the notebook way: one Python loop over the rows in time order computing the same columns,
+PCA scores and cross-venue dispersion included (bench/reference_features.py).
 
-The loop runs on a subset (every 10th stream, the whole year); its time is extrapolated by input
-size (bars + curve rows) and its values compared with the library's on that subset.
+The loop runs on a subset (all the streams of every `subset_every`-th base, so dispersion still
+spans venues; the whole year); its time is extrapolated per input row (bars + curve rows) and its
+values compared with the library's on that subset. Times are CPU seconds (the machine is shared),
+wall seconds alongside.
 """
 
 from __future__ import annotations
 
+import gc
+import time
+from collections.abc import Callable
+
 import pandas as pd
 
-from bench._common import BenchResult, best_of, quick_parser, report
+from bench._common import BenchResult, quick_parser, report
 from bench.reference_features import compare_features, feature_rows_by_loop
 from fund_pipeline.domain.curve import replay_curves
 from fund_pipeline.domain.features import FEATURE_WARMUP, build_feature_store
@@ -17,8 +24,9 @@ from fund_pipeline.venues.simulated import SIM_EPOCH, SimulatedMarket
 
 TARGET_RATIO = 50.0
 TARGET_SECONDS = 5.0
-FULL = {"streams": 100, "days": 365, "subset_every": 10, "repeats": 2}
-QUICK = {"streams": 6, "days": 12, "subset_every": 2, "repeats": 1}
+FULL = {"streams": 100, "days": 365, "subset_every": 5, "repeats": 3}
+# 30 streams: 26 binance and 4 bybit, so a few bases have two venues.
+QUICK = {"streams": 30, "days": 10, "subset_every": 2, "repeats": 1}
 TARGET_LOOKAHEAD = pd.Timedelta(days=1)
 
 
@@ -39,6 +47,24 @@ def market_inputs(n_streams: int, days: int) -> tuple[pd.DataFrame, pd.DataFrame
     return curves, prints, bars, start, end
 
 
+def best_cpu(func: Callable[[], object], repeats: int) -> tuple[float, float, object]:
+    """Smallest CPU and wall seconds of `repeats` calls, and the last result."""
+    cpu, wall, result = float("inf"), float("inf"), None
+    for _ in range(repeats):
+        gc.collect()
+        cpu_started, wall_started = time.process_time(), time.perf_counter()
+        result = func()
+        cpu, wall = min(cpu, time.process_time() - cpu_started), min(wall, time.perf_counter() - wall_started)
+    return cpu, wall, result
+
+
+def subset_streams(prints: pd.DataFrame, every: int) -> pd.DataFrame:
+    """(venue, symbol) of all the streams of every `every`-th base, in base order."""
+    streams = prints[["venue", "symbol", "base"]].drop_duplicates(["venue", "symbol"])
+    bases = sorted(streams["base"].unique())[::every]
+    return streams[streams["base"].isin(bases)][["venue", "symbol"]]
+
+
 def _streams(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
     return frame.merge(keys, on=["venue", "symbol"], how="inner")
 
@@ -46,41 +72,47 @@ def _streams(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
 def run(quick: bool = False) -> BenchResult:
     size = QUICK if quick else FULL
     curves, prints, bars, start, end = market_inputs(size["streams"], size["days"])
-    seconds, features = best_of(lambda: build_feature_store(curves, prints, bars, start, end), size["repeats"])
+    cpu, wall, features = best_cpu(lambda: build_feature_store(curves, prints, bars, start, end), size["repeats"])
 
-    keys = curves[["venue", "symbol"]].drop_duplicates().sort_values(["venue", "symbol"]).iloc[:: size["subset_every"]]
+    keys = subset_streams(prints, size["subset_every"])
     sub_curves, sub_prints, sub_bars = _streams(curves, keys), _streams(prints, keys), _streams(bars, keys)
-    loop_seconds, loop_rows = best_of(lambda: feature_rows_by_loop(sub_curves, sub_prints, sub_bars, start, end), 1)
+    loop_cpu, loop_wall, loop_rows = best_cpu(lambda: feature_rows_by_loop(sub_curves, sub_prints, sub_bars, start, end), 1)
     library_subset = build_feature_store(sub_curves, sub_prints, sub_bars, start, end)
     comparison = compare_features(library_subset, loop_rows)
 
-    scale = (len(bars) + len(curves)) / (len(sub_bars) + len(sub_curves))
-    loop_extrapolated = loop_seconds * scale
-    ratio = loop_extrapolated / seconds
+    input_rows, subset_input_rows = len(bars) + len(curves), len(sub_bars) + len(sub_curves)
+    loop_cpu_extrapolated = loop_cpu / subset_input_rows * input_rows
+    ratio = loop_cpu_extrapolated / cpu
+    several_venues = (library_subset["dispersion_n_venues"] >= 2).mean()
     figures = {
         "streams": curves[["venue", "symbol"]].drop_duplicates().shape[0],
         "hourly bars": len(bars),
         "curve rows (incl. warm-up)": len(curves),
         "feature rows": len(features),
-        "build_feature_store s": seconds,
+        "build_feature_store CPU s": cpu,
+        "build_feature_store wall s": wall,
         "loop streams (subset)": len(keys),
-        "loop s on subset": loop_seconds,
-        "loop s extrapolated to all streams": loop_extrapolated,
-        "speed-up vs loop": ratio,
+        "loop CPU s on subset": loop_cpu,
+        "loop wall s on subset": loop_wall,
+        "loop CPU µs per input row": loop_cpu / subset_input_rows * 1e6,
+        "loop CPU s extrapolated to all streams": loop_cpu_extrapolated,
+        "speed-up vs loop (CPU)": ratio,
         "subset rows compared": comparison["rows"],
+        "subset rows with dispersion over >= 2 venues": several_venues,
         "subset unmatched rows": comparison["unmatched"],
         "subset NaN-pattern mismatches": comparison["nan_mismatch"],
         "subset worst relative difference": comparison["worst_rel"],
+        "subset worst column": comparison["worst_column"],
     }
     return BenchResult(
         name="feature store",
         target=f"≥ {TARGET_RATIO:.0f}× the per-row loop and < {TARGET_SECONDS:.0f} s",
-        met=ratio >= TARGET_RATIO and seconds < TARGET_SECONDS,
+        met=ratio >= TARGET_RATIO and wall < TARGET_SECONDS,
         agree=comparison["agree"],
         figures=figures,
         notes=[
-            "loop extrapolated from the subset by input rows (bars + curve rows)",
-            "loop covers the per-stream columns; pc1/pc2 and cross-venue dispersion are library-only (ratio is conservative)",
+            "loop extrapolated from the subset per input row (bars + curve rows)",
+            "loop computes every compared column: pooled PCA scores (same daily refit) and cross-venue dispersion included",
         ],
     )
 
