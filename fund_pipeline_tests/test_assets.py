@@ -157,6 +157,8 @@ class MutatedSource(MarketSourceResource):
                     prints.loc[3, "rate"] = 0.5
                 elif defect == "off_grid":
                     prints.loc[3, "funding_time"] += pd.Timedelta(minutes=30)
+                elif defect == "gaps":
+                    prints = prints.loc[prints["funding_time"].dt.hour != 8].reset_index(drop=True)
                 elif defect == "empty":
                     prints = prints.iloc[0:0]
                 elif defect == "wrong_column":
@@ -168,14 +170,13 @@ class MutatedSource(MarketSourceResource):
 
 @pytest.fixture
 def bad_input(tmp_path):
-    def materialise(defect: str):
+    def materialise(defect: str, selection=("raw_funding_prints",), first="2025-01-05|binance", last="2025-01-05|binance"):
         resources = {
             "warehouse": Warehouse(database=str(tmp_path / "w.duckdb")),
             "market_source": MutatedSource(defect=defect),
             "landing": LandingZone(path=str(tmp_path / "landing")),
         }
-        key = "2025-01-05|binance"
-        return resources, run(all_assets(), ["raw_funding_prints"], resources, dg.DagsterInstance.ephemeral(), key, key, raise_on_error=False)
+        return resources, run(all_assets(), list(selection), resources, dg.DagsterInstance.ephemeral(), first, last, raise_on_error=False)
 
     return materialise
 
@@ -220,3 +221,17 @@ def test_unknown_base_in_config_is_named(tmp_path):
     result = run(all_assets(), ["raw_funding_prints"], resources, dg.DagsterInstance.ephemeral(), "2025-01-05|binance", "2025-01-05|binance", raise_on_error=False)
     assert not result.success
     assert "NOTACOIN" in str([e.event_specific_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"])
+
+
+def test_missing_settlements_fail_the_missing_bucket_check(bad_input):
+    _, result = bad_input("gaps", ("raw_funding_prints", "curve_history"), "2025-01-03|binance", "2025-01-06|binance")
+    assert result.success
+    assert check_results(result)["missing_buckets_below_2pct_30d"] is False
+
+
+def test_features_without_warmup_fail_the_warmup_check(bad_input):
+    resources, ingest = bad_input("none", ("raw_funding_prints", "market_bars", "curve_history"), "2025-01-01|binance", "2025-01-02|binance")
+    assert ingest.success
+    result = run(all_assets(), ["feature_store"], resources, dg.DagsterInstance.ephemeral(), "2025-01-02", "2025-01-02", raise_on_error=False)
+    assert result.success
+    assert check_results(result)["feature_warmup_complete"] is False
