@@ -235,3 +235,30 @@ def test_features_without_warmup_fail_the_warmup_check(bad_input):
     result = run(all_assets(), ["feature_store"], resources, dg.DagsterInstance.ephemeral(), "2025-01-02", "2025-01-02", raise_on_error=False)
     assert result.success
     assert check_results(result)["feature_warmup_complete"] is False
+
+
+def test_landed_predicted_prints_join_the_history(tmp_path):
+    """Predicted prints landed by the live collector reach raw_funding_prints beside the settled ones."""
+    from fund_pipeline.venues.landing import SegmentWriter, prints_table
+
+    market = SimulatedMarket(bases=("BTC", "ETH"))
+    times = pd.date_range("2025-01-05 09:00", periods=30, freq="min", tz="UTC")
+    predicted = market.predicted_rates("binance", None, times).assign(source="ws", received_at=lambda f: f["ts"] + pd.Timedelta(milliseconds=40))
+    rows = [
+        tuple(v.value if isinstance(v, pd.Timestamp) else v for v in row)
+        for row in predicted[list(predicted.columns)].itertuples(index=False)
+    ]
+    writer = SegmentWriter(tmp_path / "landing")
+    writer.write({"prints": prints_table(rows)})
+    writer.close()
+    resources = {
+        "warehouse": Warehouse(database=str(tmp_path / "w.duckdb")),
+        "market_source": MarketSourceResource(bases=["BTC", "ETH"]),
+        "landing": LandingZone(path=str(tmp_path / "landing")),
+    }
+    result = run(all_assets(), ["raw_funding_prints"], resources, dg.DagsterInstance.ephemeral(), "2025-01-05|binance", "2025-01-05|binance")
+    stored = resources["warehouse"].read("raw_funding_prints")
+    assert result.success
+    assert (stored["kind"] == "predicted").sum() == len(predicted)
+    assert set(stored.loc[stored["kind"] == "predicted", "source"]) == {"ws"}
+    assert (stored["kind"] == "settled").sum() == len(market.funding_prints("binance", pd.Timestamp("2025-01-05", tz="UTC"), pd.Timestamp("2025-01-06", tz="UTC")))
