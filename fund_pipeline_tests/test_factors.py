@@ -209,3 +209,20 @@ def test_dispersion_never_uses_a_rate_before_it_is_known():
     out = cross_venue_dispersion(pd.concat([late, one], ignore_index=True)).set_index("ts")
     assert out.loc[T0, "n_venues"] == 1
     assert out.loc[T0 + pd.Timedelta("1h"), "n_venues"] == 2
+
+
+def test_dispersion_averages_a_venues_symbols_before_the_std_across_venues():
+    usdt = with_base(curves_from_rates("a", "BTC/USDT:USDT", 8, [8e-4]), "BTC")
+    usd = with_base(curves_from_rates("a", "BTC/USD:BTC", 8, [4e-4]), "BTC")
+    other = with_base(curves_from_rates("b", "BTC/USDT:USDT", 8, [2e-4]), "BTC")
+    out = cross_venue_dispersion(pd.concat([usdt, other, usd], ignore_index=True)).set_index("ts")
+    assert out.loc[T0, "n_venues"] == 2
+    assert out.loc[T0, "dispersion_8h"] == pytest.approx(np.std([6e-4, 2e-4], ddof=1))
+    assert list(out.columns) == ["base", "dispersion_8h", "n_venues"] and len(out) == 8
+
+
+def test_dispersion_of_no_usable_rate_is_an_empty_typed_frame():
+    rows = with_base(curves_from_rates("a", "BTC/USDT:USDT", 8, [np.nan]), "BTC")
+    out = cross_venue_dispersion(rows)
+    assert out.empty and list(out.columns) == ["base", "ts", "dispersion_8h", "n_venues"]
+    assert str(out["ts"].dtype) == "datetime64[ns, UTC]" and str(out["n_venues"].dtype) == "int64"

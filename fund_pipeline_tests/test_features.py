@@ -323,3 +323,23 @@ def test_cluster_symbols_tolerates_an_undefined_feature_and_rejects_too_few_symb
     assert cluster_symbols(sym, n_clusters=2, seed=0)["cluster"].notna().all()
     with pytest.raises(ValueError, match="4 symbol"):
         cluster_symbols(sym, n_clusters=5, seed=0)
+
+
+def test_a_bar_sent_twice_counts_its_last_row_and_a_resent_print_its_latest_event(market):
+    curves, prints, bars = market
+    start, end = T0 + 8 * DAY, T0 + 9 * DAY
+    later_bars = bars.assign(close=bars["close"] * 1.01, high=bars["high"] * 1.01, low=bars["low"] * 1.01)
+    twice = build_feature_store(curves, prints, pd.concat([bars, later_bars], ignore_index=True), start, end)
+    pd.testing.assert_frame_equal(twice, build_feature_store(curves, prints, later_bars, start, end))
+    resent = prints.assign(rate=prints["rate"] * 2, ts=prints["ts"] + pd.Timedelta("1s"))
+    shuffled = pd.concat([resent, prints], ignore_index=True)
+    out = build_feature_store(curves, shuffled, bars, start, end)
+    pd.testing.assert_frame_equal(out, build_feature_store(curves, resent, bars, start, end))
+
+
+def test_rows_and_inputs_in_any_order_give_the_same_store(market):
+    curves, prints, bars = market
+    start, end = T0 + 8 * DAY, T0 + 9 * DAY
+    expected = build_feature_store(curves, prints, bars, start, end)
+    shuffled = [frame.sample(frac=1.0, random_state=seed) for seed, frame in enumerate((curves, prints, bars))]
+    pd.testing.assert_frame_equal(build_feature_store(*shuffled, start, end), expected)
