@@ -19,8 +19,10 @@ SECONDS_PER_CHUNK = 86_400
 def predicted_prints(n_prints: int) -> pd.DataFrame:
     """`n_prints` predicted prints, one per stream per second from the simulation epoch, in arrival order.
 
-    Generated a day at a time so the simulator's intermediates stay small; cached because both curve
-    benchmarks time the same frame.
+    `venue` and `symbol` are categoricals, as a frame of millions of prints is held in practice (DuckDB
+    ENUM columns and Parquet columns read with `read_dictionary` come back so): a few distinct strings
+    repeated millions of times. Generated a day at a time so the simulator's intermediates stay small; cached because
+    both curve benchmarks time the same frame.
     """
     market = SimulatedMarket(bases=CURVE_BASES)
     n_seconds = -(-n_prints // N_STREAMS)
@@ -30,6 +32,7 @@ def predicted_prints(n_prints: int) -> pd.DataFrame:
         per_venue = [market.predicted_rates(venue, None, times)[CURVE_PRINT_COLUMNS] for venue in market.venues()]
         chunks.append(pd.concat(per_venue, ignore_index=True).sort_values("ts", kind="stable"))
     prints = pd.concat(chunks, ignore_index=True).iloc[:n_prints].reset_index(drop=True)
+    prints = prints.astype({"venue": "category", "symbol": "category"})
     streams = prints[["venue", "symbol"]].drop_duplicates()
     if len(streams) != N_STREAMS:
         raise RuntimeError(f"expected {N_STREAMS} venue × symbol streams, the simulator gave {len(streams)}")

@@ -7,6 +7,7 @@ from unittest import mock
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -140,6 +141,44 @@ def test_arbitrary_nanosecond_funding_times_agree(records):
     replayed, replay_stats = replay_curves(prints)
     pd.testing.assert_frame_equal(replayed, expected, check_exact=True)
     assert replay_stats == expected_stats
+
+
+def key_encodings(prints: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The same prints with venue/symbol held as a caller might hold them at scale, or laid out by stream."""
+    dictionary = pd.ArrowDtype(pa.dictionary(pa.int32(), pa.string()))
+    return {
+        "categorical": prints.astype({"venue": "category", "symbol": "category"}),
+        "categorical, unsorted and unused categories": prints.assign(
+            venue=pd.Categorical(prints["venue"], categories=["zz", "okx", "binance"]),
+            symbol=pd.Categorical(prints["symbol"], categories=["ETH/USDT:USDT", "unused", "BTC/USDT:USDT"]),
+        ),
+        "pyarrow dictionary, two chunks": prints.assign(
+            **{
+                column: pd.Series(
+                    pd.array(pa.chunked_array([pa.array(part, type=pa.string()).dictionary_encode() for part in np.array_split(prints[column].to_numpy(), 2)]), dtype=dictionary)
+                )
+                for column in ("venue", "symbol")
+            }
+        ),
+        "grouped by venue, symbol": prints.sort_values(["venue", "symbol"], kind="stable"),
+        "grouped by symbol, venue": prints.sort_values(["symbol", "venue"], kind="stable"),
+    }
+
+
+@pytest.mark.parametrize("mode", SNAPSHOT_MODES)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=print_records, block=st.sampled_from([1, 3, 16_384]))
+def test_categorical_dictionary_and_grouped_inputs_match_object_strings(mode, records, block):
+    """Categorical and dictionary codes, and frames already grouped by stream, take the fast paths; the output must not change."""
+    policy = SnapshotPolicy(mode, 7.0)
+    prints = prints_frame(to_records(records))
+    expected, expected_stats = replay_curves(prints, policy)
+    for name, variant in key_encodings(prints).items():
+        with mock.patch.object(curve, "_REDUCTION_BLOCK_ROWS", block):
+            for run in (replay_curves, build_curves_streaming):
+                frame, stats = run(variant, policy)
+                pd.testing.assert_frame_equal(frame, expected, check_exact=True, obj=f"{run.__name__} on {name}")
+                assert stats == expected_stats, name
 
 
 # --- unit rules ------------------------------------------------------------------------------------------

@@ -634,15 +634,18 @@ def _observable_rows(streams: _Streams) -> tuple[np.ndarray, np.ndarray]:
 
 def _last_positions_before(key: np.ndarray, wanted: np.ndarray, end: int, n_keys: int) -> np.ndarray:
     """The last arrival index before `end` of each wanted key (each occurs there), searched backwards
-    in windows that double, so the cost follows the distance to the print found."""
+    in windows that double, so the cost follows the distance to the print found. Only the last row
+    of each run of equal keys can be a stream's last print, which keeps grouped stretches cheap."""
     found = []
     remaining = np.zeros(n_keys, dtype=bool)
     remaining[wanted] = True
     n_remaining, width = int(np.count_nonzero(remaining)), _SEARCH_FIRST_ROWS
     while n_remaining and end > 0:
         lo = max(end - width, 0)
-        hits = np.flatnonzero(remaining.take(key[lo:end]))[::-1]
-        hit_keys, newest = np.unique(key[lo:end][hits], return_index=True)
+        window = key[lo:end]
+        run_last = np.flatnonzero(np.append(window[1:] != window[:-1], True))
+        hits = run_last[remaining.take(window[run_last])][::-1]
+        hit_keys, newest = np.unique(window[hits], return_index=True)
         found.append(lo + hits[newest])
         remaining[hit_keys] = False
         n_remaining -= hit_keys.size
