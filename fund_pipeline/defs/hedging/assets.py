@@ -21,6 +21,8 @@ from fund_pipeline.resources import WAREHOUSE_POOL, Warehouse
 WEEK = pd.Timedelta(days=7)
 # Interior-point solvers meet Σw = 1 to about 1e-8; anything looser than this is a broken basket.
 SUM_TOLERANCE = 1e-5
+# Legs below this share are summed into one bar: a chart of 150 slivers shows nothing.
+PLOTTED_WEIGHT = 0.005
 
 
 class HedgeBasketConfig(dg.Config):
@@ -70,8 +72,10 @@ def tracking_plot(weights: pd.DataFrame, bars: pd.DataFrame, as_of: pd.Timestamp
         {"target": np.cumprod(1 + returns[target].to_numpy()) - 1, "basket": np.cumprod(1 + basket) - 1},
         index=returns.index,
     )
-    labels = pd.Series(legs.to_numpy(), index=[f"{v}:{s.split('/')[0]}" for v, s in legs.index])
-    png = weights_and_tracking(labels, tracking, f"hedge for {target[0]} {target[1]} formed {as_of:%Y-%m-%d %H:%M}")
+    shown = legs[legs >= PLOTTED_WEIGHT]
+    labels = pd.Series(shown.to_numpy(), index=[f"{v}:{s.split('/')[0]}" for v, s in shown.index])
+    labels[f"{len(legs) - len(shown)} others"] = legs[legs < PLOTTED_WEIGHT].sum()
+    png = weights_and_tracking(labels, tracking, f"hedge for {target[0]} {target[1]} formed {as_of:%Y-%m-%d %H:%M}; tracking over the {lookback.days} days before (in sample)")
     return markdown_image(png, "basket")
 
 
