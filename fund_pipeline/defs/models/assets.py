@@ -56,7 +56,11 @@ def funding_forecast_model(context: dg.AssetExecutionContext, config: ForecastMo
             }
         )
         warehouse.replace("funding_forecast_model", record, {"week_start": (start, start + pd.Timedelta(seconds=1))})
-        meta = {"n_train": len(train), "train_end": str(train["target_time"].max()), **{f"importance/{k}": round(float(v), 3) for k, v in list(model.metadata.get("feature_importances", {}).items())[:10]}}
+        meta = {
+            "n_train": len(train),
+            "train_end": str(train["target_time"].max()),
+            "top_features": dg.MetadataValue.md(markdown_table(pd.DataFrame(model.top_features, columns=["feature", "importance"]).set_index("feature"))),
+        }
         context.log.info(f"week {key}: trained on {len(train)} rows with targets before {start}")
     return dg.MaterializeResult(metadata={"dagster/row_count": len(weekly_windows(context)), **meta})
 
