@@ -101,10 +101,10 @@ def test_collector_to_live_curve_across_two_rolls(tmp_path):
 
 def test_collector_survives_faults(tmp_path):
     faults = Faults(
-        drop_after_s=3.0, ws_429_first_n=1, malformed_every_n=7, duplicate_every_n=5, late_every_n=6,
-        jump_windows_at=START + pd.Timedelta(hours=9),
+        drop_after_s=3.0, silent_after_s=1.5, ws_429_first_n=1, malformed_every_n=7, duplicate_every_n=5,
+        late_every_n=6, jump_windows_at=START + pd.Timedelta(hours=9),
     )  # fmt: skip
-    config = CollectorConfig(backoff_base_s=0.2, backoff_max_s=1.0, silence_s=2.5)
+    config = CollectorConfig(backoff_base_s=0.2, backoff_max_s=1.0, silence_s=1.0)
     stats = _collect(tmp_path, faults=faults, config=config)
     _check_end_to_end(tmp_path, stats)
     assert sum(v for k, v in stats.items() if k.startswith("quarantined")) > 0
@@ -112,3 +112,4 @@ def test_collector_survives_faults(tmp_path):
     assert sum(v for k, v in stats.items() if k.startswith("connects:binance")) >= 3
     assert any(k.startswith("disconnects:binance:http_429") for k in stats)
     assert stats["builder:late"] > 0 and stats["builder:interpolated"] > 0
+    assert sum(v for k, v in stats.items() if k.startswith("watchdog:")) > 0
