@@ -11,9 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from scipy.signal import lfilter
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
+from fund_pipeline.domain.curve import _dictionary_codes
 from fund_pipeline.domain.factors import (
     ANN_BUCKETS,
     DECAY_COLUMNS,
@@ -292,12 +295,12 @@ class _Streams:
     @classmethod
     def coded(cls, venue: pd.Series, symbol: pd.Series) -> tuple[_Streams, np.ndarray]:
         """The streams of these key columns, and each row's stream code."""
-        venue_code, venue_labels = pd.factorize(venue, sort=True)
-        symbol_code, symbol_labels = pd.factorize(symbol, sort=True)
+        venue_code, venue_labels = _key_codes(venue)
+        symbol_code, symbol_labels = _key_codes(symbol)
         if (venue_code < 0).any() or (symbol_code < 0).any():
             raise SchemaError("curve snapshots: venue and symbol must not be null")
         n_symbols = len(symbol_labels)
-        pair, stream = np.unique(venue_code * n_symbols + symbol_code, return_inverse=True)
+        pair, stream = np.unique(venue_code.astype("int64") * n_symbols + symbol_code, return_inverse=True)
         streams = cls(
             venue=np.asarray(venue_labels, dtype=object)[pair // n_symbols],
             symbol=np.asarray(symbol_labels, dtype=object)[pair % n_symbols],
@@ -312,12 +315,46 @@ class _Streams:
         """Stream code of each row of another frame; -1 where the stream has no curve."""
         if not len(self.pair):
             return np.full(len(venue), -1)
-        venue_code = self.venue_labels.get_indexer(venue)
-        symbol_code = self.symbol_labels.get_indexer(symbol)
+        venue_code = _codes_in(venue, self.venue_labels)
+        symbol_code = _codes_in(symbol, self.symbol_labels)
         pair = venue_code * len(self.symbol_labels) + symbol_code
         position = np.minimum(np.searchsorted(self.pair, pair), len(self.pair) - 1)
         known = (venue_code >= 0) & (symbol_code >= 0) & (self.pair[position] == pair)
         return np.where(known, position, -1)
+
+
+def _key_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of a text key column (-1 where missing) numbered in label order, and the sorted labels.
+
+    Categorical and pyarrow dictionary columns reuse their codes (renumbered by one gather when their
+    categories are unsorted): hashing a million repeated strings costs more than the features.
+    """
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes, labels = column.array.codes, np.asarray(column.cat.categories, dtype=object)
+    elif isinstance(column.dtype, pd.ArrowDtype) and pa.types.is_dictionary(column.dtype.pyarrow_dtype):
+        codes, labels = _dictionary_codes(column)
+    else:
+        codes, labels = pd.factorize(column)
+        labels = np.asarray(labels, dtype=object)
+    order = np.argsort(labels, kind="stable")
+    if np.any(order[1:] < order[:-1]):
+        rank = np.empty(len(order) + 1, dtype="int64")
+        rank[order], rank[-1] = np.arange(len(order)), -1
+        codes, labels = rank[codes], labels[order]
+    return codes, labels
+
+
+def _codes_in(column: pd.Series, labels: pd.Index) -> np.ndarray:
+    """Position of each row's key in `labels` (-1 where missing or not there), looking up each distinct key once."""
+    codes, column_labels = _key_codes(column)
+    position = np.append(labels.get_indexer(column_labels), -1)
+    return position[codes]
+
+
+def _key_labels(column: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """The text keys of these rows (None where missing) as an object array, without converting the whole column."""
+    codes, labels = _key_codes(column)
+    return np.append(labels, None)[codes[rows]]
 
 
 @dataclass(frozen=True)
@@ -359,7 +396,7 @@ class _SettledPrints:
             funding_ns=funding_ns[last],
             rate=prints["rate"].to_numpy(dtype="float64")[kept],
             interval_h=prints["interval_h"].to_numpy(dtype="float64")[kept],
-            base=prints["base"].to_numpy(dtype=object)[kept],
+            base=_key_labels(prints["base"], kept),
         )
 
     def next_after(self, stream: np.ndarray, funding_ns: np.ndarray) -> dict:
@@ -402,7 +439,7 @@ def _stream_bases(streams: _Streams, settled: _SettledPrints, bars: pd.DataFrame
     label = np.full(len(streams), None, dtype=object)
     _fill_first(label, settled.stream, settled.base)
     if bars is not None and not bars.empty and pd.isna(label).any():
-        _fill_first(label, streams.code(bars["venue"], bars["symbol"]), bars["base"].to_numpy(dtype=object))
+        _fill_first(label, streams.code(bars["venue"], bars["symbol"]), _key_labels(bars["base"], np.arange(len(bars))))
     if pd.isna(label).any():
         missing = np.flatnonzero(pd.isna(label))[:5]
         sample = [{"venue": streams.venue[i], "symbol": streams.symbol[i]} for i in missing]
@@ -446,9 +483,8 @@ def _market_features(bars: pd.DataFrame | None, streams: _Streams, stream: np.nd
     wide, first_hour = _hourly_wide(bars, bar_stream, open_ns // HOUR_NS, len(streams))
     last_open = funding_ns // HOUR_NS - 1 - first_hour
     usable = has_bars[stream] & (last_open >= 0) & (last_open < len(wide["close"]))
-    cell = (last_open[usable], stream[usable])
-    for name, values in _market_features_wide(wide).items():
-        out[name][usable] = values[cell]
+    for name, values in _market_features_at(wide, last_open[usable], stream[usable]).items():
+        out[name][usable] = values
     return out
 
 
@@ -456,16 +492,20 @@ def _hourly_wide(bars: pd.DataFrame, stream: np.ndarray, hour: np.ndarray, n_str
     """Bar columns scattered into (hour x stream) arrays on one complete grid, and the grid's first hour.
 
     Missing bars are NaN; of a bar sent twice the last row counts. Rows of streams without curves
-    (code -1) are left out.
+    (code -1) are left out. Duplicates are looked for with one scatter; the slower unbuffered
+    `maximum.at` runs only when there are some.
     """
     rows = np.flatnonzero(stream >= 0)
     first_hour = int(hour[rows].min())
     n_hours = int(hour[rows].max()) - first_hour + 1
     cell = (hour[rows] - first_hour) * n_streams + stream[rows]
+    position = np.arange(len(rows))
     last_row = np.full(n_hours * n_streams, -1)
-    np.maximum.at(last_row, cell, np.arange(len(rows)))
-    is_last = last_row[cell] == np.arange(len(rows))
-    rows, cell = rows[is_last], cell[is_last]
+    last_row[cell] = position
+    if not np.array_equal(last_row[cell], position):
+        np.maximum.at(last_row, cell, position)
+        is_last = last_row[cell] == position
+        rows, cell = rows[is_last], cell[is_last]
     wide = {}
     for name in _BAR_VALUE_COLUMNS:
         grid = np.full(n_hours * n_streams, np.nan)
@@ -474,44 +514,99 @@ def _hourly_wide(bars: pd.DataFrame, stream: np.ndarray, hour: np.ndarray, n_str
     return wide, first_hour
 
 
-def _market_features_wide(wide: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Hourly market features per stream (columns), each row using bars up to and including that hour."""
+def _market_features_at(wide: dict[str, np.ndarray], hour: np.ndarray, column: np.ndarray) -> dict[str, np.ndarray]:
+    """MARKET_FEATURES at grid cells (hour, stream column), each using bars up to and including that hour.
+
+    Only the smoothed and windowed inputs are computed on the whole (hour x stream) grid, each in one
+    pass over all streams; ratios are taken at the requested cells only.
+    """
     close, high, low = wide["close"], wide["high"], wide["low"]
+    n_streams = close.shape[1]
+
+    cell = hour * n_streams + column
+
+    def at(grid: np.ndarray, lag: int = 0) -> np.ndarray:
+        if not lag:
+            return grid.reshape(-1)[cell]
+        inside = hour >= lag
+        return np.where(inside, grid.reshape(-1)[np.where(inside, cell - lag * n_streams, 0)], np.nan)
+
+    def ewm_at(values: np.ndarray, alpha: float, min_periods: int) -> np.ndarray:
+        weighted, weight, count = _ewm_sums(values, alpha)
+        return np.where(at(count) >= min_periods, at(weighted) / at(weight), np.nan)
+
     with np.errstate(divide="ignore", invalid="ignore"):
-        previous_close = _shift(close, 1)
-        log_return = np.log(close / previous_close)
-        change = pd.DataFrame(close - previous_close)
-        gain_average = change.clip(lower=0).ewm(alpha=1 / 14, min_periods=14).mean().to_numpy()
-        loss_average = (-change).clip(lower=0).ewm(alpha=1 / 14, min_periods=14).mean().to_numpy()
+        change = close - _shift(close, 1)
+        gain_average = ewm_at(np.maximum(change, 0.0), 1 / 14, 14)
+        loss_average = ewm_at(np.maximum(-change, 0.0), 1 / 14, 14)
         typical = (high + low + close) / 3.0
         typical_change = typical - _shift(typical, 1)
         flow = wide["volume_usd"]
         known = ~np.isnan(typical_change)
         positive = np.where(known, np.where(typical_change > 0, flow, 0.0), np.nan)
         negative = np.where(known, np.where(typical_change < 0, flow, 0.0), np.nan)
-        positive_sum = pd.DataFrame(positive).rolling(14, min_periods=14).sum().to_numpy()
-        negative_sum = pd.DataFrame(negative).rolling(14, min_periods=14).sum().to_numpy()
-        mean_square = pd.DataFrame(log_return**2).rolling(24, min_periods=20).mean().to_numpy()
-        close_frame = pd.DataFrame(close)
-        fast = close_frame.ewm(span=12, min_periods=12).mean().to_numpy()
-        slow = close_frame.ewm(span=48, min_periods=48).mean().to_numpy()
-        open_interest = wide["open_interest_usd"]
+        positive_sum = at(_rolling_sum(positive, 14, 14))
+        negative_sum = at(_rolling_sum(negative, 14, 14))
+        square_sum, square_count = _rolling_sum(np.log(close / _shift(close, 1)) ** 2, 24, 20, with_count=True)
+        mean_square = at(square_sum / square_count)
+        fast, slow = ewm_at(close, 2 / 13, 12), ewm_at(close, 2 / 49, 48)
+        close_now, open_interest = at(close), at(wide["open_interest_usd"])
         features = {
-            "ret_1h": close / previous_close - 1.0,
-            "ret_24h": close / _shift(close, 24) - 1.0,
+            "ret_1h": close_now / at(close, 1) - 1.0,
+            "ret_24h": close_now / at(close, 24) - 1.0,
             "realised_vol_24h": np.sqrt(mean_square * 24.0),
             "rsi_14": 100.0 * gain_average / (gain_average + loss_average),
             "mfi_14": 100.0 * positive_sum / (positive_sum + negative_sum),
             "ema_ratio_12_48": fast / slow,
-            "basis": close / wide["spot_close"] - 1.0,
-            "oi_change_24h": open_interest / _shift(open_interest, 24) - 1.0,
+            "basis": close_now / at(wide["spot_close"]) - 1.0,
+            "oi_change_24h": open_interest / at(wide["open_interest_usd"], 24) - 1.0,
         }
     return {name: np.where(np.isinf(values), np.nan, values) for name, values in features.items()}
 
 
-def _shift(values: np.ndarray, hours: int) -> np.ndarray:
-    """`DataFrame.shift(hours)` of an (hour x stream) array: the value `hours` rows earlier, NaN before the grid."""
-    out = np.full_like(values, np.nan)
+def _ewm_sums(values: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decayed sums of the observed values and of their weights, and observation counts, down every column.
+
+    `DataFrame.ewm(alpha=alpha, min_periods=m).mean()` (adjusted, NaN kept in place) is their ratio
+    where the count reaches m; `lfilter` runs both recursions down all columns in one call each.
+    """
+    observed = ~np.isnan(values)
+    decay = [1.0, alpha - 1.0]
+    weighted = lfilter([1.0], decay, np.where(observed, values, 0.0), axis=0)
+    weight = lfilter([1.0], decay, observed.astype("float64"), axis=0)
+    return weighted, weight, np.cumsum(observed, axis=0, dtype=np.int32)
+
+
+def _rolling_sum(
+    values: np.ndarray, window: int, min_periods: int, with_count: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """`DataFrame.rolling(window, min_periods).sum()` of every column in one pass (and the observation counts).
+
+    The window sum is built from sums over power-of-two spans (a few whole-grid additions), so every
+    value is a direct sum of its window rather than a running total's difference. NaN where fewer
+    than `min_periods` of the window's rows are observed.
+    """
+    observed = ~np.isnan(values)
+    span = np.where(observed, values, 0.0)
+    total = np.zeros_like(span)
+    covered, span_rows, remaining = 0, 1, window
+    while remaining:
+        if remaining & 1:
+            total[covered:] += span[: len(span) - covered]
+            covered += span_rows
+        remaining >>= 1
+        if remaining:
+            span = span + _shift(span, span_rows, fill=0.0)
+            span_rows *= 2
+    seen = np.cumsum(observed, axis=0, dtype=np.int32)
+    count = seen - _shift(seen, window, fill=0)
+    total = np.where(count >= min_periods, total, np.nan)
+    return (total, count) if with_count else total
+
+
+def _shift(values: np.ndarray, hours: int, fill=np.nan) -> np.ndarray:
+    """`DataFrame.shift(hours)` of an (hour x stream) array: the value `hours` rows earlier, `fill` before the grid."""
+    out = np.full_like(values, fill)
     out[hours:] = values[: max(len(values) - hours, 0)]
     return out
 
