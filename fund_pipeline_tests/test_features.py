@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,8 @@ from fund_pipeline.domain.features import (
     OUTPUT_COLUMNS,
     SYMBOL_FEATURES,
     TARGET_COLUMNS,
+    _ewm_sums,
+    _rolling_sum,
     build_feature_store,
     cluster_symbols,
     feature_warmup_report,
@@ -343,3 +346,53 @@ def test_rows_and_inputs_in_any_order_give_the_same_store(market):
     expected = build_feature_store(curves, prints, bars, start, end)
     shuffled = [frame.sample(frac=1.0, random_state=seed) for seed, frame in enumerate((curves, prints, bars))]
     pd.testing.assert_frame_equal(build_feature_store(*shuffled, start, end), expected)
+
+
+def _as_keys(column: pd.Series, encoding: str, order_seed: int) -> pd.Series:
+    """The same text keys held as object strings, a categorical (categories in a shuffled order, one unused) or a pyarrow dictionary."""
+    if encoding == "text":
+        return column.astype(object)
+    labels = [*column.dropna().unique(), "unused-key"]
+    labels = list(np.random.default_rng(order_seed).permutation(np.array(labels, dtype=object)))
+    categorical = pd.Series(pd.Categorical(column, categories=labels), index=column.index)
+    if encoding == "category":
+        return categorical
+    return categorical.astype(pd.ArrowDtype(pa.dictionary(pa.int32(), pa.string())))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    encodings=st.lists(st.sampled_from(["text", "category", "dictionary"]), min_size=3, max_size=3),
+    order_seed=st.integers(0, 2**16),
+)
+def test_categorical_and_dictionary_keys_give_the_same_store_as_text(encodings, order_seed):
+    """Key columns held as categoricals (any category order, unused categories) or pyarrow dictionaries change nothing."""
+    curves, prints, bars = synthetic_market(
+        streams=[*STREAMS, ("c", "SOL/USDT:USDT", "SOL", 8)], days=9, seed=order_seed % 7, bars_for=("a", "c")
+    )
+    start, end = T0 + 7 * DAY, T0 + 8 * DAY
+    expected = build_feature_store(curves, prints, bars, start, end)
+    recoded = []
+    for frame, encoding in zip((curves, prints, bars), encodings, strict=True):
+        keys = [name for name in ("venue", "symbol", "base") if name in frame.columns]
+        recoded.append(frame.assign(**{name: _as_keys(frame[name], encoding, order_seed + i) for i, name in enumerate(keys)}))
+    pd.testing.assert_frame_equal(build_feature_store(*recoded, start, end), expected, check_exact=True)
+
+
+@given(seed=st.integers(0, 2**16), gap_share=st.floats(0.0, 0.6))
+@settings(max_examples=25, deadline=None)
+def test_grid_ewm_and_window_sums_match_pandas_with_gaps(seed, gap_share):
+    """The whole-grid EMA and rolling sums equal pandas' per-column ewm/rolling (NaN gaps, min_periods) to rounding."""
+    rng = np.random.default_rng(seed)
+    values = rng.lognormal(0, 1, (200, 4))
+    values[rng.random(values.shape) < gap_share] = np.nan
+    weighted, weight, count = _ewm_sums(values, 2 / 13)
+    with np.errstate(invalid="ignore"):
+        ewm = np.where(count >= 12, weighted / weight, np.nan)
+    np.testing.assert_allclose(ewm, pd.DataFrame(values).ewm(span=12, min_periods=12).mean().to_numpy(), rtol=1e-12)
+    for window, min_periods in ((14, 14), (24, 20), (1, 1)):
+        window_sum, window_count = _rolling_sum(values, window, min_periods, with_count=True)
+        expected = pd.DataFrame(values).rolling(window, min_periods=min_periods)
+        np.testing.assert_allclose(window_sum, expected.sum().to_numpy(), rtol=1e-12)
+        observed = pd.DataFrame(~np.isnan(values), dtype="float64").rolling(window, min_periods=1).sum()
+        np.testing.assert_array_equal(window_count, observed.to_numpy())
