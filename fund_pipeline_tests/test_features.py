@@ -19,7 +19,7 @@ from fund_pipeline.domain.features import (
     OUTPUT_COLUMNS,
     SYMBOL_FEATURES,
     TARGET_COLUMNS,
-    _ewm_sums,
+    _decayed_sum,
     _rolling_sum,
     build_feature_store,
     cluster_symbols,
@@ -386,9 +386,10 @@ def test_grid_ewm_and_window_sums_match_pandas_with_gaps(seed, gap_share):
     rng = np.random.default_rng(seed)
     values = rng.lognormal(0, 1, (200, 4))
     values[rng.random(values.shape) < gap_share] = np.nan
-    weighted, weight, count = _ewm_sums(values, 2 / 13)
+    observed = ~np.isnan(values)
     with np.errstate(invalid="ignore"):
-        ewm = np.where(count >= 12, weighted / weight, np.nan)
+        ewm = _decayed_sum(values, 2 / 13) / _decayed_sum(observed.astype("float64"), 2 / 13)
+    ewm[np.cumsum(observed, axis=0) < 12] = np.nan
     np.testing.assert_allclose(ewm, pd.DataFrame(values).ewm(span=12, min_periods=12).mean().to_numpy(), rtol=1e-12)
     for window, min_periods in ((14, 14), (24, 20), (1, 1)):
         window_sum, window_count = _rolling_sum(values, window, min_periods, with_count=True)

@@ -141,10 +141,10 @@ def build_feature_store(
     dispersion = hourly_dispersion(stream_base, streams.venue_code[stream], stream, funding_ns, interval_h, rate)
     dispersion_8h, n_venues = dispersion.at(stream_base, funding_ns // HOUR_NS)
     since_shock = hours_since_shock(stream, funding_ns, rate_8h)
-    # Grouped by the integer stream code, so pandas restarts its rolling sum at each stream; streams are
-    # contiguous and in code order, so the grouped result is in row order.
-    rate_mean = pd.Series(rate).groupby(stream, sort=False).rolling(RATE_MEAN_WINDOWS, min_periods=RATE_MEAN_WINDOWS)
-    rate_mean = rate_mean.mean().to_numpy()
+    # Streams are contiguous: a window is kept only when all its rows are the row's own stream's.
+    window_sum = _rolling_sum(rate[:, None], RATE_MEAN_WINDOWS, RATE_MEAN_WINDOWS)[:, 0]
+    row_in_stream = np.arange(len(stream)) - np.searchsorted(stream, stream)
+    rate_mean = np.where(row_in_stream >= RATE_MEAN_WINDOWS - 1, window_sum / RATE_MEAN_WINDOWS, np.nan)
 
     keep = np.flatnonzero((funding_ns >= start.value) & (funding_ns < end.value))
     stream, rows, funding_ns, buckets = stream[keep], rows[keep], funding_ns[keep], buckets[keep]
@@ -169,7 +169,7 @@ def build_feature_store(
     features["hour_of_day"] = funding_ns // HOUR_NS % 24
     features.update(_market_features(bars, streams, stream, funding_ns))
     features.update(settled.next_after(stream, funding_ns))
-    return pd.DataFrame(features)[OUTPUT_COLUMNS]
+    return pd.DataFrame({name: features[name] for name in OUTPUT_COLUMNS})
 
 
 def feature_warmup_report(features: pd.DataFrame) -> dict:
@@ -378,16 +378,15 @@ class _SettledPrints:
     @classmethod
     def from_prints(cls, prints: pd.DataFrame, streams: _Streams) -> _SettledPrints:
         """Keeps the latest event of a window a venue re-sent (latest `ts` when present, else the last row)."""
-        settled = np.flatnonzero((prints["kind"] == "settled").to_numpy())
-        stream = streams.code(prints["venue"].iloc[settled], prints["symbol"].iloc[settled])
-        settled, stream = settled[stream >= 0], stream[stream >= 0]
-        funding_ns = time_ns(prints["funding_time"].iloc[settled])
-        keys = (funding_ns, stream)
+        stream = streams.code(prints["venue"], prints["symbol"])
+        settled = np.flatnonzero((prints["kind"] == "settled").to_numpy() & (stream >= 0))
+        stream, funding_ns = stream[settled], time_ns(prints["funding_time"])[settled]
+        sent_ns = None
         if "ts" in prints.columns:
-            sent_ns = time_ns(prints["ts"].iloc[settled])
+            sent_ns = time_ns(prints["ts"])[settled]
             # NaT sorts last, as in sort_values.
-            keys = (np.where(sent_ns == NAT_NS, np.iinfo("int64").max, sent_ns), *keys)
-        order = np.lexsort(keys)
+            sent_ns[sent_ns == NAT_NS] = np.iinfo("int64").max
+        order = _window_order(stream, funding_ns, sent_ns)
         stream, funding_ns = stream[order], funding_ns[order]
         last = ends_of_runs(stream, funding_ns)
         kept = settled[order[last]]
@@ -428,10 +427,21 @@ def _latest_snapshots(curves: pd.DataFrame) -> tuple[_Streams, np.ndarray, np.nd
     """
     streams, stream = _Streams.coded(curves["venue"], curves["symbol"])
     funding_ns = time_ns(curves["funding_time"])
-    order = np.lexsort((time_ns(curves["ts_snap"]), funding_ns, stream))
+    order = _window_order(stream, funding_ns, time_ns(curves["ts_snap"]))
     stream, funding_ns = stream[order], funding_ns[order]
     last = ends_of_runs(stream, funding_ns)
     return streams, stream[last], order[last], funding_ns[last]
+
+
+def _window_order(stream: np.ndarray, funding_ns: np.ndarray, sent_ns: np.ndarray | None) -> np.ndarray:
+    """Row order by (stream, funding_time), the rows of one window by `sent_ns` (ties and no `sent_ns`: row order).
+
+    Ordering by send time is a third sort pass, so it is done only when some window has more than one row.
+    """
+    order = np.lexsort((funding_ns, stream))
+    if sent_ns is not None and not ends_of_runs(stream[order], funding_ns[order]).all():
+        order = np.lexsort((sent_ns, funding_ns, stream))
+    return order
 
 
 def _stream_bases(streams: _Streams, settled: _SettledPrints, bars: pd.DataFrame | None) -> _StreamBases:
@@ -509,7 +519,8 @@ def _hourly_wide(bars: pd.DataFrame, stream: np.ndarray, hour: np.ndarray, n_str
     wide = {}
     for name in _BAR_VALUE_COLUMNS:
         grid = np.full(n_hours * n_streams, np.nan)
-        grid[cell] = bars[name].to_numpy(dtype="float64", na_value=np.nan)[rows]
+        values = bars[name].to_numpy(dtype="float64", na_value=np.nan)
+        grid[cell] = values if len(rows) == len(values) else values[rows]
         wide[name] = grid.reshape(n_hours, n_streams)
     return wide, first_hour
 
@@ -531,14 +542,18 @@ def _market_features_at(wide: dict[str, np.ndarray], hour: np.ndarray, column: n
         inside = hour >= lag
         return np.where(inside, grid.reshape(-1)[np.where(inside, cell - lag * n_streams, 0)], np.nan)
 
-    def ewm_at(values: np.ndarray, alpha: float, min_periods: int) -> np.ndarray:
-        weighted, weight, count = _ewm_sums(values, alpha)
-        return np.where(at(count) >= min_periods, at(weighted) / at(weight), np.nan)
+    def observations_at(values: np.ndarray) -> np.ndarray:
+        return at(np.cumsum(~np.isnan(values), axis=0, dtype=np.int32))
 
     with np.errstate(divide="ignore", invalid="ignore"):
         change = close - _shift(close, 1)
-        gain_average = ewm_at(np.maximum(change, 0.0), 1 / 14, 14)
-        loss_average = ewm_at(np.maximum(-change, 0.0), 1 / 14, 14)
+        # Gains and losses are observed at the same hours, so their EMAs share one weight, which cancels in RSI.
+        gain_sum, loss_sum = at(_decayed_sum(np.maximum(change, 0.0), 1 / 14)), at(_decayed_sum(np.maximum(-change, 0.0), 1 / 14))
+        rsi = np.where(observations_at(change) >= 14, 100.0 * gain_sum / (gain_sum + loss_sum), np.nan)
+        observed_close = (~np.isnan(close)).astype("float64")
+        fast = at(_decayed_sum(close, 2 / 13)) / at(_decayed_sum(observed_close, 2 / 13))
+        slow = at(_decayed_sum(close, 2 / 49)) / at(_decayed_sum(observed_close, 2 / 49))
+        ema_ratio = np.where(observations_at(close) >= 48, fast / slow, np.nan)
         typical = (high + low + close) / 3.0
         typical_change = typical - _shift(typical, 1)
         flow = wide["volume_usd"]
@@ -549,32 +564,28 @@ def _market_features_at(wide: dict[str, np.ndarray], hour: np.ndarray, column: n
         negative_sum = at(_rolling_sum(negative, 14, 14))
         square_sum, square_count = _rolling_sum(np.log(close / _shift(close, 1)) ** 2, 24, 20, with_count=True)
         mean_square = at(square_sum / square_count)
-        fast, slow = ewm_at(close, 2 / 13, 12), ewm_at(close, 2 / 49, 48)
         close_now, open_interest = at(close), at(wide["open_interest_usd"])
         features = {
             "ret_1h": close_now / at(close, 1) - 1.0,
             "ret_24h": close_now / at(close, 24) - 1.0,
             "realised_vol_24h": np.sqrt(mean_square * 24.0),
-            "rsi_14": 100.0 * gain_average / (gain_average + loss_average),
+            "rsi_14": rsi,
             "mfi_14": 100.0 * positive_sum / (positive_sum + negative_sum),
-            "ema_ratio_12_48": fast / slow,
+            "ema_ratio_12_48": ema_ratio,
             "basis": close_now / at(wide["spot_close"]) - 1.0,
             "oi_change_24h": open_interest / at(wide["open_interest_usd"], 24) - 1.0,
         }
     return {name: np.where(np.isinf(values), np.nan, values) for name, values in features.items()}
 
 
-def _ewm_sums(values: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decayed sums of the observed values and of their weights, and observation counts, down every column.
+def _decayed_sum(values: np.ndarray, alpha: float) -> np.ndarray:
+    """Sum of each column's observed values up to each row, weighted (1 - alpha) ** age, missing values skipped.
 
-    `DataFrame.ewm(alpha=alpha, min_periods=m).mean()` (adjusted, NaN kept in place) is their ratio
-    where the count reaches m; `lfilter` runs both recursions down all columns in one call each.
+    `DataFrame.ewm(alpha=alpha, min_periods=m).mean()` (adjusted, NaN kept in place) is this sum of the
+    values over this sum of the observation indicator, where m values have been observed; `lfilter`
+    runs the recursion down all columns in one call.
     """
-    observed = ~np.isnan(values)
-    decay = [1.0, alpha - 1.0]
-    weighted = lfilter([1.0], decay, np.where(observed, values, 0.0), axis=0)
-    weight = lfilter([1.0], decay, observed.astype("float64"), axis=0)
-    return weighted, weight, np.cumsum(observed, axis=0, dtype=np.int32)
+    return lfilter([1.0], [1.0, alpha - 1.0], np.where(np.isnan(values), 0.0, values), axis=0)
 
 
 def _rolling_sum(
