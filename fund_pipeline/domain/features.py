@@ -403,10 +403,11 @@ class _SettledPrints:
         target_ns = np.full(len(stream), NAT_NS)
         target_rate, target_interval_h = np.full(len(stream), np.nan), np.full(len(stream), np.nan)
         if len(self.stream) and len(stream):
-            # Dense time ranks make (stream, time) one sortable integer key.
-            times, rank = np.unique(np.r_[self.funding_ns, funding_ns], return_inverse=True)
-            settled_key = self.stream * len(times) + rank[: len(self.stream)]
-            row_key = stream * len(times) + rank[len(self.stream) :]
+            # Ranks among the settled times (a row: of the last settled time at or before it) make (stream, time)
+            # one sortable integer key; the distinct times are few, so they are hashed out, not sorted out.
+            times = np.sort(pd.unique(self.funding_ns))
+            settled_key = self.stream * len(times) + np.searchsorted(times, self.funding_ns)
+            row_key = stream * len(times) + np.searchsorted(times, funding_ns, side="right") - 1
             position = np.searchsorted(settled_key, row_key, side="right")
             found = np.flatnonzero(position < len(settled_key))
             found = found[self.stream[position[found]] == stream[found]]
