@@ -143,7 +143,7 @@ def build_feature_store(
     since_shock = hours_since_shock(stream, funding_ns, rate_8h)
     # Streams are contiguous: a window is kept only when all its rows are the row's own stream's.
     window_sum = _rolling_sum(rate[:, None], RATE_MEAN_WINDOWS, RATE_MEAN_WINDOWS)[:, 0]
-    row_in_stream = np.arange(len(stream)) - np.searchsorted(stream, stream)
+    row_in_stream = np.arange(len(stream)) - np.searchsorted(stream, np.arange(len(streams)))[stream]
     rate_mean = np.where(row_in_stream >= RATE_MEAN_WINDOWS - 1, window_sum / RATE_MEAN_WINDOWS, np.nan)
 
     keep = np.flatnonzero((funding_ns >= start.value) & (funding_ns < end.value))
@@ -317,10 +317,12 @@ class _Streams:
             return np.full(len(venue), -1)
         venue_code = _codes_in(venue, self.venue_labels)
         symbol_code = _codes_in(symbol, self.symbol_labels)
-        pair = venue_code * len(self.symbol_labels) + symbol_code
-        position = np.minimum(np.searchsorted(self.pair, pair), len(self.pair) - 1)
-        known = (venue_code >= 0) & (symbol_code >= 0) & (self.pair[position] == pair)
-        return np.where(known, position, -1)
+        # A table over all (venue label, symbol label) pairs, plus one slot for keys not among the labels.
+        n_pairs = len(self.venue_labels) * len(self.symbol_labels)
+        stream_of_pair = np.full(n_pairs + 1, -1)
+        stream_of_pair[self.pair] = np.arange(len(self.pair))
+        known = (venue_code >= 0) & (symbol_code >= 0)
+        return stream_of_pair[np.where(known, venue_code * len(self.symbol_labels) + symbol_code, n_pairs)]
 
 
 def _key_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
