@@ -7,7 +7,7 @@ spans venues; the whole year); its time is extrapolated per input row (bars + cu
 values compared with the library's on that subset. Times are CPU seconds (the machine is shared),
 wall seconds alongside.
 
-The library reads `venue`, `symbol` and `base` as categoricals, as frames of a year of bars are held
+The library reads `venue`, `symbol`, `base` and `kind` as categoricals, as frames of a year of bars are held
 in practice (DuckDB ENUM columns, Parquet read with `read_dictionary`); the loop reads object strings.
 The same inputs with object strings are timed for context.
 """
@@ -32,7 +32,7 @@ FULL = {"streams": 100, "days": 365, "subset_every": 5, "repeats": 3}
 # 30 streams: 26 binance and 4 bybit, so a few bases have two venues.
 QUICK = {"streams": 30, "days": 10, "subset_every": 2, "repeats": 1}
 TARGET_LOOKAHEAD = pd.Timedelta(days=1)
-KEY_COLUMNS = ("venue", "symbol", "base")
+KEY_COLUMNS = ("venue", "symbol", "base", "kind")
 
 
 def market_inputs(n_streams: int, days: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Timestamp, pd.Timestamp]:
@@ -126,7 +126,7 @@ def run(quick: bool = False) -> BenchResult:
         figures=figures,
         notes=[
             "loop extrapolated from the subset per input row (bars + curve rows)",
-            "library inputs hold venue/symbol/base as categoricals; object-string keys timed alongside, output identical",
+            "library inputs hold venue/symbol/base/kind as categoricals; object-string keys timed alongside, output identical",
             "loop computes every compared column: pooled PCA scores (same daily refit) and cross-venue dispersion included",
         ],
     )
