@@ -379,12 +379,12 @@ def test_categorical_and_dictionary_keys_give_the_same_store_as_text(encodings, 
     pd.testing.assert_frame_equal(build_feature_store(*recoded, start, end), expected, check_exact=True)
 
 
-@given(seed=st.integers(0, 2**16), gap_share=st.floats(0.0, 0.6))
+@given(seed=st.integers(0, 2**16), gap_share=st.floats(0.0, 0.6), n_rows=st.integers(1, 200))
 @settings(max_examples=25, deadline=None)
-def test_grid_ewm_and_window_sums_match_pandas_with_gaps(seed, gap_share):
+def test_grid_ewm_and_window_sums_match_pandas_with_gaps(seed, gap_share, n_rows):
     """The whole-grid EMA and rolling sums equal pandas' per-column ewm/rolling (NaN gaps, min_periods) to rounding."""
     rng = np.random.default_rng(seed)
-    values = rng.lognormal(0, 1, (200, 4))
+    values = rng.lognormal(0, 1, (n_rows, 4))
     values[rng.random(values.shape) < gap_share] = np.nan
     observed = ~np.isnan(values)
     with np.errstate(invalid="ignore"):

@@ -602,7 +602,8 @@ def _rolling_sum(
     """
     observed = ~np.isnan(values)
     span = np.where(observed, values, 0.0)
-    total = np.zeros_like(span)
+    # Spans are doubled into a second buffer and the two swapped: grid-sized temporaries cost page faults.
+    spare, total = np.empty_like(span), np.zeros_like(span)
     covered, span_rows, remaining = 0, 1, window
     while remaining:
         if remaining & 1:
@@ -610,17 +611,20 @@ def _rolling_sum(
             covered += span_rows
         remaining >>= 1
         if remaining:
-            span = span + _shift(span, span_rows, fill=0.0)
+            spare[:span_rows] = span[:span_rows]
+            np.add(span[span_rows:], span[: max(len(span) - span_rows, 0)], out=spare[span_rows:])
+            span, spare = spare, span
             span_rows *= 2
     seen = np.cumsum(observed, axis=0, dtype=np.int32)
-    count = seen - _shift(seen, window, fill=0)
-    total = np.where(count >= min_periods, total, np.nan)
+    count = seen.copy()
+    count[window:] -= seen[: max(len(seen) - window, 0)]
+    total[count < min_periods] = np.nan
     return (total, count) if with_count else total
 
 
-def _shift(values: np.ndarray, hours: int, fill=np.nan) -> np.ndarray:
-    """`DataFrame.shift(hours)` of an (hour x stream) array: the value `hours` rows earlier, `fill` before the grid."""
-    out = np.full_like(values, fill)
+def _shift(values: np.ndarray, hours: int) -> np.ndarray:
+    """`DataFrame.shift(hours)` of an (hour x stream) array: the value `hours` rows earlier, NaN before the grid."""
+    out = np.full_like(values, np.nan)
     out[hours:] = values[: max(len(values) - hours, 0)]
     return out
 
