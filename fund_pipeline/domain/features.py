@@ -551,11 +551,13 @@ def _market_features_at(wide: dict[str, np.ndarray], hour: np.ndarray, column: n
     with np.errstate(divide="ignore", invalid="ignore"):
         change = close - _shift(close, 1)
         # Gains and losses are observed at the same hours, so their EMAs share one weight, which cancels in RSI.
-        gain_sum, loss_sum = at(_decayed_sum(np.maximum(change, 0.0), 1 / 14)), at(_decayed_sum(np.maximum(-change, 0.0), 1 / 14))
+        # fmax reads a missing change as 0, which is how the decayed sums skip it.
+        gain_sum, loss_sum = at(_decayed_sum(np.fmax(change, 0.0), 1 / 14)), at(_decayed_sum(np.fmax(-change, 0.0), 1 / 14))
         rsi = np.where(observations_at(change) >= 14, 100.0 * gain_sum / (gain_sum + loss_sum), np.nan)
-        observed_close = (~np.isnan(close)).astype("float64")
-        fast = at(_decayed_sum(close, 2 / 13)) / at(_decayed_sum(observed_close, 2 / 13))
-        slow = at(_decayed_sum(close, 2 / 49)) / at(_decayed_sum(observed_close, 2 / 49))
+        observed_close = ~np.isnan(close)
+        close_filled, close_weight = np.where(observed_close, close, 0.0), observed_close.astype("float64")
+        fast = at(_decayed_sum(close_filled, 2 / 13)) / at(_decayed_sum(close_weight, 2 / 13))
+        slow = at(_decayed_sum(close_filled, 2 / 49)) / at(_decayed_sum(close_weight, 2 / 49))
         ema_ratio = np.where(observations_at(close) >= 48, fast / slow, np.nan)
         typical = (high + low + close) / 3.0
         typical_change = typical - _shift(typical, 1)
@@ -582,13 +584,13 @@ def _market_features_at(wide: dict[str, np.ndarray], hour: np.ndarray, column: n
 
 
 def _decayed_sum(values: np.ndarray, alpha: float) -> np.ndarray:
-    """Sum of each column's observed values up to each row, weighted (1 - alpha) ** age, missing values skipped.
+    """Sum of each column's values up to each row, weighted (1 - alpha) ** age; pass missing values as 0.
 
     `DataFrame.ewm(alpha=alpha, min_periods=m).mean()` (adjusted, NaN kept in place) is this sum of the
     values over this sum of the observation indicator, where m values have been observed; `lfilter`
     runs the recursion down all columns in one call.
     """
-    return lfilter([1.0], [1.0, alpha - 1.0], np.where(np.isnan(values), 0.0, values), axis=0)
+    return lfilter([1.0], [1.0, alpha - 1.0], values, axis=0)
 
 
 def _rolling_sum(
@@ -607,7 +609,7 @@ def _rolling_sum(
     covered, span_rows, remaining = 0, 1, window
     while remaining:
         if remaining & 1:
-            total[covered:] += span[: len(span) - covered]
+            total[covered:] += span[: max(len(span) - covered, 0)]
             covered += span_rows
         remaining >>= 1
         if remaining:
