@@ -498,7 +498,7 @@ def _label_codes(column: pd.Series, name: str, what: str) -> tuple[np.ndarray, n
     if isinstance(column.dtype, pd.CategoricalDtype):
         codes, labels = column.array.codes, np.asarray(column.cat.categories, dtype=object)
     elif isinstance(column.dtype, pd.ArrowDtype) and pa.types.is_dictionary(column.dtype.pyarrow_dtype):
-        codes, labels = _dictionary_codes(column)
+        codes, labels = dictionary_codes(column)
     else:
         codes, labels = pd.factorize(column, sort=True)
         labels = np.asarray(labels, dtype=object)
@@ -512,7 +512,7 @@ def _label_codes(column: pd.Series, name: str, what: str) -> tuple[np.ndarray, n
     return codes, labels
 
 
-def _dictionary_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def dictionary_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Indices and dictionary of a pyarrow dictionary column (missing values as code −1).
 
     Chunks get one shared dictionary; duplicate or null dictionary entries are merged by factorising

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from fund_pipeline.domain.curve import ANN_COLUMNS as ANN_BUCKETS
+from fund_pipeline.domain.curve import N_BUCKETS
+from fund_pipeline.domain.curve import RATE_COLUMNS as RATE_BUCKETS
 from fund_pipeline.domain.prints import SchemaError, rate_to_8h, require_columns, to_utc
 
-N_BUCKETS = 8
-RATE_BUCKETS = [f"b{k}" for k in range(N_BUCKETS)]
-ANN_BUCKETS = [f"b{k}_ann" for k in range(N_BUCKETS)]
 DECAY_COLUMNS = [f"decay_{k + 1}_{k}" for k in range(N_BUCKETS - 1)]
 STREAM_KEYS = ["venue", "symbol"]
 

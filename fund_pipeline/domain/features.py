@@ -16,7 +16,7 @@ from scipy.signal import lfilter
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
-from fund_pipeline.domain.curve import _dictionary_codes
+from fund_pipeline.domain.curve import CURVE_COLUMNS, dictionary_codes
 from fund_pipeline.domain.factors import (
     ANN_BUCKETS,
     DECAY_COLUMNS,
@@ -82,19 +82,8 @@ OUTPUT_COLUMNS = KEY_COLUMNS + FEATURE_COLUMNS + [BARS_FLAG] + TARGET_COLUMNS
 # Columns whose NaN is by design, not a warm-up gap: ratios to a zero bucket.
 OPTIONAL_FEATURES = list(DECAY_COLUMNS)
 
-CURVE_INPUT_COLUMNS = [
-    "venue",
-    "symbol",
-    "ts_snap",
-    "funding_time",
-    "interval_h",
-    *RATE_BUCKETS,
-    *[f"{b}_ann" for b in RATE_BUCKETS],
-    "level",
-    "slope",
-    "curvature",
-    "interpolated_mask",
-]
+# Every snapshot column but n_filled, which no feature uses.
+CURVE_INPUT_COLUMNS = [c for c in CURVE_COLUMNS if c != "n_filled"]
 PRINT_INPUT_COLUMNS = ["venue", "symbol", "base", "kind", "funding_time", "rate", "interval_h"]
 _BAR_VALUE_COLUMNS = ["high", "low", "close", "volume_usd", "spot_close", "open_interest_usd"]
 BAR_INPUT_COLUMNS = ["venue", "symbol", "base", "ts", *_BAR_VALUE_COLUMNS]
@@ -334,7 +323,7 @@ def _key_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(column.dtype, pd.CategoricalDtype):
         codes, labels = column.array.codes, np.asarray(column.cat.categories, dtype=object)
     elif isinstance(column.dtype, pd.ArrowDtype) and pa.types.is_dictionary(column.dtype.pyarrow_dtype):
-        codes, labels = _dictionary_codes(column)
+        codes, labels = dictionary_codes(column)
     else:
         codes, labels = pd.factorize(column)
         labels = np.asarray(labels, dtype=object)
