@@ -88,7 +88,9 @@ def materialise_all(defs, instance, first_day: pd.Timestamp, end_day: pd.Timesta
         print("weekly clusters, models, forecasts and hedge baskets:")
         results.append(run_range(defs, instance, "weekly_job", weeks[0], weeks[-1]))
     print("reports:")
+    started = time.perf_counter()
     reports = defs.resolve_job_def("reports_job").execute_in_process(instance=instance, run_config=QUIET, raise_on_error=True)
+    print(f"  {'reports_job':<16} forecast_scorecard, basket_performance over every stored week  {time.perf_counter() - started:5.1f}s")
     results.append(reports)
     return results
 
@@ -113,7 +115,7 @@ def check_outcomes(results) -> pd.DataFrame:
 def print_summary(results, database: str, ui_hint: str = "make ui   (then http://127.0.0.1:3000)") -> None:
     conn = open_readonly(database)
     tables = [r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()]
-    print("\nrows per asset:")
+    print("\nrows per warehouse table:")
     for table in tables:
         print(f"  {table:<26} {conn.execute(f'SELECT count(*) FROM {table}').fetchone()[0]:>10,}")
     checks = check_outcomes(results)
