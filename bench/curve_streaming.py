@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bench._common import BenchResult, best_of, quick_parser, report
 from bench.curve_data import N_STREAMS, predicted_prints
-from bench.reference_curve import build_curves_per_print, max_abs_difference
+from bench.reference_curve import build_curves_per_print, max_abs_difference, snapshots_per_print
 from fund_pipeline.domain.curve import FundingCurveBuilder, SnapshotPolicy, build_curves_streaming
 
 TARGET_PRINTS_PER_S = 5e6
@@ -64,21 +64,7 @@ def run(quick: bool = False) -> BenchResult:
 
 def _feed_one_by_one(prints, policy) -> int:
     """Every print through FundingCurveBuilder.update, one call per print."""
-    builders = {}
-    emitted = 0
-    for venue, symbol, funding_time, ts, rate, interval_h in zip(
-        prints["venue"].tolist(),
-        prints["symbol"].tolist(),
-        prints["funding_time"].array.asi8.tolist(),
-        prints["ts"].array.asi8.tolist(),
-        prints["rate"].tolist(),
-        prints["interval_h"].tolist(),
-    ):
-        builder = builders.get((venue, symbol))
-        if builder is None:
-            builder = builders[(venue, symbol)] = FundingCurveBuilder(venue, symbol, policy)
-        emitted += builder.update(funding_time, rate, interval_h, ts) is not None
-    return emitted
+    return len(snapshots_per_print(prints, lambda venue, symbol: FundingCurveBuilder(venue, symbol, policy)))
 
 
 def main() -> None:

@@ -72,9 +72,9 @@ class PandasCurveBuilder:
         )
 
 
-def build_curves_per_print(prints: pd.DataFrame) -> pd.DataFrame:
-    """Feed every print, row by row in arrival order, to its stream's builder; snapshots sorted like the library's."""
-    builders: dict[tuple[str, str], PandasCurveBuilder] = {}
+def snapshots_per_print(prints: pd.DataFrame, make_builder) -> list[tuple]:
+    """Feed every print, row by row in arrival order, to its stream's builder; the snapshots they emit."""
+    builders = {}
     rows = []
     for venue, symbol, funding_time, ts, rate, interval_h in zip(
         prints["venue"].tolist(),
@@ -86,11 +86,16 @@ def build_curves_per_print(prints: pd.DataFrame) -> pd.DataFrame:
     ):
         builder = builders.get((venue, symbol))
         if builder is None:
-            builder = builders[(venue, symbol)] = PandasCurveBuilder(venue, symbol)
+            builder = builders[(venue, symbol)] = make_builder(venue, symbol)
         row = builder.update(funding_time, rate, interval_h, ts)
         if row is not None:
             rows.append(row)
-    frame = snapshots_frame(rows)
+    return rows
+
+
+def build_curves_per_print(prints: pd.DataFrame) -> pd.DataFrame:
+    """The notebooks' way: a pandas-backed builder per stream, fed print by print; sorted like the library's."""
+    frame = snapshots_frame(snapshots_per_print(prints, PandasCurveBuilder))
     return frame.sort_values(["venue", "symbol"], kind="stable").reset_index(drop=True)[CURVE_COLUMNS]
 
 
