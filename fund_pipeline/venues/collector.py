@@ -54,6 +54,8 @@ RAW_QUARANTINE_CHARS = 65_536
 
 @dataclass
 class CollectorConfig:
+    """Timings in seconds; the defaults suit the real venues, tests shrink them to run fast."""
+
     flush_seconds: float = 1.0
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
