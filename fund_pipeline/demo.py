@@ -51,7 +51,7 @@ def load_definitions() -> dg.Definitions:
     return defs() if callable(defs) else defs
 
 
-def run_range(defs, instance, job_name: str, first: str, last: str, resources_note: str = "") -> dg.ExecuteInProcessResult:
+def run_range(defs, instance, job_name: str, first: str, last: str) -> dg.ExecuteInProcessResult:
     """One run over a partition range: the single-run backfill path."""
     job = defs.resolve_job_def(job_name)
     started = time.perf_counter()
@@ -61,7 +61,7 @@ def run_range(defs, instance, job_name: str, first: str, last: str, resources_no
         run_config=QUIET,
         raise_on_error=True,
     )
-    print(f"  {job_name:<16} {first} .. {last} {resources_note}  {time.perf_counter() - started:5.1f}s")
+    print(f"  {job_name:<16} {first} .. {last}  {time.perf_counter() - started:5.1f}s")
     return result
 
 
