@@ -9,11 +9,13 @@ export FUND_PIPELINE_DATA_DIR := $(CURDIR)/data
 export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test ui bench real-sample emulator collect lock
+.PHONY: demo test test-fast lint ui bench real-sample emulator collect lock
 
-$(STAMP): pyproject.toml requirements.lock
+$(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "uv==0.13.9"
+
+$(STAMP): pyproject.toml requirements.lock $(BIN)/uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
@@ -23,6 +25,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile
+
+# The fast part: no slow or end-to-end tests (under a minute).
+test-fast: $(STAMP)
+	$(BIN)/pytest -n 2 --dist loadfile -m "not slow and not e2e"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ui: $(STAMP)
 	$(BIN)/fund-pipeline init-home
@@ -40,5 +51,5 @@ emulator: $(STAMP)
 collect: $(STAMP)
 	$(BIN)/fund-pipeline collect --api-base-url http://127.0.0.1:8765
 
-lock:
+lock: $(BIN)/uv
 	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock

@@ -22,7 +22,9 @@ def markdown(results: list[BenchResult], host: dict) -> str:
     for result in results:
         for key, value in result.figures.items():
             lines.append(f"| {result.name} | {key} | {format_value(value)} |")
-        lines.append(f"| {result.name} | **target: {result.target}** | **{'met' if result.met else 'missed'}**, outputs agree: {result.agree} |")
+        lines.append(
+            f"| {result.name} | **target: {result.target}** | **{'met' if result.met else 'missed'}**, outputs agree: {result.agree} |"
+        )
     lines += ["", "Machine: " + ", ".join(f"{k} {v}" for k, v in host.items())]
     return "\n".join(lines) + "\n"
 

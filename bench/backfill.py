@@ -41,7 +41,11 @@ def run(quick: bool = False) -> BenchResult:
         warehouse = Warehouse(database=str(Path(folder) / "warehouse.duckdb"))
         defs = dg.Definitions.merge(
             build_definitions(
-                {"warehouse": warehouse, "market_source": MarketSourceResource(), "landing": LandingZone(path=str(Path(folder) / "landing"))}
+                {
+                    "warehouse": warehouse,
+                    "market_source": MarketSourceResource(),
+                    "landing": LandingZone(path=str(Path(folder) / "landing")),
+                }
             ),
             dg.Definitions(jobs=[dg.define_asset_job(JOB_NAME, selection=BACKFILL_ASSETS)]),
         )
@@ -52,7 +56,10 @@ def run(quick: bool = False) -> BenchResult:
                 started = time.perf_counter()
                 job.execute_in_process(
                     instance=instance,
-                    tags={ASSET_PARTITION_RANGE_START_TAG: partition_key(days[0], venue), ASSET_PARTITION_RANGE_END_TAG: partition_key(days[-1], venue)},
+                    tags={
+                        ASSET_PARTITION_RANGE_START_TAG: partition_key(days[0], venue),
+                        ASSET_PARTITION_RANGE_END_TAG: partition_key(days[-1], venue),
+                    },
                     raise_on_error=True,
                 )
                 single_seconds[venue] = time.perf_counter() - started

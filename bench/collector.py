@@ -27,7 +27,13 @@ TARGET_P99_S = 1.2
 LATENCY_RATE = 1_000
 # A step is sustained when the collector ingests this share of what was offered.
 SUSTAINED_SHARE = 0.97
-FULL = {"symbols": 300, "latency_frames": 40, "ladder": [5_000, 10_000, 20_000, 30_000, 45_000, 60_000, 90_000, 120_000], "ladder_seconds": 5, "parse_frames": 400}
+FULL = {
+    "symbols": 300,
+    "latency_frames": 40,
+    "ladder": [5_000, 10_000, 20_000, 30_000, 45_000, 60_000, 90_000, 120_000],
+    "ladder_seconds": 5,
+    "parse_frames": 400,
+}
 QUICK = {"symbols": 30, "latency_frames": 4, "ladder": [3_000], "ladder_seconds": 1, "parse_frames": 10}
 
 
@@ -46,7 +52,14 @@ def parse_with_dict_loop(frames: list[str]) -> list[dict]:
     out = []
     for frame in frames:
         for item in json.loads(frame):
-            out.append({"symbol": item["s"], "funding_time": int(item["T"]) * 1_000_000, "ts": int(item["E"]) * 1_000_000, "rate": float(item["r"])})
+            out.append(
+                {
+                    "symbol": item["s"],
+                    "funding_time": int(item["T"]) * 1_000_000,
+                    "ts": int(item["E"]) * 1_000_000,
+                    "rate": float(item["r"]),
+                }
+            )
     return out
 
 
@@ -108,11 +121,14 @@ def run(quick: bool = False) -> BenchResult:
     reference_seconds, reference = best_of(lambda: parse_with_dict_loop(frames), 3)
     library_seconds, parsed = best_of(lambda: parse_with_library(frames), 3)
     agree = len(reference) == len(parsed) and all(
-        (p[4], p[5], p[7]) == (d["funding_time"], d["ts"], d["rate"]) and p[1].replace("/USDT:USDT", "USDT") == d["symbol"]
+        (p[4], p[5], p[7]) == (d["funding_time"], d["ts"], d["rate"])
+        and p[1].replace("/USDT:USDT", "USDT") == d["symbol"]
         for p, d in zip(parsed, reference)
     )
 
-    schedule = [(LATENCY_RATE, size["latency_frames"])] + [(rate, max(1, int(rate * size["ladder_seconds"] / n_symbols))) for rate in size["ladder"]]
+    schedule = [(LATENCY_RATE, size["latency_frames"])] + [
+        (rate, max(1, int(rate * size["ladder_seconds"] / n_symbols))) for rate in size["ladder"]
+    ]
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as folder:
         steps, samples, lags, collector = asyncio.run(collect_under_load(n_symbols, schedule, Path(folder)))
         segments = len(list(Path(folder).rglob("*.parquet")))

@@ -28,7 +28,9 @@ def predicted_prints(n_prints: int) -> pd.DataFrame:
     n_seconds = -(-n_prints // N_STREAMS)
     chunks = []
     for first in range(0, n_seconds, SECONDS_PER_CHUNK):
-        times = pd.date_range(SIM_EPOCH + pd.Timedelta(seconds=first), periods=min(SECONDS_PER_CHUNK, n_seconds - first), freq="s")
+        times = pd.date_range(
+            SIM_EPOCH + pd.Timedelta(seconds=first), periods=min(SECONDS_PER_CHUNK, n_seconds - first), freq="s"
+        )
         per_venue = [market.predicted_rates(venue, None, times)[CURVE_PRINT_COLUMNS] for venue in market.venues()]
         chunks.append(pd.concat(per_venue, ignore_index=True).sort_values("ts", kind="stable"))
     prints = pd.concat(chunks, ignore_index=True).iloc[:n_prints].reset_index(drop=True)

@@ -51,11 +51,19 @@ def best_cpu_of(func: Callable[[], object], repeats: int) -> tuple[float, float,
 def run(quick: bool = False) -> BenchResult:
     size = QUICK if quick else FULL
     prints = predicted_prints(size["n_prints"])
-    figures = {"prints": len(prints), "streams": N_STREAMS, "venue/symbol dtype": f"{prints['venue'].dtype}/{prints['symbol'].dtype}"}
+    figures = {
+        "prints": len(prints),
+        "streams": N_STREAMS,
+        "venue/symbol dtype": f"{prints['venue'].dtype}/{prints['symbol'].dtype}",
+    }
     all_identical, roll_cpu_rate, roll_output = True, 0.0, None
     for label, policy in POLICIES.items():
-        replay_wall, replay_cpu, (replayed, replay_stats) = best_cpu_of(lambda: replay_curves(prints, policy), size["repeats"])
-        streaming_wall, streaming_cpu, (streamed, streaming_stats) = best_cpu_of(lambda: build_curves_streaming(prints, policy), size["repeats"])
+        replay_wall, replay_cpu, (replayed, replay_stats) = best_cpu_of(
+            lambda: replay_curves(prints, policy), size["repeats"]
+        )
+        streaming_wall, streaming_cpu, (streamed, streaming_stats) = best_cpu_of(
+            lambda: build_curves_streaming(prints, policy), size["repeats"]
+        )
         same = identical(replayed, streamed) and replay_stats == streaming_stats
         all_identical &= same
         if label == "roll":

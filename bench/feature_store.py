@@ -35,12 +35,16 @@ TARGET_LOOKAHEAD = pd.Timedelta(days=1)
 KEY_COLUMNS = ("venue", "symbol", "base", "kind")
 
 
-def market_inputs(n_streams: int, days: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Timestamp, pd.Timestamp]:
+def market_inputs(
+    n_streams: int, days: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Timestamp, pd.Timestamp]:
     """Settled prints, hourly bars and replayed curves for the first `n_streams` streams (sorted), warm-up included."""
     market = SimulatedMarket(n_extra_bases=1)
     start = SIM_EPOCH + FEATURE_WARMUP
     end = start + pd.Timedelta(days=days)
-    prints = pd.concat([market.funding_prints(v, SIM_EPOCH, end + TARGET_LOOKAHEAD) for v in market.venues()], ignore_index=True)
+    prints = pd.concat(
+        [market.funding_prints(v, SIM_EPOCH, end + TARGET_LOOKAHEAD) for v in market.venues()], ignore_index=True
+    )
     streams = prints[["venue", "symbol"]].drop_duplicates().sort_values(["venue", "symbol"]).iloc[:n_streams]
     if len(streams) < n_streams:
         raise RuntimeError(f"the simulator lists {len(streams)} streams, fewer than {n_streams}")
@@ -84,13 +88,19 @@ def run(quick: bool = False) -> BenchResult:
     curves, prints, bars, start, end = market_inputs(size["streams"], size["days"])
     categorical = [with_categorical_keys(frame) for frame in (curves, prints, bars)]
     cpu, wall, features = best_cpu(lambda: build_feature_store(*categorical, start, end), size["repeats"])
-    text_cpu, _, text_features = best_cpu(lambda: build_feature_store(curves, prints, bars, start, end), size["repeats"])
+    text_cpu, _, text_features = best_cpu(
+        lambda: build_feature_store(curves, prints, bars, start, end), size["repeats"]
+    )
     pd.testing.assert_frame_equal(features, text_features, check_exact=True)
 
     keys = subset_streams(prints, size["subset_every"])
     sub_curves, sub_prints, sub_bars = _streams(curves, keys), _streams(prints, keys), _streams(bars, keys)
-    loop_cpu, loop_wall, loop_rows = best_cpu(lambda: feature_rows_by_loop(sub_curves, sub_prints, sub_bars, start, end), 1)
-    library_subset = build_feature_store(*[with_categorical_keys(frame) for frame in (sub_curves, sub_prints, sub_bars)], start, end)
+    loop_cpu, loop_wall, loop_rows = best_cpu(
+        lambda: feature_rows_by_loop(sub_curves, sub_prints, sub_bars, start, end), 1
+    )
+    library_subset = build_feature_store(
+        *[with_categorical_keys(frame) for frame in (sub_curves, sub_prints, sub_bars)], start, end
+    )
     comparison = compare_features(library_subset, loop_rows)
 
     input_rows, subset_input_rows = len(bars) + len(curves), len(sub_bars) + len(sub_curves)

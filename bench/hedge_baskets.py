@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 
 from bench._common import BenchResult, quick_parser, report
-from fund_pipeline.domain.hedge import DEFAULT_SOLVER, SOLVER_OPTIONS, HedgeProblem, hedge_inputs, pad_candidates, volume_caps
+from fund_pipeline.domain.hedge import (
+    DEFAULT_SOLVER,
+    SOLVER_OPTIONS,
+    HedgeProblem,
+    hedge_inputs,
+    pad_candidates,
+    volume_caps,
+)
 from fund_pipeline.venues.simulated import SIM_EPOCH, SimulatedMarket
 
 TARGET_SECONDS = 1.0
@@ -45,7 +52,9 @@ def weekly_inputs(weeks: int, n_candidates: int, extra_bases: int) -> list[tuple
     others = streams[streams["base"] != "BTC"].iloc[:n_candidates]
     if len(others) < n_candidates:
         raise RuntimeError(f"the simulator lists {len(others)} candidate perps, fewer than {n_candidates}")
-    keep = pd.concat([others, streams[(streams["venue"] == TARGET[0]) & (streams["symbol"] == TARGET[1])]])[["venue", "symbol"]]
+    keep = pd.concat([others, streams[(streams["venue"] == TARGET[0]) & (streams["symbol"] == TARGET[1])]])[
+        ["venue", "symbol"]
+    ]
     bars = bars.merge(keep, on=["venue", "symbol"]).sort_values("ts", kind="stable").reset_index(drop=True)
     prints = prints.merge(keep, on=["venue", "symbol"])
     bar_ns = bars["ts"].array.asi8

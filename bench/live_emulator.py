@@ -69,7 +69,9 @@ class LoadEmulator:
     def __init__(self, n_symbols: int, schedule: list[tuple[float, int]], seconds_per_frame: int = 1):
         context = multiprocessing.get_context("spawn")
         self._ports, self._results = context.Queue(), context.Queue()
-        self._process = context.Process(target=_serve, args=(n_symbols, schedule, seconds_per_frame, self._ports, self._results), daemon=True)
+        self._process = context.Process(
+            target=_serve, args=(n_symbols, schedule, seconds_per_frame, self._ports, self._results), daemon=True
+        )
         self._process.start()
         self.port = self._ports.get(timeout=60)
 

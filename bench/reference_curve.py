@@ -34,7 +34,11 @@ class PandasCurveBuilder:
             self.rates[0] = rate
             self.intervals[0] = interval_h
             return None
-        skipped = 0 if self.funding_time is None else max(round((funding_time - self.funding_time) / (interval_h * NS_PER_HOUR)) - 1, 0)
+        skipped = (
+            0
+            if self.funding_time is None
+            else max(round((funding_time - self.funding_time) / (interval_h * NS_PER_HOUR)) - 1, 0)
+        )
         kept = min(skipped, N_BUCKETS - 1)
         filled = []
         if kept:
@@ -102,7 +106,9 @@ def build_curves_per_print(prints: pd.DataFrame) -> pd.DataFrame:
 def max_abs_difference(left: pd.DataFrame, right: pd.DataFrame) -> float:
     """Largest absolute difference over the numeric curve columns (NaN in both places counts as equal);
     infinity when the frames differ in shape, keys or NaN pattern."""
-    if left.shape != right.shape or not left[["venue", "symbol", "ts_snap", "funding_time"]].equals(right[["venue", "symbol", "ts_snap", "funding_time"]]):
+    if left.shape != right.shape or not left[["venue", "symbol", "ts_snap", "funding_time"]].equals(
+        right[["venue", "symbol", "ts_snap", "funding_time"]]
+    ):
         return math.inf
     numeric = [c for c in CURVE_COLUMNS if c not in ("venue", "symbol", "ts_snap", "funding_time")]
     a = left[numeric].to_numpy(dtype=np.float64)

@@ -28,11 +28,23 @@ PCA_MIN_ROWS = 24
 KNOWN_RATES_KEPT = 4
 MARKET = ["ret_1h", "ret_24h", "realised_vol_24h", "rsi_14", "mfi_14", "ema_ratio_12_48", "basis", "oi_change_24h"]
 REFERENCE_COLUMNS = [
-    "rate", "rate_8h", "rate_mean_21", "level", "slope", "curvature",
+    "rate",
+    "rate_8h",
+    "rate_mean_21",
+    "level",
+    "slope",
+    "curvature",
     *[f"decay_{k + 1}_{k}" for k in range(7)],
-    "pc1", "pc2", "time_since_shock_h", "dispersion_8h", "dispersion_n_venues", "n_interpolated", "hour_of_day",
+    "pc1",
+    "pc2",
+    "time_since_shock_h",
+    "dispersion_8h",
+    "dispersion_n_venues",
+    "n_interpolated",
+    "hour_of_day",
     *MARKET,
-    "target_rate", "target_interval_h",
+    "target_rate",
+    "target_interval_h",
 ]
 # Scores and dispersions cross zero: their differences are measured against the column's scale.
 SCALED_COLUMNS = ["pc1", "pc2", "dispersion_8h"]
@@ -145,16 +157,18 @@ def _market_rows(bars: list[tuple], first_hour: int, n_hours: int) -> list[list[
         ema_fast, ema_slow = fast.add(close), slow.add(close)
         close_hist.append(close)
         oi_hist.append(oi)
-        out.append([
-            _ratio(close, previous),
-            _ratio(close, close_hist[-25]) if len(close_hist) > 24 else nan,
-            vol,
-            100.0 * g / (g + lo) if g + lo else nan,
-            mfi,
-            ema_fast / ema_slow if ema_slow else nan,
-            _ratio(close, spot),
-            _ratio(oi, oi_hist[-25]) if len(oi_hist) > 24 else nan,
-        ])
+        out.append(
+            [
+                _ratio(close, previous),
+                _ratio(close, close_hist[-25]) if len(close_hist) > 24 else nan,
+                vol,
+                100.0 * g / (g + lo) if g + lo else nan,
+                mfi,
+                ema_fast / ema_slow if ema_slow else nan,
+                _ratio(close, spot),
+                _ratio(oi, oi_hist[-25]) if len(oi_hist) > 24 else nan,
+            ]
+        )
     return out
 
 
@@ -180,20 +194,48 @@ def feature_rows_by_loop(curves: pd.DataFrame, prints: pd.DataFrame, bars: pd.Da
     settled = settled.drop_duplicates(["venue", "symbol", "funding_time"], keep="last")
     targets: dict[tuple, list] = {}
     bases: dict[tuple, str] = {}
-    for venue, symbol, base, ft, rate, ih in zip(settled["venue"], settled["symbol"], settled["base"], settled["funding_time"].array.asi8, settled["rate"], settled["interval_h"]):
+    for venue, symbol, base, ft, rate, ih in zip(
+        settled["venue"],
+        settled["symbol"],
+        settled["base"],
+        settled["funding_time"].array.asi8,
+        settled["rate"],
+        settled["interval_h"],
+    ):
         targets.setdefault((venue, symbol), []).append((int(ft), float(rate), float(ih)))
         bases.setdefault((venue, symbol), base)
 
     bar_ts = bars["ts"].array.asi8
     first_hour, n_hours = int(bar_ts.min()), int((bar_ts.max() - bar_ts.min()) // HOUR_NS) + 1
     bar_lists: dict[tuple, list] = {}
-    for row in zip(bars["venue"], bars["symbol"], bar_ts.tolist(), bars["high"], bars["low"], bars["close"], bars["volume_usd"], bars["spot_close"], bars["open_interest_usd"]):
+    for row in zip(
+        bars["venue"],
+        bars["symbol"],
+        bar_ts.tolist(),
+        bars["high"],
+        bars["low"],
+        bars["close"],
+        bars["volume_usd"],
+        bars["spot_close"],
+        bars["open_interest_usd"],
+    ):
         bar_lists.setdefault(row[:2], []).append(row[2:])
     for venue, symbol, base in zip(bars["venue"], bars["symbol"], bars["base"]):
         bases.setdefault((venue, symbol), base)
     market = {key: _market_rows(stream_bars, first_hour, n_hours) for key, stream_bars in bar_lists.items()}
 
-    curve_columns = ["venue", "symbol", "funding_time", "interval_h", "level", "slope", "curvature", "interpolated_mask", *[f"b{k}" for k in range(8)], *[f"b{k}_ann" for k in range(8)]]
+    curve_columns = [
+        "venue",
+        "symbol",
+        "funding_time",
+        "interval_h",
+        "level",
+        "slope",
+        "curvature",
+        "interpolated_mask",
+        *[f"b{k}" for k in range(8)],
+        *[f"b{k}_ann" for k in range(8)],
+    ]
     ordered = curves.sort_values(["venue", "symbol", "funding_time", "ts_snap"], kind="stable")
     ordered = ordered.drop_duplicates(["venue", "symbol", "funding_time"], keep="last")
     ordered = ordered.sort_values("funding_time", kind="stable")[curve_columns]
@@ -251,20 +293,37 @@ def feature_rows_by_loop(curves: pd.DataFrame, prints: pd.DataFrame, bars: pd.Da
             decays = [buckets[k + 1] / buckets[k] if abs(buckets[k]) > ZERO_RATE_TOL else math.nan for k in range(7)]
             hour = (t - HOUR_NS - first_hour) // HOUR_NS
             stream_market = market.get(key)
-            features = stream_market[hour] if stream_market is not None and 0 <= hour < n_hours else [math.nan] * len(MARKET)
+            features = (
+                stream_market[hour] if stream_market is not None and 0 <= hour < n_hours else [math.nan] * len(MARKET)
+            )
             stream_targets = targets.get(key, [])
             index = target_index.get(key, 0)
             while index < len(stream_targets) and stream_targets[index][0] <= t:
                 index += 1
             target_index[key] = index
             target = stream_targets[index][1:] if index < len(stream_targets) else (math.nan, math.nan)
-            out.append([
-                row.venue, row.symbol, t,
-                rate, x8, sum(recent) / 21 if len(recent) == 21 else math.nan,
-                float(row.level), float(row.slope), float(row.curvature), *decays,
-                *pcs, since, dispersion, float(n_venues), bin(int(row.interpolated_mask)).count("1"), row.funding_time.hour,
-                *features, *target,
-            ])
+            out.append(
+                [
+                    row.venue,
+                    row.symbol,
+                    t,
+                    rate,
+                    x8,
+                    sum(recent) / 21 if len(recent) == 21 else math.nan,
+                    float(row.level),
+                    float(row.slope),
+                    float(row.curvature),
+                    *decays,
+                    *pcs,
+                    since,
+                    dispersion,
+                    float(n_venues),
+                    bin(int(row.interpolated_mask)).count("1"),
+                    row.funding_time.hour,
+                    *features,
+                    *target,
+                ]
+            )
         lo = hi
     return pd.DataFrame(out, columns=["venue", "symbol", "funding_ns", *REFERENCE_COLUMNS])
 
@@ -275,8 +334,12 @@ def compare_features(library: pd.DataFrame, reference: pd.DataFrame, rtol: float
     Differences are relative to the reference value, or for SCALED_COLUMNS to the larger of it and
     the column's median magnitude (a PCA score near zero carries the rounding of the whole curve).
     """
-    left = library.assign(funding_ns=library["funding_time"].array.asi8)[["venue", "symbol", "funding_ns", *REFERENCE_COLUMNS]]
-    merged = left.merge(reference, on=["venue", "symbol", "funding_ns"], how="outer", suffixes=("_lib", "_ref"), indicator=True)
+    left = library.assign(funding_ns=library["funding_time"].array.asi8)[
+        ["venue", "symbol", "funding_ns", *REFERENCE_COLUMNS]
+    ]
+    merged = left.merge(
+        reference, on=["venue", "symbol", "funding_ns"], how="outer", suffixes=("_lib", "_ref"), indicator=True
+    )
     unmatched = int((merged["_merge"] != "both").sum())
     worst, worst_column, nan_mismatch = 0.0, None, 0
     for column in REFERENCE_COLUMNS:

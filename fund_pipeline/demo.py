@@ -74,13 +74,17 @@ def weekly_keys(first_day: pd.Timestamp, end_day: pd.Timestamp) -> list[str]:
     return keys
 
 
-def materialise_all(defs, instance, first_day: pd.Timestamp, end_day: pd.Timestamp, venues) -> list[dg.ExecuteInProcessResult]:
+def materialise_all(
+    defs, instance, first_day: pd.Timestamp, end_day: pd.Timestamp, venues
+) -> list[dg.ExecuteInProcessResult]:
     last_day = end_day - pd.Timedelta(days=1)
     ingest_first = first_day - pd.Timedelta(days=INGEST_WARMUP_DAYS)
     results = []
     print("ingest + curves (one run per venue over the whole range):")
     for venue in venues:
-        results.append(run_range(defs, instance, "ingest_job", f"{ingest_first:%Y-%m-%d}|{venue}", f"{last_day:%Y-%m-%d}|{venue}"))
+        results.append(
+            run_range(defs, instance, "ingest_job", f"{ingest_first:%Y-%m-%d}|{venue}", f"{last_day:%Y-%m-%d}|{venue}")
+        )
     print("features and market aggregates:")
     results.append(run_range(defs, instance, "daily_job", f"{first_day:%Y-%m-%d}", f"{last_day:%Y-%m-%d}"))
     weeks = weekly_keys(first_day, end_day)
@@ -89,8 +93,12 @@ def materialise_all(defs, instance, first_day: pd.Timestamp, end_day: pd.Timesta
         results.append(run_range(defs, instance, "weekly_job", weeks[0], weeks[-1]))
     print("reports:")
     started = time.perf_counter()
-    reports = defs.resolve_job_def("reports_job").execute_in_process(instance=instance, run_config=QUIET, raise_on_error=True)
-    print(f"  {'reports_job':<16} forecast_scorecard, basket_performance over every stored week  {time.perf_counter() - started:5.1f}s")
+    reports = defs.resolve_job_def("reports_job").execute_in_process(
+        instance=instance, run_config=QUIET, raise_on_error=True
+    )
+    print(
+        f"  {'reports_job':<16} forecast_scorecard, basket_performance over every stored week  {time.perf_counter() - started:5.1f}s"
+    )
     results.append(reports)
     return results
 
@@ -120,11 +128,15 @@ def print_summary(results, database: str, ui_hint: str = "make ui   (then http:/
         print(f"  {table:<26} {conn.execute(f'SELECT count(*) FROM {table}').fetchone()[0]:>10,}")
     checks = check_outcomes(results)
     if not checks.empty:
-        summary = checks.groupby(["asset", "check"]).agg(evaluations=("passed", "size"), failed=("passed", lambda s: int((~s).sum())), severity=("severity", "first"))
+        summary = checks.groupby(["asset", "check"]).agg(
+            evaluations=("passed", "size"), failed=("passed", lambda s: int((~s).sum())), severity=("severity", "first")
+        )
         print(f"\nchecks: {int(checks['passed'].sum())} passed, {int((~checks['passed']).sum())} failed")
         print(summary.to_string())
     if "forecast_scorecard" in tables:
-        card = conn.execute("SELECT predictor, smape, mae, hit_rate, n FROM forecast_scorecard WHERE venue = 'all' ORDER BY smape").df()
+        card = conn.execute(
+            "SELECT predictor, smape, mae, hit_rate, n FROM forecast_scorecard WHERE venue = 'all' ORDER BY smape"
+        ).df()
         print("\nforecast scorecard, out of sample, all venues (lower SMAPE/MAE is better):")
         print(card.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
     if "weekly_hedge_baskets" in tables:
@@ -134,9 +146,13 @@ def print_summary(results, database: str, ui_hint: str = "make ui   (then http:/
         ).df()
         if len(basket):
             shown = basket.loc[basket["weight"] >= SHOWN_WEIGHT]
-            print(f"\nthis week's hedge baskets (formed {basket['as_of'].iloc[0]:%Y-%m-%d %H:%M} UTC; legs of {SHOWN_WEIGHT:.1%} or more):")
+            print(
+                f"\nthis week's hedge baskets (formed {basket['as_of'].iloc[0]:%Y-%m-%d %H:%M} UTC; legs of {SHOWN_WEIGHT:.1%} or more):"
+            )
             print(shown.drop(columns="as_of").to_string(index=False, float_format=lambda x: f"{x:.4f}"))
-            print(f"  ({len(basket) - len(shown)} candidate legs below {SHOWN_WEIGHT:.1%} not shown; all weights are in weekly_hedge_baskets)")
+            print(
+                f"  ({len(basket) - len(shown)} candidate legs below {SHOWN_WEIGHT:.1%} not shown; all weights are in weekly_hedge_baskets)"
+            )
     conn.close()
     print(f"\nopen the UI on these runs:  {ui_hint}")
 
@@ -147,7 +163,9 @@ def run_demo(days: int = 60, end: str | None = None) -> int:
     end_day = pd.Timestamp(end, tz="UTC") if end else pd.Timestamp.now(tz="UTC").normalize()
     first_day = end_day - pd.Timedelta(days=days)
     venues = defs.resources["market_source"].get().venues()
-    print(f"fund_pipeline demo: simulated market, {', '.join(venues)}, {first_day:%Y-%m-%d} .. {end_day:%Y-%m-%d} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
+    print(
+        f"fund_pipeline demo: simulated market, {', '.join(venues)}, {first_day:%Y-%m-%d} .. {end_day:%Y-%m-%d} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})"
+    )
     with dg.DagsterInstance.get() as instance:
         results = materialise_all(defs, instance, first_day, end_day, venues)
     print_summary(results, defs.resources["warehouse"].database)
@@ -171,7 +189,9 @@ def run_real_sample(start: str, end: str) -> int:
     prepare_home()
     warehouse = Warehouse(database=str(root / "warehouse.duckdb"))
     source = MarketSourceResource(kind="files")
-    defs = build_definitions({"warehouse": warehouse, "market_source": source, "landing": LandingZone(path=str(root / "landing"))})
+    defs = build_definitions(
+        {"warehouse": warehouse, "market_source": source, "landing": LandingZone(path=str(root / "landing"))}
+    )
     first, stop = pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC")
     last = stop - pd.Timedelta(days=1)
     assets = list(defs.assets)
@@ -181,7 +201,16 @@ def run_real_sample(start: str, end: str) -> int:
         def run(selection, lo=None, hi=None):
             tags = {ASSET_PARTITION_RANGE_START_TAG: lo, ASSET_PARTITION_RANGE_END_TAG: hi} if lo else None
             started = time.perf_counter()
-            results.append(dg.materialize(assets, selection=selection, instance=instance, tags=tags, resources=defs.resources, run_config=QUIET))
+            results.append(
+                dg.materialize(
+                    assets,
+                    selection=selection,
+                    instance=instance,
+                    tags=tags,
+                    resources=defs.resources,
+                    run_config=QUIET,
+                )
+            )
             print(f"  {', '.join(selection):<60} {lo or ''} .. {hi or ''}  {time.perf_counter() - started:5.1f}s")
 
         venues = source.get().venues()
@@ -195,5 +224,9 @@ def run_real_sample(start: str, end: str) -> int:
         weeks = weekly_keys(first + pd.Timedelta(days=INGEST_WARMUP_DAYS), stop - pd.Timedelta(days=7))
         run(["funding_forecast_model", "funding_forecasts"], weeks[0], weeks[-1])
         run(["forecast_scorecard"])
-    print_summary(results, warehouse.database, "its runs are recorded in data/real_sample/dagster_home; `make ui` shows the simulated demo")
+    print_summary(
+        results,
+        warehouse.database,
+        "its runs are recorded in data/real_sample/dagster_home; `make ui` shows the simulated demo",
+    )
     return 0

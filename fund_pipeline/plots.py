@@ -35,7 +35,13 @@ def heatmap(matrix: pd.DataFrame, title: str, colorbar_label: str, cmap: str = "
     im = ax.imshow(values, aspect="auto", cmap=cmap, vmin=-bound, vmax=bound, interpolation="nearest")
     ax.set_yticks(range(len(matrix.index)), [str(i) for i in matrix.index], fontsize=7)
     step = max(1, len(matrix.columns) // 10)
-    ax.set_xticks(range(0, len(matrix.columns), step), [str(c)[:16] for c in matrix.columns[::step]], rotation=30, fontsize=7, ha="right")
+    ax.set_xticks(
+        range(0, len(matrix.columns), step),
+        [str(c)[:16] for c in matrix.columns[::step]],
+        rotation=30,
+        fontsize=7,
+        ha="right",
+    )
     ax.set_title(title)
     fig.colorbar(im, ax=ax, label=colorbar_label)
     return _png(fig)

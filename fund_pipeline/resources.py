@@ -111,9 +111,9 @@ class Warehouse(DuckDBResource):
     def has_table(self, table: str) -> bool:
         with self.connection() as conn:
             return bool(
-                conn.execute(
-                    "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-                ).fetchone()[0]
+                conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()[
+                    0
+                ]
             )
 
     def read(self, table: str, where: dict | None = None, columns: list[str] | None = None) -> pd.DataFrame:

@@ -4,7 +4,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fund_pipeline.domain.aggregates import AFR_COLUMNS, CUMULATIVE_COLUMNS, aggregate_funding_rate, cumulative_funding_rate
+from fund_pipeline.domain.aggregates import (
+    AFR_COLUMNS,
+    CUMULATIVE_COLUMNS,
+    aggregate_funding_rate,
+    cumulative_funding_rate,
+)
 from fund_pipeline.domain.prints import SchemaError
 
 DAY = pd.Timestamp("2024-01-02", tz="UTC")

@@ -35,7 +35,13 @@ def all_assets():
 def run(assets, selection, resources, instance, first=None, last=None, run_config=None, raise_on_error=True):
     tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last} if first else None
     return dg.materialize(
-        assets, selection=selection, resources=resources, instance=instance, tags=tags, run_config=run_config, raise_on_error=raise_on_error
+        assets,
+        selection=selection,
+        resources=resources,
+        instance=instance,
+        tags=tags,
+        run_config=run_config,
+        raise_on_error=raise_on_error,
     )
 
 
@@ -103,7 +109,11 @@ def test_raw_prints_match_the_source_and_rematerialising_does_not_duplicate(grap
     after = wh.read("raw_funding_prints", {"venue": ["binance"], "funding_time": day})
     assert len(after) == len(before)
     assert len(wh.read("raw_funding_prints")) == sum(
-        len(SimulatedMarket(bases=tuple(BASES)).funding_prints(v, pd.Timestamp(FIRST, tz="UTC"), pd.Timestamp(LAST, tz="UTC") + pd.Timedelta(days=1)))
+        len(
+            SimulatedMarket(bases=tuple(BASES)).funding_prints(
+                v, pd.Timestamp(FIRST, tz="UTC"), pd.Timestamp(LAST, tz="UTC") + pd.Timedelta(days=1)
+            )
+        )
         for v in VENUES
     )
 
@@ -119,7 +129,9 @@ def test_unknown_venue_fails_clearly_and_keeps_stored_rows(graph):
     resources, instance, assets, _ = graph
     wh = resources["warehouse"]
     before = len(wh.read("raw_funding_prints"))
-    result = run(assets, ["raw_funding_prints"], resources, instance, "2025-01-20|gate", "2025-01-20|gate", raise_on_error=False)
+    result = run(
+        assets, ["raw_funding_prints"], resources, instance, "2025-01-20|gate", "2025-01-20|gate", raise_on_error=False
+    )
     assert not result.success
     message = str([e.event_specific_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"])
     assert "gate" in message and "simulated" in message
@@ -170,13 +182,17 @@ class MutatedSource(MarketSourceResource):
 
 @pytest.fixture
 def bad_input(tmp_path):
-    def materialise(defect: str, selection=("raw_funding_prints",), first="2025-01-05|binance", last="2025-01-05|binance"):
+    def materialise(
+        defect: str, selection=("raw_funding_prints",), first="2025-01-05|binance", last="2025-01-05|binance"
+    ):
         resources = {
             "warehouse": Warehouse(database=str(tmp_path / "w.duckdb")),
             "market_source": MutatedSource(defect=defect),
             "landing": LandingZone(path=str(tmp_path / "landing")),
         }
-        return resources, run(all_assets(), list(selection), resources, dg.DagsterInstance.ephemeral(), first, last, raise_on_error=False)
+        return resources, run(
+            all_assets(), list(selection), resources, dg.DagsterInstance.ephemeral(), first, last, raise_on_error=False
+        )
 
     return materialise
 
@@ -185,7 +201,12 @@ def test_good_rows_then_bad_input_leaves_them_in_place(bad_input):
     resources, first = bad_input("none")
     assert first.success
     stored = resources["warehouse"].read("raw_funding_prints")
-    for defect, words in [("nan", "NaN"), ("inf", "infinite"), ("empty", "no settled prints"), ("wrong_column", "rate")]:
+    for defect, words in [
+        ("nan", "NaN"),
+        ("inf", "infinite"),
+        ("empty", "no settled prints"),
+        ("wrong_column", "rate"),
+    ]:
         _, result = bad_input(defect)
         assert not result.success, defect
         message = str([e.event_specific_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"])
@@ -193,7 +214,9 @@ def test_good_rows_then_bad_input_leaves_them_in_place(bad_input):
         pd.testing.assert_frame_equal(resources["warehouse"].read("raw_funding_prints"), stored)
 
 
-@pytest.mark.parametrize("defect, check", [("huge", "prints_pass_expectations"), ("off_grid", "funding_times_on_venue_grid")])
+@pytest.mark.parametrize(
+    "defect, check", [("huge", "prints_pass_expectations"), ("off_grid", "funding_times_on_venue_grid")]
+)
 def test_bad_values_fail_their_check(bad_input, defect, check):
     _, result = bad_input(defect)
     assert result.success
@@ -202,7 +225,13 @@ def test_bad_values_fail_their_check(bad_input, defect, check):
 
 def test_plots_are_rendered_into_materialisation_metadata(graph):
     _, instance, _, _ = graph
-    for key in ["curve_history", "symbol_clusters", "weekly_hedge_baskets", "forecast_scorecard", "aggregate_funding_rate"]:
+    for key in [
+        "curve_history",
+        "symbol_clusters",
+        "weekly_hedge_baskets",
+        "forecast_scorecard",
+        "aggregate_funding_rate",
+    ]:
         event = instance.get_latest_materialization_event(dg.AssetKey(key))
         images = [
             v.value
@@ -218,9 +247,19 @@ def test_unknown_base_in_config_is_named(tmp_path):
         "market_source": MarketSourceResource(bases=["BTC", "NOTACOIN"]),
         "landing": LandingZone(path=str(tmp_path / "landing")),
     }
-    result = run(all_assets(), ["raw_funding_prints"], resources, dg.DagsterInstance.ephemeral(), "2025-01-05|binance", "2025-01-05|binance", raise_on_error=False)
+    result = run(
+        all_assets(),
+        ["raw_funding_prints"],
+        resources,
+        dg.DagsterInstance.ephemeral(),
+        "2025-01-05|binance",
+        "2025-01-05|binance",
+        raise_on_error=False,
+    )
     assert not result.success
-    assert "NOTACOIN" in str([e.event_specific_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"])
+    assert "NOTACOIN" in str(
+        [e.event_specific_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    )
 
 
 def test_missing_settlements_fail_the_missing_bucket_check(bad_input):
@@ -230,9 +269,19 @@ def test_missing_settlements_fail_the_missing_bucket_check(bad_input):
 
 
 def test_features_without_warmup_fail_the_warmup_check(bad_input):
-    resources, ingest = bad_input("none", ("raw_funding_prints", "market_bars", "curve_history"), "2025-01-01|binance", "2025-01-02|binance")
+    resources, ingest = bad_input(
+        "none", ("raw_funding_prints", "market_bars", "curve_history"), "2025-01-01|binance", "2025-01-02|binance"
+    )
     assert ingest.success
-    result = run(all_assets(), ["feature_store"], resources, dg.DagsterInstance.ephemeral(), "2025-01-02", "2025-01-02", raise_on_error=False)
+    result = run(
+        all_assets(),
+        ["feature_store"],
+        resources,
+        dg.DagsterInstance.ephemeral(),
+        "2025-01-02",
+        "2025-01-02",
+        raise_on_error=False,
+    )
     assert result.success
     assert check_results(result)["feature_warmup_complete"] is False
 
@@ -243,7 +292,9 @@ def test_landed_predicted_prints_join_the_history(tmp_path):
 
     market = SimulatedMarket(bases=("BTC", "ETH"))
     times = pd.date_range("2025-01-05 09:00", periods=30, freq="min", tz="UTC")
-    predicted = market.predicted_rates("binance", None, times).assign(source="ws", received_at=lambda f: f["ts"] + pd.Timedelta(milliseconds=40))
+    predicted = market.predicted_rates("binance", None, times).assign(
+        source="ws", received_at=lambda f: f["ts"] + pd.Timedelta(milliseconds=40)
+    )
     rows = [
         tuple(v.value if isinstance(v, pd.Timestamp) else v for v in row)
         for row in predicted[list(predicted.columns)].itertuples(index=False)
@@ -256,9 +307,18 @@ def test_landed_predicted_prints_join_the_history(tmp_path):
         "market_source": MarketSourceResource(bases=["BTC", "ETH"]),
         "landing": LandingZone(path=str(tmp_path / "landing")),
     }
-    result = run(all_assets(), ["raw_funding_prints"], resources, dg.DagsterInstance.ephemeral(), "2025-01-05|binance", "2025-01-05|binance")
+    result = run(
+        all_assets(),
+        ["raw_funding_prints"],
+        resources,
+        dg.DagsterInstance.ephemeral(),
+        "2025-01-05|binance",
+        "2025-01-05|binance",
+    )
     stored = resources["warehouse"].read("raw_funding_prints")
     assert result.success
     assert (stored["kind"] == "predicted").sum() == len(predicted)
     assert set(stored.loc[stored["kind"] == "predicted", "source"]) == {"ws"}
-    assert (stored["kind"] == "settled").sum() == len(market.funding_prints("binance", pd.Timestamp("2025-01-05", tz="UTC"), pd.Timestamp("2025-01-06", tz="UTC")))
+    assert (stored["kind"] == "settled").sum() == len(
+        market.funding_prints("binance", pd.Timestamp("2025-01-05", tz="UTC"), pd.Timestamp("2025-01-06", tz="UTC"))
+    )

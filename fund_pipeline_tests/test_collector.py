@@ -200,7 +200,10 @@ def test_malformed_and_unknown_frames_are_quarantined_never_fatal(tmp_path):
     quarantine = read_landed(tmp_path / "landing", "quarantine")
     assert stats["quarantined:binance"] == len(quarantine) == stream.junk_sent > 0
     assert set(quarantine["raw"]) == {j if isinstance(j, str) else j.decode("utf-8", "replace") for j in junk}
-    assert quarantine["reason"].str.contains("not JSON").any() and quarantine["reason"].str.contains("unknown message").any()
+    assert (
+        quarantine["reason"].str.contains("not JSON").any()
+        and quarantine["reason"].str.contains("unknown message").any()
+    )
     assert len(landed_ticks(tmp_path)) >= stream.tick - 2
 
 
@@ -230,7 +233,9 @@ def test_watchdog_reconnects_a_silent_stream_despite_pongs(tmp_path):
     assert stats["watchdog:bybit"] >= 2 and stats["connects:bybit"] >= 3
     assert stats["disconnects:bybit:silent"] == stats["watchdog:bybit"]
     prints = read_landed(tmp_path / "landing", "prints")
-    assert prints["received_at"].max() - prints["received_at"].min() > pd.Timedelta(seconds=1.5), "data resumes after each reconnect"
+    assert prints["received_at"].max() - prints["received_at"].min() > pd.Timedelta(seconds=1.5), (
+        "data resumes after each reconnect"
+    )
     assert not any(k.startswith("quarantined") for k in stats)
 
 
@@ -323,7 +328,9 @@ def test_kill_9_of_collect_leaves_readable_segments_and_loses_at_most_a_second(t
                     break
                 time.sleep(0.2)
             else:
-                pytest.fail(f"collector landed no live print: {proc.stderr.read().decode() if proc.poll() is not None else 'timeout'}")
+                pytest.fail(
+                    f"collector landed no live print: {proc.stderr.read().decode() if proc.poll() is not None else 'timeout'}"
+                )
             time.sleep(2.3)
             sent = emulator.state.counters["ws_frame:binance"]
             killed_at = emulator.state.clock.now()

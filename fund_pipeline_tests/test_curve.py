@@ -62,7 +62,9 @@ def per_print(prints: pd.DataFrame, policy: SnapshotPolicy):
         row = builders[key].update(r.funding_time.value, r.rate, r.interval_h, r.ts.value)
         if row is not None:
             rows[key].append(row)
-    return snapshots_frame([row for key in sorted(rows) for row in rows[key]]), {k: b.stats for k, b in builders.items()}
+    return snapshots_frame([row for key in sorted(rows) for row in rows[key]]), {
+        k: b.stats for k, b in builders.items()
+    }
 
 
 def batched(prints: pd.DataFrame, policy: SnapshotPolicy, cuts: list[int]):
@@ -84,7 +86,9 @@ def batched(prints: pd.DataFrame, policy: SnapshotPolicy, cuts: list[int]):
 print_records = st.lists(
     st.tuples(
         st.integers(0, len(STREAMS) - 1),
-        st.sampled_from([0, 0, 0, 0, 1, 1, 4, 8, 9, 25, -1, -8]),  # funding-time step of the stream, hours: replace, roll, gap, late
+        st.sampled_from(
+            [0, 0, 0, 0, 1, 1, 4, 8, 9, 25, -1, -8]
+        ),  # funding-time step of the stream, hours: replace, roll, gap, late
         st.integers(-3, 20),  # ts step in seconds (negative: exchange clocks are not monotonic)
         st.one_of(st.floats(-0.01, 0.01), st.sampled_from([0.0, 0.0001, 0.03, -0.03, -0.5])),
         st.sampled_from([1.0, 4.0, 8.0]),
@@ -111,7 +115,11 @@ def test_streaming_batched_and_replay_are_identical(mode, records, cuts, seconds
     policy = SnapshotPolicy(mode, seconds)
     prints = prints_frame(to_records(records))
     expected, expected_stats = per_print(prints, policy)
-    for frame, stats in (batched(prints, policy, cuts), build_curves_streaming(prints, policy), replay_curves(prints, policy)):
+    for frame, stats in (
+        batched(prints, policy, cuts),
+        build_curves_streaming(prints, policy),
+        replay_curves(prints, policy),
+    ):
         pd.testing.assert_frame_equal(frame, expected, check_exact=True)
         assert stats == expected_stats
     assert sum(s.prints for s in expected_stats.values()) == len(prints)
@@ -155,7 +163,15 @@ def key_encodings(prints: pd.DataFrame) -> dict[str, pd.DataFrame]:
         "pyarrow dictionary, two chunks": prints.assign(
             **{
                 column: pd.Series(
-                    pd.array(pa.chunked_array([pa.array(part, type=pa.string()).dictionary_encode() for part in np.array_split(prints[column].to_numpy(), 2)]), dtype=dictionary)
+                    pd.array(
+                        pa.chunked_array(
+                            [
+                                pa.array(part, type=pa.string()).dictionary_encode()
+                                for part in np.array_split(prints[column].to_numpy(), 2)
+                            ]
+                        ),
+                        dtype=dictionary,
+                    )
                 )
                 for column in ("venue", "symbol")
             }
@@ -324,7 +340,9 @@ def test_seed_warm_starts_the_ring_without_counting():
         FundingCurveBuilder("binance", "ETH/USDT:USDT").seed(settled)
 
 
-@pytest.mark.parametrize("rate, interval", [(math.nan, 8.0), (math.inf, 8.0), (-1.0, 8.0), (0.0001, 0.0), (0.0001, math.nan)])
+@pytest.mark.parametrize(
+    "rate, interval", [(math.nan, 8.0), (math.inf, 8.0), (-1.0, 8.0), (0.0001, 0.0), (0.0001, math.nan)]
+)
 def test_unusable_values_are_rejected_everywhere(rate, interval):
     b = FundingCurveBuilder("binance", "BTC/USDT:USDT")
     with pytest.raises(ValueError, match="unusable"):
@@ -368,7 +386,9 @@ def test_history_replay_gives_one_snapshot_per_settled_print_in_stream_order():
 
 def test_input_encodings_do_not_change_the_result():
     """Warehouse reads give µs timestamps; fast callers pass categoricals; an empty frame is no error."""
-    records = [(s, T0 + 8 * w * H, T0 + 8 * w * H + s * 1000, 0.0001 * (s + w), 8.0) for w in range(4) for s in (2, 0, 1)]
+    records = [
+        (s, T0 + 8 * w * H, T0 + 8 * w * H + s * 1000, 0.0001 * (s + w), 8.0) for w in range(4) for s in (2, 0, 1)
+    ]
     prints = prints_frame(records)
     expected, expected_stats = replay_curves(prints)
     variants = [

@@ -77,8 +77,9 @@ def test_bybit_instruments(get):
     assert rows["BTCUSDT"]["leverageFilter"]["maxLeverage"] == "100.00"
     assert rows["BTCUSDT"]["contractType"] == "LinearPerpetual" and rows["BTCUSDT"]["settleCoin"] == "USDT"
     _, _, first = get("/bybit/v5/market/instruments-info", category="linear", limit=1)
-    _, _, second = get("/bybit/v5/market/instruments-info", category="linear", limit=1,
-                       cursor=first["result"]["nextPageCursor"])
+    _, _, second = get(
+        "/bybit/v5/market/instruments-info", category="linear", limit=1, cursor=first["result"]["nextPageCursor"]
+    )
     assert [r["symbol"] for r in first["result"]["list"] + second["result"]["list"]] == ["BTCUSDT", "WIFUSDT"]
     assert second["result"]["nextPageCursor"] == ""
     _, _, spot = get("/bybit/v5/market/instruments-info", category="spot")
@@ -89,8 +90,9 @@ def test_bybit_instruments(get):
 
 
 def test_bybit_funding_history(get):
-    status, _, body = get("/bybit/v5/market/funding/history", category="linear", symbol="WIFUSDT",
-                          endTime=FAR_FUTURE_MS, limit=500)
+    status, _, body = get(
+        "/bybit/v5/market/funding/history", category="linear", symbol="WIFUSDT", endTime=FAR_FUTURE_MS, limit=500
+    )
     rows = body["result"]["list"]
     assert status == 200 and len(rows) == 200  # limit capped at 200
     assert all_strings(v for r in rows for v in r.values())
@@ -105,8 +107,9 @@ def test_bybit_funding_history(get):
 
 def test_bybit_klines_and_open_interest(get):
     start = NOW_MS - 6 * HOUR_MS
-    _, _, perp = get("/bybit/v5/market/kline", category="linear", symbol="BTCUSDT", interval="60", start=start,
-                     end=FAR_FUTURE_MS)
+    _, _, perp = get(
+        "/bybit/v5/market/kline", category="linear", symbol="BTCUSDT", interval="60", start=start, end=FAR_FUTURE_MS
+    )
     rows = perp["result"]["list"]
     # From 21:30 to now (03:30): the bars opening 22:00 .. 02:00 have closed; 5 bars, newest first.
     assert [int(r[0]) for r in rows] == list(range(NOW_MS - 90 * 60_000, start, -HOUR_MS))
@@ -120,8 +123,7 @@ def test_bybit_klines_and_open_interest(get):
     assert len(mark["result"]["list"][0]) == 5 and float(mark["result"]["list"][0][4]) == last["mark_price"]
     _, _, kl = get("/bybit/v5/market/kline", category="linear", symbol="BTCUSDT", interval="60", limit=5000)
     assert len(kl["result"]["list"]) == 1000
-    _, _, oi = get("/bybit/v5/market/open-interest", category="linear", symbol="BTCUSDT", intervalTime="1h",
-                   limit=500)
+    _, _, oi = get("/bybit/v5/market/open-interest", category="linear", symbol="BTCUSDT", intervalTime="1h", limit=500)
     assert len(oi["result"]["list"]) == 200 and oi["result"]["nextPageCursor"]
     assert float(oi["result"]["list"][0]["openInterest"]) == pytest.approx(last["open_interest_usd"] / last["close"])
     status, _, bad = get("/bybit/v5/market/kline", category="linear", symbol="BTCUSDT", interval="1")
@@ -169,8 +171,9 @@ def test_okx_funding_history_pages_by_cursors(get):
     assert rows[0]["realizedRate"] == rows[0]["fundingRate"]
     _, _, older = get("/okx/api/v5/public/funding-rate-history", instId="BTC-USDT-SWAP", after=times[-1], limit=2)
     assert [int(r["fundingTime"]) for r in older["data"]] == [times[-1] - 8 * HOUR_MS, times[-1] - 16 * HOUR_MS]
-    _, _, between = get("/okx/api/v5/public/funding-rate-history", instId="BTC-USDT-SWAP", before=times[3],
-                        after=times[0])
+    _, _, between = get(
+        "/okx/api/v5/public/funding-rate-history", instId="BTC-USDT-SWAP", before=times[3], after=times[0]
+    )
     assert [int(r["fundingTime"]) for r in between["data"]] == times[1:3]
     status, _, bad = get("/okx/api/v5/public/funding-rate-history", instId="DOGE-USDT-SWAP")
     assert status == 400 and bad["code"] == "51001"
@@ -185,8 +188,9 @@ def test_okx_candles_and_open_interest(get):
     assert len(newest) == 9 and all_strings(newest) and newest[-1] == "1"
     assert int(newest[0]) == int(last["ts"].value // 1_000_000) and float(newest[4]) == last["close"]
     assert float(newest[6]) * last["close"] == pytest.approx(last["volume_usd"], rel=1e-12)
-    _, _, recent = get("/okx/api/v5/market/candles", instId="BTC-USDT-SWAP", bar="1H", limit=300,
-                       after=int(newest[0]) - 1438 * HOUR_MS)
+    _, _, recent = get(
+        "/okx/api/v5/market/candles", instId="BTC-USDT-SWAP", bar="1H", limit=300, after=int(newest[0]) - 1438 * HOUR_MS
+    )
     assert len(recent["data"]) == 1  # /market/candles keeps only the latest 1440 bars
     _, _, spot = get("/okx/api/v5/market/history-candles", instId="BTC-USDT", bar="1H", limit=1)
     assert float(spot["data"][0][4]) == last["spot_close"]
@@ -196,8 +200,13 @@ def test_okx_candles_and_open_interest(get):
     assert float(mark["data"][0][4]) == last["mark_price"]
     status, _, bad = get("/okx/api/v5/market/history-index-candles", instId="BTC-USDT-SWAP", bar="1H")
     assert status == 400 and bad["code"] == "51001"
-    _, _, oi = get("/okx/api/v5/rubik/stat/contracts/open-interest-volume", ccy="BTC", period="1H",
-                   begin=NOW_MS - 5 * HOUR_MS, end=FAR_FUTURE_MS)
+    _, _, oi = get(
+        "/okx/api/v5/rubik/stat/contracts/open-interest-volume",
+        ccy="BTC",
+        period="1H",
+        begin=NOW_MS - 5 * HOUR_MS,
+        end=FAR_FUTURE_MS,
+    )
     assert len(oi["data"]) == 4 and all_strings(oi["data"][0])
     assert float(oi["data"][0][1]) == last["open_interest_usd"] and float(oi["data"][0][2]) == last["volume_usd"]
     _, _, live_oi = get("/okx/api/v5/public/open-interest", instType="SWAP")
@@ -222,8 +231,12 @@ def test_deribit_instruments(get):
 
 
 def test_deribit_funding_history_is_hourly_with_settlements_on_the_8h_grid(get):
-    _, _, body = get("/deribit/api/v2/public/get_funding_rate_history", instrument_name="BTC_USDC-PERPETUAL",
-                     start_timestamp=NOW_MS - 40 * 86_400_000, end_timestamp=FAR_FUTURE_MS)
+    _, _, body = get(
+        "/deribit/api/v2/public/get_funding_rate_history",
+        instrument_name="BTC_USDC-PERPETUAL",
+        start_timestamp=NOW_MS - 40 * 86_400_000,
+        end_timestamp=FAR_FUTURE_MS,
+    )
     rows = body["result"]
     assert all(isinstance(r["interest_8h"], float) and isinstance(r["interest_1h"], float) for r in rows)
     times = [r["timestamp"] for r in rows]
@@ -234,21 +247,35 @@ def test_deribit_funding_history_is_hourly_with_settlements_on_the_8h_grid(get):
     want = sim().funding_prints("deribit", NOW - pd.Timedelta(days=2), NOW)
     by_time = {r["timestamp"]: r["interest_8h"] for r in rows}
     assert [by_time[int(t.value // 1_000_000)] for t in want["funding_time"]] == want["rate"].tolist()
-    status, _, bad = get("/deribit/api/v2/public/get_funding_rate_history", instrument_name="BTC-PERPETUAL",
-                         start_timestamp=0, end_timestamp=NOW_MS)
+    status, _, bad = get(
+        "/deribit/api/v2/public/get_funding_rate_history",
+        instrument_name="BTC-PERPETUAL",
+        start_timestamp=0,
+        end_timestamp=NOW_MS,
+    )
     assert status == 400 and bad["error"]["code"] == -32602
 
 
 def test_deribit_chart_data_and_book_summary(get):
-    _, _, body = get("/deribit/api/v2/public/get_tradingview_chart_data", instrument_name="BTC_USDC-PERPETUAL",
-                     resolution="60", start_timestamp=NOW_MS - 3 * HOUR_MS, end_timestamp=FAR_FUTURE_MS)
+    _, _, body = get(
+        "/deribit/api/v2/public/get_tradingview_chart_data",
+        instrument_name="BTC_USDC-PERPETUAL",
+        resolution="60",
+        start_timestamp=NOW_MS - 3 * HOUR_MS,
+        end_timestamp=FAR_FUTURE_MS,
+    )
     chart = body["result"]
     assert chart["status"] == "ok" and len(chart["ticks"]) == 2  # bars of 01:00 and 02:00 have closed
     bars = sim().bars("deribit", NOW - pd.Timedelta(hours=3), CLOSED)
     assert chart["close"] == bars["close"].tolist()[-2:]
     assert chart["cost"] == bars["volume_usd"].tolist()[-2:]
-    _, _, empty = get("/deribit/api/v2/public/get_tradingview_chart_data", instrument_name="BTC_USDC-PERPETUAL",
-                      resolution="60", start_timestamp=NOW_MS, end_timestamp=FAR_FUTURE_MS)
+    _, _, empty = get(
+        "/deribit/api/v2/public/get_tradingview_chart_data",
+        instrument_name="BTC_USDC-PERPETUAL",
+        resolution="60",
+        start_timestamp=NOW_MS,
+        end_timestamp=FAR_FUTURE_MS,
+    )
     assert empty["result"]["status"] == "no_data"
     _, _, summary = get("/deribit/api/v2/public/get_book_summary_by_currency", currency="USDC", kind="future")
     (btc,) = summary["result"]
@@ -295,7 +322,9 @@ def test_nothing_after_the_emulator_clock(get, path, params):
     _, _, body = get(path, **params)
     rows = body["result"]["list"] if "result" in body else body["data"]
     newest = rows[0]
-    newest_ms = int(newest[0] if isinstance(newest, list) else newest.get("fundingRateTimestamp") or newest["fundingTime"])
+    newest_ms = int(
+        newest[0] if isinstance(newest, list) else newest.get("fundingRateTimestamp") or newest["fundingTime"]
+    )
     assert newest_ms <= NOW_MS
     if isinstance(newest, list):  # a bar is served only once it has closed
         assert newest_ms + HOUR_MS <= NOW_MS

@@ -210,7 +210,8 @@ def test_no_feature_changes_when_inputs_after_its_funding_time_change(cut_hours,
     columns = KEY_COLUMNS + FEATURE_COLUMNS
     known = before["funding_time"] <= cut
     pd.testing.assert_frame_equal(
-        before.loc[known, columns].reset_index(drop=True), after.loc[after["funding_time"] <= cut, columns].reset_index(drop=True)
+        before.loc[known, columns].reset_index(drop=True),
+        after.loc[after["funding_time"] <= cut, columns].reset_index(drop=True),
     )
 
 
@@ -279,7 +280,14 @@ def test_bad_input_raises_clear_errors(market):
 def feature_rows(venue: str, rates_8h, slopes) -> pd.DataFrame:
     times = pd.date_range(T0, periods=len(rates_8h), freq="8h")
     return pd.DataFrame(
-        {"venue": venue, "symbol": "X/USDT:USDT", "base": "X", "funding_time": times, "rate_8h": rates_8h, "slope": slopes}
+        {
+            "venue": venue,
+            "symbol": "X/USDT:USDT",
+            "base": "X",
+            "funding_time": times,
+            "rate_8h": rates_8h,
+            "slope": slopes,
+        }
     )
 
 
@@ -375,11 +383,17 @@ def test_categorical_and_dictionary_keys_give_the_same_store_as_text(encodings, 
     recoded = []
     for frame, encoding in zip((curves, prints, bars), encodings, strict=True):
         keys = [name for name in ("venue", "symbol", "base") if name in frame.columns]
-        recoded.append(frame.assign(**{name: _as_keys(frame[name], encoding, order_seed + i) for i, name in enumerate(keys)}))
+        recoded.append(
+            frame.assign(**{name: _as_keys(frame[name], encoding, order_seed + i) for i, name in enumerate(keys)})
+        )
     pd.testing.assert_frame_equal(build_feature_store(*recoded, start, end), expected, check_exact=True)
 
 
-@given(seed=st.integers(0, 2**16), gap_share=st.floats(0.0, 0.6), n_rows=st.one_of(st.integers(1, 30), st.integers(31, 200)))
+@given(
+    seed=st.integers(0, 2**16),
+    gap_share=st.floats(0.0, 0.6),
+    n_rows=st.one_of(st.integers(1, 30), st.integers(31, 200)),
+)
 @example(seed=0, gap_share=0.0, n_rows=3)
 @settings(max_examples=25, deadline=None)
 def test_grid_ewm_and_window_sums_match_pandas_with_gaps(seed, gap_share, n_rows):

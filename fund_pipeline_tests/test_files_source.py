@@ -100,9 +100,28 @@ def test_gaps_counted_and_user_parquet_read(tmp_path):
 @pytest.mark.parametrize(
     ("frame", "message"),
     [
-        (pd.DataFrame({"Symbol": ["BTC-USDT"] * 2, "Time": ["2023-01-01", "2023-01-01 08:00"], "Funding Rate": [1e-4, 1e-4]}), "columns must be"),
-        (pd.DataFrame({"Symbol": ["BTC-USDT"] * 2, "Date": ["2023-01-01", "yesterday"], "Funding Rate": [1e-4, 1e-4]}), r"unparsable Date at line\(s\) \[3\]"),
-        (pd.DataFrame({"Symbol": ["BTC-USDT"] * 3, "Date": grid_times("2023-01-01", 3), "Funding Rate": [1e-4, np.nan, np.inf]}), r"Funding Rate at line\(s\) \[3, 4\]"),
+        (
+            pd.DataFrame(
+                {"Symbol": ["BTC-USDT"] * 2, "Time": ["2023-01-01", "2023-01-01 08:00"], "Funding Rate": [1e-4, 1e-4]}
+            ),
+            "columns must be",
+        ),
+        (
+            pd.DataFrame(
+                {"Symbol": ["BTC-USDT"] * 2, "Date": ["2023-01-01", "yesterday"], "Funding Rate": [1e-4, 1e-4]}
+            ),
+            r"unparsable Date at line\(s\) \[3\]",
+        ),
+        (
+            pd.DataFrame(
+                {
+                    "Symbol": ["BTC-USDT"] * 3,
+                    "Date": grid_times("2023-01-01", 3),
+                    "Funding Rate": [1e-4, np.nan, np.inf],
+                }
+            ),
+            r"Funding Rate at line\(s\) \[3, 4\]",
+        ),
     ],
 )
 def test_bad_files_raise_naming_file_and_problem(tmp_path, frame, message):
@@ -142,7 +161,9 @@ def test_sample_venues_and_offsets(sample):
 
 
 def test_sample_binance_lands_on_utc_grid(sample):
-    prints = sample.funding_prints("binance", pd.Timestamp("2020-01-01", tz="UTC"), pd.Timestamp("2024-01-01", tz="UTC"))
+    prints = sample.funding_prints(
+        "binance", pd.Timestamp("2020-01-01", tz="UTC"), pd.Timestamp("2024-01-01", tz="UTC")
+    )
     assert set(prints["funding_time"].dt.hour) == {0, 8, 16}
     assert prints["funding_time"].min() == pd.Timestamp("2020-01-01", tz="UTC")
     assert (prints["interval_h"] == 8).all()

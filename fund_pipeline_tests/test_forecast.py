@@ -244,7 +244,9 @@ def test_summary_reports_model_against_its_best_baseline_honestly():
 
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
-pairs = st.integers(1, 30).flatmap(lambda n: st.tuples(arrays("float64", n, elements=finite), arrays("float64", n, elements=finite)))
+pairs = st.integers(1, 30).flatmap(
+    lambda n: st.tuples(arrays("float64", n, elements=finite), arrays("float64", n, elements=finite))
+)
 
 
 @given(pairs)

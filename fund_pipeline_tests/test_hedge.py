@@ -117,7 +117,9 @@ def test_larger_lambda_raises_basket_carry():
     returns, target = random_problem(rng, 100, 8)
     carry = rng.normal(1e-4, 2e-4, 8)
     cap = np.full(8, 0.5)
-    carries = [carry @ HedgeProblem(100, 8, lam).solve(returns, target, carry, cap).weights for lam in (0, 10, 100, 1e4)]
+    carries = [
+        carry @ HedgeProblem(100, 8, lam).solve(returns, target, carry, cap).weights for lam in (0, 10, 100, 1e4)
+    ]
     assert np.all(np.diff(carries) >= -1e-9)
     assert carries[-1] > carries[0] + 1e-5
     assert carries[-1] == pytest.approx(np.sort(carry)[-2:].sum() * 0.5, rel=1e-4)
@@ -318,7 +320,9 @@ def test_hedge_inputs_reject_an_unknown_target():
 
 def test_build_weekly_baskets_returns_valid_baskets():
     bars, prints = market()
-    config = BasketConfig(lam=10.0, basket_notional_usd=2e6, max_volume_share=0.5, lookback=LOOKBACK, min_weight_to_report=0.0)
+    config = BasketConfig(
+        lam=10.0, basket_notional_usd=2e6, max_volume_share=0.5, lookback=LOOKBACK, min_weight_to_report=0.0
+    )
     targets = [("binance", "BTC/USDT:USDT"), ("okx", "ETH/USDT:USDT")]
     weights, summary = build_weekly_baskets(bars, prints, AS_OF, targets, config)
     assert list(weights.columns) == BASKET_WEIGHT_COLUMNS
@@ -377,7 +381,10 @@ def test_evaluate_basket_on_a_perfect_hedge_has_no_tracking_error():
     assert row["correlation"] == pytest.approx(1.0)
     assert row["basket_return"] == pytest.approx(row["target_return"], abs=1e-12)
     week = prints.loc[(prints["funding_time"] >= AS_OF) & (prints["funding_time"] < end)].set_index(["venue", "symbol"])
-    expected_basket = 0.4 * week.loc[("binance", "ETH/USDT:USDT"), "rate"].sum() + 0.6 * week.loc[("okx", "SOL/USDT:USDT"), "rate"].sum()
+    expected_basket = (
+        0.4 * week.loc[("binance", "ETH/USDT:USDT"), "rate"].sum()
+        + 0.6 * week.loc[("okx", "SOL/USDT:USDT"), "rate"].sum()
+    )
     assert row["basket_funding_pnl"] == pytest.approx(expected_basket)
     assert row["target_funding_pnl"] == pytest.approx(-week.loc[("binance", "BTC/USDT:USDT"), "rate"].sum())
 

@@ -63,7 +63,12 @@ def _run_sensor_and_materialise(tmp_path):
                 requests += result
         keys = sorted({r.partition_key for r in requests})
         for key in keys:
-            outcome = dg.materialize([live_curve], partition_key=key, instance=instance, resources={"landing": landing, "warehouse": warehouse})
+            outcome = dg.materialize(
+                [live_curve],
+                partition_key=key,
+                instance=instance,
+                resources={"landing": landing, "warehouse": warehouse},
+            )
             assert outcome.success
     return requests, keys, json.loads(cursor), warehouse
 
@@ -85,7 +90,12 @@ def _check_end_to_end(tmp_path, stats):
     assert len(requests) == len({r.run_key for r in requests})
     assert any(r.tags["live_curve/run"] == "final" for r in requests)
     stored = warehouse.query("SELECT * FROM live_curve")
-    assert len(stored) == len(landed_snaps.loc[landed_snaps["ts_snap"] >= pd.Timestamp(min(keys).replace("-", " ", 2)[:10] + " " + min(keys)[-5:], tz="UTC")])
+    assert len(stored) == len(
+        landed_snaps.loc[
+            landed_snaps["ts_snap"]
+            >= pd.Timestamp(min(keys).replace("-", " ", 2)[:10] + " " + min(keys)[-5:], tz="UTC")
+        ]
+    )
     return prints, stored
 
 
@@ -108,7 +118,9 @@ def test_collector_survives_faults(tmp_path):
     stats = _collect(tmp_path, faults=faults, config=config)
     _check_end_to_end(tmp_path, stats)
     assert sum(v for k, v in stats.items() if k.startswith("quarantined")) > 0
-    assert len(read_landed(tmp_path / "landing", "quarantine")) == sum(v for k, v in stats.items() if k.startswith("quarantined"))
+    assert len(read_landed(tmp_path / "landing", "quarantine")) == sum(
+        v for k, v in stats.items() if k.startswith("quarantined")
+    )
     assert sum(v for k, v in stats.items() if k.startswith("connects:binance")) >= 3
     assert any(k.startswith("disconnects:binance:http_429") for k in stats)
     assert stats["builder:late"] > 0 and stats["builder:interpolated"] > 0

@@ -7,7 +7,17 @@ def test_off_grid_prints_follow_each_interval():
     prints = pd.DataFrame(
         {
             "venue": "binance",
-            "funding_time": pd.to_datetime(["2025-01-01 08:00", "2025-01-01 04:00", "2025-01-01 04:00", "2025-01-01 03:00", "2025-01-01 08:00:00.005"], utc=True, format="ISO8601"),
+            "funding_time": pd.to_datetime(
+                [
+                    "2025-01-01 08:00",
+                    "2025-01-01 04:00",
+                    "2025-01-01 04:00",
+                    "2025-01-01 03:00",
+                    "2025-01-01 08:00:00.005",
+                ],
+                utc=True,
+                format="ISO8601",
+            ),
             "interval_h": [8.0, 4.0, 8.0, 1.0, 8.0],
         }
     )
@@ -27,7 +37,15 @@ def test_kucoin_grid_starts_at_four():
 
 
 def baskets(weights, caps, status="optimal"):
-    w = pd.DataFrame({"as_of": pd.Timestamp("2025-03-03 12:00", tz="UTC"), "target_venue": "binance", "target_symbol": "BTC/USDT:USDT", "weight": weights, "cap": caps})
+    w = pd.DataFrame(
+        {
+            "as_of": pd.Timestamp("2025-03-03 12:00", tz="UTC"),
+            "target_venue": "binance",
+            "target_symbol": "BTC/USDT:USDT",
+            "weight": weights,
+            "cap": caps,
+        }
+    )
     s = pd.DataFrame({"target_venue": ["binance"], "target_symbol": ["BTC/USDT:USDT"], "status": [status]})
     return w, s
 

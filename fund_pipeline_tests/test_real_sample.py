@@ -13,7 +13,9 @@ VENUES = ["binance", "gate", "kucoin"]
 
 def materialise(assets, selection, resources, instance, first=None, last=None, run_config=None):
     tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last} if first else None
-    return dg.materialize(assets, selection=selection, resources=resources, instance=instance, tags=tags, run_config=run_config)
+    return dg.materialize(
+        assets, selection=selection, resources=resources, instance=instance, tags=tags, run_config=run_config
+    )
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +30,29 @@ def real(tmp_path_factory):
     instance = dg.DagsterInstance.ephemeral()
     results = []
     for venue in VENUES:
-        results.append(materialise(assets, ["market_universe", "raw_funding_prints", "curve_history"], resources, instance, f"2023-01-01|{venue}", f"2023-02-28|{venue}"))
+        results.append(
+            materialise(
+                assets,
+                ["market_universe", "raw_funding_prints", "curve_history"],
+                resources,
+                instance,
+                f"2023-01-01|{venue}",
+                f"2023-02-28|{venue}",
+            )
+        )
     results.append(materialise(assets, ["feature_store"], resources, instance, "2023-01-09", "2023-02-27"))
     config = {"ops": {"funding_forecast_model": {"config": {"min_train_rows": 100}}}}
-    results.append(materialise(assets, ["funding_forecast_model", "funding_forecasts"], resources, instance, "2023-02-06", "2023-02-13", config))
+    results.append(
+        materialise(
+            assets,
+            ["funding_forecast_model", "funding_forecasts"],
+            resources,
+            instance,
+            "2023-02-06",
+            "2023-02-13",
+            config,
+        )
+    )
     results.append(materialise(assets, ["forecast_scorecard"], resources, instance))
     return resources["warehouse"], results
 

@@ -44,8 +44,9 @@ def emulator():
 def source(emulator):
     emulator.state.faults = Faults(retry_after_s=0)
     emulator.state.counters.clear()
-    return CcxtSource(venues=VENUES, api_base_url=emulator.base_url, backoff_base_s=0.01,
-                      now=emulator.state.clock.now, throttle=False)
+    return CcxtSource(
+        venues=VENUES, api_base_url=emulator.base_url, backoff_base_s=0.01, now=emulator.state.clock.now, throttle=False
+    )
 
 
 def sim_prints(venue, start, end):
@@ -100,8 +101,16 @@ def test_bars_match_the_simulated_market(source, venue):
     assert got["symbol"].tolist() == want["symbol"].tolist()
     served = ["open", "high", "low", "close", "volume_usd"]
     if venue in FULL_BARS:
-        served += ["spot_open", "spot_high", "spot_low", "spot_close", "spot_volume_usd", "mark_price", "index_price",
-                   "open_interest_usd"]
+        served += [
+            "spot_open",
+            "spot_high",
+            "spot_low",
+            "spot_close",
+            "spot_volume_usd",
+            "mark_price",
+            "index_price",
+            "open_interest_usd",
+        ]
     else:
         assert got[["spot_close", "mark_price", "index_price", "open_interest_usd"]].isna().all().all()
     np.testing.assert_allclose(got[served].to_numpy(float), want[served].to_numpy(float), rtol=1e-9)
@@ -149,8 +158,7 @@ def okx_after_the_change():
 def test_okx_interval_change_from_8h_to_4h(okx_after_the_change):
     emulator, at = okx_after_the_change, OKX_INTERVAL_CHANGE_AT
     symbol = f"{OKX_INTERVAL_CHANGE_BASE}/USDT:USDT"
-    source = CcxtSource(venues=("okx",), api_base_url=emulator.base_url, now=emulator.state.clock.now,
-                        throttle=False)
+    source = CcxtSource(venues=("okx",), api_base_url=emulator.base_url, now=emulator.state.clock.now, throttle=False)
     start, end = at - pd.Timedelta(days=2), at + pd.Timedelta(days=2)
     got = source.funding_prints("okx", start, end)
     want = SimulatedMarket(bases=(OKX_INTERVAL_CHANGE_BASE,)).funding_prints("okx", start, end)
@@ -158,7 +166,9 @@ def test_okx_interval_change_from_8h_to_4h(okx_after_the_change):
     np.testing.assert_allclose(got["rate"], want["rate"], rtol=1e-12)
     before, after = got[got["funding_time"] <= at], got[got["funding_time"] > at]
     assert before["funding_time"].tolist() == list(pd.date_range(start, at, freq="8h"))
-    assert after["funding_time"].tolist() == list(pd.date_range(at + pd.Timedelta(hours=4), end - pd.Timedelta(hours=4), freq="4h"))
+    assert after["funding_time"].tolist() == list(
+        pd.date_range(at + pd.Timedelta(hours=4), end - pd.Timedelta(hours=4), freq="4h")
+    )
     assert (before["interval_h"] == 8.0).all() and (after["interval_h"] == 4.0).all()
     assert source.markets("okx", at - pd.Timedelta(days=1))["interval_h"].tolist() == [8.0]
     assert source.markets("okx", at)["interval_h"].tolist() == [4.0]
@@ -185,8 +195,9 @@ def test_retry_after_is_honoured(emulator, source):
 
 def test_venue_kept_down_fails_only_that_venue(emulator, source):
     emulator.state.faults = Faults(venue_down=frozenset({"binance"}))
-    fast_give_up = CcxtSource(venues=VENUES, api_base_url=emulator.base_url, max_retries=2, backoff_base_s=0.01,
-                              throttle=False)
+    fast_give_up = CcxtSource(
+        venues=VENUES, api_base_url=emulator.base_url, max_retries=2, backoff_base_s=0.01, throttle=False
+    )
     with pytest.raises(VenueUnavailableError, match="binance.*3 attempts"):
         fast_give_up.funding_prints("binance", NOW - pd.Timedelta(days=1), NOW)
     start = NOW - pd.Timedelta(hours=2)
@@ -203,9 +214,9 @@ def test_unknown_venue_and_symbol(emulator, source):
     with pytest.raises(UnknownVenueError, match="DOGE/USDT:USDT"):
         source.last_settled("binance", "DOGE/USDT:USDT")
     with pytest.raises(UnknownVenueError, match="XYZ/USDT:USDT"):
-        CcxtSource(venues=VENUES, symbols={"binance": ["XYZ/USDT:USDT"]}, api_base_url=emulator.base_url).funding_prints(
-            "binance", NOW - pd.Timedelta(days=1), NOW
-        )
+        CcxtSource(
+            venues=VENUES, symbols={"binance": ["XYZ/USDT:USDT"]}, api_base_url=emulator.base_url
+        ).funding_prints("binance", NOW - pd.Timedelta(days=1), NOW)
 
 
 def test_a_source_without_the_emulator_url_is_refused():

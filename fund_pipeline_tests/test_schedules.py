@@ -26,7 +26,10 @@ def test_midnight_ingest_also_finalises_yesterday():
 
 def test_features_follow_the_ingest():
     assert [r.partition_key for r in after_settlement_features(context("2025-03-05 16:25"))] == ["2025-03-05"]
-    assert [r.partition_key for r in after_settlement_features(context("2025-03-06 00:25"))] == ["2025-03-05", "2025-03-06"]
+    assert [r.partition_key for r in after_settlement_features(context("2025-03-06 00:25"))] == [
+        "2025-03-05",
+        "2025-03-06",
+    ]
 
 
 def test_monday_runs_build_the_starting_week_and_complete_the_last():

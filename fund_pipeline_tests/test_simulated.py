@@ -261,7 +261,12 @@ def test_predicted_path_is_in_the_print_schema_and_moves_within_the_window(marke
     assert len(predicted) == 8
     assert (predicted["ts"].to_numpy() == np.repeat(times.to_numpy(), 2)).all()
     wif = predicted[predicted["symbol"] == "WIF/USDT:USDT"]  # a 4h symbol on bybit
-    assert list(wif["funding_time"]) == [ts("2025-02-05 04:00"), ts("2025-02-05 04:00"), ts("2025-02-05 08:00"), ts("2025-02-05 08:00")]
+    assert list(wif["funding_time"]) == [
+        ts("2025-02-05 04:00"),
+        ts("2025-02-05 04:00"),
+        ts("2025-02-05 08:00"),
+        ts("2025-02-05 08:00"),
+    ]
     btc = predicted[predicted["symbol"] == "BTC/USDT:USDT"]
     assert (btc["funding_time"] == ts("2025-02-05 08:00")).all()
     assert btc["rate"].nunique() > 1

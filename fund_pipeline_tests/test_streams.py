@@ -147,7 +147,9 @@ def test_binance_subscribe_ack_and_subscriptions():
     assert parser.control_messages == 1
     (frame,) = subscribe_messages("binance", ["BTC/USDT:USDT", "ETH/USDT:USDT"])
     assert json.loads(frame)["params"] == ["btcusdt@markPrice@1s", "ethusdt@markPrice@1s"]
-    assert json.loads(subscribe_messages("binance", ["BTC/USDT:USDT"], all_market=True)[0])["params"] == ["!markPrice@arr@1s"]
+    assert json.loads(subscribe_messages("binance", ["BTC/USDT:USDT"], all_market=True)[0])["params"] == [
+        "!markPrice@arr@1s"
+    ]
 
 
 # --- bybit ---------------------------------------------------------------------------------------------
@@ -315,6 +317,7 @@ JSON = st.recursive(
     max_leaves=20,
 )
 
+
 def _parse_or_reject(venue: str, raw) -> list[tuple]:
     try:
         rows = StreamParser(venue).parse(raw, RECEIVED)
@@ -383,7 +386,8 @@ def test_documented_messages_with_any_field_replaced_raise_only_parser_errors(ca
 def test_all_market_frame_throughput():
     """300 symbols in one `!markPrice@arr@1s` frame: well under a millisecond per symbol (measured: see report)."""
     items = [
-        BINANCE_BTC | {"s": f"C{i:03d}USDT", "r": f"{(i - 150) * 1e-6:.8f}", "p": f"{100 + i}.12345678"} for i in range(300)
+        BINANCE_BTC | {"s": f"C{i:03d}USDT", "r": f"{(i - 150) * 1e-6:.8f}", "p": f"{100 + i}.12345678"}
+        for i in range(300)
     ]
     frame = json.dumps(items)
     parser = StreamParser("binance")
@@ -394,5 +398,7 @@ def test_all_market_frame_throughput():
         parser.parse(frame, RECEIVED)
     elapsed = time.perf_counter() - started
     per_second = rounds * 300 / elapsed
-    print(f"\nbinance !markPrice@arr: {per_second:,.0f} prints/s ({elapsed / rounds * 1e3:.2f} ms per 300-symbol frame)")
+    print(
+        f"\nbinance !markPrice@arr: {per_second:,.0f} prints/s ({elapsed / rounds * 1e3:.2f} ms per 300-symbol frame)"
+    )
     assert elapsed / rounds < 0.3 * 300 / 1000, "must stay well under a millisecond per symbol"

@@ -14,9 +14,7 @@ DAILY_VENUE_PARTITIONS = dg.MultiPartitionsDefinition({"date": DAILY_PARTITIONS,
 
 # A week runs Monday 12:00 UTC to the next Monday 12:00: the basket formed at its start is held
 # through it. end_offset=1 lets the Monday run build the week that is starting.
-WEEKLY_PARTITIONS = dg.WeeklyPartitionsDefinition(
-    start_date="2020-01-06", day_offset=1, hour_offset=12, end_offset=1
-)
+WEEKLY_PARTITIONS = dg.WeeklyPartitionsDefinition(start_date="2020-01-06", day_offset=1, hour_offset=12, end_offset=1)
 
 # Funding windows 00/08/16 UTC; the key is the window start, the window settles at its end.
 FUNDING_WINDOW_PARTITIONS = dg.TimeWindowPartitionsDefinition(

@@ -1,6 +1,5 @@
 """What a run was asked for, as venue × time spans: one run may carry many partitions."""
 
-
 from collections import defaultdict
 
 import dagster as dg
@@ -25,8 +24,10 @@ def daily_venue_spans(context: dg.AssetExecutionContext) -> list[tuple[str, pd.T
     """(venue, start, end) per venue and run of consecutive days among the run's partitions."""
     days_by_venue: dict[str, list[pd.Timestamp]] = defaultdict(list)
     for key in context.partition_keys:
-        dims = key.keys_by_dimension if isinstance(key, dg.MultiPartitionKey) else dict(
-            zip(("date", "venue"), str(key).split("|"))
+        dims = (
+            key.keys_by_dimension
+            if isinstance(key, dg.MultiPartitionKey)
+            else dict(zip(("date", "venue"), str(key).split("|")))
         )
         days_by_venue[dims["venue"]].append(pd.Timestamp(dims["date"], tz="UTC"))
     return [(venue, s, e) for venue in sorted(days_by_venue) for s, e in _contiguous(days_by_venue[venue])]
@@ -43,4 +44,3 @@ def weekly_windows(context: dg.AssetExecutionContext) -> list[tuple[str, pd.Time
         window = WEEKLY_PARTITIONS.time_window_for_partition_key(key)
         out.append((key, pd.Timestamp(window.start), pd.Timestamp(window.end)))
     return out
-

@@ -122,7 +122,10 @@ def cumulative_funding_rate(prints: pd.DataFrame, start, end) -> pd.DataFrame:
         bad = rates.loc[rates["rate"] <= -1.0].head(3)[[*MARKET_KEY, "funding_time", "rate"]].to_dict("records")
         raise SchemaError(f"funding prints: rate ≤ -100% cannot be compounded, e.g. {bad}")
     if rates.empty:
-        return _empty(CUMULATIVE_COLUMNS, {"funding_time": "datetime64[ns, UTC]", "venue": "object", "symbol": "object", "base": "object"})
+        return _empty(
+            CUMULATIVE_COLUMNS,
+            {"funding_time": "datetime64[ns, UTC]", "venue": "object", "symbol": "object", "base": "object"},
+        )
 
     rates = rates.sort_values([*MARKET_KEY, "funding_time"], kind="stable").reset_index(drop=True)
     rates["log_growth"] = np.log1p(rates["rate"].to_numpy(dtype="float64"))
@@ -145,7 +148,9 @@ def _settled_rates(prints: pd.DataFrame) -> pd.DataFrame:
     bad = invalid_rate_rows(settled)
     if len(bad):
         sample = bad.head(3)[[*MARKET_KEY, "funding_time", "rate", "interval_h"]].to_dict("records")
-        raise SchemaError(f"funding prints: {len(bad)} settled row(s) with NaN/infinite rate or bad interval, e.g. {sample}")
+        raise SchemaError(
+            f"funding prints: {len(bad)} settled row(s) with NaN/infinite rate or bad interval, e.g. {sample}"
+        )
     settled["funding_time"] = to_utc(settled["funding_time"])
     settled["ts"] = to_utc(settled["ts"])
     settled = settled.sort_values([*MARKET_KEY, "funding_time", "ts"], kind="stable")

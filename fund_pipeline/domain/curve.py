@@ -109,7 +109,9 @@ def _check_values(rate: np.ndarray, interval_h: np.ndarray, what: str) -> None:
 
     Min/max reductions (NaN fails every comparison) keep the common, valid case to four fast passes.
     """
-    if rate.size == 0 or (rate.min() > -1.0 and rate.max() < np.inf and interval_h.min() > 0 and interval_h.max() < np.inf):
+    if rate.size == 0 or (
+        rate.min() > -1.0 and rate.max() < np.inf and interval_h.min() > 0 and interval_h.max() < np.inf
+    ):
         return
     bad = ~np.isfinite(rate) | (rate <= -1.0) | ~np.isfinite(interval_h) | (interval_h <= 0)
     i = int(np.argmax(bad))
@@ -208,7 +210,11 @@ class FundingCurveBuilder:
         if kept:
             positions = np.arange(n_skipped - kept + 1, n_skipped + 1, dtype=np.float64)
             filled = interpolated_rates(
-                annualise(self._rates[0], self._intervals[0]), annualise(rate, interval_h), n_skipped, positions, interval_h
+                annualise(self._rates[0], self._intervals[0]),
+                annualise(rate, interval_h),
+                n_skipped,
+                positions,
+                interval_h,
             )[::-1].tolist()
         else:
             filled = []
@@ -267,7 +273,9 @@ class FundingCurveBuilder:
         ts = np.asarray(ts_ns, dtype=np.int64)
         n = funding_time.size
         if not (rate.size == interval_h.size == ts.size == n):
-            raise ValueError(f"{self.venue} {self.symbol}: update_batch arrays differ in length ({n}, {rate.size}, {interval_h.size}, {ts.size})")
+            raise ValueError(
+                f"{self.venue} {self.symbol}: update_batch arrays differ in length ({n}, {rate.size}, {interval_h.size}, {ts.size})"
+            )
         if n == 0:
             return []
         _check_values(rate, interval_h, f"{self.venue} {self.symbol}")
@@ -331,7 +339,9 @@ class FundingCurveBuilder:
             if column in settled.columns:
                 other = set(settled[column].unique()) - {expected}
                 if other:
-                    raise ValueError(f"seed {self.venue} {self.symbol}: prints of other {column}(s) {sorted(map(str, other))}")
+                    raise ValueError(
+                        f"seed {self.venue} {self.symbol}: prints of other {column}(s) {sorted(map(str, other))}"
+                    )
         order = ["funding_time", "ts"] if "ts" in settled.columns else ["funding_time"]
         ordered = settled.sort_values(order, kind="stable")
         funding_time = _to_ns(ordered["funding_time"])
@@ -387,7 +397,10 @@ def _curve_frame(columns: dict) -> pd.DataFrame:
             "symbol": np.asarray(columns["symbol"], dtype=object),
             "ts_snap": pd.to_datetime(np.asarray(columns["ts_snap"], dtype=np.int64), utc=True),
             "funding_time": pd.to_datetime(np.asarray(columns["funding_time"], dtype=np.int64), utc=True),
-            **{c: np.asarray(columns[c], dtype=np.float64) for c in ["interval_h", *RATE_COLUMNS, *ANN_COLUMNS, "level", "slope", "curvature"]},
+            **{
+                c: np.asarray(columns[c], dtype=np.float64)
+                for c in ["interval_h", *RATE_COLUMNS, *ANN_COLUMNS, "level", "slope", "curvature"]
+            },
             "n_filled": np.asarray(columns["n_filled"], dtype=np.int64),
             "interpolated_mask": np.asarray(columns["interpolated_mask"], dtype=np.int64),
         }
@@ -431,7 +444,15 @@ class _Streams:
         bounds = np.zeros(self.bounds.size, dtype=np.int64)
         np.cumsum(np.bincount(self.stream_of(key), minlength=self.bounds.size - 1), out=bounds[1:])
         return _Streams(
-            self.venues, self.symbols, self.stream_keys, key, bounds, self.funding_time[rows], self.ts[rows], self.rate[rows], self.interval_h[rows]
+            self.venues,
+            self.symbols,
+            self.stream_keys,
+            key,
+            bounds,
+            self.funding_time[rows],
+            self.ts[rows],
+            self.rate[rows],
+            self.interval_h[rows],
         )
 
     def is_grouped(self) -> bool:
@@ -538,14 +559,18 @@ def _key_counts(key: np.ndarray, n_keys: int) -> np.ndarray:
     return np.diff(at_or_below, prepend=0)
 
 
-def build_curves_streaming(prints: pd.DataFrame, policy: SnapshotPolicy = SnapshotPolicy()) -> tuple[pd.DataFrame, dict]:
+def build_curves_streaming(
+    prints: pd.DataFrame, policy: SnapshotPolicy = SnapshotPolicy()
+) -> tuple[pd.DataFrame, dict]:
     """Feed each stream's prints (row order = arrival order) to its own builder; snapshots and stats per stream."""
     streams = _Streams.from_frame(prints, "build_curves_streaming")
     rows, stats, order = [], {}, streams.stream_order()
     for s, (lo, hi) in enumerate(zip(streams.bounds[:-1].tolist(), streams.bounds[1:].tolist())):
         builder = FundingCurveBuilder(streams.venues[s], streams.symbols[s], policy)
         idx = slice(lo, hi) if order is None else order[lo:hi]
-        rows += builder.update_batch(streams.funding_time[idx], streams.rate[idx], streams.interval_h[idx], streams.ts[idx])
+        rows += builder.update_batch(
+            streams.funding_time[idx], streams.rate[idx], streams.interval_h[idx], streams.ts[idx]
+        )
         stats[(builder.venue, builder.symbol)] = builder.stats
     return snapshots_frame(rows), stats
 
@@ -734,7 +759,11 @@ def _replay(streams: _Streams, policy: SnapshotPolicy) -> tuple[dict, dict]:
             ts_sorted = _in_stream_order(streams.ts, order)
             due = [roll_pos]
             for p, end in zip(roll_pos.tolist(), boundary.tolist()):
-                due.append(np.asarray(_due_positions(ts_sorted, late, p + 1, end, int(ts_sorted[p]), policy.every_ns), dtype=np.int64))
+                due.append(
+                    np.asarray(
+                        _due_positions(ts_sorted, late, p + 1, end, int(ts_sorted[p]), policy.every_ns), dtype=np.int64
+                    )
+                )
             emit_pos = np.sort(np.concatenate(due))
         emit_roll = np.searchsorted(roll_pos, emit_pos, side="right") - 1
 
@@ -793,7 +822,9 @@ def missing_bucket_pct(curves: pd.DataFrame) -> float:
     the funding-time jump to the previous window of the stream; for a stream's first window in the
     frame (its predecessor is outside the frame) from the run of interpolated buckets 1, 2, ….
     """
-    require_columns(curves, ["venue", "symbol", "funding_time", "interval_h", "interpolated_mask"], "missing_bucket_pct")
+    require_columns(
+        curves, ["venue", "symbol", "funding_time", "interval_h", "interpolated_mask"], "missing_bucket_pct"
+    )
     if curves.empty:
         return 0.0
     windows = curves.drop_duplicates(["venue", "symbol", "funding_time"], keep="first").sort_values(
@@ -812,6 +843,8 @@ def missing_bucket_pct(curves: pd.DataFrame) -> float:
     )
     delta = np.zeros(mask.size, dtype=np.int64)
     delta[1:] = np.diff(funding_time)
-    skipped = np.where(same_stream, skipped_windows(delta, windows["interval_h"].to_numpy(dtype=np.float64)), run_from_bucket_1)
+    skipped = np.where(
+        same_stream, skipped_windows(delta, windows["interval_h"].to_numpy(dtype=np.float64)), run_from_bucket_1
+    )
     total_skipped = int(skipped.sum())
     return 100.0 * total_skipped / (total_skipped + len(windows))

@@ -541,7 +541,10 @@ def _market_features_at(wide: dict[str, np.ndarray], hour: np.ndarray, column: n
         change = close - _shift(close, 1)
         # Gains and losses are observed at the same hours, so their EMAs share one weight, which cancels in RSI.
         # fmax reads a missing change as 0, which is how the decayed sums skip it.
-        gain_sum, loss_sum = at(_decayed_sum(np.fmax(change, 0.0), 1 / 14)), at(_decayed_sum(np.fmax(-change, 0.0), 1 / 14))
+        gain_sum, loss_sum = (
+            at(_decayed_sum(np.fmax(change, 0.0), 1 / 14)),
+            at(_decayed_sum(np.fmax(-change, 0.0), 1 / 14)),
+        )
         rsi = np.where(observations_at(change) >= 14, 100.0 * gain_sum / (gain_sum + loss_sum), np.nan)
         observed_close = ~np.isnan(close)
         close_filled, close_weight = np.where(observed_close, close, 0.0), observed_close.astype("float64")

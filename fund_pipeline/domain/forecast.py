@@ -87,7 +87,9 @@ class TrainedModel:
     @classmethod
     def from_bytes(cls, blob: bytes) -> TrainedModel:
         if not blob.startswith(_BLOB_MAGIC):
-            raise ValueError("forecast model blob: unknown format (missing header); was it written by TrainedModel.to_bytes?")
+            raise ValueError(
+                "forecast model blob: unknown format (missing header); was it written by TrainedModel.to_bytes?"
+            )
         start = len(_BLOB_MAGIC)
         (meta_len,) = struct.unpack(">Q", blob[start : start + 8])
         meta = json.loads(blob[start + 8 : start + 8 + meta_len].decode("utf-8"))
@@ -149,7 +151,9 @@ def train_forecast_model(
     require_columns(train, [*TRAIN_COLUMNS, *columns], "forecast training rows")
     if train.empty:
         raise InsufficientHistoryError("train_forecast_model: no training rows")
-    target = rate_to_8h(train["target_rate"], train["target_interval_h"]) - rate_to_8h(train["rate"], train["interval_h"])
+    target = rate_to_8h(train["target_rate"], train["target_interval_h"]) - rate_to_8h(
+        train["rate"], train["interval_h"]
+    )
     if not np.isfinite(target).all():
         raise SchemaError(
             f"forecast training rows: {int((~np.isfinite(target)).sum())} row(s) with a missing or infinite "
@@ -182,7 +186,9 @@ def train_forecast_model(
 
 def predict(model: TrainedModel, rows: pd.DataFrame) -> np.ndarray:
     """Next-window rate per `target_interval_h` for each row."""
-    require_columns(rows, [VENUE_FEATURE, "rate", "interval_h", "target_interval_h", *model.feature_columns], "forecast rows")
+    require_columns(
+        rows, [VENUE_FEATURE, "rate", "interval_h", "target_interval_h", *model.feature_columns], "forecast rows"
+    )
     if rows.empty:
         return np.empty(0, dtype="float64")
     change_8h = model.regressor.predict(_pool(rows, list(model.feature_columns)))

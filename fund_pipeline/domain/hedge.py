@@ -140,7 +140,12 @@ class HedgeProblem:
     """
 
     def __init__(
-        self, n_obs: int, n_candidates: int, lam: float, solver: str = DEFAULT_SOLVER, active_set_warm_start: bool = True
+        self,
+        n_obs: int,
+        n_candidates: int,
+        lam: float,
+        solver: str = DEFAULT_SOLVER,
+        active_set_warm_start: bool = True,
     ):
         if n_obs < 2:
             raise ValueError(f"HedgeProblem: n_obs must be >= 2, got {n_obs}")
@@ -160,7 +165,9 @@ class HedgeProblem:
         self.carry_reward = cp.Parameter(n, name="carry_reward")
         self.cap = cp.Parameter(n, nonneg=True, name="cap")
         self.weights = cp.Variable(n, name="weights")
-        objective = cp.sum_squares(self.factor @ self.weights - self.projected_target) - self.carry_reward @ self.weights
+        objective = (
+            cp.sum_squares(self.factor @ self.weights - self.projected_target) - self.carry_reward @ self.weights
+        )
         constraints = [cp.sum(self.weights) == 1, self.weights >= 0, self.weights <= self.cap]
         self.problem = cp.Problem(cp.Minimize(objective), constraints)
 
@@ -524,7 +531,9 @@ def build_weekly_baskets(
         inputs = hedge_inputs(bars, prints, target_venue, target_symbol, as_of, config.lookback)
         n_candidates = len(inputs.candidates)
         if n_candidates == 0:
-            raise InfeasibleBasketError(f"build_weekly_baskets: no candidates for target {(target_venue, target_symbol)}")
+            raise InfeasibleBasketError(
+                f"build_weekly_baskets: no candidates for target {(target_venue, target_symbol)}"
+            )
         fit_returns = inputs.returns
         if config.pca_components is not None:
             fit_returns = pca_clean(fit_returns, min(config.pca_components, *fit_returns.shape))

@@ -22,12 +22,13 @@ def off_grid_prints(prints: pd.DataFrame) -> pd.DataFrame:
     return prints.loc[(ns % step) != 0]
 
 
-
 def basket_violations(weights: pd.DataFrame, summary: pd.DataFrame, tolerance: float = 1e-5) -> dict:
     """What is wrong with a set of baskets: solver status, Σw ≠ 1, w < 0, w > cap. Empty dict when valid."""
     sums = weights.groupby(["as_of", "target_venue", "target_symbol"])["weight"].sum()
     found = {
-        "not_optimal": summary.loc[summary["status"] != "optimal", ["target_venue", "target_symbol", "status"]].astype(str).to_dict("records"),
+        "not_optimal": summary.loc[summary["status"] != "optimal", ["target_venue", "target_symbol", "status"]]
+        .astype(str)
+        .to_dict("records"),
         "sum_not_one": {str(k): float(v) for k, v in sums[(sums - 1).abs() > tolerance].items()},
         "negative_weights": int((weights["weight"] < -tolerance).sum()),
         "weights_over_cap": int((weights["weight"] > weights["cap"] + tolerance).sum()),

@@ -193,7 +193,9 @@ def read_export(path: Path) -> pd.DataFrame:
     if bad.any():
         rows = (np.flatnonzero(bad) + 2).tolist()
         raise FileFormatError(f"{path.name}: NaN, infinite or non-numeric Funding Rate at line(s) {rows[:10]}")
-    return pd.DataFrame({"symbol": raw["Symbol"].astype(str), "local_time": dates.astype("datetime64[ns]"), "rate": rates})
+    return pd.DataFrame(
+        {"symbol": raw["Symbol"].astype(str), "local_time": dates.astype("datetime64[ns]"), "rate": rates}
+    )
 
 
 def detect_interval(path: Path, hours: np.ndarray) -> int:
@@ -205,7 +207,9 @@ def detect_interval(path: Path, hours: np.ndarray) -> int:
     interval = int(values[counts.argmax()])
     share = counts.max() / counts.sum()
     if interval not in (1, 2, 4, 8) or share < MIN_INTERVAL_SHARE:
-        raise FileFormatError(f"{path.name}: no settlement interval detected (commonest step {interval}h covers {share:.0%} of steps)")
+        raise FileFormatError(
+            f"{path.name}: no settlement interval detected (commonest step {interval}h covers {share:.0%} of steps)"
+        )
     return interval
 
 
@@ -223,7 +227,9 @@ def check_clock_stable(path: Path, series: RateSeries) -> None:
         run = run + 1 if is_off else 0
         if run >= CLOCK_CHANGE_RUN:
             when = pd.Timestamp(int(series.hours[i - run + 1]) * HOUR_NS)
-            raise ClockOffsetError(f"{path.name}: the clock shifts off the settlement grid from {when} (DST or clock change)")
+            raise ClockOffsetError(
+                f"{path.name}: the clock shifts off the settlement grid from {when} (DST or clock change)"
+            )
 
 
 @dataclass(frozen=True)
@@ -237,7 +243,7 @@ class ExportFile:
     series: RateSeries
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parse_export(path: Path, mtime_ns: int) -> ExportFile:
     """Parse one export once per process (keyed by modification time, so edits are re-read)."""
     match = FILE_NAME.match(path.name)
@@ -391,7 +397,9 @@ class FileSource:
         check_venue(self, venue)
         return {symbol: dict(report) for symbol, report in self._reports[venue].items()}
 
-    def funding_prints(self, venue: str, start: pd.Timestamp, end: pd.Timestamp, symbol: str | None = None) -> pd.DataFrame:
+    def funding_prints(
+        self, venue: str, start: pd.Timestamp, end: pd.Timestamp, symbol: str | None = None
+    ) -> pd.DataFrame:
         check_venue(self, venue)
         prints = self._load()[venue]
         if symbol is not None:

@@ -72,7 +72,11 @@ def list_segments(landing_dir: Path, kind: str, after_seq: int = -1) -> list[tup
     found = []
     for entry in os.scandir(folder):
         name = entry.name
-        if name.endswith(SEGMENT_SUFFIX) and name[:SEQ_DIGITS].isdigit() and len(name) == SEQ_DIGITS + len(SEGMENT_SUFFIX):
+        if (
+            name.endswith(SEGMENT_SUFFIX)
+            and name[:SEQ_DIGITS].isdigit()
+            and len(name) == SEQ_DIGITS + len(SEGMENT_SUFFIX)
+        ):
             seq = int(name[:SEQ_DIGITS])
             if seq > after_seq:
                 found.append((seq, Path(entry.path)))
@@ -156,7 +160,12 @@ def quarantine_table(rows: list[tuple]) -> pa.Table:
     """(venue, received_at ns, reason, raw text) tuples to an Arrow table."""
     venue, received, reason, raw = (list(c) for c in zip(*rows)) if rows else ([], [], [], [])
     return pa.Table.from_arrays(
-        [pa.array(venue, pa.string()), pa.array(received, pa.int64()).cast(_TS), pa.array(reason, pa.string()), pa.array(raw, pa.string())],
+        [
+            pa.array(venue, pa.string()),
+            pa.array(received, pa.int64()).cast(_TS),
+            pa.array(reason, pa.string()),
+            pa.array(raw, pa.string()),
+        ],
         schema=QUARANTINE_SCHEMA,
     )
 
@@ -177,7 +186,9 @@ def read_segments(paths: list[Path], columns: list[str] | None = None, filters=N
     return frame
 
 
-def read_landed(landing_dir: Path, kind: str, after_seq: int = -1, columns: list[str] | None = None, filters=None) -> pd.DataFrame:
+def read_landed(
+    landing_dir: Path, kind: str, after_seq: int = -1, columns: list[str] | None = None, filters=None
+) -> pd.DataFrame:
     return read_segments([p for _, p in list_segments(landing_dir, kind, after_seq)], columns, filters)
 
 
@@ -187,7 +198,12 @@ def read_landed_prints(landing_dir: Path, venue: str, start, end) -> pd.DataFram
     An empty frame with the right columns when nothing is landed or the folder does not exist.
     """
     start, end = to_utc([start, end])
-    filters = [("venue", "=", venue), ("kind", "=", "predicted"), ("funding_time", ">=", start), ("funding_time", "<", end)]
+    filters = [
+        ("venue", "=", venue),
+        ("kind", "=", "predicted"),
+        ("funding_time", ">=", start),
+        ("funding_time", "<", end),
+    ]
     frame = read_landed(Path(landing_dir), "prints", columns=PRINT_COLUMNS, filters=filters)
     if frame.empty:
         return empty_prints()

@@ -74,27 +74,49 @@ class VenueSpec:
 VENUE_SPECS: dict[str, VenueSpec] = {
     "binance": VenueSpec(
         "binance",
-        {"defaultType": "swap", "fetchMarkets": {"types": ["spot", "linear"]}, "fetchCurrencies": False,
-         "fetchMargins": False},
-        funding_page=1000, ohlcv_page=1000, oi_page=500, has_spot=True, has_mark_index=True,
+        {
+            "defaultType": "swap",
+            "fetchMarkets": {"types": ["spot", "linear"]},
+            "fetchCurrencies": False,
+            "fetchMargins": False,
+        },
+        funding_page=1000,
+        ohlcv_page=1000,
+        oi_page=500,
+        has_spot=True,
+        has_mark_index=True,
     ),
     "bybit": VenueSpec(
         "bybit",
         {"defaultType": "swap", "fetchMarkets": {"types": ["spot", "linear"]}, "fetchCurrencies": False},
-        funding_page=200, ohlcv_page=1000, oi_page=200, has_spot=True, has_mark_index=True,
+        funding_page=200,
+        ohlcv_page=1000,
+        oi_page=200,
+        has_spot=True,
+        has_mark_index=True,
     ),
     "okx": VenueSpec(
         "okx",
         {"defaultType": "swap", "fetchMarkets": {"types": ["spot", "swap"]}, "fetchCurrencies": False},
-        funding_page=100, ohlcv_page=100, oi_page=1440, has_spot=True, has_mark_index=True, funding_until="after",
+        funding_page=100,
+        ohlcv_page=100,
+        oi_page=1440,
+        has_spot=True,
+        has_mark_index=True,
+        funding_until="after",
     ),
     "hyperliquid": VenueSpec(
-        "hyperliquid", {"defaultType": "swap", "fetchMarkets": {"types": ["swap"]}},
-        funding_page=500, ohlcv_page=5000,
+        "hyperliquid",
+        {"defaultType": "swap", "fetchMarkets": {"types": ["swap"]}},
+        funding_page=500,
+        ohlcv_page=5000,
     ),
     "deribit": VenueSpec(
-        "deribit", {"defaultType": "swap", "fetchMarkets": {"types": ["swap"]}},
-        funding_page=744, ohlcv_page=5000, funding_record_h=1.0,
+        "deribit",
+        {"defaultType": "swap", "fetchMarkets": {"types": ["swap"]}},
+        funding_page=744,
+        ohlcv_page=5000,
+        funding_record_h=1.0,
     ),
 }
 
@@ -171,7 +193,9 @@ class CcxtSource:
 
     def _check_venue(self, venue: str) -> None:
         if venue not in self._venues:
-            raise UnknownVenueError(f"venue {venue!r} is not served by the 'ccxt' source; it serves {list(self._venues)}")
+            raise UnknownVenueError(
+                f"venue {venue!r} is not served by the 'ccxt' source; it serves {list(self._venues)}"
+            )
 
     def _exchange(self, venue: str) -> ccxt.Exchange:
         """This thread's exchange instance for `venue` (ccxt instances are not thread-safe)."""
@@ -249,8 +273,18 @@ class CcxtSource:
 
     # ------------------------------------------------------------ paging
 
-    def _paged(self, venue: str, method: str, symbol: str, start_ms: int, end_ms: int, step_ms: int, page: int,
-               until_key: str = "until", params: dict | None = None) -> list:
+    def _paged(
+        self,
+        venue: str,
+        method: str,
+        symbol: str,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        page: int,
+        until_key: str = "until",
+        params: dict | None = None,
+    ) -> list:
         """All rows with time in [start_ms, end_ms), asked window by window.
 
         A window spans page-1 steps so it cannot fill a page at the expected density; a full page
@@ -310,26 +344,44 @@ class CcxtSource:
         # One longest window earlier, so the first print in range has a predecessor to infer its interval.
         lookback_ms = 8 * HOUR_MS
         step_ms = int((spec.funding_record_h or min(interval_h, 8.0)) * HOUR_MS)
-        raw = self._paged(venue, "fetch_funding_rate_history", symbol, ms(start) - lookback_ms, ms(end), step_ms,
-                          spec.funding_page, until_key=spec.funding_until)
+        raw = self._paged(
+            venue,
+            "fetch_funding_rate_history",
+            symbol,
+            ms(start) - lookback_ms,
+            ms(end),
+            step_ms,
+            spec.funding_page,
+            until_key=spec.funding_until,
+        )
         if spec.funding_record_h:
             raw = [r for r in raw if r["timestamp"] % int(interval_h * HOUR_MS) == 0]
         if not raw:
             return empty_prints()
-        frame = pd.DataFrame(
-            {
-                "ts": to_utc(pd.Series([r["timestamp"] for r in raw]).astype("int64") * 1_000_000),
-                "rate": [r["fundingRate"] for r in raw],
-                "mark_price": [_float((r.get("info") or {}).get("markPrice")) for r in raw],
-            }
-        ).drop_duplicates("ts").sort_values("ts").reset_index(drop=True)
+        frame = (
+            pd.DataFrame(
+                {
+                    "ts": to_utc(pd.Series([r["timestamp"] for r in raw]).astype("int64") * 1_000_000),
+                    "rate": [r["fundingRate"] for r in raw],
+                    "mark_price": [_float((r.get("info") or {}).get("markPrice")) for r in raw],
+                }
+            )
+            .drop_duplicates("ts")
+            .sort_values("ts")
+            .reset_index(drop=True)
+        )
         frame["interval_h"] = intervals_from_gaps(frame["ts"], interval_h)
         frame["funding_time"] = floor_to_grid(frame["ts"], frame["interval_h"])
         frame = frame[(frame["funding_time"] >= start) & (frame["funding_time"] < end)]
         return validate_prints(
             frame.assign(
-                venue=venue, symbol=symbol, base=market["base"], kind="settled", received_at=pd.NaT,
-                index_price=np.nan, source="rest",
+                venue=venue,
+                symbol=symbol,
+                base=market["base"],
+                kind="settled",
+                received_at=pd.NaT,
+                index_price=np.nan,
+                source="rest",
             )
         )
 
@@ -357,21 +409,25 @@ class CcxtSource:
 
     # ------------------------------------------------------------ bars and markets
 
-    def _candles(self, venue: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp, price: str | None,
-                 prefix: str) -> pd.DataFrame:
+    def _candles(
+        self, venue: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp, price: str | None, prefix: str
+    ) -> pd.DataFrame:
         params = {} if price is None else {"price": price}
-        raw = self._paged(venue, "fetch_ohlcv", symbol, ms(start), ms(end), HOUR_MS, VENUE_SPECS[venue].ohlcv_page,
-                          params=params)
+        raw = self._paged(
+            venue, "fetch_ohlcv", symbol, ms(start), ms(end), HOUR_MS, VENUE_SPECS[venue].ohlcv_page, params=params
+        )
         frame = pd.DataFrame(raw, columns=["ts", "open", "high", "low", "close", "volume"])
         frame["ts"] = to_utc(frame["ts"].astype("int64") * 1_000_000)
         frame[f"{prefix}volume_usd"] = frame["volume"] * frame["close"]
         frame = frame.drop(columns="volume").drop_duplicates("ts")
         return frame.rename(columns={c: f"{prefix}{c}" for c in ("open", "high", "low", "close")}).set_index("ts")
 
-    def _open_interest(self, venue: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp,
-                       close: pd.Series) -> pd.Series:
-        raw = self._paged(venue, "fetch_open_interest_history", symbol, ms(start), ms(end), HOUR_MS,
-                          VENUE_SPECS[venue].oi_page)
+    def _open_interest(
+        self, venue: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp, close: pd.Series
+    ) -> pd.Series:
+        raw = self._paged(
+            venue, "fetch_open_interest_history", symbol, ms(start), ms(end), HOUR_MS, VENUE_SPECS[venue].oi_page
+        )
         if not raw:
             return pd.Series(np.nan, index=close.index)
         ts = to_utc(pd.Series([r["timestamp"] for r in raw]).astype("int64") * 1_000_000)
@@ -428,7 +484,8 @@ class CcxtSource:
                     "interval_h": prints["interval_h"].iloc[-1] if len(prints) else self._interval_h(venue, symbol),
                     "volume_usd_24h": bars["volume_usd"].sum(min_count=1),
                     "open_interest_usd": bars["open_interest_usd"].dropna().iloc[-1]
-                    if bars["open_interest_usd"].notna().any() else np.nan,
+                    if bars["open_interest_usd"].notna().any()
+                    else np.nan,
                     "max_leverage": _float(leverage),
                 }
             )

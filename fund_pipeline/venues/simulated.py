@@ -147,24 +147,70 @@ class VenueSpec:
 
 VENUE_SPECS = {
     "binance": VenueSpec(
-        "USDT", "clamped", 0.0075, 0.0, 1.0, 0.35, 125, 75, 8,
-        interval_overrides=(("PEPE", 4), ("WIF", 4), ("INJ", 4)), extra_4h_every=5,
+        "USDT",
+        "clamped",
+        0.0075,
+        0.0,
+        1.0,
+        0.35,
+        125,
+        75,
+        8,
+        interval_overrides=(("PEPE", 4), ("WIF", 4), ("INJ", 4)),
+        extra_4h_every=5,
     ),
     "bybit": VenueSpec(
-        "USDT", "clamped", 0.02, 0.00002, 0.55, 0.2, 100, 50, 8,
-        excluded=("ATOM",), interval_overrides=(("WIF", 4), ("APT", 4)), extra_4h_every=7,
+        "USDT",
+        "clamped",
+        0.02,
+        0.00002,
+        0.55,
+        0.2,
+        100,
+        50,
+        8,
+        excluded=("ATOM",),
+        interval_overrides=(("WIF", 4), ("APT", 4)),
+        extra_4h_every=7,
     ),
     "okx": VenueSpec(
-        "USDT", "clamped", 0.015, -0.00001, 0.35, 0.25, 100, 50, 8,
-        excluded=("INJ", "FIL"), listed_from=(("WIF", "2025-03-15"),),
+        "USDT",
+        "clamped",
+        0.015,
+        -0.00001,
+        0.35,
+        0.25,
+        100,
+        50,
+        8,
+        excluded=("INJ", "FIL"),
+        listed_from=(("WIF", "2025-03-15"),),
     ),
     "hyperliquid": VenueSpec(
-        "USDC", "hourly_clamped", 0.04, 0.00008, 0.25, 0.05, 40, 20, 1,
-        excluded=("TRX", "TON", "FIL", "LTC"), listed_from=(("AAVE", "2025-02-20"),),
+        "USDC",
+        "hourly_clamped",
+        0.04,
+        0.00008,
+        0.25,
+        0.05,
+        40,
+        20,
+        1,
+        excluded=("TRX", "TON", "FIL", "LTC"),
+        listed_from=(("AAVE", "2025-02-20"),),
     ),
     "deribit": VenueSpec(
-        "USDC", "dead_band", 0.005, 0.0, 0.04, 0.02, 50, 20, 8,
-        only=("BTC", "ETH", "SOL", "XRP", "DOGE", "AVAX"), lists_extras=False,
+        "USDC",
+        "dead_band",
+        0.005,
+        0.0,
+        0.04,
+        0.02,
+        50,
+        20,
+        8,
+        only=("BTC", "ETH", "SOL", "XRP", "DOGE", "AVAX"),
+        lists_extras=False,
     ),
 }
 REFERENCE_HOURLY_VOLUME_USD = 20e9 / 24  # BTC perp on binance
@@ -312,7 +358,9 @@ def _simulate_bases(seed: int, n_extra: int, n_days: int) -> _BasePath:
 
     sens = uni.premium_sensitivity
     regime_mean = lfilter(
-        [1 - PREMIUM_MEAN_AR], [1.0, -PREMIUM_MEAN_AR], REGIME_PREMIUM_MEAN[regimes],
+        [1 - PREMIUM_MEAN_AR],
+        [1.0, -PREMIUM_MEAN_AR],
+        REGIME_PREMIUM_MEAN[regimes],
         zi=[PREMIUM_MEAN_AR * REGIME_PREMIUM_MEAN[CALM]],
     )[0]
     innovation = (sens * np.sqrt(1 - PREMIUM_AR**2)) * REGIME_PREMIUM_STD[regimes][:, None] * premium_z
@@ -369,14 +417,18 @@ def funding_rate(venue: str, avg_premium: np.ndarray, interval_h: np.ndarray) ->
     avg_premium = np.asarray(avg_premium, dtype=np.float64)
     scale = np.asarray(interval_h, dtype=np.float64) / 8.0
     if spec.formula == "dead_band":
-        rate = scale * (np.maximum(0.0, avg_premium - DERIBIT_DEAD_BAND) + np.minimum(0.0, avg_premium + DERIBIT_DEAD_BAND))
+        rate = scale * (
+            np.maximum(0.0, avg_premium - DERIBIT_DEAD_BAND) + np.minimum(0.0, avg_premium + DERIBIT_DEAD_BAND)
+        )
     else:
         if spec.formula == "hourly_clamped":
             premium, interest, pay = avg_premium, INTEREST_RATE_8H, scale
         else:
             premium, interest, pay = scale * avg_premium, INTEREST_RATE_8H * scale, 1.0
         gap = interest - premium
-        rate = pay * np.where(np.abs(gap) <= FUNDING_CLAMP, interest, premium + np.clip(gap, -FUNDING_CLAMP, FUNDING_CLAMP))
+        rate = pay * np.where(
+            np.abs(gap) <= FUNDING_CLAMP, interest, premium + np.clip(gap, -FUNDING_CLAMP, FUNDING_CLAMP)
+        )
     return np.clip(rate, -spec.cap, spec.cap)
 
 
@@ -386,7 +438,9 @@ def _as_utc(value, what: str) -> pd.Timestamp:
         raise ValueError(f"{what}: got NaT; expected a timestamp")
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     if ts < SIM_EPOCH:
-        raise ValueError(f"{what} {ts} is before the simulation epoch {SIM_EPOCH}; the simulated market has no data then")
+        raise ValueError(
+            f"{what} {ts} is before the simulation epoch {SIM_EPOCH}; the simulated market has no data then"
+        )
     return ts.as_unit("ns")
 
 
@@ -699,25 +753,31 @@ class SimulatedMarket:
         level = REFERENCE_HOURLY_VOLUME_USD * spec.volume_share * uni.size[uni_col]
         volume = level * activity * np.exp(0.35 * noise[4] - 0.06)
         window = np.minimum(hours + 1, 24)[:, None]
-        premium_24h = (path.premium_cumsum[hours + 1][:, col] - path.premium_cumsum[hours[:, None] + 1 - window, col]) / window
+        premium_24h = (
+            path.premium_cumsum[hours + 1][:, col] - path.premium_cumsum[hours[:, None] + 1 - window, col]
+        ) / window
         oi_level = OI_TO_DAILY_VOLUME * 24 * level / uni.price0[uni_col]
-        return hours, listing, {
-            "open": perp_open,
-            "high": np.maximum(perp_open, perp_close) * up,
-            "low": np.minimum(perp_open, perp_close) * down,
-            "close": perp_close,
-            "volume_usd": volume,
-            "spot_open": spot_open,
-            "spot_high": np.maximum(spot_open, spot_close) * up**0.95,
-            "spot_low": np.minimum(spot_open, spot_close) * down**0.95,
-            "spot_close": spot_close,
-            "spot_volume_usd": volume * spec.spot_volume_share * np.exp(0.3 * noise[7] - 0.045),
-            "mark_price": mark_close,
-            "index_price": index_close,
-            "open_interest_usd": oi_level
-            * np.exp(base_path.oi_state[hours][:, uni_col] + OI_PREMIUM_SENSITIVITY * premium_24h)
-            * index_close,
-        }
+        return (
+            hours,
+            listing,
+            {
+                "open": perp_open,
+                "high": np.maximum(perp_open, perp_close) * up,
+                "low": np.minimum(perp_open, perp_close) * down,
+                "close": perp_close,
+                "volume_usd": volume,
+                "spot_open": spot_open,
+                "spot_high": np.maximum(spot_open, spot_close) * up**0.95,
+                "spot_low": np.minimum(spot_open, spot_close) * down**0.95,
+                "spot_close": spot_close,
+                "spot_volume_usd": volume * spec.spot_volume_share * np.exp(0.3 * noise[7] - 0.045),
+                "mark_price": mark_close,
+                "index_price": index_close,
+                "open_interest_usd": oi_level
+                * np.exp(base_path.oi_state[hours][:, uni_col] + OI_PREMIUM_SENSITIVITY * premium_24h)
+                * index_close,
+            },
+        )
 
     def _bar_noise(self, venue: str, first: int, stop: int) -> np.ndarray:
         """Per-hour bar noise (8, H, U) for hours [first, stop), drawn only for the days asked."""
@@ -761,7 +821,9 @@ class SimulatedMarket:
         col = listing.path_column[None, :]
         within_hour = (t_ns % HOUR_NS / HOUR_NS)[:, None]
         current = path.premium[hour, col]
-        summed = path.premium_cumsum[hour, col] - path.premium_cumsum[window_start // HOUR_NS, col] + within_hour * current
+        summed = (
+            path.premium_cumsum[hour, col] - path.premium_cumsum[window_start // HOUR_NS, col] + within_hour * current
+        )
         avg = np.where(elapsed > 0, summed / np.maximum(elapsed, 1e-12), current)
         seconds = (t_ns // 1_000_000_000)[:, None]
         u = _unit_hash(self.seed, 30 + SIM_VENUES.index(venue), listing.key[None, :], seconds)

@@ -1,6 +1,5 @@
 """Curves: 8-bucket funding snapshots replayed from settled prints, per day × venue."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -50,12 +49,16 @@ def curve_history(context: dg.AssetExecutionContext, warehouse: Warehouse):
             [venue, (start - CURVE_LOOKBACK).to_pydatetime(), end.to_pydatetime()],
         )
         if prints.empty:
-            raise dg.Failure(f"curve_history: no settled prints stored for {venue} in [{start:%Y-%m-%d}, {end:%Y-%m-%d}); materialise raw_funding_prints first")
+            raise dg.Failure(
+                f"curve_history: no settled prints stored for {venue} in [{start:%Y-%m-%d}, {end:%Y-%m-%d}); materialise raw_funding_prints first"
+            )
         curves, stats = replay_curves(prints, SnapshotPolicy())
         in_range = curves.loc[(curves["funding_time"] >= start) & (curves["funding_time"] < end)].reset_index(drop=True)
         written += warehouse.replace("curve_history", in_range, {"venue": [venue], "funding_time": (start, end)})
         late += sum(s.late for s in stats.values())
-        trailing = warehouse.read("curve_history", {"venue": [venue], "funding_time": (end - MISSING_BUCKET_WINDOW, end)})
+        trailing = warehouse.read(
+            "curve_history", {"venue": [venue], "funding_time": (end - MISSING_BUCKET_WINDOW, end)}
+        )
         missing[venue] = missing_bucket_pct(trailing)
         plots[f"curve_heatmap_{venue}"] = dg.MetadataValue.md(curve_heatmap(in_range, venue))
     yield dg.MaterializeResult(
@@ -70,5 +73,8 @@ def curve_history(context: dg.AssetExecutionContext, warehouse: Warehouse):
     yield dg.AssetCheckResult(
         check_name="missing_buckets_below_2pct_30d",
         passed=worst < MAX_MISSING_BUCKET_PCT,
-        metadata={"missing_bucket_pct_by_venue": {v: round(p, 3) for v, p in missing.items()}, "limit_pct": MAX_MISSING_BUCKET_PCT},
+        metadata={
+            "missing_bucket_pct_by_venue": {v: round(p, 3) for v, p in missing.items()},
+            "limit_pct": MAX_MISSING_BUCKET_PCT,
+        },
     )

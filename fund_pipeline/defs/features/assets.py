@@ -1,6 +1,5 @@
 """Features: the daily feature store and the weekly symbol clusters."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -55,7 +54,9 @@ def feature_store(context: dg.AssetExecutionContext, warehouse: Warehouse):
     for start, end in daily_spans(context):
         curves, prints, bars = feature_inputs(warehouse, start, end)
         if curves.empty:
-            raise dg.Failure(f"feature_store: no curve_history in [{start:%Y-%m-%d}, {end:%Y-%m-%d}); materialise curves first")
+            raise dg.Failure(
+                f"feature_store: no curve_history in [{start:%Y-%m-%d}, {end:%Y-%m-%d}); materialise curves first"
+            )
         features = build_feature_store(curves, prints, bars, start, end)
         warehouse.replace("feature_store", features, {"funding_time": (start, end)})
         frames.append(features)
@@ -74,7 +75,9 @@ def feature_store(context: dg.AssetExecutionContext, warehouse: Warehouse):
         passed=report["complete"],
         metadata={
             "failed_columns": report["failed"],
-            "nan_share_by_column": {k: round(v["nan_share"], 4) for k, v in report["columns"].items() if v["nan_share"] > 0},
+            "nan_share_by_column": {
+                k: round(v["nan_share"], 4) for k, v in report["columns"].items() if v["nan_share"] > 0
+            },
             "funding_features": len(FUNDING_FEATURES),
         },
     )
@@ -93,7 +96,9 @@ class ClusterConfig(dg.Config):
     kinds={"duckdb", "sklearn"},
     deps=["feature_store"],
 )
-def symbol_clusters(context: dg.AssetExecutionContext, config: ClusterConfig, warehouse: Warehouse) -> dg.MaterializeResult:
+def symbol_clusters(
+    context: dg.AssetExecutionContext, config: ClusterConfig, warehouse: Warehouse
+) -> dg.MaterializeResult:
     """Symbols grouped by how their funding behaves over the 30 days before the week."""
     rows, plot = 0, None
     for key, start, _ in weekly_windows(context):
@@ -103,5 +108,7 @@ def symbol_clusters(context: dg.AssetExecutionContext, config: ClusterConfig, wa
         points = cluster_symbols(symbol_features(features, start, CLUSTER_LOOKBACK), config.n_clusters, config.seed)
         points.insert(0, "week_start", start)
         rows += warehouse.replace("symbol_clusters", points, {"week_start": (start, start + pd.Timedelta(seconds=1))})
-        plot = markdown_image(scatter_clusters(points, f"funding behaviour clusters, 30 days to {start:%Y-%m-%d}"), "clusters")
+        plot = markdown_image(
+            scatter_clusters(points, f"funding behaviour clusters, 30 days to {start:%Y-%m-%d}"), "clusters"
+        )
     return dg.MaterializeResult(metadata={"dagster/row_count": rows, "clusters_plot": dg.MetadataValue.md(plot)})

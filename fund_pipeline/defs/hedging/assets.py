@@ -1,6 +1,5 @@
 """Hedging: weekly baskets formed Monday 12:00 UTC from the past 30 days, and their next-week record."""
 
-
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -63,7 +62,9 @@ def inputs_before(warehouse: Warehouse, as_of: pd.Timestamp, lookback: pd.Timede
     return universe, listed, prints
 
 
-def tracking_plot(weights: pd.DataFrame, bars: pd.DataFrame, as_of: pd.Timestamp, lookback: pd.Timedelta, target: tuple[str, str]) -> str:
+def tracking_plot(
+    weights: pd.DataFrame, bars: pd.DataFrame, as_of: pd.Timestamp, lookback: pd.Timedelta, target: tuple[str, str]
+) -> str:
     """Weights and the in-sample cumulative return of the target against its basket."""
     returns = hourly_returns(bars, as_of - lookback, as_of).fillna(0.0)
     legs = weights.set_index(["venue", "symbol"])["weight"]
@@ -75,7 +76,11 @@ def tracking_plot(weights: pd.DataFrame, bars: pd.DataFrame, as_of: pd.Timestamp
     shown = legs[legs >= PLOTTED_WEIGHT]
     labels = pd.Series(shown.to_numpy(), index=[f"{v}:{s.split('/')[0]}" for v, s in shown.index])
     labels[f"{len(legs) - len(shown)} others"] = legs[legs < PLOTTED_WEIGHT].sum()
-    png = weights_and_tracking(labels, tracking, f"hedge for {target[0]} {target[1]} formed {as_of:%Y-%m-%d %H:%M}; tracking over the {lookback.days} days before (in sample)")
+    png = weights_and_tracking(
+        labels,
+        tracking,
+        f"hedge for {target[0]} {target[1]} formed {as_of:%Y-%m-%d %H:%M}; tracking over the {lookback.days} days before (in sample)",
+    )
     return markdown_image(png, "basket")
 
 
@@ -120,7 +125,9 @@ def weekly_hedge_baskets(context: dg.AssetExecutionContext, config: HedgeBasketC
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(weights),
-            "summary": dg.MetadataValue.md(markdown_table(summary.drop(columns=["as_of"]).tail(len(targets)).set_index("target_symbol"))),
+            "summary": dg.MetadataValue.md(
+                markdown_table(summary.drop(columns=["as_of"]).tail(len(targets)).set_index("target_symbol"))
+            ),
             **plots,
         }
     )
@@ -136,7 +143,12 @@ class BasketPerformanceConfig(dg.Config):
     seed: int = 7
 
 
-@dg.asset(group_name="hedging", pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["weekly_hedge_baskets", "market_bars", "raw_funding_prints"])
+@dg.asset(
+    group_name="hedging",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    deps=["weekly_hedge_baskets", "market_bars", "raw_funding_prints"],
+)
 def basket_performance(config: BasketPerformanceConfig, warehouse: Warehouse) -> dg.MaterializeResult:
     """Each basket over the week after it was formed, never in-sample, with bootstrap percentiles."""
     weights = warehouse.read("weekly_hedge_baskets")
@@ -165,6 +177,8 @@ def basket_performance(config: BasketPerformanceConfig, warehouse: Warehouse) ->
             "weeks_evaluated": int(performance["as_of"].nunique()),
             "tracking_rmse_ann_mean_p5_p50_p95": [round(float(x), 5) for x in rmse_pct.to_numpy()],
             "net_funding_pnl_mean_p5_p50_p95": [round(float(x), 6) for x in pnl_pct.to_numpy()],
-            "performance": dg.MetadataValue.md(markdown_table(performance.drop(columns=["start", "end"]).set_index("as_of"))),
+            "performance": dg.MetadataValue.md(
+                markdown_table(performance.drop(columns=["start", "end"]).set_index("as_of"))
+            ),
         }
     )

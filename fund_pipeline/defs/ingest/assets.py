@@ -1,6 +1,5 @@
 """Ingest: market universe, raw funding prints and hourly bars per day × venue."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -53,11 +52,15 @@ def market_universe(
         days = pd.date_range(start, end - pd.Timedelta(days=1), freq="D")
         markets = pd.concat([source.markets(venue, day) for day in days], ignore_index=True)
         if markets.empty:
-            raise dg.Failure(f"market_universe: the {market_source.kind} source lists no markets on {venue} in [{start:%Y-%m-%d}, {end:%Y-%m-%d})")
+            raise dg.Failure(
+                f"market_universe: the {market_source.kind} source lists no markets on {venue} in [{start:%Y-%m-%d}, {end:%Y-%m-%d})"
+            )
         keep = passes_filters(markets, config)
         unknown += int(markets[["volume_usd_24h", "open_interest_usd"]].isna().any(axis=1).sum())
         listed += len(markets)
-        kept += warehouse.replace("market_universe", markets.loc[keep, MARKET_COLUMNS], {"venue": [venue], "date": (start, end)})
+        kept += warehouse.replace(
+            "market_universe", markets.loc[keep, MARKET_COLUMNS], {"venue": [venue], "date": (start, end)}
+        )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": kept,
@@ -71,8 +74,16 @@ def market_universe(
 @dg.asset(
     kinds={"duckdb"},
     check_specs=[
-        dg.AssetCheckSpec("prints_pass_expectations", asset="raw_funding_prints", description="Great Expectations suite: nulls, rate range, intervals, kinds, unique key."),
-        dg.AssetCheckSpec("funding_times_on_venue_grid", asset="raw_funding_prints", description="Settled funding times sit on the venue's settlement grid."),
+        dg.AssetCheckSpec(
+            "prints_pass_expectations",
+            asset="raw_funding_prints",
+            description="Great Expectations suite: nulls, rate range, intervals, kinds, unique key.",
+        ),
+        dg.AssetCheckSpec(
+            "funding_times_on_venue_grid",
+            asset="raw_funding_prints",
+            description="Settled funding times sit on the venue's settlement grid.",
+        ),
     ],
     **INGEST,
 )
@@ -91,7 +102,9 @@ def raw_funding_prints(
     for venue, start, end in daily_venue_spans(context):
         settled = market_source.venue_source(venue).funding_prints(venue, start, end)
         if settled.empty:
-            raise dg.Failure(f"raw_funding_prints: the {market_source.kind} source returned no settled prints for {venue} in [{start:%Y-%m-%d}, {end:%Y-%m-%d})")
+            raise dg.Failure(
+                f"raw_funding_prints: the {market_source.kind} source returned no settled prints for {venue} in [{start:%Y-%m-%d}, {end:%Y-%m-%d})"
+            )
         landed = read_landed_prints(landing.root(), venue, start, end)
         prints = validate_prints(pd.concat([settled, landed], ignore_index=True) if len(landed) else settled)
         frames.append((venue, start, end, prints))
@@ -120,7 +133,9 @@ def raw_funding_prints(
         passed=off_grid.empty,
         metadata={
             "off_grid_prints": len(off_grid),
-            "examples": off_grid.head(5)[["venue", "symbol", "funding_time", "interval_h"]].astype(str).to_dict("records"),
+            "examples": off_grid.head(5)[["venue", "symbol", "funding_time", "interval_h"]]
+            .astype(str)
+            .to_dict("records"),
         },
     )
 

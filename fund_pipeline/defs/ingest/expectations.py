@@ -4,7 +4,6 @@ dagster-ge does not support GX 1.x, so the check builds an ephemeral context its
 imported lazily: it costs seconds, and only the check needs it.
 """
 
-
 from functools import lru_cache
 
 import pandas as pd

@@ -1,6 +1,5 @@
 """`live_curve`: the collector's landed snapshots of one funding window, in the warehouse."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -34,8 +33,16 @@ def snapshot_lag(snapshots: pd.DataFrame, prints: pd.DataFrame) -> pd.DataFrame:
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
     check_specs=[
-        dg.AssetCheckSpec("live_curve_fresh", asset="live_curve", description=f"Every symbol's newest snapshot is within {MAX_SNAPSHOT_LAG} of its newest landed print."),
-        dg.AssetCheckSpec("live_curve_missing_buckets", asset="live_curve", description=f"Interpolated (missing) buckets < {MAX_MISSING_BUCKET_PCT} %."),
+        dg.AssetCheckSpec(
+            "live_curve_fresh",
+            asset="live_curve",
+            description=f"Every symbol's newest snapshot is within {MAX_SNAPSHOT_LAG} of its newest landed print.",
+        ),
+        dg.AssetCheckSpec(
+            "live_curve_missing_buckets",
+            asset="live_curve",
+            description=f"Interpolated (missing) buckets < {MAX_MISSING_BUCKET_PCT} %.",
+        ),
     ],
 )
 def live_curve(context: dg.AssetExecutionContext, landing: LandingZone, warehouse: Warehouse):
@@ -65,7 +72,9 @@ def live_curve(context: dg.AssetExecutionContext, landing: LandingZone, warehous
                 passed=bool(len(snapshots)) and stale.empty,
                 metadata={
                     "stale_symbols": len(stale),
-                    "max_lag_s": float(lag["lag"].max().total_seconds()) if len(lag) and lag["lag"].notna().any() else 0.0,
+                    "max_lag_s": float(lag["lag"].max().total_seconds())
+                    if len(lag) and lag["lag"].notna().any()
+                    else 0.0,
                     "examples": stale.head(5).astype(str).to_dict("records"),
                 },
             ),

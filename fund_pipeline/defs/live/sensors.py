@@ -7,7 +7,6 @@ the cadence holds for an emulator clock running fast. A window is refreshed at m
 `refresh` while open and finalised once the data time passes its end (the roll).
 """
 
-
 import json
 
 import dagster as dg
@@ -30,7 +29,9 @@ def window_key(start_ns: int) -> str:
     return pd.Timestamp(start_ns, tz="UTC").strftime("%Y-%m-%d-%H:%M")
 
 
-def plan_live_runs(cursor: dict, new_snapshot_times: list[int], newest_data_ns: int | None, refresh_ns: int) -> tuple[list[tuple[str, str]], dict]:
+def plan_live_runs(
+    cursor: dict, new_snapshot_times: list[int], newest_data_ns: int | None, refresh_ns: int
+) -> tuple[list[tuple[str, str]], dict]:
     """(window key, "refresh" | "final") runs to request and the next cursor state.
 
     `pending`: windows with snapshots not yet in a run; `open`: windows run at least once and
@@ -49,10 +50,16 @@ def plan_live_runs(cursor: dict, new_snapshot_times: list[int], newest_data_ns: 
             requests.append((window_key(start), "refresh"))
             pending.discard(start)
             open_windows[start] = data_time
-    return requests, {"data_time": data_time, "pending": sorted(pending), "open": {str(k): v for k, v in open_windows.items()}}
+    return requests, {
+        "data_time": data_time,
+        "pending": sorted(pending),
+        "open": {str(k): v for k, v in open_windows.items()},
+    }
 
 
-def build_live_snapshot_sensor(refresh: pd.Timedelta = DEFAULT_REFRESH, minimum_interval_seconds: int = 30) -> dg.SensorDefinition:
+def build_live_snapshot_sensor(
+    refresh: pd.Timedelta = DEFAULT_REFRESH, minimum_interval_seconds: int = 30
+) -> dg.SensorDefinition:
     @dg.sensor(
         name="live_snapshot_sensor",
         target=[live_curve],

@@ -1,6 +1,5 @@
 """Market-wide aggregates: OI-weighted funding per base asset and cumulative funding."""
 
-
 import dagster as dg
 import pandas as pd
 

@@ -1,6 +1,5 @@
 """Models: weekly walk-forward CatBoost fits, their out-of-sample forecasts and the scorecard."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -34,13 +33,17 @@ class ForecastModelConfig(dg.Config):
     seed: int = 7
 
 
-def training_rows(warehouse: Warehouse, week_start: pd.Timestamp, week_end: pd.Timestamp, window_days: int) -> pd.DataFrame:
+def training_rows(
+    warehouse: Warehouse, week_start: pd.Timestamp, week_end: pd.Timestamp, window_days: int
+) -> pd.DataFrame:
     """Feature rows from the training window through the week; the split decides who sees what."""
     return warehouse.read("feature_store", {"funding_time": (week_start - pd.Timedelta(days=window_days), week_end)})
 
 
 @dg.asset(kinds={"duckdb", "catboost"}, deps=["feature_store"], **WEEKLY)
-def funding_forecast_model(context: dg.AssetExecutionContext, config: ForecastModelConfig, warehouse: Warehouse) -> dg.MaterializeResult:
+def funding_forecast_model(
+    context: dg.AssetExecutionContext, config: ForecastModelConfig, warehouse: Warehouse
+) -> dg.MaterializeResult:
     """CatBoost fitted only on rows whose target settled before the week starts (walk-forward)."""
     meta = {}
     for key, start, end in weekly_windows(context):
@@ -59,7 +62,9 @@ def funding_forecast_model(context: dg.AssetExecutionContext, config: ForecastMo
         meta = {
             "n_train": len(train),
             "train_end": str(train["target_time"].max()),
-            "top_features": dg.MetadataValue.md(markdown_table(pd.DataFrame(model.top_features, columns=["feature", "importance"]).set_index("feature"))),
+            "top_features": dg.MetadataValue.md(
+                markdown_table(pd.DataFrame(model.top_features, columns=["feature", "importance"]).set_index("feature"))
+            ),
         }
         context.log.info(f"week {key}: trained on {len(train)} rows with targets before {start}")
     return dg.MaterializeResult(metadata={"dagster/row_count": len(weekly_windows(context)), **meta})
@@ -82,7 +87,11 @@ def funding_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse) -
         forecasts["pred_model"] = predict(model, test)
         forecasts["actual"] = test["target_rate"]
         forecasts["week_start"] = start
-        written += warehouse.replace("funding_forecasts", forecasts[["week_start", *FORECAST_COLUMNS]], {"week_start": (start, start + pd.Timedelta(seconds=1))})
+        written += warehouse.replace(
+            "funding_forecasts",
+            forecasts[["week_start", *FORECAST_COLUMNS]],
+            {"week_start": (start, start + pd.Timedelta(seconds=1))},
+        )
     return dg.MaterializeResult(metadata={"dagster/row_count": written})
 
 
@@ -108,7 +117,11 @@ def forecast_scorecard(warehouse: Warehouse):
     warehouse.replace("forecast_scorecard", card, {})
     summary = scorecard_summary(card)
     overall = card.loc[card["venue"] == "all"].set_index("predictor")
-    plot = grouped_bars(card.pivot(index="venue", columns="predictor", values="smape"), "out-of-sample SMAPE by venue (lower is better)", "SMAPE")
+    plot = grouped_bars(
+        card.pivot(index="venue", columns="predictor", values="smape"),
+        "out-of-sample SMAPE by venue (lower is better)",
+        "SMAPE",
+    )
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(card),

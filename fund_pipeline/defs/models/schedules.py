@@ -23,7 +23,10 @@ def weekly_run_requests(now: pd.Timestamp) -> list[dg.RunRequest]:
     whose forecasts can now be completed with its last settled targets."""
     this_week = now.normalize()
     last_week = this_week - pd.Timedelta(days=7)
-    return [dg.RunRequest(run_key=f"{w:%Y-%m-%d}@{now:%Y-%m-%d}", partition_key=f"{w:%Y-%m-%d}") for w in (last_week, this_week)]
+    return [
+        dg.RunRequest(run_key=f"{w:%Y-%m-%d}@{now:%Y-%m-%d}", partition_key=f"{w:%Y-%m-%d}")
+        for w in (last_week, this_week)
+    ]
 
 
 @dg.schedule(job=weekly_job, cron_schedule="0 12 * * 1", execution_timezone="UTC")

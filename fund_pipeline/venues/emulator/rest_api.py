@@ -64,13 +64,21 @@ def error_response(
     if venue == "binance":
         body = {"code": int(code or {429: -1003, 418: -1003}.get(status, -1121)), "msg": message}
     elif venue == "bybit":
-        body = {"retCode": int(code or (10006 if status == 429 else 10001)), "retMsg": message, "result": {},
-                "retExtInfo": {}, "time": 0}
+        body = {
+            "retCode": int(code or (10006 if status == 429 else 10001)),
+            "retMsg": message,
+            "result": {},
+            "retExtInfo": {},
+            "time": 0,
+        }
     elif venue == "okx":
         body = {"code": code or ("50011" if status == 429 else "51001"), "msg": message, "data": []}
     elif venue == "deribit":
-        body = {"jsonrpc": "2.0", "error": {"code": int(code or (10028 if status == 429 else -32602)),
-                                            "message": message}, "testnet": False}
+        body = {
+            "jsonrpc": "2.0",
+            "error": {"code": int(code or (10028 if status == 429 else -32602)), "message": message},
+            "testnet": False,
+        }
     else:
         return web.Response(status=status, text=message, headers=_retry_headers(retry_after_s))
     return web.json_response(body, status=status, headers=_retry_headers(retry_after_s))
@@ -90,8 +98,11 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
     """Inject the configured REST faults, then render VenueRequestError in the venue's format."""
     state = request.app[STATE]
     venue = request.path.strip("/").split("/", 1)[0]
-    if venue not in state.venues or request.path.rstrip("/").endswith("/ws") or "/ws/" in request.path or (
-        request.path.startswith("/binance/stream")
+    if (
+        venue not in state.venues
+        or request.path.rstrip("/").endswith("/ws")
+        or "/ws/" in request.path
+        or (request.path.startswith("/binance/stream"))
     ):
         return await handler(request)
     faults = state.faults
@@ -99,11 +110,13 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(venue, 503, f"{venue} service unavailable")
     n = state.bump(f"rest:{venue}")
     if n <= faults.http_429_first_n:
-        return error_response(venue, 429, "Too many requests; current limit exceeded",
-                              retry_after_s=faults.retry_after_s)
+        return error_response(
+            venue, 429, "Too many requests; current limit exceeded", retry_after_s=faults.retry_after_s
+        )
     if n <= faults.http_429_first_n + faults.http_418_first_n:
-        return error_response(venue, BAN_STATUS.get(venue, 429), "Way too many requests; IP banned",
-                              retry_after_s=faults.retry_after_s)
+        return error_response(
+            venue, BAN_STATUS.get(venue, 429), "Way too many requests; IP banned", retry_after_s=faults.retry_after_s
+        )
     if faults.http_5xx_every_n and n % faults.http_5xx_every_n == 0:
         return error_response(venue, 502, "Bad gateway")
     try:
@@ -148,8 +161,10 @@ def int_param(raw: str | None, what: str, default: int, maximum: int) -> int:
 def history_start() -> pd.Timestamp:
     from fund_pipeline.venues.simulated import SIM_EPOCH
 
-    return pd.Timestamp(SIM_EPOCH).tz_localize("UTC") if pd.Timestamp(SIM_EPOCH).tzinfo is None else pd.Timestamp(
-        SIM_EPOCH
+    return (
+        pd.Timestamp(SIM_EPOCH).tz_localize("UTC")
+        if pd.Timestamp(SIM_EPOCH).tzinfo is None
+        else pd.Timestamp(SIM_EPOCH)
     )
 
 
@@ -159,7 +174,9 @@ def listed(state, venue: str) -> pd.DataFrame:
     return inst[inst["base"].isin(state.bases)].reset_index(drop=True)
 
 
-def settled_prints(state, venue: str, symbol: str, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
+def settled_prints(
+    state, venue: str, symbol: str, start: pd.Timestamp | None, end: pd.Timestamp | None
+) -> pd.DataFrame:
     """Settled prints of one symbol with funding_time in [start, end], never after now."""
     now = state.clock.now()
     lo = history_start() if start is None else max(start, history_start())
@@ -354,8 +371,20 @@ def _binance_klines(price: str, max_limit: int, symbol_param: str = "symbol") ->
             base_volume = 0.0 if np.isnan(qv) else qv / c.iloc[i]
             qv = 0.0 if np.isnan(qv) else qv
             out.append(
-                [to_ms(ts), num(o.iloc[i]), num(h.iloc[i]), num(l.iloc[i]), num(c.iloc[i]), num(base_volume),
-                 to_ms(ts + HOUR - MS), num(qv), 0, "0", "0", "0"]
+                [
+                    to_ms(ts),
+                    num(o.iloc[i]),
+                    num(h.iloc[i]),
+                    num(l.iloc[i]),
+                    num(c.iloc[i]),
+                    num(base_volume),
+                    to_ms(ts + HOUR - MS),
+                    num(qv),
+                    0,
+                    "0",
+                    "0",
+                    "0",
+                ]
             )
         return web.json_response(out)
 
@@ -409,13 +438,29 @@ async def hyperliquid_info(request: web.Request) -> web.Response:
             {"name": row.base, "szDecimals": 4, "maxLeverage": int(row.max_leverage), "marginTableId": 1}
             for row in inst.itertuples()
         ]
-        contexts = [{"funding": "0.0", "openInterest": "0.0", "markPx": "0.0", "oraclePx": "0.0",
-                     "dayNtlVlm": "0.0", "prevDayPx": "0.0"} for _ in universe]
+        contexts = [
+            {
+                "funding": "0.0",
+                "openInterest": "0.0",
+                "markPx": "0.0",
+                "oraclePx": "0.0",
+                "dayNtlVlm": "0.0",
+                "prevDayPx": "0.0",
+            }
+            for _ in universe
+        ]
         return web.json_response([{"universe": universe, "marginTables": []}, contexts])
     if kind == "spotMeta":
-        usdc = {"name": "USDC", "szDecimals": 8, "weiDecimals": 8, "index": 0,
-                "tokenId": "0x6d1e7cde53ba9467b783cb7c530ce054", "isCanonical": True, "evmContract": None,
-                "fullName": None}
+        usdc = {
+            "name": "USDC",
+            "szDecimals": 8,
+            "weiDecimals": 8,
+            "index": 0,
+            "tokenId": "0x6d1e7cde53ba9467b783cb7c530ce054",
+            "isCanonical": True,
+            "evmContract": None,
+            "fullName": None,
+        }
         return web.json_response({"tokens": [usdc], "universe": []})
     if kind == "fundingHistory":
         symbol = _hyperliquid_symbol(state, body.get("coin"))
@@ -424,23 +469,37 @@ async def hyperliquid_info(request: web.Request) -> web.Response:
             raise VenueRequestError(422, "Failed to deserialize the JSON body: missing field `startTime`")
         rows = page(settled_prints(state, "hyperliquid", symbol, start, _json_ms(body, "endTime")), 500, True)
         return web.json_response(
-            [{"coin": body["coin"], "fundingRate": num(r.rate), "premium": "0.0", "time": to_ms(r.funding_time)}
-             for r in rows.itertuples()]
+            [
+                {"coin": body["coin"], "fundingRate": num(r.rate), "premium": "0.0", "time": to_ms(r.funding_time)}
+                for r in rows.itertuples()
+            ]
         )
     if kind == "candleSnapshot":
         req = body.get("req") or {}
         symbol = _hyperliquid_symbol(state, req.get("coin"))
         timeframe_hours(req.get("interval"), {"1h": 1}, "interval")
-        bars = page(closed_bars(state, "hyperliquid", symbol, _json_ms(req, "startTime"), _json_ms(req, "endTime")),
-                    5000, True)
+        bars = page(
+            closed_bars(state, "hyperliquid", symbol, _json_ms(req, "startTime"), _json_ms(req, "endTime")), 5000, True
+        )
         return web.json_response(
             [
-                {"t": to_ms(r.ts), "T": to_ms(r.ts + HOUR - MS), "s": req["coin"], "i": "1h", "o": num(r.open),
-                 "c": num(r.close), "h": num(r.high), "l": num(r.low), "v": num(r.volume_usd / r.close), "n": 0}
+                {
+                    "t": to_ms(r.ts),
+                    "T": to_ms(r.ts + HOUR - MS),
+                    "s": req["coin"],
+                    "i": "1h",
+                    "o": num(r.open),
+                    "c": num(r.close),
+                    "h": num(r.high),
+                    "l": num(r.low),
+                    "v": num(r.volume_usd / r.close),
+                    "n": 0,
+                }
                 for r in bars.itertuples()
             ]
         )
     raise VenueRequestError(422, f"Failed to deserialize the JSON body: unknown variant {kind!r}")
+
 
 # ---------------------------------------------------------------- shared by bybit, okx and deribit
 
@@ -512,19 +571,34 @@ async def bybit_instruments_info(request: web.Request) -> web.Response:
     limit = int_param(request.query.get("limit"), "limit", 500, 1000)
     offset = int(request.query.get("cursor") or 0)
     status = request.query.get("status", "Trading")
-    inst = listed(state, "bybit") if category in ("spot", "linear") and status == "Trading" else listed(state, "bybit")[:0]
-    rows = [_bybit_spot_instrument(r) if category == "spot" else _bybit_linear_instrument(r)
-            for r in inst.iloc[offset:offset + limit].itertuples()]
+    inst = (
+        listed(state, "bybit") if category in ("spot", "linear") and status == "Trading" else listed(state, "bybit")[:0]
+    )
+    rows = [
+        _bybit_spot_instrument(r) if category == "spot" else _bybit_linear_instrument(r)
+        for r in inst.iloc[offset : offset + limit].itertuples()
+    ]
     cursor = str(offset + limit) if offset + limit < len(inst) else ""
     return bybit_ok(state, {"category": category, "list": rows, "nextPageCursor": cursor})
 
 
 def _bybit_spot_instrument(row) -> dict:
     return {
-        "symbol": binance_id(row.symbol), "baseCoin": row.base, "quoteCoin": row.quote, "innovation": "0",
-        "status": "Trading", "marginTrading": "none", "stTag": "0",
-        "lotSizeFilter": {"basePrecision": "0.000001", "quotePrecision": "0.00000001", "minOrderQty": "0.000048",
-                          "maxOrderQty": "71.73956243", "minOrderAmt": "1", "maxOrderAmt": "2000000"},
+        "symbol": binance_id(row.symbol),
+        "baseCoin": row.base,
+        "quoteCoin": row.quote,
+        "innovation": "0",
+        "status": "Trading",
+        "marginTrading": "none",
+        "stTag": "0",
+        "lotSizeFilter": {
+            "basePrecision": "0.000001",
+            "quotePrecision": "0.00000001",
+            "minOrderQty": "0.000048",
+            "maxOrderQty": "71.73956243",
+            "minOrderAmt": "1",
+            "maxOrderAmt": "2000000",
+        },
         "priceFilter": {"tickSize": "0.01"},
         "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"},
     }
@@ -532,15 +606,33 @@ def _bybit_spot_instrument(row) -> dict:
 
 def _bybit_linear_instrument(row) -> dict:
     return {
-        "symbol": binance_id(row.symbol), "contractType": "LinearPerpetual", "status": "Trading",
-        "baseCoin": row.base, "quoteCoin": row.quote, "settleCoin": row.quote,
-        "launchTime": str(to_ms(history_start())), "deliveryTime": "0", "deliveryFeeRate": "", "priceScale": "2",
+        "symbol": binance_id(row.symbol),
+        "contractType": "LinearPerpetual",
+        "status": "Trading",
+        "baseCoin": row.base,
+        "quoteCoin": row.quote,
+        "settleCoin": row.quote,
+        "launchTime": str(to_ms(history_start())),
+        "deliveryTime": "0",
+        "deliveryFeeRate": "",
+        "priceScale": "2",
         "leverageFilter": {"minLeverage": "1", "maxLeverage": f"{row.max_leverage:.2f}", "leverageStep": "0.01"},
         "priceFilter": {"minPrice": "0.10", "maxPrice": "1999999.80", "tickSize": "0.10"},
-        "lotSizeFilter": {"maxOrderQty": "1190.000", "minOrderQty": "0.001", "qtyStep": "0.001",
-                          "postOnlyMaxOrderQty": "1190.000", "maxMktOrderQty": "500.000", "minNotionalValue": "5"},
-        "unifiedMarginTrade": True, "fundingInterval": int(row.interval_h * 60), "copyTrading": "both",
-        "upperFundingRate": "0.02", "lowerFundingRate": "-0.02", "isPreListing": False, "preListingInfo": None,
+        "lotSizeFilter": {
+            "maxOrderQty": "1190.000",
+            "minOrderQty": "0.001",
+            "qtyStep": "0.001",
+            "postOnlyMaxOrderQty": "1190.000",
+            "maxMktOrderQty": "500.000",
+            "minNotionalValue": "5",
+        },
+        "unifiedMarginTrade": True,
+        "fundingInterval": int(row.interval_h * 60),
+        "copyTrading": "both",
+        "upperFundingRate": "0.02",
+        "lowerFundingRate": "-0.02",
+        "isPreListing": False,
+        "preListingInfo": None,
     }
 
 
@@ -554,10 +646,20 @@ async def bybit_funding_history(request: web.Request) -> web.Response:
         raise VenueRequestError(400, "startTime and endTime must be passed together or both omitted", "10001")
     limit = int_param(request.query.get("limit"), "limit", 200, 200)
     rows = newest_first(settled_prints(state, "bybit", symbol, start, end), limit)
-    return bybit_ok(state, {"category": "linear", "list": [
-        {"symbol": binance_id(symbol), "fundingRate": num(r.rate), "fundingRateTimestamp": str(to_ms(r.funding_time))}
-        for r in rows.itertuples()
-    ]})
+    return bybit_ok(
+        state,
+        {
+            "category": "linear",
+            "list": [
+                {
+                    "symbol": binance_id(symbol),
+                    "fundingRate": num(r.rate),
+                    "fundingRateTimestamp": str(to_ms(r.funding_time)),
+                }
+                for r in rows.itertuples()
+            ],
+        },
+    )
 
 
 BYBIT_INTERVALS = {"60": 1}
@@ -603,12 +705,18 @@ async def bybit_open_interest(request: web.Request) -> web.Response:
     everything = closed_bars(state, "bybit", symbol, start, end)
     bars = newest_first(everything, limit)
     more = len(everything) > limit
-    return bybit_ok(state, {
-        "symbol": binance_id(symbol), "category": "linear",
-        "list": [{"openInterest": num(r.open_interest_usd / r.close), "timestamp": str(to_ms(r.ts))}
-                 for r in bars.itertuples()],
-        "nextPageCursor": str(to_ms(bars["ts"].iloc[-1])) if more else "",
-    })
+    return bybit_ok(
+        state,
+        {
+            "symbol": binance_id(symbol),
+            "category": "linear",
+            "list": [
+                {"openInterest": num(r.open_interest_usd / r.close), "timestamp": str(to_ms(r.ts))}
+                for r in bars.itertuples()
+            ],
+            "nextPageCursor": str(to_ms(bars["ts"].iloc[-1])) if more else "",
+        },
+    )
 
 
 async def bybit_tickers(request: web.Request) -> web.Response:
@@ -630,22 +738,33 @@ async def bybit_tickers(request: web.Request) -> web.Response:
         last = bars.iloc[-1]
         turnover = bars[f"{prefix}volume_usd"]
         ticker = {
-            "symbol": binance_id(row.symbol), "lastPrice": num(last[f"{prefix}close"]),
-            "prevPrice24h": num(bars[f"{prefix}open"].iloc[0]), "highPrice24h": num(bars[f"{prefix}high"].max()),
-            "lowPrice24h": num(bars[f"{prefix}low"].min()), "turnover24h": num(turnover.sum()),
+            "symbol": binance_id(row.symbol),
+            "lastPrice": num(last[f"{prefix}close"]),
+            "prevPrice24h": num(bars[f"{prefix}open"].iloc[0]),
+            "highPrice24h": num(bars[f"{prefix}high"].max()),
+            "lowPrice24h": num(bars[f"{prefix}low"].min()),
+            "turnover24h": num(turnover.sum()),
             "volume24h": num((turnover / bars[f"{prefix}close"]).sum()),
         }
         if category == "linear":
             funding_time, _ = next_funding_times(row, now, state.market, "bybit")
-            ticker.update({
-                "indexPrice": num(last["index_price"]), "markPrice": num(last["mark_price"]),
-                "openInterest": num(last["open_interest_usd"] / last["close"]),
-                "openInterestValue": num(last["open_interest_usd"]),
-                "fundingRate": num(predicted_rate(state, "bybit", row.symbol, now)),
-                "nextFundingTime": str(to_ms(funding_time)), "fundingIntervalHour": str(int(row.interval_h)),
-                "fundingCap": "0.02", "deliveryTime": "0", "deliveryFeeRate": "", "predictedDeliveryPrice": "",
-                "basisRate": "", "basis": "",
-            })
+            ticker.update(
+                {
+                    "indexPrice": num(last["index_price"]),
+                    "markPrice": num(last["mark_price"]),
+                    "openInterest": num(last["open_interest_usd"] / last["close"]),
+                    "openInterestValue": num(last["open_interest_usd"]),
+                    "fundingRate": num(predicted_rate(state, "bybit", row.symbol, now)),
+                    "nextFundingTime": str(to_ms(funding_time)),
+                    "fundingIntervalHour": str(int(row.interval_h)),
+                    "fundingCap": "0.02",
+                    "deliveryTime": "0",
+                    "deliveryFeeRate": "",
+                    "predictedDeliveryPrice": "",
+                    "basisRate": "",
+                    "basis": "",
+                }
+            )
         out.append(ticker)
     return bybit_ok(state, {"category": category, "list": out})
 
@@ -692,19 +811,61 @@ async def okx_instruments(request: web.Request) -> web.Response:
         raise VenueRequestError(400, "Parameter instType error", "51000")
     inst = listed(state, "okx") if kind in ("SPOT", "SWAP") else listed(state, "okx")[:0]
     listed_ms = str(to_ms(history_start()))
-    common = {"alias": "", "category": "1", "expTime": "", "optType": "", "stk": "", "state": "live",
-              "listTime": listed_ms, "ruleType": "normal", "tickSz": "0.1"}
+    common = {
+        "alias": "",
+        "category": "1",
+        "expTime": "",
+        "optType": "",
+        "stk": "",
+        "state": "live",
+        "listTime": listed_ms,
+        "ruleType": "normal",
+        "tickSz": "0.1",
+    }
     if kind == "SPOT":
-        data = [dict(common, instType="SPOT", instId=okx_family(r.symbol), instFamily="", uly="", baseCcy=r.base,
-                     quoteCcy=r.quote, settleCcy="", ctVal="", ctMult="", ctValCcy="", ctType="", lever="10",
-                     lotSz="0.00000001", minSz="0.00001", maxMktSz="1000000")
-                for r in inst.itertuples()]
+        data = [
+            dict(
+                common,
+                instType="SPOT",
+                instId=okx_family(r.symbol),
+                instFamily="",
+                uly="",
+                baseCcy=r.base,
+                quoteCcy=r.quote,
+                settleCcy="",
+                ctVal="",
+                ctMult="",
+                ctValCcy="",
+                ctType="",
+                lever="10",
+                lotSz="0.00000001",
+                minSz="0.00001",
+                maxMktSz="1000000",
+            )
+            for r in inst.itertuples()
+        ]
     else:
-        data = [dict(common, instType="SWAP", instId=okx_swap_id(r.symbol), instFamily=okx_family(r.symbol),
-                     uly=okx_family(r.symbol), baseCcy="", quoteCcy="", settleCcy=r.quote, ctVal="0.01", ctMult="1",
-                     ctValCcy=r.base, ctType="linear", lever=str(int(r.max_leverage)), lotSz="0.01", minSz="0.01",
-                     maxMktSz="5000")
-                for r in inst.itertuples()]
+        data = [
+            dict(
+                common,
+                instType="SWAP",
+                instId=okx_swap_id(r.symbol),
+                instFamily=okx_family(r.symbol),
+                uly=okx_family(r.symbol),
+                baseCcy="",
+                quoteCcy="",
+                settleCcy=r.quote,
+                ctVal="0.01",
+                ctMult="1",
+                ctValCcy=r.base,
+                ctType="linear",
+                lever=str(int(r.max_leverage)),
+                lotSz="0.01",
+                minSz="0.01",
+                maxMktSz="5000",
+            )
+            for r in inst.itertuples()
+        ]
     return okx_ok(data)
 
 
@@ -719,13 +880,29 @@ async def okx_funding_rate(request: web.Request) -> web.Response:
     row = next(inst[inst["symbol"] == symbol].itertuples())
     funding_time, next_time = next_funding_times(row, now, state.market, "okx")
     rate = num(predicted_rate(state, "okx", symbol, now))
-    return okx_ok([{
-        "instType": "SWAP", "instId": okx_swap_id(symbol), "fundingRate": rate, "nextFundingRate": "",
-        "fundingTime": str(to_ms(funding_time)), "nextFundingTime": str(to_ms(next_time)),
-        "minFundingRate": "-0.015", "maxFundingRate": "0.015", "method": "current_period", "formulaType": "withRate",
-        "interestRate": "0.0001", "impactValue": "20000", "premium": "0", "sign": "", "settState": "settled",
-        "settFundingRate": rate, "ts": str(to_ms(now)),
-    }])
+    return okx_ok(
+        [
+            {
+                "instType": "SWAP",
+                "instId": okx_swap_id(symbol),
+                "fundingRate": rate,
+                "nextFundingRate": "",
+                "fundingTime": str(to_ms(funding_time)),
+                "nextFundingTime": str(to_ms(next_time)),
+                "minFundingRate": "-0.015",
+                "maxFundingRate": "0.015",
+                "method": "current_period",
+                "formulaType": "withRate",
+                "interestRate": "0.0001",
+                "impactValue": "20000",
+                "premium": "0",
+                "sign": "",
+                "settState": "settled",
+                "settFundingRate": rate,
+                "ts": str(to_ms(now)),
+            }
+        ]
+    )
 
 
 async def okx_funding_rate_history(request: web.Request) -> web.Response:
@@ -737,11 +914,20 @@ async def okx_funding_rate_history(request: web.Request) -> web.Response:
     start, end = _okx_bounds(request)
     limit = int_param(request.query.get("limit"), "limit", 100, 100)
     rows = newest_first(settled_prints(state, "okx", symbol, start, end), limit)
-    return okx_ok([
-        {"instType": "SWAP", "instId": okx_swap_id(symbol), "fundingRate": num(r.rate), "realizedRate": num(r.rate),
-         "fundingTime": str(to_ms(r.funding_time)), "method": "current_period", "formulaType": "withRate"}
-        for r in rows.itertuples()
-    ])
+    return okx_ok(
+        [
+            {
+                "instType": "SWAP",
+                "instId": okx_swap_id(symbol),
+                "fundingRate": num(r.rate),
+                "realizedRate": num(r.rate),
+                "fundingTime": str(to_ms(r.funding_time)),
+                "method": "current_period",
+                "formulaType": "withRate",
+            }
+            for r in rows.itertuples()
+        ]
+    )
 
 
 OKX_BARS = {"1H": 1}
@@ -772,7 +958,11 @@ def _okx_candles(price: str, max_limit: int, recent_only: bool) -> Handler:
             if price == "perp":
                 base_volume = quote_volume.iloc[i] / c.iloc[i]
                 first = base_volume if kind == "spot" else base_volume / 0.01  # swaps count 0.01-base contracts
-                row += [num(first), num(base_volume if kind == "swap" else quote_volume.iloc[i]), num(quote_volume.iloc[i])]
+                row += [
+                    num(first),
+                    num(base_volume if kind == "swap" else quote_volume.iloc[i]),
+                    num(quote_volume.iloc[i]),
+                ]
             rows.append(row + ["1"])
         return okx_ok(rows)
 
@@ -811,15 +1001,21 @@ async def okx_tickers(request: web.Request) -> web.Response:
     out = []
     for symbol, bars in day.groupby("symbol", sort=True):
         base_volume = (bars[f"{prefix}volume_usd"] / bars[f"{prefix}close"]).sum()
-        out.append({
-            "instType": kind, "instId": okx_family(symbol) if kind == "SPOT" else okx_swap_id(symbol),
-            "last": num(bars[f"{prefix}close"].iloc[-1]), "open24h": num(bars[f"{prefix}open"].iloc[0]),
-            "high24h": num(bars[f"{prefix}high"].max()), "low24h": num(bars[f"{prefix}low"].min()),
-            "vol24h": num(base_volume if kind == "SPOT" else base_volume / 0.01),
-            "volCcy24h": num(bars[f"{prefix}volume_usd"].sum() if kind == "SPOT" else base_volume),
-            "sodUtc0": num(bars[f"{prefix}open"].iloc[0]), "sodUtc8": num(bars[f"{prefix}open"].iloc[0]),
-            "ts": now_ms,
-        })
+        out.append(
+            {
+                "instType": kind,
+                "instId": okx_family(symbol) if kind == "SPOT" else okx_swap_id(symbol),
+                "last": num(bars[f"{prefix}close"].iloc[-1]),
+                "open24h": num(bars[f"{prefix}open"].iloc[0]),
+                "high24h": num(bars[f"{prefix}high"].max()),
+                "low24h": num(bars[f"{prefix}low"].min()),
+                "vol24h": num(base_volume if kind == "SPOT" else base_volume / 0.01),
+                "volCcy24h": num(bars[f"{prefix}volume_usd"].sum() if kind == "SPOT" else base_volume),
+                "sodUtc0": num(bars[f"{prefix}open"].iloc[0]),
+                "sodUtc8": num(bars[f"{prefix}open"].iloc[0]),
+                "ts": now_ms,
+            }
+        )
     return okx_ok(out)
 
 
@@ -833,8 +1029,16 @@ async def okx_open_interest(request: web.Request) -> web.Response:
     for symbol, bars in day.groupby("symbol", sort=True):
         last = bars.iloc[-1]
         base = last["open_interest_usd"] / last["close"]
-        out.append({"instType": "SWAP", "instId": okx_swap_id(symbol), "oi": num(base / 0.01), "oiCcy": num(base),
-                    "oiUsd": num(last["open_interest_usd"]), "ts": str(to_ms(last["ts"] + HOUR))})
+        out.append(
+            {
+                "instType": "SWAP",
+                "instId": okx_swap_id(symbol),
+                "oi": num(base / 0.01),
+                "oiCcy": num(base),
+                "oiUsd": num(last["open_interest_usd"]),
+                "ts": str(to_ms(last["ts"] + HOUR)),
+            }
+        )
     return okx_ok(out)
 
 
@@ -845,8 +1049,9 @@ DERIBIT_PERPETUAL_EXPIRY_MS = 32503708800000
 
 def deribit_ok(state, result) -> web.Response:
     us = int(state.clock.now().value // 1000)
-    return web.json_response({"jsonrpc": "2.0", "result": result, "usIn": us, "usOut": us + 60, "usDiff": 60,
-                              "testnet": False})
+    return web.json_response(
+        {"jsonrpc": "2.0", "result": result, "usIn": us, "usOut": us + 60, "usDiff": 60, "testnet": False}
+    )
 
 
 def deribit_name(symbol: str) -> str:
@@ -874,12 +1079,25 @@ async def deribit_currencies(request: web.Request) -> web.Response:
     state = request.app[STATE]
     inst = listed(state, "deribit")
     codes = list(dict.fromkeys([*inst["base"], *inst["quote"]]))
-    return deribit_ok(state, [
-        {"currency": c, "currency_long": c, "coin_type": c, "network_currency": c, "withdrawal_fee": "0.0001",
-         "min_withdrawal_fee": "0.0001", "network_fee": "0.0001", "min_confirmations": "1", "apr": "0.0",
-         "withdrawal_priorities": [], "in_cross_collateral_pool": True}
-        for c in codes
-    ])
+    return deribit_ok(
+        state,
+        [
+            {
+                "currency": c,
+                "currency_long": c,
+                "coin_type": c,
+                "network_currency": c,
+                "withdrawal_fee": "0.0001",
+                "min_withdrawal_fee": "0.0001",
+                "network_fee": "0.0001",
+                "min_confirmations": "1",
+                "apr": "0.0",
+                "withdrawal_priorities": [],
+                "in_cross_collateral_pool": True,
+            }
+            for c in codes
+        ],
+    )
 
 
 async def deribit_instruments(request: web.Request) -> web.Response:
@@ -892,18 +1110,40 @@ async def deribit_instruments(request: web.Request) -> web.Response:
     if currency not in ("any", "USDC"):
         inst = inst[inst["base"] == currency]
     created = to_ms(history_start())
-    return deribit_ok(state, [
-        {"instrument_name": deribit_name(r.symbol), "instrument_id": 100 + i, "kind": "future",
-         "instrument_type": "linear", "future_type": "linear", "settlement_period": "perpetual",
-         "base_currency": r.base, "quote_currency": r.quote, "counter_currency": r.quote,
-         "settlement_currency": r.quote, "price_index": f"{r.base.lower()}_{r.quote.lower()}", "is_active": True,
-         "max_leverage": int(r.max_leverage), "max_liquidation_commission": 0.0075, "tick_size": 0.5,
-         "tick_size_steps": [], "min_trade_amount": 0.0001, "contract_size": 0.0001, "taker_commission": 0.0005,
-         "maker_commission": 0.0, "block_trade_commission": 0.00025, "block_trade_min_trade_amount": 25,
-         "block_trade_tick_size": 0.01, "creation_timestamp": created,
-         "expiration_timestamp": DERIBIT_PERPETUAL_EXPIRY_MS, "rfq": False}
-        for i, r in enumerate(inst.itertuples())
-    ])
+    return deribit_ok(
+        state,
+        [
+            {
+                "instrument_name": deribit_name(r.symbol),
+                "instrument_id": 100 + i,
+                "kind": "future",
+                "instrument_type": "linear",
+                "future_type": "linear",
+                "settlement_period": "perpetual",
+                "base_currency": r.base,
+                "quote_currency": r.quote,
+                "counter_currency": r.quote,
+                "settlement_currency": r.quote,
+                "price_index": f"{r.base.lower()}_{r.quote.lower()}",
+                "is_active": True,
+                "max_leverage": int(r.max_leverage),
+                "max_liquidation_commission": 0.0075,
+                "tick_size": 0.5,
+                "tick_size_steps": [],
+                "min_trade_amount": 0.0001,
+                "contract_size": 0.0001,
+                "taker_commission": 0.0005,
+                "maker_commission": 0.0,
+                "block_trade_commission": 0.00025,
+                "block_trade_min_trade_amount": 25,
+                "block_trade_tick_size": 0.01,
+                "creation_timestamp": created,
+                "expiration_timestamp": DERIBIT_PERPETUAL_EXPIRY_MS,
+                "rfq": False,
+            }
+            for i, r in enumerate(inst.itertuples())
+        ],
+    )
 
 
 DERIBIT_FUNDING_PAGE = 744
@@ -939,9 +1179,13 @@ async def deribit_funding_rate_history(request: web.Request) -> web.Response:
     index_price = bars["index_price"].reindex(prior).to_numpy()
     prev_index = bars["index_price"].reindex(prior - HOUR).to_numpy()
     out = [
-        {"timestamp": to_ms(t), "index_price": float(index_price[i]),
-         "prev_index_price": float(prev_index[i]) if not np.isnan(prev_index[i]) else float(index_price[i]),
-         "interest_8h": float(interest_8h.iloc[i]), "interest_1h": float(interest_1h[i])}
+        {
+            "timestamp": to_ms(t),
+            "index_price": float(index_price[i]),
+            "prev_index_price": float(prev_index[i]) if not np.isnan(prev_index[i]) else float(index_price[i]),
+            "interest_8h": float(interest_8h.iloc[i]),
+            "interest_1h": float(interest_1h[i]),
+        }
         for i, t in enumerate(hours)
         if not np.isnan(interest_8h.iloc[i])
     ]
@@ -960,14 +1204,32 @@ async def deribit_chart_data(request: web.Request) -> web.Response:
     start, end = _deribit_range(request)
     bars = closed_bars(state, "deribit", symbol, start, end).tail(DERIBIT_CHART_BARS)
     if bars.empty:
-        return deribit_ok(state, {"status": "no_data", "ticks": [], "open": [], "high": [], "low": [], "close": [],
-                                  "volume": [], "cost": []})
-    return deribit_ok(state, {
-        "status": "ok", "ticks": [to_ms(t) for t in bars["ts"]],
-        "open": bars["open"].tolist(), "high": bars["high"].tolist(), "low": bars["low"].tolist(),
-        "close": bars["close"].tolist(), "volume": (bars["volume_usd"] / bars["close"]).tolist(),
-        "cost": bars["volume_usd"].tolist(),
-    })
+        return deribit_ok(
+            state,
+            {
+                "status": "no_data",
+                "ticks": [],
+                "open": [],
+                "high": [],
+                "low": [],
+                "close": [],
+                "volume": [],
+                "cost": [],
+            },
+        )
+    return deribit_ok(
+        state,
+        {
+            "status": "ok",
+            "ticks": [to_ms(t) for t in bars["ts"]],
+            "open": bars["open"].tolist(),
+            "high": bars["high"].tolist(),
+            "low": bars["low"].tolist(),
+            "close": bars["close"].tolist(),
+            "volume": (bars["volume_usd"] / bars["close"]).tolist(),
+            "cost": bars["volume_usd"].tolist(),
+        },
+    )
 
 
 async def deribit_book_summary(request: web.Request) -> web.Response:
@@ -983,17 +1245,29 @@ async def deribit_book_summary(request: web.Request) -> web.Response:
     out = []
     for symbol, bars in day.groupby("symbol", sort=True):
         last = bars.iloc[-1]
-        out.append({
-            "instrument_name": deribit_name(symbol), "base_currency": last["base"], "quote_currency": "USDC",
-            "volume": float((bars["volume_usd"] / bars["close"]).sum()), "volume_usd": float(bars["volume_usd"].sum()),
-            "open_interest": float(last["open_interest_usd"] / last["close"]), "mark_price": float(last["mark_price"]),
-            "estimated_delivery_price": float(last["index_price"]), "last": float(last["close"]),
-            "high": float(bars["high"].max()), "low": float(bars["low"].min()),
-            "current_funding": predicted_rate(state, "deribit", symbol, now),
-            "funding_8h": predicted_rate(state, "deribit", symbol, now),
-            "creation_timestamp": to_ms(now), "price_change": None, "mid_price": None, "bid_price": None,
-            "ask_price": None, "interest_rate": 0.0,
-        })
+        out.append(
+            {
+                "instrument_name": deribit_name(symbol),
+                "base_currency": last["base"],
+                "quote_currency": "USDC",
+                "volume": float((bars["volume_usd"] / bars["close"]).sum()),
+                "volume_usd": float(bars["volume_usd"].sum()),
+                "open_interest": float(last["open_interest_usd"] / last["close"]),
+                "mark_price": float(last["mark_price"]),
+                "estimated_delivery_price": float(last["index_price"]),
+                "last": float(last["close"]),
+                "high": float(bars["high"].max()),
+                "low": float(bars["low"].min()),
+                "current_funding": predicted_rate(state, "deribit", symbol, now),
+                "funding_8h": predicted_rate(state, "deribit", symbol, now),
+                "creation_timestamp": to_ms(now),
+                "price_change": None,
+                "mid_price": None,
+                "bid_price": None,
+                "ask_price": None,
+                "interest_rate": 0.0,
+            }
+        )
     return deribit_ok(state, out)
 
 

@@ -152,9 +152,7 @@ async def start_emulator(
     else:
         listed = market.instruments(SIM_VENUES[0], clock.start)
         served_bases = tuple(dict.fromkeys(listed["base"]))
-    state = EmulatorState(
-        market=market, clock=clock, faults=faults or Faults(), venues=SIM_VENUES, bases=served_bases
-    )
+    state = EmulatorState(market=market, clock=clock, faults=faults or Faults(), venues=SIM_VENUES, bases=served_bases)
     runner = web.AppRunner(build_app(state), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -108,7 +108,15 @@ class _Session:
         elif self.venue == "bybit":
             op = msg.get("op")
             if op == "ping":
-                await self.ws.send_json({"success": True, "ret_msg": "pong", "conn_id": "emu", "req_id": msg.get("req_id", ""), "op": "ping"})
+                await self.ws.send_json(
+                    {
+                        "success": True,
+                        "ret_msg": "pong",
+                        "conn_id": "emu",
+                        "req_id": msg.get("req_id", ""),
+                        "op": "ping",
+                    }
+                )
             elif op == "subscribe":
                 bad = []
                 for arg in msg.get("args", []):
@@ -117,7 +125,15 @@ class _Session:
                         bad.append(arg)
                     else:
                         self.symbols[symbol] = arg
-                await self.ws.send_json({"success": not bad, "ret_msg": f"Invalid symbol :{bad}" if bad else "", "conn_id": "emu", "req_id": msg.get("req_id", ""), "op": "subscribe"})
+                await self.ws.send_json(
+                    {
+                        "success": not bad,
+                        "ret_msg": f"Invalid symbol :{bad}" if bad else "",
+                        "conn_id": "emu",
+                        "req_id": msg.get("req_id", ""),
+                        "op": "subscribe",
+                    }
+                )
             else:
                 await self._error(f"unknown op {op!r}")
         elif self.venue == "okx":
@@ -127,7 +143,9 @@ class _Session:
             for arg in msg.get("args", []):
                 symbol = self._known(arg.get("instId", "")) if arg.get("channel") == "funding-rate" else None
                 if symbol is None:
-                    await self.ws.send_json({"event": "error", "code": "60018", "msg": f"Wrong URL or channel:{arg}", "connId": "emu"})
+                    await self.ws.send_json(
+                        {"event": "error", "code": "60018", "msg": f"Wrong URL or channel:{arg}", "connId": "emu"}
+                    )
                 else:
                     self.symbols[symbol] = arg["instId"]
                     await self.ws.send_json({"event": "subscribe", "arg": arg, "connId": "emu"})
@@ -204,12 +222,17 @@ class _Session:
             # The same symbols one window back: an older funding time, i.e. a late message.
             back = now - pd.to_timedelta(rates["interval_h"], unit="h")
             rates = pd.concat(
-                [self.state.market.predicted_rates(self.venue, [s], pd.DatetimeIndex([t])) for s, t in zip(rates["symbol"], back)],
+                [
+                    self.state.market.predicted_rates(self.venue, [s], pd.DatetimeIndex([t]))
+                    for s, t in zip(rates["symbol"], back)
+                ],
                 ignore_index=True,
             )
         jump = self.state.faults.jump_windows_at
         if jump is not None and now >= jump:
-            rates = rates.assign(funding_time=rates["funding_time"] + pd.to_timedelta(2 * rates["interval_h"], unit="h"))
+            rates = rates.assign(
+                funding_time=rates["funding_time"] + pd.to_timedelta(2 * rates["interval_h"], unit="h")
+            )
         return rates
 
     def _frames(self, now: pd.Timestamp, late: bool = False) -> list[str]:
@@ -261,7 +284,9 @@ class _Session:
                 kind = "delta"
                 data = {"symbol": native} | {k: v for k, v in ticker.items() if sent.get(k) != v}
             self.sent_tickers[native] = ticker
-            frames.append(json.dumps({"topic": f"tickers.{native}", "type": kind, "data": data, "cs": now_ms, "ts": int(ts_ms)}))
+            frames.append(
+                json.dumps({"topic": f"tickers.{native}", "type": kind, "data": data, "cs": now_ms, "ts": int(ts_ms)})
+            )
         return frames
 
     def _frames_okx(self, rows, now_ms: int) -> list[str]:
@@ -281,8 +306,19 @@ class _Session:
     def _frames_hyperliquid(self, rows, now_ms: int) -> list[str]:
         frames = []
         for symbol, _funding_ms, _ts_ms, rate, _interval, mark, index in rows:
-            ctx = {"funding": _num(rate), "markPx": _num(mark), "oraclePx": _num(index), "midPx": _num(mark), "premium": "0.0", "impactPxs": [_num(mark), _num(mark)]}
-            frames.append(json.dumps({"channel": "activeAssetCtx", "data": {"coin": native_symbol("hyperliquid", symbol), "ctx": ctx}}))
+            ctx = {
+                "funding": _num(rate),
+                "markPx": _num(mark),
+                "oraclePx": _num(index),
+                "midPx": _num(mark),
+                "premium": "0.0",
+                "impactPxs": [_num(mark), _num(mark)],
+            }
+            frames.append(
+                json.dumps(
+                    {"channel": "activeAssetCtx", "data": {"coin": native_symbol("hyperliquid", symbol), "ctx": ctx}}
+                )
+            )
         return frames
 
 
