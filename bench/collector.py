@@ -19,7 +19,7 @@ import pandas as pd
 from bench._common import BenchResult, best_of, quick_parser, report, resident_mib
 from bench.live_emulator import LoadEmulator, batch_frame, symbol_names
 from fund_pipeline.domain.prints import PRINT_COLUMNS
-from fund_pipeline.venues.collector import Collector, CollectorConfig
+from fund_pipeline.live.collector import Collector, CollectorConfig
 from fund_pipeline.venues.streams import StreamParser
 
 TARGET_PRINTS_PER_S = 20_000

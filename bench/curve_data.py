@@ -6,7 +6,7 @@ import functools
 
 import pandas as pd
 
-from fund_pipeline.venues.simulated import SIM_EPOCH, SimulatedMarket
+from fund_pipeline.sources.simulated import SIM_EPOCH, SimulatedMarket
 
 # 5 venues × 4 bases: 8h (binance, bybit, okx, deribit) and 1h (hyperliquid) funding in one frame.
 CURVE_BASES = ("BTC", "ETH", "SOL", "DOGE")

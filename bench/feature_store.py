@@ -24,7 +24,7 @@ from bench._common import BenchResult, quick_parser, report
 from bench.reference_features import compare_features, feature_rows_by_loop
 from fund_pipeline.domain.curve import replay_curves
 from fund_pipeline.domain.features import FEATURE_WARMUP, build_feature_store
-from fund_pipeline.venues.simulated import SIM_EPOCH, SimulatedMarket
+from fund_pipeline.sources.simulated import SIM_EPOCH, SimulatedMarket
 
 TARGET_RATIO = 50.0
 TARGET_SECONDS = 5.0

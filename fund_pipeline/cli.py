@@ -9,11 +9,11 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "exchange-emulator":
-        from fund_pipeline.venues.emulator.server import run_cli
+        from fund_pipeline.emulator.server import run_cli
 
         return run_cli(argv[1:])
     if argv and argv[0] == "collect":
-        from fund_pipeline.venues.collector import run_cli
+        from fund_pipeline.live.collector import run_cli
 
         return run_cli(argv[1:])
 

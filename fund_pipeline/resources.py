@@ -18,7 +18,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import PrivateAttr
 
 from fund_pipeline.domain.prints import SchemaError
-from fund_pipeline.venues.base import MarketSource, UnknownVenueError
+from fund_pipeline.sources.base import MarketSource, UnknownVenueError
 
 WAREHOUSE_POOL = "warehouse"
 
@@ -144,14 +144,14 @@ class MarketSourceResource(dg.ConfigurableResource):
 
     def _build(self) -> MarketSource:
         if self.kind == "simulated":
-            from fund_pipeline.venues.simulated import SimulatedMarket
+            from fund_pipeline.sources.simulated import SimulatedMarket
 
             return SimulatedMarket(seed=self.seed, bases=tuple(self.bases) if self.bases else None)
         if self.kind == "files":
             from fund_pipeline.venues.files import FileSource
 
             return FileSource(self.files_root)
-        from fund_pipeline.venues.rest import CcxtSource
+        from fund_pipeline.sources.ccxt import CcxtSource
 
         return CcxtSource(api_base_url=self.api_base_url)
 

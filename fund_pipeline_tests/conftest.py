@@ -4,7 +4,7 @@ import inspect
 
 import pytest
 
-from fund_pipeline.venues.rest import CcxtSource
+from fund_pipeline.sources.ccxt import CcxtSource
 
 
 @pytest.fixture(autouse=True)

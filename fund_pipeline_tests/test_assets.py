@@ -10,7 +10,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from fund_pipeline.demo import load_definitions
 from fund_pipeline.resources import LandingZone, MarketSourceResource, Warehouse
-from fund_pipeline.venues.simulated import SimulatedMarket
+from fund_pipeline.sources.simulated import SimulatedMarket
 
 BASES = ["BTC", "ETH", "SOL", "XRP", "DOGE", "LINK"]
 VENUES = ["binance", "hyperliquid", "deribit"]
@@ -288,7 +288,7 @@ def test_features_without_warmup_fail_the_warmup_check(bad_input):
 
 def test_landed_predicted_prints_join_the_history(tmp_path):
     """Predicted prints landed by the live collector reach raw_funding_prints beside the settled ones."""
-    from fund_pipeline.venues.landing import SegmentWriter, prints_table
+    from fund_pipeline.live.landing import SegmentWriter, prints_table
 
     market = SimulatedMarket(bases=("BTC", "ETH"))
     times = pd.date_range("2025-01-05 09:00", periods=30, freq="min", tz="UTC")

@@ -18,10 +18,10 @@ from websockets.exceptions import ConnectionClosed
 
 from fund_pipeline.domain.curve import FundingCurveBuilder, SnapshotPolicy, snapshots_frame
 from fund_pipeline.domain.prints import empty_prints
-from fund_pipeline.venues.collector import Collector, CollectorConfig, backoff_delay
-from fund_pipeline.venues.emulator.server import Faults, start_emulator
-from fund_pipeline.venues.landing import list_segments, read_landed
-from fund_pipeline.venues.rest import CcxtSource
+from fund_pipeline.emulator.server import Faults, start_emulator
+from fund_pipeline.live.collector import Collector, CollectorConfig, backoff_delay
+from fund_pipeline.live.landing import list_segments, read_landed
+from fund_pipeline.sources.ccxt import CcxtSource
 
 H = 3_600_000_000_000
 BTC = "BTC/USDT:USDT"

@@ -12,8 +12,8 @@ import urllib.request
 import pandas as pd
 import pytest
 
-from fund_pipeline.venues.emulator.server import Faults, start_emulator
-from fund_pipeline.venues.simulated import SimulatedMarket
+from fund_pipeline.emulator.server import Faults, start_emulator
+from fund_pipeline.sources.simulated import SimulatedMarket
 
 BASES = ("BTC", "WIF")  # WIF settles every 4h on bybit
 NOW = pd.Timestamp("2025-03-10 03:30", tz="UTC")

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fund_pipeline.domain.prints import BAR_COLUMNS, MARKET_COLUMNS, PRINT_COLUMNS, SchemaError
-from fund_pipeline.venues.base import UnknownVenueError
 from fund_pipeline.venues.files import (
     ClockOffsetError,
     FileFormatError,
@@ -17,6 +16,7 @@ from fund_pipeline.venues.files import (
     RateSeries,
     infer_clock_offset,
 )
+from fund_pipeline.venues.registry import UnknownVenueError
 
 START_HOUR = int(pd.Timestamp("2023-01-01").value // 3_600_000_000_000)
 N_HOURS = 24 * 60

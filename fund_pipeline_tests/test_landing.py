@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fund_pipeline.domain.prints import PRINT_COLUMNS
-from fund_pipeline.venues.landing import (
+from fund_pipeline.live.landing import (
     LandingLockedError,
     SegmentWriter,
     list_segments,
@@ -70,7 +70,7 @@ def test_kill_9_while_writing_leaves_only_whole_segments(tmp_path):
     script = textwrap.dedent(
         f"""
         import os, signal, sys
-        from fund_pipeline.venues.landing import SegmentWriter, prints_table
+        from fund_pipeline.live.landing import SegmentWriter, prints_table
         rows = [("binance", "BTC/USDT:USDT", "BTC", "predicted", {T0}, {T0} + i, {T0} + i, 1e-4, 8.0, 1.0, 1.0, "ws") for i in range(20000)]
         writer = SegmentWriter(sys.argv[1])
         n = 0

@@ -9,10 +9,10 @@ import pandas as pd
 from fund_pipeline.defs.live.assets import live_curve
 from fund_pipeline.defs.live.sensors import build_live_snapshot_sensor
 from fund_pipeline.domain.curve import FundingCurveBuilder, SnapshotPolicy, snapshots_frame
+from fund_pipeline.emulator.server import Faults, start_emulator
+from fund_pipeline.live.collector import Collector, CollectorConfig
+from fund_pipeline.live.landing import read_landed
 from fund_pipeline.resources import LandingZone, Warehouse
-from fund_pipeline.venues.collector import Collector, CollectorConfig
-from fund_pipeline.venues.emulator.server import Faults, start_emulator
-from fund_pipeline.venues.landing import read_landed
 
 VENUES = ["binance", "bybit", "okx", "hyperliquid"]
 START = pd.Timestamp("2025-03-01 05:00", tz="UTC")

@@ -7,8 +7,8 @@ import pandas as pd
 
 from fund_pipeline.defs.live.sensors import build_live_snapshot_sensor
 from fund_pipeline.domain.curve import replay_curves
+from fund_pipeline.live.landing import SegmentWriter, frame_table
 from fund_pipeline.resources import LandingZone
-from fund_pipeline.venues.landing import SegmentWriter, frame_table
 
 WINDOW_START = pd.Timestamp("2025-03-03 08:00", tz="UTC")
 

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from fund_pipeline.domain.prints import BAR_COLUMNS, MARKET_COLUMNS, PRINT_COLUMNS
-from fund_pipeline.venues.base import SIM_VENUES, UnknownVenueError
-from fund_pipeline.venues.emulator.server import Faults, start_emulator
-from fund_pipeline.venues.rest import CcxtSource, VenueUnavailableError
-from fund_pipeline.venues.simulated import OKX_INTERVAL_CHANGE_AT, OKX_INTERVAL_CHANGE_BASE, SimulatedMarket
+from fund_pipeline.emulator.server import Faults, start_emulator
+from fund_pipeline.sources.ccxt import CcxtSource, VenueUnavailableError
+from fund_pipeline.sources.simulated import OKX_INTERVAL_CHANGE_AT, OKX_INTERVAL_CHANGE_BASE, SimulatedMarket
+from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError
 
 BASES = ("BTC", "PEPE", "WIF")  # PEPE settles every 4h on binance, WIF on bybit
 NOW = pd.Timestamp("2025-01-20", tz="UTC")

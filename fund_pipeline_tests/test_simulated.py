@@ -16,8 +16,7 @@ from fund_pipeline.domain.prints import (
     normalise_prints,
     validate_prints,
 )
-from fund_pipeline.venues.base import SIM_VENUES, UnknownVenueError
-from fund_pipeline.venues.simulated import (
+from fund_pipeline.sources.simulated import (
     FUNDING_CLAMP,
     OKX_INTERVAL_CHANGE_AT,
     OKX_INTERVAL_CHANGE_BASE,
@@ -26,6 +25,7 @@ from fund_pipeline.venues.simulated import (
     SimulatedMarket,
     funding_rate,
 )
+from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError
 
 FEW = ("BTC", "ETH", "SOL", "WIF", "SUI", "PEPE")
 DAY = pd.Timedelta(days=1)

@@ -27,7 +27,7 @@ from fund_pipeline.domain.prints import (
     normalise_prints,
     to_utc,
 )
-from fund_pipeline.venues.base import UnknownVenueError, check_venue
+from fund_pipeline.sources.base import UnknownVenueError, check_venue
 
 SAMPLE_ROOT = Path(__file__).parent / "sample_data" / "real_funding"
 FILE_COLUMNS = ["Symbol", "Date", "Funding Rate"]

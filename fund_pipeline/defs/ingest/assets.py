@@ -8,8 +8,8 @@ from fund_pipeline.defs.partitions import DAILY_VENUE_PARTITIONS
 from fund_pipeline.defs.scope import daily_venue_spans
 from fund_pipeline.domain.prints import MARKET_COLUMNS, validate_prints
 from fund_pipeline.domain.quality import off_grid_prints
+from fund_pipeline.live.landing import read_landed_prints
 from fund_pipeline.resources import WAREHOUSE_POOL, LandingZone, MarketSourceResource, Warehouse
-from fund_pipeline.venues.landing import read_landed_prints
 
 INGEST = dict(
     partitions_def=DAILY_VENUE_PARTITIONS,

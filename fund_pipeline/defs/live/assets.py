@@ -5,8 +5,8 @@ import pandas as pd
 
 from fund_pipeline.defs.partitions import FUNDING_WINDOW_PARTITIONS
 from fund_pipeline.domain.curve import missing_bucket_pct, snapshots_frame
+from fund_pipeline.live.landing import read_landed
 from fund_pipeline.resources import WAREHOUSE_POOL, LandingZone, Warehouse
-from fund_pipeline.venues.landing import read_landed
 
 MAX_MISSING_BUCKET_PCT = 2.0
 # A symbol whose newest snapshot is older than its newest landed print by more than this is stale.

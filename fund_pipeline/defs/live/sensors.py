@@ -13,8 +13,8 @@ import dagster as dg
 import pandas as pd
 
 from fund_pipeline.defs.live.assets import live_curve
+from fund_pipeline.live.landing import list_segments, read_segments
 from fund_pipeline.resources import LandingZone
-from fund_pipeline.venues.landing import list_segments, read_segments
 
 WINDOW_NS = 8 * 3_600_000_000_000
 DEFAULT_REFRESH = pd.Timedelta(minutes=10)

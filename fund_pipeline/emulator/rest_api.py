@@ -21,7 +21,7 @@ from aiohttp import web
 from fund_pipeline.domain.prints import BAR_COLUMNS
 
 if TYPE_CHECKING:
-    from fund_pipeline.venues.emulator.server import EmulatorState
+    from fund_pipeline.emulator.server import EmulatorState
 
 HOUR = pd.Timedelta(hours=1)
 MS = pd.Timedelta(milliseconds=1)
@@ -159,7 +159,7 @@ def int_param(raw: str | None, what: str, default: int, maximum: int) -> int:
 
 
 def history_start() -> pd.Timestamp:
-    from fund_pipeline.venues.simulated import SIM_EPOCH
+    from fund_pipeline.sources.simulated import SIM_EPOCH
 
     return (
         pd.Timestamp(SIM_EPOCH).tz_localize("UTC")
@@ -1155,7 +1155,7 @@ async def deribit_funding_rate_history(request: web.Request) -> web.Response:
     On the 8h grid interest_8h is the simulated market's settled rate (no record where its
     settlement is missing); between, it is deribit's formula on the trailing 8h mean premium.
     """
-    from fund_pipeline.venues.simulated import funding_rate
+    from fund_pipeline.sources.simulated import funding_rate
 
     state = request.app[STATE]
     symbol = _deribit_instrument(request)

@@ -31,7 +31,7 @@ from fund_pipeline.domain.prints import (
     MARKET_COLUMNS,
     PRINT_COLUMNS,
 )
-from fund_pipeline.venues.base import SIM_VENUES, UnknownVenueError
+from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError
 
 SIM_EPOCH = pd.Timestamp("2025-01-01 00:00", tz="UTC")
 # Paths are simulated to a multiple of this many days, so successive daily requests reuse the cache.

@@ -43,7 +43,7 @@ from fund_pipeline.domain.prints import (
     to_utc,
     validate_prints,
 )
-from fund_pipeline.venues.base import SIM_VENUES, UnknownVenueError
+from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError
 
 HOUR_MS = 3_600_000
 MAX_RETRY_DELAY_S = 30.0

@@ -19,13 +19,13 @@ import pandas as pd
 from aiohttp import web
 
 from fund_pipeline.domain.prints import to_utc
-from fund_pipeline.venues.base import SIM_VENUES, UnknownVenueError
-from fund_pipeline.venues.emulator import rest_api
+from fund_pipeline.emulator import rest_api
+from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError
 
 try:
-    ws_api = importlib.import_module("fund_pipeline.venues.emulator.ws_api")
+    ws_api = importlib.import_module("fund_pipeline.emulator.ws_api")
 except ModuleNotFoundError as missing:
-    if missing.name != "fund_pipeline.venues.emulator.ws_api":
+    if missing.name != "fund_pipeline.emulator.ws_api":
         raise
     ws_api = None
 
@@ -141,7 +141,7 @@ async def start_emulator(
 
     `n_extra_bases` adds synthetic listings (X001, ...) for load tests at hundreds of symbols.
     """
-    from fund_pipeline.venues.simulated import SimulatedMarket
+    from fund_pipeline.sources.simulated import SimulatedMarket
 
     market = SimulatedMarket(
         seed=seed, venues=SIM_VENUES, bases=tuple(bases) if bases else None, n_extra_bases=n_extra_bases

@@ -37,7 +37,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from fund_pipeline.domain.curve import NS_PER_HOUR, FundingCurveBuilder, SnapshotPolicy, snapshots_frame
 from fund_pipeline.domain.prints import PRINT_COLUMNS
-from fund_pipeline.venues.landing import SegmentWriter, frame_table, prints_table, quarantine_table
+from fund_pipeline.live.landing import SegmentWriter, frame_table, prints_table, quarantine_table
 from fund_pipeline.venues.streams import (
     APP_PINGS,
     MAX_CONNECTION_AGE_S,
@@ -158,7 +158,7 @@ class Collector:
 
     def rest(self):
         if self._rest is None:
-            from fund_pipeline.venues.rest import CcxtSource
+            from fund_pipeline.sources.ccxt import CcxtSource
 
             # Pace requests to the public venues' limits; the emulator answers 429 itself when pushed.
             self._rest = CcxtSource(

@@ -10,15 +10,9 @@ from typing import Protocol
 
 import pandas as pd
 
-# Venues of the simulated market, the emulator and the ccxt connectors.
-SIM_VENUES = ("binance", "bybit", "okx", "hyperliquid", "deribit")
-# Venues present only in the real public sample (file import).
-FILE_ONLY_VENUES = ("dydx", "gate", "htx", "kucoin", "mexc")
-ALL_VENUES = SIM_VENUES + FILE_ONLY_VENUES
+from fund_pipeline.venues.registry import UnknownVenueError
 
-
-class UnknownVenueError(ValueError):
-    """A venue or symbol was asked of a source that does not serve it."""
+__all__ = ["MarketSource", "UnknownVenueError", "check_venue"]
 
 
 class MarketSource(Protocol):

@@ -1,0 +1,1 @@
+"""The long-running live path: the WebSocket collector and the landing zone it writes."""

@@ -1,0 +1,1 @@
+"""MarketSource implementations: simulated (default), files (exports), ccxt (real venues or the emulator)."""
