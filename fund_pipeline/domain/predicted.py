@@ -1,0 +1,314 @@
+"""Predicted funding rates reconstructed from premium-index history, at a fixed cadence.
+
+A venue quotes, during an open window, the rate its formula gives on the premium samples so
+far. Venues publish the premium history (binance `premiumIndexKlines`, bybit
+`premium-index-price-kline`, okx `premium-history`, hyperliquid `fundingHistory.premium`), so the
+open window's predicted path can be rebuilt for the past and history gets the same intra-window
+signal as the live collector. A formula is data (`FundingFormula`); the venue adapters and the
+sources state which one a market uses. What the venues document (their help pages):
+
+- binance, bybit: the average premium is time-weighted with weights 1, 2, ..., n over the
+  window's samples (binance: every 5 s, 5,760 per 8 h; bybit: every minute, 480 per 8 h);
+  "the N-hour interest rate component and the N-hour premium component", a ±0.05 % dampener:
+  F = P + clamp(I - P, ±0.05 %), so F = I exactly inside the band.
+- okx: MA(premium - interest) with interest 0, uniform minute samples, clamped to a per-symbol
+  floor and cap; from 2024-03-05 the average runs over the last N hours instead of the window
+  so far (same value at the window's last minute). The clamped variant with the 0.01 % interest
+  is what the simulated market settles with.
+- hyperliquid: the premium sampled every 5 s and averaged uniformly over the hour, the 8 h
+  formula F = P + clamp(I - P, ±0.05 %) paid hourly at 1/8, capped at 4 % per hour.
+- deribit: funding accrues every millisecond on the instantaneous premium (mark vs index) with
+  a dead band (±0.025 % now, ±0.05 % formerly), per 8 h, times the time fraction; the band
+  therefore applies to each sample before averaging (`band_per_sample`).
+
+Reconstruction is honest only as far as the samples go: one-minute klines stand for binance's
+5-second points (the close of each minute), and hyperliquid's history has one premium per hour
+(the hour's average, known at its settlement), so its reconstructed path is that one point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+import pandas as pd
+
+from fund_pipeline.domain.records import PRINT_COLUMNS
+from fund_pipeline.domain.time import NS_PER_HOUR, NS_PER_SECOND, utc_from_ns
+
+RECONSTRUCTED_SOURCE = "reconstructed"
+SAMPLE_COLUMNS = ["symbol", "base", "ts", "premium", "interval_h"]
+# Hours the interest rate and the clamp are stated for.
+FORMULA_BASIS_H = 8.0
+
+
+class FormulaKind(StrEnum):
+    CLAMPED = "clamped"  # F = P + clamp(I - P, ±c)
+    PREMIUM_ONLY = "premium_only"  # F = MA(P - I) (okx's documented form, I = 0)
+    DEAD_BAND = "dead_band"  # F = max(0, P - c) + min(0, P + c), no interest (deribit)
+
+
+class Weighting(StrEnum):
+    UNIFORM = "uniform"  # every sample counts the same
+    LINEAR = "linear"  # the i-th sample of the window weighs i (binance, bybit)
+
+
+class AveragingWindow(StrEnum):
+    CURRENT = "current"  # from the window's start to now
+    MOVING = "moving"  # the last N hours, N the interval (okx since 2024-03-05)
+
+
+@dataclass(frozen=True)
+class FundingFormula:
+    """One market's funding formula for a symbol, as data.
+
+    `interest_rate_8h` and `clamp_8h` are per 8 h; the interest is always scaled to the interval,
+    the premium when `premium_scaled`, the clamp (or dead band) when `clamp_scaled`: hyperliquid's
+    hourly 1/8 of the 8 h formula is premium, interest and clamp all scaled by 1/8. `cap` bounds
+    the rate per interval from above, `floor` from below (default -cap). `sample_step_s` is the
+    spacing of the premium samples: a linear weight is the sample's slot in the window.
+    """
+
+    interest_rate_8h: float
+    clamp_8h: float
+    cap: float
+    floor: float | None = None
+    kind: FormulaKind = FormulaKind.CLAMPED
+    weighting: Weighting = Weighting.UNIFORM
+    window: AveragingWindow = AveragingWindow.CURRENT
+    premium_scaled: bool = True
+    clamp_scaled: bool = False
+    band_per_sample: bool = False
+    sample_step_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not (self.cap > 0 and np.isfinite(self.cap)):
+            raise ValueError(f"FundingFormula: cap must be a positive finite rate, got {self.cap}")
+        if self.floor is not None and not self.floor < self.cap:
+            raise ValueError(f"FundingFormula: floor {self.floor} must be below cap {self.cap}")
+        if self.clamp_8h < 0:
+            raise ValueError(f"FundingFormula: clamp_8h must be >= 0, got {self.clamp_8h}")
+        if self.sample_step_s <= 0:
+            raise ValueError(f"FundingFormula: sample_step_s must be positive, got {self.sample_step_s}")
+        if self.window is AveragingWindow.MOVING and self.weighting is not Weighting.UNIFORM:
+            raise ValueError("FundingFormula: a moving averaging window is documented only with uniform weights")
+        if self.band_per_sample and self.kind is not FormulaKind.DEAD_BAND:
+            raise ValueError("FundingFormula: band_per_sample applies to the dead-band formula only")
+
+    @property
+    def lower(self) -> float:
+        return -self.cap if self.floor is None else self.floor
+
+
+def _scale(interval_h) -> np.ndarray:
+    return np.asarray(interval_h, dtype=np.float64) / FORMULA_BASIS_H
+
+
+def _band(premium: np.ndarray, interval_h, formula: FundingFormula) -> np.ndarray:
+    """The dead-band formula before the caps."""
+    scale = _scale(interval_h)
+    p = scale * premium if formula.premium_scaled else premium
+    band = formula.clamp_8h * (scale if formula.clamp_scaled else 1.0)
+    return np.maximum(0.0, p - band) + np.minimum(0.0, p + band)
+
+
+def uncapped_rate(avg_premium, interval_h, formula: FundingFormula) -> np.ndarray:
+    """The formula on the average premium, before the symbol's caps (per interval)."""
+    avg = np.asarray(avg_premium, dtype=np.float64)
+    if formula.kind is FormulaKind.DEAD_BAND:
+        return avg if formula.band_per_sample else _band(avg, interval_h, formula)
+    scale = _scale(interval_h)
+    premium = scale * avg if formula.premium_scaled else avg
+    interest = formula.interest_rate_8h * scale
+    if formula.kind is FormulaKind.PREMIUM_ONLY:
+        return premium - interest
+    clamp = formula.clamp_8h * (scale if formula.clamp_scaled else 1.0)
+    gap = interest - premium
+    # Inside the band the rate is the interest itself, not P + (I - P) with its rounding.
+    return np.where(np.abs(gap) <= clamp, interest, premium + np.clip(gap, -clamp, clamp))
+
+
+def funding_rate(avg_premium, interval_h, formula: FundingFormula) -> np.ndarray:
+    """The rate per interval the formula gives on an average premium, capped."""
+    return np.clip(uncapped_rate(avg_premium, interval_h, formula), formula.lower, formula.cap)
+
+
+def window_rate(premium, slot, interval_h: float, formula: FundingFormula) -> float:
+    """The formula on one window's samples (`slot`: 1-based sample slot in the window)."""
+    p = np.asarray(premium, dtype=np.float64)
+    if len(p) == 0:
+        raise ValueError("window_rate: no premium samples in the window")
+    values = _band(p, interval_h, formula) if formula.band_per_sample else p
+    weights = np.asarray(slot, dtype=np.float64) if formula.weighting is Weighting.LINEAR else np.ones(len(p))
+    return float(funding_rate(np.dot(weights, values) / weights.sum(), interval_h, formula))
+
+
+@dataclass(frozen=True)
+class ReconstructionConfig:
+    """Cadence of the reconstructed path: a multiple of a second that divides every interval."""
+
+    cadence_s: int = 300
+
+    def __post_init__(self) -> None:
+        if self.cadence_s <= 0:
+            raise ValueError(f"ReconstructionConfig: cadence_s must be positive, got {self.cadence_s}")
+
+
+def _window_steps(interval_h: np.ndarray, cadence_ns: int, phase_ns: int) -> np.ndarray:
+    if not (np.isfinite(interval_h).all() and (interval_h > 0).all()):
+        bad = interval_h[~(np.isfinite(interval_h) & (interval_h > 0))][:3]
+        raise ValueError(f"reconstruct_predicted: interval_h must be positive and finite, got {bad.tolist()}")
+    step = np.rint(interval_h * NS_PER_HOUR).astype(np.int64)
+    uneven = step % cadence_ns != 0
+    if uneven.any():
+        raise ValueError(
+            f"reconstruct_predicted: cadence {cadence_ns // NS_PER_SECOND}s does not divide interval(s) "
+            f"{sorted(set(interval_h[uneven].tolist()))}h"
+        )
+    if phase_ns % cadence_ns:
+        raise ValueError("reconstruct_predicted: the settlement phase is not on the cadence grid")
+    return step
+
+
+def _group_path(
+    sym: np.ndarray,
+    ts: np.ndarray,
+    premium: np.ndarray,
+    interval_h: np.ndarray,
+    formula: FundingFormula,
+    cadence_ns: int,
+    phase_ns: int,
+) -> dict[str, np.ndarray]:
+    """The predicted path of samples that share one formula; arrays sorted by (sym, ts).
+
+    At a cadence point t of a window [start, end) (t = start + k·cadence, k = 1..K, the last one
+    the settlement) the rate uses the window's samples with ts < t, never a later one. A symbol's
+    path stops at the first point that has used its last sample.
+    """
+    step = _window_steps(interval_h, cadence_ns, phase_ns)
+    start = (ts - phase_ns) // step * step + phase_ns
+    order = np.lexsort((ts, start, sym))
+    sym, ts, premium, interval_h, step, start = (a[order] for a in (sym, ts, premium, interval_h, step, start))
+    new_window = np.ones(len(ts), dtype=bool)
+    new_window[1:] = (sym[1:] != sym[:-1]) | (start[1:] != start[:-1]) | (step[1:] != step[:-1])
+    window = np.cumsum(new_window) - 1
+    first = np.flatnonzero(new_window)
+    w_sym, w_start, w_step, w_interval = sym[first], start[first], step[first], interval_h[first]
+    point = (ts - start) // cadence_ns  # 0-based: first used at point k = point + 1
+    if formula.weighting is Weighting.LINEAR:
+        weight = ((ts - start) // int(formula.sample_step_s * NS_PER_SECOND) + 1).astype(np.float64)
+    else:
+        weight = np.ones(len(ts))
+    values = _band(premium, interval_h, formula) if formula.band_per_sample else premium
+    sample_index = np.arange(len(ts))
+    # Points run to the first one that has used the symbol's last sample, not past its data.
+    sym_last = np.full(int(sym.max()) + 1, np.iinfo(np.int64).min)
+    np.maximum.at(sym_last, sym, ts)
+    w_points = (sym_last[w_sym] - w_start) // cadence_ns + 1
+
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("sym", "funding_time", "ts", "rate", "interval_h", "last")}
+    n_points = w_step // cadence_ns
+    for k_points in np.unique(n_points):
+        windows = np.flatnonzero(n_points == k_points)
+        local = np.full(len(w_sym), -1, dtype=np.int64)
+        local[windows] = np.arange(len(windows))
+        rows = local[window] >= 0
+        cells = local[window[rows]] * k_points + point[rows]
+        size = len(windows) * int(k_points)
+        shape = (len(windows), int(k_points))
+        wsum = np.bincount(cells, weights=weight[rows] * values[rows], minlength=size).reshape(shape).cumsum(axis=1)
+        wtot = np.bincount(cells, weights=weight[rows], minlength=size).reshape(shape).cumsum(axis=1)
+        last = np.full(size, -1, dtype=np.int64)
+        np.maximum.at(last, cells, sample_index[rows])
+        last = np.maximum.accumulate(last.reshape(shape), axis=1)
+        if formula.window is AveragingWindow.MOVING:
+            ws, wt = wsum.copy(), wtot.copy()
+            prev = windows[:-1]
+            adjacent = (w_sym[prev] == w_sym[windows[1:]]) & (w_start[prev] + w_step[prev] == w_start[windows[1:]])
+            # Samples of the previous window from t - N on: its total minus its sums before that point.
+            wsum[1:][adjacent] += ws[:-1][adjacent][:, -1:] - ws[:-1][adjacent]
+            wtot[1:][adjacent] += wt[:-1][adjacent][:, -1:] - wt[:-1][adjacent]
+        # At least one sample of the window so far, and not beyond the symbol's data.
+        quoted = (last >= 0) & (np.arange(k_points)[None, :] < w_points[windows][:, None])
+        w_rows, k = np.nonzero(quoted)
+        win = windows[w_rows]
+        avg = wsum[quoted] / wtot[quoted]
+        parts["sym"].append(w_sym[win])
+        parts["funding_time"].append(w_start[win] + w_step[win])
+        parts["ts"].append(w_start[win] + (k + 1) * cadence_ns)
+        parts["rate"].append(funding_rate(avg, w_interval[win], formula))
+        parts["interval_h"].append(w_interval[win])
+        parts["last"].append(order[last[quoted]])
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+
+
+def reconstruct_predicted(
+    venue: str,
+    samples: pd.DataFrame,
+    formulas: dict[str, FundingFormula],
+    config: ReconstructionConfig | None = None,
+    phase_h: float = 0.0,
+) -> pd.DataFrame:
+    """Predicted prints (`source = reconstructed`) of one venue at the configured cadence.
+
+    `samples`: symbol, base, ts (the instant the premium value is known), premium, interval_h
+    (the symbol's interval at ts), optionally mark_price and index_price. `formulas`: symbol ->
+    its formula. Windows sit on the venue's grid (every interval_h from midnight + `phase_h`);
+    a point is emitted once the window has a sample and up to the first point that has used the
+    symbol's last sample. Each print carries the mark and index of the last sample it used.
+    """
+    config = config or ReconstructionConfig()
+    missing = [c for c in SAMPLE_COLUMNS if c not in samples.columns]
+    if missing:
+        raise ValueError(f"reconstruct_predicted({venue}): missing sample column(s) {missing}")
+    unknown = sorted(set(samples["symbol"].unique()) - set(formulas))
+    if unknown:
+        raise ValueError(f"reconstruct_predicted({venue}): no funding formula for symbol(s) {unknown[:5]}")
+    premium = samples["premium"].to_numpy(dtype=np.float64)
+    if not np.isfinite(premium).all():
+        raise ValueError(
+            f"reconstruct_predicted({venue}): {int((~np.isfinite(premium)).sum())} NaN/infinite premium(s)"
+        )
+    symbols, sym = np.unique(samples["symbol"].to_numpy(dtype=object), return_inverse=True)
+    ts = pd.to_datetime(samples["ts"], utc=True).astype("datetime64[ns, UTC]").astype("int64").to_numpy()
+    interval_h = samples["interval_h"].to_numpy(dtype=np.float64)
+    cadence_ns, phase_ns = config.cadence_s * NS_PER_SECOND, int(round(phase_h * NS_PER_HOUR))
+    chunks = []
+    by_formula: dict[FundingFormula, list[int]] = {}
+    for code, symbol in enumerate(symbols):
+        by_formula.setdefault(formulas[symbol], []).append(code)
+    for formula, codes in by_formula.items():
+        rows = np.flatnonzero(np.isin(sym, codes))
+        path = _group_path(sym[rows], ts[rows], premium[rows], interval_h[rows], formula, cadence_ns, phase_ns)
+        path["last"] = rows[path["last"]]
+        chunks.append(path)
+    if not chunks:
+        return pd.DataFrame({c: [] for c in PRINT_COLUMNS})
+    path = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    order = np.lexsort((path["ts"], path["sym"]))
+    last = path["last"][order]
+    n = len(order)
+
+    def column(name: str) -> np.ndarray:
+        if name in samples.columns:
+            return samples[name].to_numpy(dtype=np.float64)[last]
+        return np.full(n, np.nan)
+
+    return pd.DataFrame(
+        {
+            "venue": np.full(n, venue, dtype=object),
+            "symbol": symbols[path["sym"][order]],
+            "base": samples["base"].to_numpy(dtype=object)[last],
+            "kind": np.full(n, "predicted", dtype=object),
+            "funding_time": utc_from_ns(path["funding_time"][order]),
+            "ts": utc_from_ns(path["ts"][order]),
+            "received_at": pd.to_datetime(np.full(n, np.datetime64("NaT", "ns")), utc=True),
+            "rate": path["rate"][order],
+            "interval_h": path["interval_h"][order].astype(np.float64),
+            "mark_price": column("mark_price"),
+            "index_price": column("index_price"),
+            "source": np.full(n, RECONSTRUCTED_SOURCE, dtype=object),
+        },
+        columns=PRINT_COLUMNS,
+    )
