@@ -148,7 +148,7 @@ class MarketSourceResource(dg.ConfigurableResource):
 
             return SimulatedMarket(seed=self.seed, bases=tuple(self.bases) if self.bases else None)
         if self.kind == "files":
-            from fund_pipeline.venues.files import FileSource
+            from fund_pipeline.sources.files import FileSource
 
             return FileSource(self.files_root)
         from fund_pipeline.sources.ccxt import CcxtSource

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fund_pipeline.domain.prints import BAR_COLUMNS, MARKET_COLUMNS, PRINT_COLUMNS, SchemaError
-from fund_pipeline.venues.files import (
+from fund_pipeline.sources.files import (
     ClockOffsetError,
     FileFormatError,
     FileSource,
