@@ -270,7 +270,8 @@ def reconstruct_predicted(
         raise ValueError(
             f"reconstruct_predicted({venue}): {int((~np.isfinite(premium)).sum())} NaN/infinite premium(s)"
         )
-    symbols, sym = np.unique(samples["symbol"].to_numpy(dtype=object), return_inverse=True)
+    codes, found = pd.factorize(samples["symbol"], sort=True)
+    symbols, sym = np.asarray(found, dtype=object), codes.astype(np.int64)
     ts = pd.to_datetime(samples["ts"], utc=True).astype("datetime64[ns, UTC]").astype("int64").to_numpy()
     interval_h = samples["interval_h"].to_numpy(dtype=np.float64)
     cadence_ns, phase_ns = config.cadence_s * NS_PER_SECOND, int(round(phase_h * NS_PER_HOUR))
