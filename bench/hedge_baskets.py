@@ -17,15 +17,9 @@ import numpy as np
 import pandas as pd
 
 from bench._common import BenchResult, quick_parser, report
-from fund_pipeline.domain.hedge import (
-    DEFAULT_SOLVER,
-    SOLVER_OPTIONS,
-    HedgeProblem,
-    hedge_inputs,
-    pad_candidates,
-    volume_caps,
-)
-from fund_pipeline.venues.simulated import SIM_EPOCH, SimulatedMarket
+from fund_pipeline.domain.baskets import hedge_inputs, volume_caps
+from fund_pipeline.domain.hedge_qp import DEFAULT_SOLVER, SOLVER_OPTIONS, HedgeProblem, pad_candidates
+from fund_pipeline.sources.simulated import SIM_EPOCH, SimulatedMarket
 
 TARGET_SECONDS = 1.0
 TARGET = ("binance", "BTC/USDT:USDT")
@@ -115,11 +109,11 @@ def run(quick: bool = False) -> BenchResult:
 
     warm_sampled = warm[:: max(1, len(weeks) // size["reference_weeks"])][: size["reference_weeks"]]
     difference = max(
-        abs(objective(*week[:3], a) - objective(*week[:3], b)) / max(abs(objective(*week[:3], b)), 1e-300)
-        for week, a, b in zip(sampled, warm_sampled, rebuilt)
+        abs(objective(R, r, carry, a) - objective(R, r, carry, b)) / max(abs(objective(R, r, carry, b)), 1e-300)
+        for (R, r, carry, _, _), a, b in zip(sampled, warm_sampled, rebuilt, strict=True)
     )
-    weight_difference = max(float(np.abs(a - b).max()) for a, b in zip(warm_sampled, rebuilt))
-    interior_difference = max(float(np.abs(a - b).max()) for a, b in zip(warm, interior_weights))
+    weight_difference = max(float(np.abs(a - b).max()) for a, b in zip(warm_sampled, rebuilt, strict=True))
+    interior_difference = max(float(np.abs(a - b).max()) for a, b in zip(warm, interior_weights, strict=True))
     candidates = [week[4] for week in weeks]
     figures = {
         "weeks": len(weeks),
@@ -149,7 +143,8 @@ def run(quick: bool = False) -> BenchResult:
         agree=difference <= AGREE_OBJECTIVE_REL,
         figures=figures,
         notes=[
-            "warm = the problem was built and solved once before the timed weeks; each solve includes that week's Gram matrix"
+            "warm = the problem was built and solved once before the timed weeks;"
+            " each solve includes that week's Gram matrix"
             " (and the QR of [R | r] when it falls back to the interior-point solver)",
             "rebuild-and-solve timed on evenly spaced sample weeks and extrapolated per week",
         ],

@@ -13,6 +13,7 @@ from fund_pipeline.domain.forecast import (
     baseline_predictions,
     build_forecasts,
     direction_hit_rate,
+    forecast_rows,
     mae,
     predict,
     scorecard,
@@ -70,6 +71,19 @@ def test_split_trains_only_on_targets_settled_before_the_week():
     assert test["funding_time"].between(WEEK_START, WEEK_END, inclusive="left").all()
     assert test["target_rate"].notna().all()
     assert len(test) == int(features["funding_time"].between(WEEK_START, WEEK_END, inclusive="left").sum()) - 2
+
+
+def test_test_rows_need_the_whole_target_and_a_funding_time_in_the_week():
+    features = synthetic_features()
+    in_week = features["funding_time"].between(WEEK_START, WEEK_END, inclusive="left")
+    first, second = features.index[in_week][:2]
+    features.loc[first, "target_interval_h"] = np.nan
+    features.loc[second, "target_rate"] = np.nan
+    rows = forecast_rows(features, WEEK_START, WEEK_END)
+    assert len(rows) == int(in_week.sum()) - 2 - 2  # the two broken targets and each venue's last row
+    assert rows[["target_time", "target_rate", "target_interval_h"]].notna().all().all()
+    _, test = walk_forward_split(features, WEEK_START, WEEK_END, min_train_rows=10)
+    pd.testing.assert_frame_equal(test, rows)
 
 
 def test_split_raises_when_history_is_too_short():

@@ -8,22 +8,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fund_pipeline.domain.hedge import (
-    BASKET_PERFORMANCE_COLUMNS,
+from fund_pipeline.domain.basket_eval import BASKET_PERFORMANCE_COLUMNS, bootstrap_percentiles, evaluate_basket
+from fund_pipeline.domain.baskets import (
     BASKET_SUMMARY_COLUMNS,
     BASKET_WEIGHT_COLUMNS,
     BasketConfig,
+    build_weekly_baskets,
+    hedge_inputs,
+    in_sample_tracking,
+    pca_clean,
+    universe_day,
+    volume_caps,
+)
+from fund_pipeline.domain.hedge_qp import (
     HedgeProblem,
     InfeasibleBasketError,
     active_set_qp,
-    bootstrap_percentiles,
-    build_weekly_baskets,
-    evaluate_basket,
     feasible_start,
-    hedge_inputs,
     pad_candidates,
-    pca_clean,
-    volume_caps,
 )
 
 AS_OF = pd.Timestamp("2024-03-04 12:00", tz="UTC")
@@ -38,7 +40,11 @@ def random_problem(rng, n_obs, n_candidates):
     return returns, target
 
 
-def market(seed=0, start=AS_OF - pd.Timedelta(days=5), end=AS_OF + pd.Timedelta(days=7)):
+MARKET_START = AS_OF - pd.Timedelta(days=5)
+MARKET_END = AS_OF + pd.Timedelta(days=7)
+
+
+def market(seed=0, start=MARKET_START, end=MARKET_END):
     """Hourly bars and 8h settled prints for 4 bases on 2 venues driven by one market factor."""
     rng = np.random.default_rng(seed)
     hours = pd.date_range(start, end, freq="h", inclusive="left", unit="ns")
@@ -291,7 +297,7 @@ def test_hedge_inputs_exclude_the_target_base_and_incomplete_names():
     bars, prints = market()
     gap = (bars["symbol"] == "SOL/USDT:USDT") & (bars["venue"] == "okx") & (bars["ts"] == AS_OF - pd.Timedelta(hours=5))
     inputs = hedge_inputs(bars.loc[~gap], prints, "binance", "BTC/USDT:USDT", AS_OF, LOOKBACK)
-    names = set(zip(inputs.candidates["venue"], inputs.candidates["symbol"]))
+    names = set(zip(inputs.candidates["venue"], inputs.candidates["symbol"], strict=True))
     assert ("okx", "BTC/USDT:USDT") not in names and ("binance", "BTC/USDT:USDT") not in names
     assert ("okx", "SOL/USDT:USDT") not in names
     assert len(names) == 5
@@ -400,3 +406,31 @@ def test_evaluate_basket_counts_missing_hours_and_finds_the_hedge_from_data():
     result = evaluate_basket(fitted, bars.loc[~gap], prints, AS_OF, AS_OF + pd.Timedelta(days=1))
     assert result.loc[0, "n_missing_hours"] == 2
     assert result.loc[0, "tracking_rmse"] < 1e-6
+
+
+def test_universe_day_is_the_last_full_day_before_the_basket_date():
+    assert universe_day(AS_OF) == pd.Timestamp("2024-03-03", tz="UTC")
+    assert universe_day(pd.Timestamp("2024-03-04 00:00", tz="UTC")) == pd.Timestamp("2024-03-03", tz="UTC")
+
+
+def test_in_sample_tracking_of_a_perfect_hedge_follows_the_target():
+    bars, _, weights = perfect_hedge_market()
+    tracking = in_sample_tracking(weights, bars, AS_OF, LOOKBACK, ("binance", "BTC/USDT:USDT"))
+    assert len(tracking) == N_OBS and tracking.index[-1] == AS_OF - pd.Timedelta(hours=1)
+    np.testing.assert_allclose(tracking["basket"], tracking["target"], atol=1e-12)
+    with pytest.raises(ValueError, match="DOGE"):
+        in_sample_tracking(weights, bars, AS_OF, LOOKBACK, ("binance", "DOGE/USDT:USDT"))
+
+
+def test_dagster_basket_config_has_the_domain_fields_and_defaults():
+    from dataclasses import fields
+
+    from fund_pipeline.defs.hedging.assets import HedgeBasketConfig
+
+    domain, glue = BasketConfig(), HedgeBasketConfig().basket_config()
+    assert glue == domain
+    glue_fields = set(HedgeBasketConfig.model_fields) - {"targets", "lookback_days"}
+    assert glue_fields | {"lookback"} == {f.name for f in fields(BasketConfig)}
+    assert HedgeBasketConfig(lam=3.0, lookback_days=14).basket_config().lookback == pd.Timedelta(days=14)
+    with pytest.raises(ValueError, match="venue, symbol"):
+        HedgeBasketConfig(targets=[["binance"]]).target_pairs()

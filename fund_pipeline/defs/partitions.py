@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from fund_pipeline.domain.baskets import BASKET_LOOKBACK as BASKET_LOOKBACK  # one definition, the domain rule
 from fund_pipeline.venues.registry import ALL_VENUES
 
 # The real public sample starts in 2020; the simulated market at its own epoch (2025-01-01).
@@ -46,7 +47,6 @@ CURVE_LOOKBACK = timedelta(days=3)
 # Targets of the last windows of a day are the first settlements of the next one.
 TARGET_LOOKAHEAD = timedelta(days=1)
 CLUSTER_LOOKBACK = timedelta(days=30)
-BASKET_LOOKBACK = timedelta(days=30)
 MODEL_LOOKBACK = timedelta(days=120)
 
 

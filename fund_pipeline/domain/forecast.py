@@ -104,33 +104,49 @@ class TrainedModel:
         )
 
 
+def forecast_rows(features: pd.DataFrame, week_start, week_end) -> pd.DataFrame:
+    """The week's test rows: funding_time in [week_start, week_end) and a known target.
+
+    A target is known when its time, rate and interval are all present. The one rule for which
+    rows a week's model is judged on, in the split and in the pipeline alike.
+    """
+    require_columns(features, SPLIT_COLUMNS, "forecast rows")
+    start, end = _week_bounds(features, week_start, week_end)
+    in_week = (features["funding_time"] >= start) & (features["funding_time"] < end)
+    return features.loc[_known_target(features) & in_week].reset_index(drop=True)
+
+
 def walk_forward_split(
     features: pd.DataFrame, week_start, week_end, min_train_rows: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split for one week: train on rows whose target settled before the week, test on the week.
 
     Train rows need `target_time < week_start` (a row whose funding_time is before the week
-    but whose target settles inside it would leak the week). Test rows are those with
-    funding_time in [week_start, week_end) and a known target. A target is known when its
-    time, rate and interval are all present.
+    but whose target settles inside it would leak the week). Test rows are `forecast_rows`.
     """
     require_columns(features, SPLIT_COLUMNS, "walk-forward features")
+    start, _ = _week_bounds(features, week_start, week_end)
+    train = features.loc[_known_target(features) & (features["target_time"] < start)]
+    if len(train) < min_train_rows:
+        raise InsufficientHistoryError(
+            f"walk-forward split for week {start}: {len(train)} training row(s) with target_time before the week, "
+            f"need at least {min_train_rows}"
+        )
+    return train.reset_index(drop=True), forecast_rows(features, week_start, week_end)
+
+
+def _known_target(features: pd.DataFrame) -> pd.Series:
+    return features[["target_time", "target_rate", "target_interval_h"]].notna().all(axis=1)
+
+
+def _week_bounds(features: pd.DataFrame, week_start, week_end) -> tuple[pd.Timestamp, pd.Timestamp]:
     for column in ("funding_time", "target_time"):
         if not isinstance(features[column].dtype, pd.DatetimeTZDtype):
             raise SchemaError(f"walk-forward features: {column} must be tz-aware UTC, got {features[column].dtype}")
     start, end = _utc_timestamp(week_start, "week_start"), _utc_timestamp(week_end, "week_end")
     if not start < end:
         raise ValueError(f"walk-forward split: week_start {start} must be before week_end {end}")
-    known_target = features[["target_time", "target_rate", "target_interval_h"]].notna().all(axis=1)
-    train = features.loc[known_target & (features["target_time"] < start)]
-    if len(train) < min_train_rows:
-        raise InsufficientHistoryError(
-            f"walk-forward split for week {start}: {len(train)} training row(s) with target_time before the week, "
-            f"need at least {min_train_rows}"
-        )
-    in_week = (features["funding_time"] >= start) & (features["funding_time"] < end)
-    test = features.loc[known_target & in_week]
-    return train.reset_index(drop=True), test.reset_index(drop=True)
+    return start, end
 
 
 def train_forecast_model(

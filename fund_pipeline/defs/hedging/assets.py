@@ -6,33 +6,45 @@ import pandas as pd
 
 from fund_pipeline.defs.partitions import WEEKLY_PARTITIONS
 from fund_pipeline.defs.scope import weekly_windows
-from fund_pipeline.domain.hedge import (
+from fund_pipeline.domain.basket_eval import bootstrap_percentiles, evaluate_basket
+from fund_pipeline.domain.baskets import (
+    WEIGHT_SUM_TOLERANCE,
     BasketConfig,
-    bootstrap_percentiles,
     build_weekly_baskets,
-    evaluate_basket,
-    hourly_returns,
+    in_sample_tracking,
+    universe_day,
 )
 from fund_pipeline.domain.quality import basket_violations
 from fund_pipeline.plots import markdown_image, markdown_table, weights_and_tracking
 from fund_pipeline.resources import WAREHOUSE_POOL, Warehouse
 
 WEEK = pd.Timedelta(days=7)
-# Interior-point solvers meet Σw = 1 to about 1e-8; anything looser than this is a broken basket.
-SUM_TOLERANCE = 1e-5
+DEFAULTS = BasketConfig()
 # Legs below this share are summed into one bar: a chart of 150 slivers shows nothing.
 PLOTTED_WEIGHT = 0.005
 
 
 class HedgeBasketConfig(dg.Config):
-    """Targets to hedge (venue, ccxt symbol) and how baskets are sized."""
+    """Targets to hedge (venue, ccxt symbol) and how baskets are sized: `BasketConfig`'s fields and defaults.
+
+    lam defaults to 0.5, a tie-breaker: among baskets that track about equally well the one that
+    earns more funding wins, but tracking is never given up for carry (`BasketConfig` shows the
+    arithmetic). The lookback is in whole days here.
+    """
 
     targets: list[list[str]] = [["binance", "BTC/USDT:USDT"], ["binance", "ETH/USDT:USDT"]]
-    lam: float = 0.5
-    basket_notional_usd: float = 5_000_000.0
-    max_volume_share: float = 0.05
-    lookback_days: int = 30
-    pca_components: int | None = None
+    lam: float = DEFAULTS.lam
+    basket_notional_usd: float = DEFAULTS.basket_notional_usd
+    max_volume_share: float = DEFAULTS.max_volume_share
+    lookback_days: int = DEFAULTS.lookback.days
+    pca_components: int | None = DEFAULTS.pca_components
+    min_weight_to_report: float = DEFAULTS.min_weight_to_report
+
+    def target_pairs(self) -> list[tuple[str, str]]:
+        bad = [t for t in self.targets if len(t) != 2]
+        if bad:
+            raise ValueError(f"HedgeBasketConfig.targets: each target is [venue, symbol], got {bad}")
+        return [(venue, symbol) for venue, symbol in self.targets]
 
     def basket_config(self) -> BasketConfig:
         return BasketConfig(
@@ -41,13 +53,13 @@ class HedgeBasketConfig(dg.Config):
             max_volume_share=self.max_volume_share,
             lookback=pd.Timedelta(days=self.lookback_days),
             pca_components=self.pca_components,
-            min_weight_to_report=0.0,
+            min_weight_to_report=self.min_weight_to_report,
         )
 
 
 def universe_as_of(warehouse: Warehouse, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Markets listed and liquid on the last full day before the basket date: no survivorship."""
-    day = (as_of - pd.Timedelta(days=1)).normalize()
+    """Markets in the universe on `universe_day(as_of)`: listed then, whatever happened to them after."""
+    day = universe_day(as_of)
     return warehouse.read("market_universe", {"date": (day, day + pd.Timedelta(days=1))}, ["venue", "symbol"])
 
 
@@ -66,20 +78,16 @@ def tracking_plot(
     weights: pd.DataFrame, bars: pd.DataFrame, as_of: pd.Timestamp, lookback: pd.Timedelta, target: tuple[str, str]
 ) -> str:
     """Weights and the in-sample cumulative return of the target against its basket."""
-    returns = hourly_returns(bars, as_of - lookback, as_of).fillna(0.0)
+    tracking = in_sample_tracking(weights, bars, as_of, lookback, target)
     legs = weights.set_index(["venue", "symbol"])["weight"]
-    basket = returns[list(legs.index)].to_numpy() @ legs.to_numpy()
-    tracking = pd.DataFrame(
-        {"target": np.cumprod(1 + returns[target].to_numpy()) - 1, "basket": np.cumprod(1 + basket) - 1},
-        index=returns.index,
-    )
     shown = legs[legs >= PLOTTED_WEIGHT]
     labels = pd.Series(shown.to_numpy(), index=[f"{v}:{s.split('/')[0]}" for v, s in shown.index])
     labels[f"{len(legs) - len(shown)} others"] = legs[legs < PLOTTED_WEIGHT].sum()
     png = weights_and_tracking(
         labels,
         tracking,
-        f"hedge for {target[0]} {target[1]} formed {as_of:%Y-%m-%d %H:%M}; tracking over the {lookback.days} days before (in sample)",
+        f"hedge for {target[0]} {target[1]} formed {as_of:%Y-%m-%d %H:%M}; "
+        f"tracking over the {lookback.days} days before (in sample)",
     )
     return markdown_image(png, "basket")
 
@@ -102,7 +110,7 @@ def tracking_plot(
 def weekly_hedge_baskets(context: dg.AssetExecutionContext, config: HedgeBasketConfig, warehouse: Warehouse):
     """Per target: weights minimising tracking error minus λ·carry, capped by volume, as of the week start."""
     basket_config = config.basket_config()
-    targets = [tuple(t) for t in config.targets]
+    targets = config.target_pairs()
     all_weights, all_summaries, plots = [], [], {}
     for key, as_of, _ in weekly_windows(context):
         universe, bars, prints = inputs_before(warehouse, as_of, basket_config.lookback)
@@ -121,7 +129,7 @@ def weekly_hedge_baskets(context: dg.AssetExecutionContext, config: HedgeBasketC
                 )
     weights = pd.concat(all_weights, ignore_index=True)
     summary = pd.concat(all_summaries, ignore_index=True)
-    violations = basket_violations(weights, summary, SUM_TOLERANCE)
+    violations = basket_violations(weights, summary, WEIGHT_SUM_TOLERANCE)
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(weights),

@@ -1,0 +1,301 @@
+"""The hedge QP: a parametrised cvxpy problem (DPP) re-solved warm by a certified active-set method.
+
+The basket weights w solve
+
+    minimise  ‖R w − r_target‖² − λ · carry · w
+    subject to Σ w = 1,  0 ≤ w ≤ cap
+
+with R the candidates' hourly simple returns over the trailing lookback and r_target the target's
+(`baskets.py` builds them and says what λ and carry mean).
+
+The problem is built once per (n_obs, n_candidates, λ) with cvxpy Parameters (DPP). Its objective is
+rewritten through a thin-QR factor of R, ‖R w − r‖² = ‖F w − Qᵀr‖² + const with R = Q F, so the
+problem size is n_candidates × n_candidates whatever n_obs is. Weeks with a smaller universe are
+padded with zero-return, zero-cap names that get weight 0.
+
+Re-solves are warm: consecutive weeks' optima share most of their active set (which names sit at 0
+or at their cap), so a primal active-set method started from the previous solution reaches the new
+optimum in a few dozen small equality-constrained steps on the Gram matrix [R | r]ᵀ[R | r]. Its answer
+is accepted only with a KKT certificate (stationarity, multiplier signs, bounds, Σ w = 1), which for
+this convex QP proves it optimal. Otherwise (first solve, singular steps, no certificate) the cvxpy
+problem is solved with CLARABEL and the same active-set method polishes its interior-point answer to
+the exact vertex of the active set, so a warm and a freshly built problem return the same optimum.
+
+Measured on 52 rolling weeks of 150 candidates × 720 hours: CLARABEL alone takes ~11 interior-point
+steps (~29 ms, the dense 150 × 150 KKT factorisation); the warm active-set path takes a few ms, most
+of it the Gram matrix. OSQP with polishing misses the optimum on ~1 week in 5 at ε = 1e-7.
+Multithreaded BLAS on a busy machine makes the QR and Gram products spin: run with OPENBLAS_NUM_THREADS=1.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cvxpy as cp
+import numpy as np
+
+DEFAULT_SOLVER = "CLARABEL"
+# Interior-point defaults (gap 1e-8) leave weights off by ~1e-5 on exact fits; these keep them to ~1e-8.
+SOLVER_OPTIONS = {
+    "CLARABEL": {"tol_gap_abs": 1e-11, "tol_gap_rel": 1e-11, "tol_feas": 1e-10},
+    "OSQP": {"eps_abs": 1e-7, "eps_rel": 1e-7, "polish": True},
+}
+# Caps summing to 1 up to float rounding still admit the basket w = cap.
+CAP_SUM_TOLERANCE = 1e-9
+# KKT certificate tolerance on the scaled problem (Hessian diagonal ~2), relative to its largest term.
+KKT_TOLERANCE = 1e-9
+# A starting weight this close to a bound starts on that bound (interior-point answers sit ~1e-9 inside).
+BOUND_SNAP = 1e-7
+
+
+class InfeasibleBasketError(ValueError):
+    """The volume caps cannot hold a fully invested basket (Σ cap < 1)."""
+
+
+class HedgeSolveError(RuntimeError):
+    """The solver returned no usable basket."""
+
+
+@dataclass(frozen=True)
+class HedgeSolution:
+    """One week's basket; `method` says which path found it: "active-set", "<SOLVER>+active-set" or "<SOLVER>"."""
+
+    weights: np.ndarray
+    status: str
+    objective: float
+    tracking_rmse: float
+    solve_time_s: float
+    method: str
+
+
+class HedgeProblem:
+    """The hedge QP built once with cvxpy Parameters (DPP), re-solved warm for each new week.
+
+    Parameters: `factor` (n_candidates × n_candidates, the thin-QR factor of R scaled to O(1)),
+    `projected_target` (Qᵀ r_target, same scale), `carry_reward` (λ·carry on that scale) and `cap`.
+    Scaling every parameter by one constant leaves the argmin unchanged and keeps the solver's
+    absolute tolerances meaningful for returns of ~1e-3.
+
+    With `active_set_warm_start` each solve first tries the active-set method from the previous
+    solution (see the module docstring) and falls back to the cvxpy problem; without it every week
+    is an interior-point solve, still polished to the active set's exact optimum.
+    """
+
+    def __init__(
+        self,
+        n_obs: int,
+        n_candidates: int,
+        lam: float,
+        solver: str = DEFAULT_SOLVER,
+        active_set_warm_start: bool = True,
+    ):
+        if n_obs < 2:
+            raise ValueError(f"HedgeProblem: n_obs must be >= 2, got {n_obs}")
+        if n_candidates < 1:
+            raise ValueError(f"HedgeProblem: n_candidates must be >= 1, got {n_candidates}")
+        if not np.isfinite(lam) or lam < 0:
+            raise ValueError(f"HedgeProblem: lam must be finite and >= 0, got {lam}")
+        self.n_obs = int(n_obs)
+        self.n_candidates = int(n_candidates)
+        self.lam = float(lam)
+        self.solver = solver
+        self.active_set_warm_start = active_set_warm_start
+        self.previous_weights: np.ndarray | None = None
+        n = self.n_candidates
+        self.factor = cp.Parameter((n, n), name="factor")
+        self.projected_target = cp.Parameter(n, name="projected_target")
+        self.carry_reward = cp.Parameter(n, name="carry_reward")
+        self.cap = cp.Parameter(n, nonneg=True, name="cap")
+        self.weights = cp.Variable(n, name="weights")
+        objective = (
+            cp.sum_squares(self.factor @ self.weights - self.projected_target) - self.carry_reward @ self.weights
+        )
+        constraints = [cp.sum(self.weights) == 1, self.weights >= 0, self.weights <= self.cap]
+        self.problem = cp.Problem(cp.Minimize(objective), constraints)
+
+    def solve(self, returns, target_returns, carry, cap) -> HedgeSolution:
+        """Solve for one week's data; `returns` is (n_obs × n_candidates), padded names have cap 0."""
+        R, r, carry, cap = self._validated(returns, target_returns, carry, cap)
+        started = time.perf_counter()
+        n = self.n_candidates
+        stacked = np.column_stack([R, r])
+        gram = stacked.T @ stacked
+        scale_squared = np.trace(gram[:n, :n]) / n
+        scale_squared = scale_squared if scale_squared > 0 else 1.0
+        # ½ wᵀ H w + gᵀ w is the objective divided by scale², up to a constant.
+        hessian = 2.0 * gram[:n, :n] / scale_squared
+        gradient_at_zero = (-2.0 * gram[:n, n] - self.lam * carry) / scale_squared
+        weights, status, method = None, cp.OPTIMAL, "active-set"
+        if self.active_set_warm_start and self.previous_weights is not None:
+            weights = active_set_qp(hessian, gradient_at_zero, cap, self.previous_weights)
+        if weights is None:
+            interior, status = self._solve_interior_point(stacked, carry, cap, np.sqrt(scale_squared))
+            weights = active_set_qp(hessian, gradient_at_zero, cap, interior)
+            if weights is None:
+                weights, method = interior, self.solver
+            else:
+                status, method = cp.OPTIMAL, f"{self.solver}+active-set"
+        self.previous_weights = weights
+        elapsed = time.perf_counter() - started
+        residual = R @ weights - r
+        return HedgeSolution(
+            weights=weights,
+            status=status,
+            objective=float(residual @ residual - self.lam * carry @ weights),
+            tracking_rmse=float(np.sqrt(np.mean(residual**2))),
+            solve_time_s=elapsed,
+            method=method,
+        )
+
+    def _solve_interior_point(self, stacked, carry, cap, scale) -> tuple[np.ndarray, str]:
+        """The cvxpy problem's answer clipped into the bounds, and its status; raises HedgeSolveError without one."""
+        # QR of [R | r] without forming Q: its last column holds Qᵀr next to the factor F of R.
+        triangular = np.asarray(np.linalg.qr(stacked, mode="r"))[: self.n_candidates]
+        factor = np.zeros((self.n_candidates, self.n_candidates))
+        factor[: len(triangular)] = triangular[:, :-1]
+        projected = np.zeros(self.n_candidates)
+        projected[: len(triangular)] = triangular[:, -1]
+        self.factor.value = factor / scale
+        self.projected_target.value = projected / scale
+        self.carry_reward.value = self.lam * carry / scale**2
+        self.cap.value = cap
+        self.problem.solve(solver=self.solver, warm_start=True, **SOLVER_OPTIONS.get(self.solver, {}))
+        status = self.problem.status
+        if self.weights.value is None or status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+            raise HedgeSolveError(f"hedge QP: solver {self.solver} returned status {status!r}, no basket")
+        return np.clip(self.weights.value, 0.0, cap), status
+
+    def _validated(self, returns, target_returns, carry, cap):
+        R = np.asarray(returns, dtype="float64")
+        r = np.asarray(target_returns, dtype="float64")
+        carry = np.asarray(carry, dtype="float64")
+        cap = np.asarray(cap, dtype="float64")
+        expected = (self.n_obs, self.n_candidates)
+        if R.shape != expected:
+            raise ValueError(f"hedge QP: returns have shape {R.shape}, problem expects {expected}")
+        if r.shape != (self.n_obs,):
+            raise ValueError(f"hedge QP: target_returns have shape {r.shape}, expected ({self.n_obs},)")
+        for name, values in (("carry", carry), ("cap", cap)):
+            if values.shape != (self.n_candidates,):
+                raise ValueError(f"hedge QP: {name} has shape {values.shape}, expected ({self.n_candidates},)")
+        for name, values in (("returns", R), ("target_returns", r), ("carry", carry), ("cap", cap)):
+            if not np.all(np.isfinite(values)):
+                raise ValueError(f"hedge QP: {name} contain NaN or infinite values")
+        if np.any(cap < 0):
+            raise ValueError(f"hedge QP: cap must be >= 0, got min {cap.min()}")
+        if cap.sum() < 1.0 - CAP_SUM_TOLERANCE:
+            raise InfeasibleBasketError(
+                f"hedge QP: volume caps sum to {cap.sum():.6g} < 1, no fully invested basket fits; "
+                "raise max_volume_share, shrink basket_notional_usd or widen the universe"
+            )
+        return R, r, carry, cap
+
+
+def active_set_qp(hessian, gradient_at_zero, cap, start) -> np.ndarray | None:
+    """Minimise ½ wᵀHw + gᵀw subject to Σ w = 1, 0 ≤ w ≤ cap by a primal active-set method from `start`.
+
+    Each step solves the equality-constrained QP with the working set's names held at their bound,
+    moves towards it until a name hits a bound (which joins the working set), or, at its minimiser,
+    releases the bound with the most wrongly signed multiplier. Returns None instead of guessing when a
+    step is singular, the steps run out, or the result has no KKT certificate; the caller then uses
+    the interior-point solver.
+    """
+    H = np.asarray(hessian, dtype="float64")
+    g = np.asarray(gradient_at_zero, dtype="float64")
+    cap = np.asarray(cap, dtype="float64")
+    n = len(g)
+    tolerance = KKT_TOLERANCE * max(1.0, np.abs(H).max(), np.abs(g).max())
+    movable = cap > 0
+    w = feasible_start(start, cap)
+    at_lower = movable & (w <= 0)
+    at_upper = movable & (w >= cap) & ~at_lower
+    w = np.where(at_upper, cap, np.where(movable & ~at_lower, w, 0.0))
+    # Each step adds or releases one bound; a few passes over the names is generous from a warm start.
+    for _ in range(4 * n + 20):
+        free = np.flatnonzero(movable & ~at_lower & ~at_upper)
+        if len(free) == 0:
+            return None
+        grad = H @ w + g
+        kkt = np.ones((len(free) + 1, len(free) + 1))
+        kkt[:-1, :-1] = H[np.ix_(free, free)]
+        kkt[-1, -1] = 0.0
+        try:
+            solution = np.linalg.solve(kkt, np.append(-grad[free], 0.0))
+        except np.linalg.LinAlgError:
+            return None
+        step, multiplier = solution[:-1], solution[-1]
+        if not np.all(np.isfinite(solution)):
+            return None
+        lower_room = np.where(step < 0, w[free] / np.where(step < 0, -step, 1.0), np.inf)
+        upper_room = np.where(step > 0, (cap[free] - w[free]) / np.where(step > 0, step, 1.0), np.inf)
+        blocking = np.minimum(lower_room, upper_room)
+        blocker = int(np.argmin(blocking))
+        if blocking[blocker] < 1.0:
+            w[free] += blocking[blocker] * step
+            name = free[blocker]
+            hits_lower = lower_room[blocker] <= upper_room[blocker]
+            w[name] = 0.0 if hits_lower else cap[name]
+            at_lower[name], at_upper[name] = hits_lower, not hits_lower
+            continue
+        w[free] += step
+        # At the working set's minimiser: grad_i + ν is the bound's multiplier (≥ 0 at 0, ≤ 0 at cap).
+        reduced = H @ w + g + multiplier
+        wrong_sign = np.where(at_lower, -reduced, np.where(at_upper, reduced, 0.0))
+        worst = int(np.argmax(wrong_sign))
+        if wrong_sign[worst] <= tolerance:
+            return w if _kkt_certified(H, g, cap, w, at_lower, at_upper, tolerance) else None
+        at_lower[worst] = at_upper[worst] = False
+    return None
+
+
+def _kkt_certified(H, g, cap, w, at_lower, at_upper, tolerance) -> bool:
+    """Stationarity, multiplier signs, bounds and Σ w = 1, recomputed from scratch for the final w."""
+    free = (cap > 0) & ~at_lower & ~at_upper
+    reduced = H @ w + g
+    multiplier = -reduced[free].mean()
+    reduced = reduced + multiplier
+    return bool(
+        np.all(np.abs(reduced[free]) <= tolerance)
+        and np.all(reduced[at_lower] >= -tolerance)
+        and np.all(reduced[at_upper] <= tolerance)
+        and np.all((w >= 0) & (w <= cap))
+        and abs(w.sum() - 1.0) <= 1e-12
+    )
+
+
+def feasible_start(weights, cap) -> np.ndarray:
+    """A point with Σ w = 1, 0 ≤ w ≤ cap near `weights` (caps must sum to ≥ 1), keeping names on their bounds.
+
+    Weights within BOUND_SNAP of a bound are put on it; the remaining surplus or shortfall is taken
+    from, or given to, the names strictly inside their bounds (all names if those cannot absorb it).
+    """
+    cap = np.asarray(cap, dtype="float64")
+    w = np.clip(np.asarray(weights, dtype="float64"), 0.0, cap)
+    w[w <= BOUND_SNAP] = 0.0
+    near_cap = w >= cap - BOUND_SNAP
+    w[near_cap] = cap[near_cap]
+    inside = (w > 0) & (w < cap)
+    shortfall = 1.0 - w.sum()
+    if shortfall > 0 and (cap - w).sum() > 0:
+        room = np.where(inside, cap - w, 0.0)
+        room = room if room.sum() >= shortfall else cap - w
+        w += room * min(1.0, shortfall / room.sum())
+    elif shortfall < 0:
+        share = np.where(inside, w, 0.0)
+        share = share if share.sum() >= -shortfall else w
+        w -= share * (-shortfall / share.sum())
+    return np.clip(w, 0.0, cap)
+
+
+def pad_candidates(returns, carry, cap, n_candidates: int):
+    """Pad a week's universe to the problem size with zero returns, zero carry and cap 0."""
+    R = np.asarray(returns, dtype="float64")
+    n_absent = n_candidates - R.shape[1]
+    if n_absent < 0:
+        raise ValueError(f"pad_candidates: {R.shape[1]} candidates do not fit a problem of {n_candidates}")
+    return (
+        np.pad(R, ((0, 0), (0, n_absent))),
+        np.pad(np.asarray(carry, dtype="float64"), (0, n_absent)),
+        np.pad(np.asarray(cap, dtype="float64"), (0, n_absent)),
+    )
