@@ -1,417 +1,38 @@
-"""Funding term-structure curves: a streaming builder and a vectorised replay with the same semantics.
+"""The vectorised replay: every stream's snapshots at once with numpy index arithmetic.
 
-One builder per venue × symbol keeps a ring of the last `N_BUCKETS` funding windows. Bucket 0 is
-the newest window (the predicted rate while live, the settled one in history); bucket k is the
-window k rolls earlier. The earlier buckets are past prints ("fossil" quotes), not forward rates.
-
-Rules, shared by every path (`FundingCurveBuilder.update`, `.update_batch`, `replay_curves`):
-
-* same funding_time as bucket 0 → the print replaces bucket 0;
-* later funding_time → roll: the ring shifts and the print opens bucket 0. The very first print of
-  a stream opens the first window and counts as a roll;
-* a jump of Δ skips max(0, round(Δ / interval_new) − 1) windows: they are interpolated linearly in
-  annualised-yield space between the old bucket 0 and the new print, take the new interval, are
-  flagged in `interpolated_mask` and counted in `BuilderStats.interpolated`;
-* earlier funding_time → late print: counted, never applied, never emits a snapshot;
-* snapshots: "roll" (after every roll), "every_n_seconds" (on roll, and on an applied print whose
-  ts is ≥ N s after the stream's last snapshot), "every_update" (after every applied print).
-
-Every bucket is annualised with its own interval. The paths are bit-identical because all
-transcendental maths goes through the same numpy functions (`annualise`, `deannualise`).
+Gives the streaming builder's output exactly (property-tested); `build_curves_streaming` runs the
+builders themselves over a frame, for the comparison and for small inputs.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from fund_pipeline.domain.prints import annualise, deannualise, require_columns, to_utc
+from fund_pipeline.domain.curve.builder import FundingCurveBuilder
+from fund_pipeline.domain.curve.frames import curve_frame, snapshots_frame
+from fund_pipeline.domain.curve.rules import (
+    BUCKET_INDEX,
+    DEFAULT_POLICY,
+    MASK_BITS,
+    NO_WINDOW,
+    BuilderStats,
+    SnapshotPolicy,
+    check_times,
+    check_values,
+    due_positions,
+    interpolated_rates,
+    last_applied_at_or_before,
+    skipped_windows,
+)
+from fund_pipeline.domain.keys import label_codes
+from fund_pipeline.domain.prints import annualise, require_columns
+from fund_pipeline.domain.records import ANN_COLUMNS, N_BUCKETS, RATE_COLUMNS
+from fund_pipeline.domain.time import time_ns
 
-N_BUCKETS = 8
-NS_PER_HOUR = 3_600_000_000_000
-SNAPSHOT_MODES = ("roll", "every_n_seconds", "every_update")
-
-RATE_COLUMNS = [f"b{k}" for k in range(N_BUCKETS)]
-ANN_COLUMNS = [f"b{k}_ann" for k in range(N_BUCKETS)]
-CURVE_COLUMNS = [
-    "venue",
-    "symbol",
-    "ts_snap",
-    "funding_time",
-    "interval_h",
-    *RATE_COLUMNS,
-    *ANN_COLUMNS,
-    "level",
-    "slope",
-    "curvature",
-    "n_filled",
-    "interpolated_mask",
-]
 PRINT_INPUT_COLUMNS = ["venue", "symbol", "funding_time", "ts", "rate", "interval_h"]
-
-# Running-maximum sentinel for "no window yet": below every valid nanosecond timestamp (NaT is rejected).
-_NO_WINDOW = np.iinfo(np.int64).min
-_BUCKET_INDEX = np.arange(N_BUCKETS)
-_MASK_BITS = np.left_shift(1, _BUCKET_INDEX).astype(np.int64)
-
-
-@dataclass(frozen=True)
-class SnapshotPolicy:
-    """When a builder emits a snapshot; `seconds` is used by "every_n_seconds" only."""
-
-    mode: str = "roll"
-    seconds: float = 600.0
-
-    def __post_init__(self):
-        if self.mode not in SNAPSHOT_MODES:
-            raise ValueError(f"SnapshotPolicy: unknown mode {self.mode!r}; expected one of {SNAPSHOT_MODES}")
-        if not (isinstance(self.seconds, (int, float)) and math.isfinite(self.seconds) and self.seconds > 0):
-            raise ValueError(f"SnapshotPolicy: seconds must be a finite number > 0, got {self.seconds!r}")
-
-    @property
-    def every_ns(self) -> int:
-        return int(round(self.seconds * 1e9))
-
-
-@dataclass
-class BuilderStats:
-    """What happened to a stream's prints: nothing is dropped silently."""
-
-    prints: int = 0
-    replaced: int = 0
-    rolls: int = 0
-    late: int = 0
-    interpolated: int = 0
-
-
-# --- numerics shared by every path (identical numpy calls keep the paths bit-identical) -------------
-
-
-def skipped_windows(delta_ns, interval_h) -> np.ndarray:
-    """Windows missing between two funding times Δ apart, counted in the new interval."""
-    steps = np.rint(np.asarray(delta_ns, dtype=np.float64) / (np.asarray(interval_h, dtype=np.float64) * NS_PER_HOUR))
-    return np.maximum(steps - 1.0, 0.0).astype(np.int64)
-
-
-def interpolated_rates(ann_old, ann_new, n_skipped, position, interval_new) -> np.ndarray:
-    """Rate of skipped window `position` (1 = right after the old window) of `n_skipped`, linear in annualised yield."""
-    fraction = np.asarray(position, dtype=np.float64) / (np.asarray(n_skipped, dtype=np.float64) + 1.0)
-    ann_old = np.asarray(ann_old, dtype=np.float64)
-    return deannualise(ann_old + (np.asarray(ann_new, dtype=np.float64) - ann_old) * fraction, interval_new)
-
-
-def _check_values(rate: np.ndarray, interval_h: np.ndarray, what: str) -> None:
-    """Reject rates/intervals that would poison every annualised number downstream.
-
-    Min/max reductions (NaN fails every comparison) keep the common, valid case to four fast passes.
-    """
-    if rate.size == 0 or (
-        rate.min() > -1.0 and rate.max() < np.inf and interval_h.min() > 0 and interval_h.max() < np.inf
-    ):
-        return
-    bad = ~np.isfinite(rate) | (rate <= -1.0) | ~np.isfinite(interval_h) | (interval_h <= 0)
-    i = int(np.argmax(bad))
-    raise ValueError(
-        f"{what}: {int(bad.sum())} print(s) with unusable values (rate must be finite and > -1, "
-        f"interval_h finite and > 0); first at position {i}: rate={rate[i]!r}, interval_h={interval_h[i]!r}"
-    )
-
-
-def _check_times(ns: np.ndarray, column: str, what: str) -> None:
-    if ns.size and ns.min() == _NO_WINDOW:
-        raise ValueError(f"{what}: {column} has missing (NaT) values at position {int(np.argmax(ns == _NO_WINDOW))}")
-
-
-def _last_applied_at_or_before(late_pos: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """For each position q, the last position ≤ q that is not a late print (−1 when none).
-
-    Late prints come in runs; a late q maps to the position just before its run.
-    """
-    q = np.asarray(q, dtype=np.int64)
-    if late_pos.size == 0:
-        return q
-    run_head = np.ones(late_pos.size, dtype=bool)
-    run_head[1:] = np.diff(late_pos) != 1
-    run_start = late_pos[np.maximum.accumulate(np.where(run_head, np.arange(late_pos.size), 0))]
-    i = np.searchsorted(late_pos, q, side="right") - 1
-    hit = (i >= 0) & (late_pos[np.maximum(i, 0)] == q)
-    return np.where(hit, run_start[np.maximum(i, 0)] - 1, q)
-
-
-def _due_positions(ts: np.ndarray, late: np.ndarray, lo: int, hi: int, last_ts: int | None, every_ns: int) -> list[int]:
-    """Positions in [lo, hi) where "every_n_seconds" emits: an applied print ≥ every_ns after the last snapshot."""
-    if hi <= lo:
-        return []
-    applied_ts = np.where(late[lo:hi], _NO_WINDOW, ts[lo:hi])
-    running_max = np.maximum.accumulate(applied_ts)
-    due, i = [], 0
-    if last_ts is None:
-        applied = np.flatnonzero(applied_ts != _NO_WINDOW)
-        if applied.size == 0:
-            return []
-        i = int(applied[0])
-        due.append(lo + i)
-        last_ts = int(ts[lo + i])
-        i += 1
-    size = hi - lo
-    while i < size:
-        target = last_ts + every_ns
-        if i > 0 and running_max[i - 1] >= target:
-            # ts went backwards earlier in the window: the running maximum cannot be searched.
-            found = np.flatnonzero(applied_ts[i:] >= target)
-            if found.size == 0:
-                break
-            j = i + int(found[0])
-        else:
-            j = i + int(np.searchsorted(running_max[i:], target, side="left"))
-            if j >= size:
-                break
-        due.append(lo + j)
-        last_ts = int(ts[lo + j])
-        i = j + 1
-    return due
-
-
-# --- the streaming builder ---------------------------------------------------------------------------
-
-
-class FundingCurveBuilder:
-    """The live curve of one venue × symbol, fed print by print (or batch by batch)."""
-
-    def __init__(self, venue: str, symbol: str, policy: SnapshotPolicy = SnapshotPolicy()):
-        if not isinstance(policy, SnapshotPolicy):
-            raise TypeError(f"FundingCurveBuilder: policy must be a SnapshotPolicy, got {type(policy).__name__}")
-        self.venue = venue
-        self.symbol = symbol
-        self.policy = policy
-        self.stats = BuilderStats()
-        self._every_ns = policy.every_ns
-        self._last_snap_ts: int | None = None
-        self._clear_ring()
-
-    def _clear_ring(self) -> None:
-        self._funding_time: int | None = None
-        self._rates = [math.nan] * N_BUCKETS
-        self._intervals = [math.nan] * N_BUCKETS
-        self._interpolated = [False] * N_BUCKETS
-        self._n_filled = 0
-
-    def _roll(self, funding_time: int, rate: float, interval_h: float) -> int:
-        """Open a new window in bucket 0, interpolating skipped ones; returns how many were skipped."""
-        if self._funding_time is None:
-            n_skipped = 0
-        else:
-            n_skipped = int(skipped_windows(funding_time - self._funding_time, interval_h))
-        kept = min(n_skipped, N_BUCKETS - 1)
-        if kept:
-            positions = np.arange(n_skipped - kept + 1, n_skipped + 1, dtype=np.float64)
-            filled = interpolated_rates(
-                annualise(self._rates[0], self._intervals[0]),
-                annualise(rate, interval_h),
-                n_skipped,
-                positions,
-                interval_h,
-            )[::-1].tolist()
-        else:
-            filled = []
-        keep_old = N_BUCKETS - 1 - kept
-        self._rates = [rate, *filled, *self._rates[:keep_old]]
-        self._intervals = [interval_h, *([interval_h] * kept), *self._intervals[:keep_old]]
-        self._interpolated = [False, *([True] * kept), *self._interpolated[:keep_old]]
-        self._n_filled = min(N_BUCKETS, self._n_filled + 1 + kept)
-        self._funding_time = funding_time
-        return n_skipped
-
-    def _replace(self, rate: float, interval_h: float) -> None:
-        self._rates[0] = rate
-        self._intervals[0] = interval_h
-
-    def _count_roll(self, n_skipped: int) -> None:
-        self.stats.rolls += 1
-        self.stats.interpolated += n_skipped
-
-    def _emit(self, ts: int) -> tuple:
-        self._last_snap_ts = ts
-        return self.snapshot(ts)
-
-    def update(self, funding_time_ns: int, rate: float, interval_h: float, ts_ns: int) -> tuple | None:
-        """Apply one print; return a snapshot row (CURVE_COLUMNS order, times in ns) when the policy says so."""
-        rate, interval_h = float(rate), float(interval_h)
-        funding_time, ts = int(funding_time_ns), int(ts_ns)
-        if not (rate > -1.0 and interval_h > 0 and math.isfinite(rate) and math.isfinite(interval_h)):
-            _check_values(np.array([rate]), np.array([interval_h]), f"{self.venue} {self.symbol}")
-        if funding_time == _NO_WINDOW or ts == _NO_WINDOW:
-            _check_times(np.array([funding_time, ts]), "funding_time/ts", f"{self.venue} {self.symbol}")
-        self.stats.prints += 1
-        if self._funding_time is not None and funding_time < self._funding_time:
-            self.stats.late += 1
-            return None
-        rolled = self._funding_time is None or funding_time > self._funding_time
-        if rolled:
-            self._count_roll(self._roll(funding_time, rate, interval_h))
-        else:
-            self.stats.replaced += 1
-            self._replace(rate, interval_h)
-        mode = self.policy.mode
-        if (
-            rolled
-            or mode == "every_update"
-            or (mode == "every_n_seconds" and (self._last_snap_ts is None or ts - self._last_snap_ts >= self._every_ns))
-        ):
-            return self._emit(ts)
-        return None
-
-    def update_batch(self, funding_time_ns, rate, interval_h, ts_ns) -> list[tuple]:
-        """`update` over arrays in arrival order: rolls are found with numpy, Python runs only per roll/snapshot."""
-        funding_time = np.asarray(funding_time_ns, dtype=np.int64)
-        rate = np.asarray(rate, dtype=np.float64)
-        interval_h = np.asarray(interval_h, dtype=np.float64)
-        ts = np.asarray(ts_ns, dtype=np.int64)
-        n = funding_time.size
-        if not (rate.size == interval_h.size == ts.size == n):
-            raise ValueError(
-                f"{self.venue} {self.symbol}: update_batch arrays differ in length ({n}, {rate.size}, {interval_h.size}, {ts.size})"
-            )
-        if n == 0:
-            return []
-        _check_values(rate, interval_h, f"{self.venue} {self.symbol}")
-        _check_times(funding_time, "funding_time", f"{self.venue} {self.symbol}")
-        _check_times(ts, "ts", f"{self.venue} {self.symbol}")
-        start = _NO_WINDOW if self._funding_time is None else self._funding_time
-        previous = np.empty(n, dtype=np.int64)
-        previous[0] = start
-        np.maximum(np.maximum.accumulate(funding_time[:-1]), start, out=previous[1:])
-        late = funding_time < previous
-        rolled = funding_time > previous
-        late_pos = np.flatnonzero(late)
-        roll_pos = np.flatnonzero(rolled)
-        self.stats.prints += n
-        self.stats.late += late_pos.size
-        self.stats.replaced += n - late_pos.size - roll_pos.size
-
-        if self.policy.mode == "every_update":
-            rows = []
-            for p, is_roll in zip(np.flatnonzero(~late).tolist(), rolled[~late].tolist()):
-                if is_roll:
-                    self._count_roll(self._roll(int(funding_time[p]), float(rate[p]), float(interval_h[p])))
-                else:
-                    self._replace(float(rate[p]), float(interval_h[p]))
-                rows.append(self._emit(int(ts[p])))
-            return rows
-
-        timed = self.policy.mode == "every_n_seconds"
-        before_roll = _last_applied_at_or_before(late_pos, roll_pos - 1).tolist()
-        segment_ends = [*roll_pos.tolist()[1:], n]
-        rows = []
-        if timed and self._funding_time is not None:
-            rows += self._replay_due(funding_time, rate, interval_h, ts, late, 0, roll_pos[0] if roll_pos.size else n)
-        for p, q, end in zip(roll_pos.tolist(), before_roll, segment_ends):
-            if q >= 0:
-                self._replace(float(rate[q]), float(interval_h[q]))
-            self._count_roll(self._roll(int(funding_time[p]), float(rate[p]), float(interval_h[p])))
-            rows.append(self._emit(int(ts[p])))
-            if timed:
-                rows += self._replay_due(funding_time, rate, interval_h, ts, late, p + 1, end)
-        last = int(_last_applied_at_or_before(late_pos, np.array([n - 1]))[0])
-        if last >= 0:
-            self._replace(float(rate[last]), float(interval_h[last]))
-        return rows
-
-    def _replay_due(self, funding_time, rate, interval_h, ts, late, lo: int, hi: int) -> list[tuple]:
-        rows = []
-        for j in _due_positions(ts, late, lo, hi, self._last_snap_ts, self._every_ns):
-            self._replace(float(rate[j]), float(interval_h[j]))
-            rows.append(self._emit(int(ts[j])))
-        return rows
-
-    def seed(self, settled: pd.DataFrame) -> None:
-        """Warm start from settled history: rebuild the ring from it (stats and snapshot timer untouched).
-
-        The live collector seeds each builder before its first predicted print, so bucket 1..7 hold
-        real settled windows instead of NaN.
-        """
-        require_columns(settled, ["funding_time", "rate", "interval_h"], f"seed {self.venue} {self.symbol}")
-        for column, expected in (("venue", self.venue), ("symbol", self.symbol)):
-            if column in settled.columns:
-                other = set(settled[column].unique()) - {expected}
-                if other:
-                    raise ValueError(
-                        f"seed {self.venue} {self.symbol}: prints of other {column}(s) {sorted(map(str, other))}"
-                    )
-        order = ["funding_time", "ts"] if "ts" in settled.columns else ["funding_time"]
-        ordered = settled.sort_values(order, kind="stable")
-        funding_time = _to_ns(ordered["funding_time"])
-        _check_times(funding_time, "funding_time", f"seed {self.venue} {self.symbol}")
-        rate = ordered["rate"].to_numpy(dtype=np.float64)
-        interval_h = ordered["interval_h"].to_numpy(dtype=np.float64)
-        _check_values(rate, interval_h, f"seed {self.venue} {self.symbol}")
-        self._clear_ring()
-        for ft, r, ih in zip(funding_time.tolist(), rate.tolist(), interval_h.tolist()):
-            if self._funding_time is not None and ft == self._funding_time:
-                self._replace(r, ih)
-            else:
-                self._roll(ft, r, ih)
-
-    def snapshot(self, ts_ns: int) -> tuple:
-        """The current curve as a CURVE_COLUMNS row (ts_snap and funding_time in ns since the epoch)."""
-        if self._funding_time is None:
-            raise ValueError(f"{self.venue} {self.symbol}: no print yet, there is no curve to snapshot")
-        ann = annualise(self._rates, self._intervals)
-        level = ann[0]
-        mask = sum(1 << k for k, flag in enumerate(self._interpolated) if flag)
-        return (
-            self.venue,
-            self.symbol,
-            int(ts_ns),
-            self._funding_time,
-            self._intervals[0],
-            *self._rates,
-            *ann.tolist(),
-            float(level),
-            float(ann[7] - level),
-            float(ann[2] + ann[5] - 2.0 * ann[3]),
-            self._n_filled,
-            mask,
-        )
-
-
-# --- frames --------------------------------------------------------------------------------------------
-
-
-def _to_ns(times: pd.Series) -> np.ndarray:
-    """UTC nanoseconds since the epoch as int64 (no copy when the column already is datetime64[ns, UTC])."""
-    if str(times.dtype) != "datetime64[ns, UTC]":
-        times = to_utc(times)
-    return times.array.asi8
-
-
-def _curve_frame(columns: dict) -> pd.DataFrame:
-    """One place that fixes the output dtypes, so every path returns the same frame."""
-    frame = pd.DataFrame(
-        {
-            "venue": np.asarray(columns["venue"], dtype=object),
-            "symbol": np.asarray(columns["symbol"], dtype=object),
-            "ts_snap": pd.to_datetime(np.asarray(columns["ts_snap"], dtype=np.int64), utc=True),
-            "funding_time": pd.to_datetime(np.asarray(columns["funding_time"], dtype=np.int64), utc=True),
-            **{
-                c: np.asarray(columns[c], dtype=np.float64)
-                for c in ["interval_h", *RATE_COLUMNS, *ANN_COLUMNS, "level", "slope", "curvature"]
-            },
-            "n_filled": np.asarray(columns["n_filled"], dtype=np.int64),
-            "interpolated_mask": np.asarray(columns["interpolated_mask"], dtype=np.int64),
-        }
-    )
-    return frame[CURVE_COLUMNS]
-
-
-def snapshots_frame(rows: list[tuple]) -> pd.DataFrame:
-    """Snapshot rows from builders as a CURVE_COLUMNS frame with UTC timestamps."""
-    transposed = list(zip(*rows)) if rows else [[] for _ in CURVE_COLUMNS]
-    return _curve_frame(dict(zip(CURVE_COLUMNS, transposed)))
 
 
 @dataclass
@@ -456,7 +77,7 @@ class _Streams:
         )
 
     def is_grouped(self) -> bool:
-        """Whether the prints already lie stream after stream in stream order (frames read ORDER BY venue, symbol, ts)."""
+        """Whether the prints already lie stream after stream (frames read ORDER BY venue, symbol, ts)."""
         return bool(np.all(self.key[1:] >= self.key[:-1]))
 
     def stream_order(self) -> np.ndarray | None:
@@ -478,13 +99,13 @@ class _Streams:
     @classmethod
     def from_frame(cls, prints: pd.DataFrame, what: str) -> _Streams:
         require_columns(prints, PRINT_INPUT_COLUMNS, what)
-        funding_time = _to_ns(prints["funding_time"])
-        ts = _to_ns(prints["ts"])
-        _check_times(funding_time, "funding_time", what)
-        _check_times(ts, "ts", what)
+        funding_time = time_ns(prints["funding_time"], copy=False)
+        ts = time_ns(prints["ts"], copy=False)
+        check_times(funding_time, "funding_time", what)
+        check_times(ts, "ts", what)
         rate = prints["rate"].to_numpy(dtype=np.float64)
         interval_h = prints["interval_h"].to_numpy(dtype=np.float64)
-        _check_values(rate, interval_h, what)
+        check_values(rate, interval_h, what)
         venue_code, venues = _label_codes(prints["venue"], "venue", what)
         symbol_code, symbols = _label_codes(prints["symbol"], "symbol", what)
         n_symbols = len(symbols)
@@ -510,44 +131,11 @@ class _Streams:
 
 
 def _label_codes(column: pd.Series, name: str, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes of a text column numbered in label order, and the labels (object array).
-
-    Categorical and pyarrow dictionary columns reuse their codes: hashing millions of strings is
-    most of the cost of a replay otherwise. Their codes are renumbered (one gather) only when the
-    categories are not sorted.
-    """
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        codes, labels = column.array.codes, np.asarray(column.cat.categories, dtype=object)
-    elif isinstance(column.dtype, pd.ArrowDtype) and pa.types.is_dictionary(column.dtype.pyarrow_dtype):
-        codes, labels = dictionary_codes(column)
-    else:
-        codes, labels = pd.factorize(column, sort=True)
-        labels = np.asarray(labels, dtype=object)
+    """`label_codes`, refusing missing keys: a print without a venue or symbol has no stream."""
+    codes, labels = label_codes(column)
     if codes.size and codes.min() < 0:
         raise ValueError(f"{what}: {name} is missing at position {int(np.argmax(codes < 0))}")
-    order = np.argsort(labels, kind="stable")
-    if np.any(order[1:] < order[:-1]):
-        rank = np.empty(order.size, dtype=np.min_scalar_type(max(order.size - 1, 0)))
-        rank[order] = np.arange(order.size)
-        codes, labels = rank[codes], labels[order]
     return codes, labels
-
-
-def dictionary_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and dictionary of a pyarrow dictionary column (missing values as code −1).
-
-    Chunks get one shared dictionary; duplicate or null dictionary entries are merged by factorising
-    the dictionary, which is small.
-    """
-    chunked = column.array.__arrow_array__().unify_dictionaries()
-    if chunked.num_chunks == 0:
-        return np.zeros(0, dtype=np.int8), np.zeros(0, dtype=object)
-    indices = [chunk.indices.fill_null(-1).to_numpy() for chunk in chunked.chunks]
-    codes = indices[0] if len(indices) == 1 else np.concatenate(indices)
-    entry_code, labels = pd.factorize(chunked.chunk(0).dictionary.to_numpy(zero_copy_only=False))
-    if not np.array_equal(entry_code, np.arange(entry_code.size)):
-        codes = np.where(codes < 0, -1, entry_code[codes])
-    return codes, np.asarray(labels, dtype=object)
 
 
 def _key_counts(key: np.ndarray, n_keys: int) -> np.ndarray:
@@ -559,13 +147,11 @@ def _key_counts(key: np.ndarray, n_keys: int) -> np.ndarray:
     return np.diff(at_or_below, prepend=0)
 
 
-def build_curves_streaming(
-    prints: pd.DataFrame, policy: SnapshotPolicy = SnapshotPolicy()
-) -> tuple[pd.DataFrame, dict]:
+def build_curves_streaming(prints: pd.DataFrame, policy: SnapshotPolicy = DEFAULT_POLICY) -> tuple[pd.DataFrame, dict]:
     """Feed each stream's prints (row order = arrival order) to its own builder; snapshots and stats per stream."""
     streams = _Streams.from_frame(prints, "build_curves_streaming")
     rows, stats, order = [], {}, streams.stream_order()
-    for s, (lo, hi) in enumerate(zip(streams.bounds[:-1].tolist(), streams.bounds[1:].tolist())):
+    for s, (lo, hi) in enumerate(zip(streams.bounds[:-1].tolist(), streams.bounds[1:].tolist(), strict=True)):
         builder = FundingCurveBuilder(streams.venues[s], streams.symbols[s], policy)
         idx = slice(lo, hi) if order is None else order[lo:hi]
         rows += builder.update_batch(
@@ -575,7 +161,7 @@ def build_curves_streaming(
     return snapshots_frame(rows), stats
 
 
-def replay_curves(prints: pd.DataFrame, policy: SnapshotPolicy = SnapshotPolicy()) -> tuple[pd.DataFrame, dict]:
+def replay_curves(prints: pd.DataFrame, policy: SnapshotPolicy = DEFAULT_POLICY) -> tuple[pd.DataFrame, dict]:
     """The builders' output computed for all streams at once with numpy index arithmetic.
 
     Streams are laid end to end (stable sort keeps arrival order; skipped when the frame already is
@@ -593,10 +179,10 @@ def replay_curves(prints: pd.DataFrame, policy: SnapshotPolicy = SnapshotPolicy(
         rows, unseen = _observable_rows(streams)
         streams = streams.subset(rows)
     columns, stats = _replay(streams, policy)
-    for stat, extra in zip(stats.values(), unseen.tolist()):
+    for stat, extra in zip(stats.values(), unseen.tolist(), strict=True):
         stat.prints += extra
         stat.replaced += extra
-    return _curve_frame(columns), stats
+    return curve_frame(columns), stats
 
 
 # Arrivals scanned at a time by `_observable_rows`: small enough to stay in cache.
@@ -619,7 +205,7 @@ def _observable_rows(streams: _Streams) -> tuple[np.ndarray, np.ndarray]:
     """
     key, funding_time = streams.key, streams.funding_time
     n, block = key.size, _REDUCTION_BLOCK_ROWS
-    running_max = np.full(int(streams.stream_keys[-1]) + 1, _NO_WINDOW, dtype=np.int64)
+    running_max = np.full(int(streams.stream_keys[-1]) + 1, NO_WINDOW, dtype=np.int64)
     if streams.is_grouped():
         kept = [streams.bounds[1:] - 1]
     else:
@@ -649,12 +235,12 @@ def _observable_rows(streams: _Streams) -> tuple[np.ndarray, np.ndarray]:
         keep[:-1] |= changed[1:]
         keep[seg_start - 1] = True  # each segment's last row (its successor is in a later block)
         kept.append(start + rows[keep])
-        replaced_before = changed[seg_start] & (before[seg_start] != _NO_WINDOW)
+        replaced_before = changed[seg_start] & (before[seg_start] != NO_WINDOW)
         kept.append(_last_positions_before(key, seg_key[replaced_before], start, running_max.size))
         running_max[seg_key] = np.maximum(before[seg_start], np.maximum.reduceat(row_ft, seg_start))
-    kept = np.unique(np.concatenate(kept))
-    unseen = np.diff(streams.bounds) - np.bincount(streams.stream_of(key[kept]), minlength=streams.bounds.size - 1)
-    return kept, unseen
+    rows_kept = np.unique(np.concatenate(kept))
+    unseen = np.diff(streams.bounds) - np.bincount(streams.stream_of(key[rows_kept]), minlength=streams.bounds.size - 1)
+    return rows_kept, unseen
 
 
 def _last_positions_before(key: np.ndarray, wanted: np.ndarray, end: int, n_keys: int) -> np.ndarray:
@@ -679,7 +265,7 @@ def _last_positions_before(key: np.ndarray, wanted: np.ndarray, end: int, n_keys
 
 
 def _in_stream_order(values: np.ndarray, order: np.ndarray | None) -> np.ndarray:
-    """`values` (indexed by arrival) at stream-order positions; `order` None means arrival order already is stream order."""
+    """`values` (indexed by arrival) at stream-order positions; `order` None: arrival order is stream order."""
     return values if order is None else values[order]
 
 
@@ -700,7 +286,7 @@ def _replay(streams: _Streams, policy: SnapshotPolicy) -> tuple[dict, dict]:
     # Without late prints that is just the print before, so the scan runs only on streams that go back.
     previous = np.empty(n, dtype=np.int64)
     previous[1:] = funding_time[:-1]
-    previous[starts] = _NO_WINDOW
+    previous[starts] = NO_WINDOW
     late = funding_time < previous
     if late.any():
         for s in np.unique(np.searchsorted(ends, np.flatnonzero(late), side="right")).tolist():
@@ -716,7 +302,7 @@ def _replay(streams: _Streams, policy: SnapshotPolicy) -> tuple[dict, dict]:
     # holding the last print applied before the next roll (its settled/final value).
     next_roll_same_stream = np.append(roll_stream[1:] == roll_stream[:-1], False)
     boundary = np.where(next_roll_same_stream, np.append(roll_pos[1:], n), ends[roll_stream])
-    final_row = _arrival_rows(order, _last_applied_at_or_before(late_pos, boundary - 1))
+    final_row = _arrival_rows(order, last_applied_at_or_before(late_pos, boundary - 1))
     roll_row = _arrival_rows(order, roll_pos)
     roll_rate, roll_interval = streams.rate[roll_row], streams.interval_h[roll_row]
     final_rate, final_interval = streams.rate[final_row], streams.interval_h[final_row]
@@ -758,10 +344,10 @@ def _replay(streams: _Streams, policy: SnapshotPolicy) -> tuple[dict, dict]:
         else:
             ts_sorted = _in_stream_order(streams.ts, order)
             due = [roll_pos]
-            for p, end in zip(roll_pos.tolist(), boundary.tolist()):
+            for p, end in zip(roll_pos.tolist(), boundary.tolist(), strict=True):
                 due.append(
                     np.asarray(
-                        _due_positions(ts_sorted, late, p + 1, end, int(ts_sorted[p]), policy.every_ns), dtype=np.int64
+                        due_positions(ts_sorted, late, p + 1, end, int(ts_sorted[p]), policy.every_ns), dtype=np.int64
                     )
                 )
             emit_pos = np.sort(np.concatenate(due))
@@ -770,7 +356,7 @@ def _replay(streams: _Streams, policy: SnapshotPolicy) -> tuple[dict, dict]:
     emit_row = _arrival_rows(order, emit_pos)
     newest = real_entry[emit_roll]
     oldest = stream_first_entry[roll_stream[emit_roll]]
-    entry = newest[:, None] - _BUCKET_INDEX[None, :]
+    entry = newest[:, None] - BUCKET_INDEX[None, :]
     filled = entry >= oldest[:, None]
     entry = np.where(filled, entry, 0)
     rates = np.where(filled, entry_rate[entry], np.nan)
@@ -794,7 +380,7 @@ def _replay(streams: _Streams, policy: SnapshotPolicy) -> tuple[dict, dict]:
         "slope": ann[:, 7] - ann[:, 0],
         "curvature": ann[:, 2] + ann[:, 5] - 2.0 * ann[:, 3],
         "n_filled": np.minimum(newest - oldest + 1, N_BUCKETS),
-        "interpolated_mask": interpolated.astype(np.int64) @ _MASK_BITS,
+        "interpolated_mask": interpolated.astype(np.int64) @ MASK_BITS,
     }
 
     prints_per = np.diff(bounds)
@@ -813,38 +399,3 @@ def _replay(streams: _Streams, policy: SnapshotPolicy) -> tuple[dict, dict]:
         for s in range(n_streams)
     }
     return columns, stats
-
-
-def missing_bucket_pct(curves: pd.DataFrame) -> float:
-    """Share (%) of funding windows on the curves' timeline that had no print and were interpolated.
-
-    Each real window is counted once (its first snapshot). The windows skipped before it come from
-    the funding-time jump to the previous window of the stream; for a stream's first window in the
-    frame (its predecessor is outside the frame) from the run of interpolated buckets 1, 2, ….
-    """
-    require_columns(
-        curves, ["venue", "symbol", "funding_time", "interval_h", "interpolated_mask"], "missing_bucket_pct"
-    )
-    if curves.empty:
-        return 0.0
-    windows = curves.drop_duplicates(["venue", "symbol", "funding_time"], keep="first").sort_values(
-        ["venue", "symbol", "funding_time"], kind="stable"
-    )
-    funding_time = _to_ns(windows["funding_time"])
-    mask = windows["interpolated_mask"].to_numpy(dtype=np.int64)
-    run_from_bucket_1 = np.zeros(mask.size, dtype=np.int64)
-    still_running = np.ones(mask.size, dtype=bool)
-    for k in range(1, N_BUCKETS):
-        still_running &= ((mask >> k) & 1) == 1
-        run_from_bucket_1 += still_running
-    same_stream = np.zeros(mask.size, dtype=bool)
-    same_stream[1:] = (windows["venue"].to_numpy()[1:] == windows["venue"].to_numpy()[:-1]) & (
-        windows["symbol"].to_numpy()[1:] == windows["symbol"].to_numpy()[:-1]
-    )
-    delta = np.zeros(mask.size, dtype=np.int64)
-    delta[1:] = np.diff(funding_time)
-    skipped = np.where(
-        same_stream, skipped_windows(delta, windows["interval_h"].to_numpy(dtype=np.float64)), run_from_bucket_1
-    )
-    total_skipped = int(skipped.sum())
-    return 100.0 * total_skipped / (total_skipped + len(windows))
