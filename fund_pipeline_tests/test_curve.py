@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fund_pipeline.domain import curve
+from fund_pipeline.domain.curve import replay as curve_replay
 from fund_pipeline.domain.curve import (
     ANN_COLUMNS,
     CURVE_COLUMNS,
@@ -133,7 +133,7 @@ def test_roll_replay_does_not_depend_on_its_blocking(records, block):
     """The "roll" replay drops unseen replaces block by block; the running maximum must carry across blocks."""
     prints = prints_frame(to_records(records))
     expected, expected_stats = per_print(prints, SnapshotPolicy())
-    with mock.patch.object(curve, "_REDUCTION_BLOCK_ROWS", block):
+    with mock.patch.object(curve_replay, "_REDUCTION_BLOCK_ROWS", block):
         replayed, stats = replay_curves(prints)
     pd.testing.assert_frame_equal(replayed, expected, check_exact=True)
     assert stats == expected_stats
@@ -190,7 +190,7 @@ def test_categorical_dictionary_and_grouped_inputs_match_object_strings(mode, re
     prints = prints_frame(to_records(records))
     expected, expected_stats = replay_curves(prints, policy)
     for name, variant in key_encodings(prints).items():
-        with mock.patch.object(curve, "_REDUCTION_BLOCK_ROWS", block):
+        with mock.patch.object(curve_replay, "_REDUCTION_BLOCK_ROWS", block):
             for run in (replay_curves, build_curves_streaming):
                 frame, stats = run(variant, policy)
                 pd.testing.assert_frame_equal(frame, expected, check_exact=True, obj=f"{run.__name__} on {name}")
@@ -279,7 +279,7 @@ def test_replace_before_a_late_print_is_the_windows_settled_value(block):
         (0, T0 - 8 * H, T0 + 4, 0.0009, 8.0),  # late
         (0, T0 + 8 * H, T0 + 5, 0.0004, 8.0),
     ]
-    with mock.patch.object(curve, "_REDUCTION_BLOCK_ROWS", block):
+    with mock.patch.object(curve_replay, "_REDUCTION_BLOCK_ROWS", block):
         curves, stats = replay_curves(prints_frame(records))
     assert curves["b1"].iloc[1] == 0.0002
     assert stats[STREAMS[0]] == BuilderStats(prints=4, replaced=1, rolls=2, late=1)

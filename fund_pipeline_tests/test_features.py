@@ -19,13 +19,12 @@ from fund_pipeline.domain.features import (
     OUTPUT_COLUMNS,
     SYMBOL_FEATURES,
     TARGET_COLUMNS,
-    _decayed_sum,
-    _rolling_sum,
     build_feature_store,
     cluster_symbols,
     feature_warmup_report,
     symbol_features,
 )
+from fund_pipeline.domain.features.market import decayed_sum, rolling_sum_and_count
 from fund_pipeline.domain.prints import BAR_COLUMNS, PRINT_COLUMNS, SchemaError
 from fund_pipeline_tests.test_factors import curves_from_rates
 
@@ -403,11 +402,11 @@ def test_grid_ewm_and_window_sums_match_pandas_with_gaps(seed, gap_share, n_rows
     values[rng.random(values.shape) < gap_share] = np.nan
     observed = ~np.isnan(values)
     with np.errstate(invalid="ignore"):
-        ewm = _decayed_sum(np.where(observed, values, 0.0), 2 / 13) / _decayed_sum(observed.astype("float64"), 2 / 13)
+        ewm = decayed_sum(np.where(observed, values, 0.0), 2 / 13) / decayed_sum(observed.astype("float64"), 2 / 13)
     ewm[np.cumsum(observed, axis=0) < 12] = np.nan
     np.testing.assert_allclose(ewm, pd.DataFrame(values).ewm(span=12, min_periods=12).mean().to_numpy(), rtol=1e-12)
     for window, min_periods in ((14, 14), (24, 20), (1, 1)):
-        window_sum, window_count = _rolling_sum(values, window, min_periods, with_count=True)
+        window_sum, window_count = rolling_sum_and_count(values, window, min_periods)
         expected = pd.DataFrame(values).rolling(window, min_periods=min_periods)
         np.testing.assert_allclose(window_sum, expected.sum().to_numpy(), rtol=1e-12)
         observed = pd.DataFrame(~np.isnan(values), dtype="float64").rolling(window, min_periods=1).sum()

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fund_pipeline.domain.curve import ANN_COLUMNS as ANN_BUCKETS
-from fund_pipeline.domain.curve import N_BUCKETS
-from fund_pipeline.domain.curve import RATE_COLUMNS as RATE_BUCKETS
-from fund_pipeline.domain.prints import SchemaError, rate_to_8h, require_columns, to_utc
+from fund_pipeline.domain.prints import SchemaError, rate_to_8h, require_columns
+from fund_pipeline.domain.records import ANN_COLUMNS as ANN_BUCKETS
+from fund_pipeline.domain.records import N_BUCKETS
+from fund_pipeline.domain.records import RATE_COLUMNS as RATE_BUCKETS
+from fund_pipeline.domain.time import NS_PER_HOUR, time_ns, utc_from_ns
 
 DECAY_COLUMNS = [f"decay_{k + 1}_{k}" for k in range(N_BUCKETS - 1)]
 STREAM_KEYS = ["venue", "symbol"]
@@ -26,7 +27,6 @@ ZERO_RATE_TOL = 1e-8
 SHOCK_STATS_WINDOW = pd.Timedelta(hours=72)
 SHOCK_MAX_HOURS = 72.0
 HOUR = pd.Timedelta(hours=1)
-HOUR_NS = 3_600_000_000_000
 DISPERSION_COLUMNS = ["base", "ts", "dispersion_8h", "n_venues"]
 
 
@@ -85,7 +85,7 @@ def hours_since_shock(
     The feature store already holds its rows in that order, so it skips the frame sort.
     """
     _check_shock_parameters(k, max_hours)
-    window_ns, horizon_ns = pd.Timedelta(stats_window).value, int(max_hours * HOUR_NS)
+    window_ns, horizon_ns = pd.Timedelta(stats_window).value, int(max_hours * NS_PER_HOUR)
     hours = np.full(len(times), np.nan)
     for lo, hi in stream_bounds(stream):
         t, x = times[lo:hi], rate_8h[lo:hi]
@@ -231,7 +231,7 @@ def cross_venue_dispersion(rates: pd.DataFrame, rate_column: str = "rate") -> pd
     return pd.DataFrame(
         {
             "base": np.asarray(base_labels, dtype=object)[table.base],
-            "ts": utc_times(table.hour * HOUR_NS),
+            "ts": utc_from_ns(table.hour * NS_PER_HOUR),
             "dispersion_8h": table.dispersion_8h,
             "n_venues": table.n_venues,
         }
@@ -288,9 +288,9 @@ def hourly_dispersion(
     funding_ns, interval_h = funding_ns[usable], usable_interval_h
     rate_8h = rate_to_8h(rate[usable], interval_h)
     by_stream_time = np.lexsort((funding_ns, stream))
-    known_hour = -(-funding_ns[by_stream_time] // HOUR_NS)
-    until_ns = funding_ns[by_stream_time] + np.rint(interval_h[by_stream_time] * HOUR_NS).astype("int64")
-    n_hours = np.maximum(-(-(until_ns - known_hour * HOUR_NS) // HOUR_NS), 0)
+    known_hour = -(-funding_ns[by_stream_time] // NS_PER_HOUR)
+    until_ns = funding_ns[by_stream_time] + np.rint(interval_h[by_stream_time] * NS_PER_HOUR).astype("int64")
+    n_hours = np.maximum(-(-(until_ns - known_hour * NS_PER_HOUR) // NS_PER_HOUR), 0)
     row = np.repeat(by_stream_time, n_hours)
     if not len(row):
         return empty
@@ -338,7 +338,7 @@ def _stream_hours_since_shock(t: np.ndarray, x: np.ndarray, k: float, window_ns:
     move = np.abs(x - mean)
     shock = valid & (n >= 3) & (move > k * np.sqrt(variance)) & (move > min_move)
     last_shock = np.maximum.accumulate(np.where(shock, row, -1))
-    since = (t - t[np.maximum(last_shock, 0)]) / HOUR_NS
+    since = (t - t[np.maximum(last_shock, 0)]) / NS_PER_HOUR
     return np.where(last_shock >= 0, since, np.inf)
 
 
@@ -356,19 +356,6 @@ def stream_bounds(stream: np.ndarray) -> list[tuple[int, int]]:
     starts = np.flatnonzero(np.r_[True, stream[1:] != stream[:-1]]) if len(stream) else np.zeros(0, dtype="int64")
     ends = np.r_[starts[1:], len(stream)]
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
-
-
-def time_ns(times: pd.Series) -> np.ndarray:
-    """UTC nanoseconds since the epoch, for fast integer time arithmetic (naive times are taken as UTC)."""
-    if isinstance(times, pd.Series) and times.dtype.kind == "M":
-        # Datetime columns already hold epoch integers: parsing them again costs more than the features.
-        return times.array.as_unit("ns").asi8.copy()
-    return np.asarray(to_utc(times).astype("int64"), dtype="int64")
-
-
-def utc_times(ns: np.ndarray) -> pd.DatetimeIndex:
-    """UTC timestamps from epoch nanoseconds (int64 min is NaT), without `pd.to_datetime`'s per-value path."""
-    return pd.DatetimeIndex(np.asarray(ns, dtype="int64").view("datetime64[ns]")).tz_localize("UTC")
 
 
 def _sorted_streams(curves: pd.DataFrame) -> pd.DataFrame:
