@@ -183,12 +183,13 @@ def run_real_sample(start: str, end: str) -> int:
     """
     from fund_pipeline.definitions import build_definitions
     from fund_pipeline.resources import LandingZone, MarketSourceResource, Warehouse
+    from fund_pipeline.sources.files import SAMPLE_ROOT
 
     root = data_dir() / "real_sample"
     os.environ["DAGSTER_HOME"] = str(root / "dagster_home")
     prepare_home()
     warehouse = Warehouse(database=str(root / "warehouse.duckdb"))
-    source = MarketSourceResource(kind="files")
+    source = MarketSourceResource(kind="files", files_root=str(SAMPLE_ROOT), files_clock="infer")
     defs = build_definitions(
         {"warehouse": warehouse, "market_source": source, "landing": LandingZone(path=str(root / "landing"))}
     )

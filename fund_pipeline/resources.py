@@ -133,6 +133,13 @@ class MarketSourceResource(dg.ConfigurableResource):
     seed: int = 7
     bases: list[str] | None = None
     files_root: str | None = None
+    # files only: what a format lacks (venue, ccxt symbol), the format by name, the files' clock
+    # ("utc", "+3" for local = UTC+3, "infer" for the shipped sample), or an import manifest.
+    files_venue: str | None = None
+    files_symbol: str | None = None
+    files_format: str | None = None
+    files_clock: str = "utc"
+    files_manifest: str | None = None
     api_base_url: str | None = None
 
     _source: MarketSource | None = PrivateAttr(default=None)
@@ -148,9 +155,22 @@ class MarketSourceResource(dg.ConfigurableResource):
 
             return SimulatedMarket(seed=self.seed, bases=tuple(self.bases) if self.bases else None)
         if self.kind == "files":
-            from fund_pipeline.sources.files import FileSource
+            from fund_pipeline.sources.files import FileSource, SourceConfigError
 
-            return FileSource(self.files_root)
+            if self.files_manifest:
+                return FileSource.from_manifest(self.files_manifest)
+            if not self.files_root:
+                raise SourceConfigError(
+                    "market_source: kind='files' needs files_root (a folder or files, os.pathsep-separated) "
+                    "or files_manifest; it no longer falls back to the shipped sample"
+                )
+            return FileSource.from_paths(
+                self.files_root,
+                venue=self.files_venue,
+                symbol=self.files_symbol,
+                fmt=self.files_format,
+                clock=self.files_clock,
+            )
         from fund_pipeline.sources.ccxt import CcxtSource
 
         return CcxtSource(api_base_url=self.api_base_url)

@@ -9,13 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fund_pipeline.domain.prints import BAR_COLUMNS, MARKET_COLUMNS, PRINT_COLUMNS, SchemaError
-from fund_pipeline.sources.files import (
-    ClockOffsetError,
-    FileFormatError,
-    FileSource,
-    RateSeries,
-    infer_clock_offset,
-)
+from fund_pipeline.sources.clock import ClockOffsetError, RateSeries, infer_clock_offset
+from fund_pipeline.sources.files import FileFormatError, FileSource
 from fund_pipeline.venues.registry import UnknownVenueError
 
 START_HOUR = int(pd.Timestamp("2023-01-01").value // 3_600_000_000_000)
@@ -77,7 +72,7 @@ def test_duplicates_dropped_and_conflicts_counted(tmp_path):
     times += [times[1], times[2] + pd.Timedelta(minutes=1)]
     rates += [2e-4, 9e-4]
     write_export(tmp_path / "BTC-USDT_gate_x.csv", "BTC-USDT", times, rates)
-    source = FileSource(tmp_path)
+    source = FileSource.from_paths(tmp_path)
     report = source.import_report("gate")["BTC/USDT:USDT"]
     assert report["rows_read"] == 8
     assert report["duplicates_dropped"] == 1
@@ -92,7 +87,7 @@ def test_gaps_counted_and_user_parquet_read(tmp_path):
     times = grid_times("2023-01-01", 30).delete([3, 4])
     frame = pd.DataFrame({"Symbol": "ETH-USDT", "Date": times, "Funding Rate": 1e-4})
     frame.to_parquet(tmp_path / "ETH-USDT_okx_export.parquet")
-    source = FileSource(tmp_path)
+    source = FileSource.from_paths(tmp_path)
     assert source.venues() == ("okx",)
     assert source.import_report("okx")["ETH/USDT:USDT"]["gaps"] == 2
 
@@ -100,12 +95,6 @@ def test_gaps_counted_and_user_parquet_read(tmp_path):
 @pytest.mark.parametrize(
     ("frame", "message"),
     [
-        (
-            pd.DataFrame(
-                {"Symbol": ["BTC-USDT"] * 2, "Time": ["2023-01-01", "2023-01-01 08:00"], "Funding Rate": [1e-4, 1e-4]}
-            ),
-            "columns must be",
-        ),
         (
             pd.DataFrame(
                 {"Symbol": ["BTC-USDT"] * 2, "Date": ["2023-01-01", "yesterday"], "Funding Rate": [1e-4, 1e-4]}
@@ -124,24 +113,38 @@ def test_gaps_counted_and_user_parquet_read(tmp_path):
         ),
     ],
 )
-def test_bad_files_raise_naming_file_and_problem(tmp_path, frame, message):
+def test_bad_files_fail_their_partitions_naming_file_and_problem(tmp_path, frame, message):
     frame.to_csv(tmp_path / "BTC-USDT_gate_bad.csv", index=False)
+    source = FileSource.from_paths(tmp_path)
+    assert source.venues() == ("gate",)
     with pytest.raises(FileFormatError, match=message) as caught:
-        FileSource(tmp_path).venues()
+        source.funding_prints("gate", pd.Timestamp("2023-01-01", tz="UTC"), pd.Timestamp("2023-01-02", tz="UTC"))
     assert "BTC-USDT_gate_bad.csv" in str(caught.value)
     assert isinstance(caught.value, SchemaError)
 
 
-def test_clock_change_inside_a_file_is_rejected(tmp_path):
+def test_wrong_columns_are_a_stray_file_skipped(tmp_path):
+    frame = pd.DataFrame(
+        {"Symbol": ["BTC-USDT"] * 2, "Time": ["2023-01-01", "2023-01-01 08:00"], "Funding Rate": [1e-4, 1e-4]}
+    )
+    frame.to_csv(tmp_path / "BTC-USDT_gate_bad.csv", index=False)
+    write_export(tmp_path / "ETH-USDT_gate_x.csv", "ETH-USDT", grid_times("2023-01-01", 4), 1e-4)
+    source = FileSource.from_paths(tmp_path)
+    assert source.venues() == ("gate",)
+    assert [name for name, _ in source.skipped] == ["BTC-USDT_gate_bad.csv"]
+
+
+def test_clock_change_inside_a_file_is_rejected_when_inferring(tmp_path):
     times = grid_times("2023-01-01", 30).append(grid_times("2023-01-11", 30, hour_offset=1))
     write_export(tmp_path / "BTC-USDT_gate_dst.csv", "BTC-USDT", times, 1e-4)
-    with pytest.raises(ClockOffsetError, match="BTC-USDT_gate_dst.csv.*clock shifts"):
-        FileSource(tmp_path).venues()
+    source = FileSource.from_paths(tmp_path, clock="infer")
+    with pytest.raises(FileFormatError, match="BTC-USDT_gate_dst.csv.*clock shifts"):
+        source.funding_prints("gate", pd.Timestamp("2023-01-01", tz="UTC"), pd.Timestamp("2023-01-02", tz="UTC"))
 
 
 def test_unknown_venue_and_symbol(tmp_path):
     write_export(tmp_path / "BTC-USDT_gate_x.csv", "BTC-USDT", grid_times("2023-01-01", 4), 1e-4)
-    source = FileSource(tmp_path)
+    source = FileSource.from_paths(tmp_path)
     start, end = pd.Timestamp("2023-01-01", tz="UTC"), pd.Timestamp("2023-01-02", tz="UTC")
     with pytest.raises(UnknownVenueError, match="binance"):
         source.funding_prints("binance", start, end)
@@ -151,7 +154,7 @@ def test_unknown_venue_and_symbol(tmp_path):
 
 @pytest.fixture(scope="module")
 def sample() -> FileSource:
-    return FileSource()
+    return FileSource.sample()
 
 
 def test_sample_venues_and_offsets(sample):

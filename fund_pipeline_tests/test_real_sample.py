@@ -7,6 +7,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from fund_pipeline.demo import load_definitions
 from fund_pipeline.resources import LandingZone, MarketSourceResource, Warehouse
+from fund_pipeline.sources.files import SAMPLE_ROOT
 
 VENUES = ["binance", "gate", "kucoin"]
 
@@ -23,7 +24,7 @@ def real(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("real")
     resources = {
         "warehouse": Warehouse(database=str(tmp / "w.duckdb")),
-        "market_source": MarketSourceResource(kind="files"),
+        "market_source": MarketSourceResource(kind="files", files_root=str(SAMPLE_ROOT), files_clock="infer"),
         "landing": LandingZone(path=str(tmp / "landing")),
     }
     assets = list(load_definitions().assets)

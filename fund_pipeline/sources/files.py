@@ -1,15 +1,22 @@
-"""Funding history from CSV/Parquet exports, e.g. the real public sample shipped with the package.
+"""MarketSource over funding-history files: venue REST exports, Binance archives, Tardis, ccxt, plain UTC, the sample.
 
-An export has three columns, `Symbol,Date,Funding Rate`, one file per symbol and venue, named
-`<BASE>-<QUOTE>_<venue>_*.csv[.gz]` or `.parquet`. `Date` is wall-clock time of whatever machine
-wrote the file, so it is not trusted: each file's clock offset is inferred from the data by
-aligning its rates with files already on the UTC settlement grid (`infer_clock_offset`).
+Every file is read once per process (`sources.formats` detects its format by header), its
+times taken as UTC unless its clock is configured (`clock="+3"`) or inferred (`clock="infer"`,
+the shipped sample, `sources.clock`), floored to the venue's settlement grid, and merged per
+venue × symbol: exact duplicates dropped, conflicting prints of one window counted and the first
+kept (files in name order, rows in file order). A partition then costs a binary search.
+
+A file that cannot be used fails only the partitions of its venue in the span it covers, with
+its name and line; a file whose header matches no known format is skipped with a warning
+naming it. The files carry funding rates only: markets have NaN volume, open interest and max
+leverage, and there are no bars.
 """
 
 from __future__ import annotations
 
-import functools
-import re
+import json
+import logging
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,419 +24,488 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fund_pipeline.domain.prints import (
-    BAR_COLUMNS,
-    MARKET_COLUMNS,
-    SETTLEMENT_PHASE_H,
-    SchemaError,
-    empty_prints,
-    floor_to_grid,
-    normalise_prints,
-    to_utc,
-)
+from fund_pipeline.domain.prints import BAR_COLUMNS, MARKET_COLUMNS, empty_prints, normalise_prints
+from fund_pipeline.domain.time import NS_PER_DAY, NS_PER_HOUR, floor_to_grid, to_utc, utc_timestamp
 from fund_pipeline.sources.base import UnknownVenueError, check_venue
+from fund_pipeline.sources.clock import (
+    ClockOffsetError,
+    RateSeries,
+    check_clock_stable,
+    check_on_grid,
+    detect_interval,
+    infer_offsets,
+)
+from fund_pipeline.sources.formats import (
+    FORMATS_BY_NAME,
+    FileFormatError,
+    UnrecognisedFileError,
+    is_data_file,
+    parse_file_name,
+    read_records,
+)
+from fund_pipeline.venues.registry import ALL_VENUES, facts
+
+__all__ = ["SAMPLE_ROOT", "ClockOffsetError", "FileFormatError", "FileSource", "FileSpec", "SourceConfigError"]
+
+log = logging.getLogger(__name__)
 
 SAMPLE_ROOT = Path(__file__).parent / "sample_data" / "real_funding"
-FILE_COLUMNS = ["Symbol", "Date", "Funding Rate"]
-FILE_NAME = re.compile(r"^(?P<base>[A-Z0-9]+)-(?P<quote>[A-Z0-9]+)_(?P<venue>[a-z0-9]+)_.*\.(csv|csv\.gz|parquet)$")
-
-# Whole-hour clock offsets a machine's local time can have (UTC-12 .. UTC+14).
-CLOCK_OFFSET_CANDIDATES = tuple(range(-12, 15))
-# Share of consecutive prints that must be one interval apart for the interval to count as detected.
-MIN_INTERVAL_SHARE = 0.9
-# Consecutive off-grid prints that mean the clock changed (e.g. DST) rather than a late settlement.
-CLOCK_CHANGE_RUN = 6
-# Reference windows in the rolling mean removed before correlating: regimes last weeks and
-# would otherwise dominate the agreement score and flatten it across shifts.
-DETREND_WINDOWS = 21
-MIN_OVERLAP = 30
-HOUR_NS = 3_600_000_000_000
+# How far a file's own clock can be from UTC: a failed file's span is widened by this much.
+MAX_CLOCK_OFFSET_NS = NS_PER_DAY
 
 
-class FileFormatError(SchemaError):
-    """An export file does not have the columns, dates or rates it must have."""
+class SourceConfigError(ValueError):
+    """The files source was configured with something it cannot use (no files, unknown clock, ...)."""
 
 
-class ClockOffsetError(SchemaError):
-    """A file's clock offset cannot be inferred, or changes within the file."""
-
-
-@dataclass(frozen=True)
-class RateSeries:
-    """One file's settled rates at integer hours since the epoch, in the file's own clock.
-
-    `grid_phase_h` is the UTC hour of the venue's first daily settlement.
-    """
-
-    hours: np.ndarray
-    rates: np.ndarray
-    interval_h: int
-    grid_phase_h: int = 0
-
-    def admissible_offsets(self, candidates: Iterable[int]) -> list[int]:
-        """Offsets that put the bulk of the prints on the venue's UTC grid (all, for hourly)."""
-        if self.interval_h == 1:
-            return list(candidates)
-        residue = modal_residue(self.hours - self.grid_phase_h, self.interval_h)
-        return [o for o in candidates if (residue - o) % self.interval_h == 0]
+def parse_clock(clock: str) -> int | None:
+    """`utc` → 0, `+3` / `-5` → whole hours (local = UTC + offset), `infer` → None."""
+    text = str(clock).strip().lower()
+    if text == "utc":
+        return 0
+    if text == "infer":
+        return None
+    try:
+        offset = int(text)
+    except ValueError:
+        raise SourceConfigError(f"clock must be 'utc', 'infer' or whole hours like '+3'; got {clock!r}") from None
+    if not -12 <= offset <= 14:
+        raise SourceConfigError(f"clock offset {offset:+d}h is outside UTC-12 .. UTC+14")
+    return offset
 
 
 @dataclass(frozen=True)
-class ClockOffsetFit:
-    offset_h: int
-    scores: dict[int, float] = field(default_factory=dict)
+class FileSpec:
+    """One file and how to read it: what its format lacks (venue, symbol) and its clock."""
+
+    path: Path
+    venue: str | None = None
+    symbol: str | None = None
+    fmt: str | None = None
+    clock: str = "utc"
+
+    def key(self) -> tuple:
+        stat = self.path.stat()
+        return (str(self.path.resolve()), stat.st_mtime_ns, stat.st_size, self.venue, self.symbol, self.fmt, self.clock)
 
 
-def modal_residue(hours: np.ndarray, interval_h: int) -> int:
-    return int(np.bincount(np.mod(hours, interval_h), minlength=interval_h).argmax())
+def expand(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
+    """Files under the given files and folders (folders recursively, data suffixes only); missing paths."""
+    files, missing = [], []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if is_data_file(f))
+        elif p.is_file():
+            files.append(p)
+        else:
+            missing.append(str(p))
+    return files, missing
 
 
-def hourly_accrual(series: RateSeries, offset_h: int) -> tuple[int, np.ndarray]:
-    """Per-hour funding (rate / interval over the hours each window covers), UTC after `offset_h`.
+def specs_for(
+    paths: Iterable[str | Path],
+    venue: str | None = None,
+    symbol: str | None = None,
+    fmt: str | None = None,
+    clock: str = "utc",
+) -> list[FileSpec]:
+    """FileSpecs for files and folders, refusing what cannot work before anything is read."""
+    paths = list(paths)
+    if not paths:
+        raise SourceConfigError("the files source needs files_root: a folder of exports or the files themselves")
+    if venue is not None and venue not in ALL_VENUES:
+        raise SourceConfigError(f"venue {venue!r} is unknown; known venues are {list(ALL_VENUES)}")
+    if fmt is not None and fmt not in FORMATS_BY_NAME:
+        raise SourceConfigError(f"format {fmt!r} is unknown; known formats are {list(FORMATS_BY_NAME)}")
+    parse_clock(clock)
+    files, missing = expand(paths)
+    if missing:
+        raise SourceConfigError(f"files_root: {missing} do not exist")
+    if not files:
+        raise SourceConfigError(
+            f"files_root: no data files ({', '.join(FORMATS_BY_NAME)}) under {list(map(str, paths))}"
+        )
+    return [FileSpec(f, venue, symbol, fmt, clock) for f in files]
 
-    Returns the first hour and a dense array; hours no print covers are NaN. Later prints
-    of a window already covered do not overwrite the first.
-    """
-    utc = series.hours - offset_h
-    ends = (utc - series.grid_phase_h) // series.interval_h * series.interval_h + series.grid_phase_h
-    ends, first = np.unique(ends, return_index=True)
-    per_hour = series.rates[first] / series.interval_h
-    start = int(ends.min()) - series.interval_h
-    dense = np.full(int(ends.max()) - start, np.nan)
-    for k in range(1, series.interval_h + 1):
-        dense[ends - k - start] = per_hour
-    return start, dense
+
+@dataclass(frozen=True)
+class Failure:
+    """A file that could not be used: the partitions of `venue` in [lo_ns, hi_ns) fail with `message`."""
+
+    file: str
+    venue: str
+    message: str
+    lo_ns: int | None = None
+    hi_ns: int | None = None
+
+    def covers(self, start_ns: int, end_ns: int) -> bool:
+        lo = self.lo_ns if self.lo_ns is not None else -(2**62)
+        hi = self.hi_ns if self.hi_ns is not None else 2**62
+        return lo < end_ns and start_ns < hi
 
 
-def window_accrual(series: RateSeries, offset_h: int, ends: np.ndarray, window_h: int) -> np.ndarray:
-    """Funding accrued by `series` over [end - window_h, end) for each end; NaN where not covered."""
-    start, dense = hourly_accrual(series, offset_h)
-    cum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(dense))])
-    covered = np.concatenate([[0], np.cumsum(np.isfinite(dense))])
-    hi = ends - start
-    lo = hi - window_h
-    ok = (lo >= 0) & (hi <= len(dense))
-    out = np.full(len(ends), np.nan)
-    lo_ok, hi_ok = lo[ok], hi[ok]
-    full = covered[hi_ok] - covered[lo_ok] == window_h
-    out[np.flatnonzero(ok)[full]] = (cum[hi_ok] - cum[lo_ok])[full]
+@dataclass
+class Loaded:
+    """Everything read from one set of files: prints per venue sorted by funding time, and what happened."""
+
+    prints: dict[str, pd.DataFrame] = field(default_factory=dict)
+    times: dict[str, np.ndarray] = field(default_factory=dict)
+    reports: dict[str, dict[str, dict]] = field(default_factory=dict)
+    failures: dict[str, list[Failure]] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    files: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class Group:
+    """The records of one venue × symbol from one file."""
+
+    name: str
+    spec: FileSpec
+    fmt: str
+    venue: str
+    symbol: str
+    records: pd.DataFrame
+    interval_h: np.ndarray
+    offset_h: int = 0
+
+
+def _failure_from(spec: FileSpec, exc: FileFormatError) -> Failure:
+    venue = getattr(exc, "venue", None) or spec.venue or parse_file_name(spec.path).venue
+    if venue is None:
+        raise FileFormatError(f"{exc} (and its venue cannot be told, so it cannot be set apart: fix or remove it)")
+    span = getattr(exc, "span_ns", None)
+    if span is None:
+        return Failure(spec.path.name, venue, str(exc))
+    return Failure(spec.path.name, venue, str(exc), span[0] - MAX_CLOCK_OFFSET_NS, span[1] + MAX_CLOCK_OFFSET_NS)
+
+
+def _intervals(group_name: str, records: pd.DataFrame, venue: str) -> np.ndarray:
+    """Each record's interval: the file's own where it states one, else detected from the steps."""
+    given = records["interval_h"].to_numpy(dtype="float64")
+    if np.isfinite(given).all():
+        return given
+    hours = np.round(records["time"].to_numpy(dtype="int64") / NS_PER_HOUR).astype("int64")
+    if len(np.unique(hours)) < 2:
+        return np.where(np.isfinite(given), given, facts(venue).default_interval_h)
+    try:
+        detected = float(detect_interval(group_name, hours))
+        return np.where(np.isfinite(given), given, detected)
+    except ClockOffsetError:
+        # Intervals changed within the file (Binance 8h → 4h): each print's gap, missing ones bridged.
+        from fund_pipeline.sources.ccxt import intervals_from_gaps
+
+        order = np.argsort(hours, kind="stable")
+        ts = pd.Series(pd.to_datetime(hours[order] * NS_PER_HOUR, utc=True))
+        gaps = intervals_from_gaps(ts, facts(venue).default_interval_h).to_numpy(dtype="float64")
+        out = np.empty_like(gaps)
+        out[order] = gaps
+        return np.where(np.isfinite(given), given, out)
+
+
+def _series(group: Group) -> RateSeries:
+    hours = np.round(group.records["time"].to_numpy(dtype="int64") / NS_PER_HOUR).astype("int64")
+    values, counts = np.unique(group.interval_h, return_counts=True)
+    modal = int(round(values[counts.argmax()]))
+    return RateSeries(
+        hours, group.records["rate"].to_numpy(), max(modal, 1), int(facts(group.venue).settlement_phase_h)
+    )
+
+
+def _groups(spec: FileSpec, fmt: str, records: pd.DataFrame) -> list[Group]:
+    out = []
+    keys = records[["venue", "symbol"]].drop_duplicates().itertuples(index=False, name=None)
+    pairs = list(keys)
+    for venue, symbol in pairs:
+        part = records.loc[(records["venue"] == venue) & (records["symbol"] == symbol)].reset_index(drop=True)
+        name = spec.path.name if len(pairs) == 1 else f"{spec.path.name} [{venue} {symbol}]"
+        out.append(Group(name, spec, fmt, venue, symbol, part, _intervals(name, part, venue)))
     return out
 
 
-def detrended(values: np.ndarray) -> np.ndarray:
-    trend = pd.Series(values).rolling(DETREND_WINDOWS, center=True, min_periods=DETREND_WINDOWS // 2).mean()
-    return values - trend.to_numpy()
-
-
-def agreement(series: RateSeries, offset_h: int, reference: RateSeries) -> float:
-    """Correlation of `series` shifted by `offset_h` with a UTC reference, window by window.
-
-    Both sides are funding accrued over the reference's windows, with the slow regime removed.
-    NaN when they overlap on fewer than MIN_OVERLAP windows.
-    """
-    ends = np.unique(reference.hours)
-    ref = window_accrual(reference, 0, ends, reference.interval_h)
-    mine = window_accrual(series, offset_h, ends, reference.interval_h)
-    x, y = detrended(mine), detrended(ref)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < MIN_OVERLAP or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
-        return float("nan")
-    return float(np.corrcoef(x[ok], y[ok])[0, 1])
-
-
-def mean_finite(values: Sequence[float]) -> float:
-    finite = [v for v in values if np.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
-
-
-def infer_clock_offset(
-    series: Sequence[RateSeries],
-    references: Sequence[RateSeries],
-    candidates: Iterable[int] = CLOCK_OFFSET_CANDIDATES,
-) -> ClockOffsetFit:
-    """The whole-hour offset (local = UTC + offset) of files written by one clock.
-
-    Candidates are first cut to those that put every series on its venue's settlement grid;
-    the grid alone cannot tell offsets one interval apart (+3 and -5 on an 8h grid; anything
-    on an hourly grid), so among those the offset that maximises the mean agreement with the
-    UTC references wins. Pooling files of one clock makes the choice robust to one venue whose
-    rate leads or lags the others.
-    """
-    if not series:
-        raise ClockOffsetError("infer_clock_offset: no series given")
-    candidates = list(candidates)
-    admissible = [o for o in candidates if all(o in s.admissible_offsets(candidates) for s in series)]
-    if not admissible:
-        raise ClockOffsetError("the series do not share a settlement grid under any candidate offset")
-    if len(admissible) == 1:
-        return ClockOffsetFit(admissible[0], {admissible[0]: float("nan")})
-    if not references:
-        raise ClockOffsetError(
-            f"offsets {admissible} all fit the settlement grid and there is no UTC reference series to choose between them"
-        )
-    scores = {o: mean_finite([agreement(s, o, r) for s in series for r in references]) for o in admissible}
-    finite = {o: v for o, v in scores.items() if np.isfinite(v)}
-    if not finite:
-        raise ClockOffsetError(f"no overlap with the UTC references for any offset in {admissible}")
-    return ClockOffsetFit(max(finite, key=finite.get), scores)
-
-
-def read_export(path: Path) -> pd.DataFrame:
-    """Read and check one export: its three columns, parsable dates, finite rates."""
-    try:
-        raw = pd.read_parquet(path) if path.name.endswith(".parquet") else pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise FileFormatError(f"{path.name}: cannot be read: {exc}") from exc
-    if list(raw.columns) != FILE_COLUMNS:
-        raise FileFormatError(f"{path.name}: columns must be {FILE_COLUMNS}; got {list(raw.columns)}")
-    dates = pd.to_datetime(raw["Date"], errors="coerce")
-    if dates.isna().any():
-        rows = (np.flatnonzero(dates.isna()) + 2).tolist()
-        raise FileFormatError(f"{path.name}: unparsable Date at line(s) {rows[:10]}")
-    if dates.dt.tz is not None:
-        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
-    rates = pd.to_numeric(raw["Funding Rate"], errors="coerce").to_numpy(dtype="float64")
-    bad = ~np.isfinite(rates)
-    if bad.any():
-        rows = (np.flatnonzero(bad) + 2).tolist()
-        raise FileFormatError(f"{path.name}: NaN, infinite or non-numeric Funding Rate at line(s) {rows[:10]}")
-    return pd.DataFrame(
-        {"symbol": raw["Symbol"].astype(str), "local_time": dates.astype("datetime64[ns]"), "rate": rates}
-    )
-
-
-def detect_interval(path: Path, hours: np.ndarray) -> int:
-    """The settlement interval in hours: the commonest step between prints, which must dominate."""
-    steps = np.diff(np.unique(hours))
-    if not len(steps):
-        raise FileFormatError(f"{path.name}: needs at least two distinct settlement times to detect its interval")
-    values, counts = np.unique(steps, return_counts=True)
-    interval = int(values[counts.argmax()])
-    share = counts.max() / counts.sum()
-    if interval not in (1, 2, 4, 8) or share < MIN_INTERVAL_SHARE:
-        raise FileFormatError(
-            f"{path.name}: no settlement interval detected (commonest step {interval}h covers {share:.0%} of steps)"
-        )
-    return interval
-
-
-def check_clock_stable(path: Path, series: RateSeries) -> None:
-    """Raise when a long run of prints leaves the grid: the clock changed (e.g. DST) mid-file.
-
-    Isolated off-grid prints are late settlements (HTX has some) and are floored later.
-    """
-    if series.interval_h == 1:
-        return
-    residues = np.mod(series.hours, series.interval_h)
-    off = residues != modal_residue(series.hours, series.interval_h)
-    run = 0
-    for i, is_off in enumerate(off):
-        run = run + 1 if is_off else 0
-        if run >= CLOCK_CHANGE_RUN:
-            when = pd.Timestamp(int(series.hours[i - run + 1]) * HOUR_NS)
-            raise ClockOffsetError(
-                f"{path.name}: the clock shifts off the settlement grid from {when} (DST or clock change)"
-            )
-
-
-@dataclass(frozen=True)
-class ExportFile:
-    path: Path
-    venue: str
-    symbol: str
-    base: str
-    quote: str
-    frame: pd.DataFrame
-    series: RateSeries
-
-
-@functools.cache
-def parse_export(path: Path, mtime_ns: int) -> ExportFile:
-    """Parse one export once per process (keyed by modification time, so edits are re-read)."""
-    match = FILE_NAME.match(path.name)
-    if match is None:
-        raise FileFormatError(f"{path.name}: name must look like <BASE>-<QUOTE>_<venue>_*.csv[.gz]|.parquet")
-    base, quote, venue = match["base"], match["quote"], match["venue"]
-    frame = read_export(path)
-    expected = f"{base}-{quote}"
-    wrong = frame.loc[frame["symbol"] != expected, "symbol"].unique().tolist()
-    if wrong:
-        raise FileFormatError(f"{path.name}: Symbol column holds {wrong[:5]}, expected only {expected}")
-    hours = (frame["local_time"].dt.round("h").astype("int64") // HOUR_NS).to_numpy()
-    series = RateSeries(hours, frame["rate"].to_numpy(), 1, SETTLEMENT_PHASE_H.get(venue, 0))
-    series = RateSeries(hours, series.rates, detect_interval(path, hours), series.grid_phase_h)
-    check_clock_stable(path, series)
-    return ExportFile(path, venue, f"{base}/{quote}:{quote}", base, quote, frame, series)
-
-
-def export_paths(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_file() and re.search(r"\.(csv|csv\.gz|parquet)$", p.name))
-
-
-def infer_offsets(files: Sequence[ExportFile]) -> dict[Path, ClockOffsetFit]:
-    """Clock offset of every file.
-
-    Files already on their grid are the UTC references; off-grid files sharing the same
-    admissible offsets are taken as written by one clock and fitted together against the
-    references and the hourly files; hourly files are then fitted per venue against all the
-    corrected grid files.
-    """
-    fits: dict[Path, ClockOffsetFit] = {}
-    hourly = [f for f in files if f.series.interval_h == 1]
-    gridded = [f for f in files if f.series.interval_h > 1]
-    references = [f for f in gridded if 0 in f.series.admissible_offsets([0])]
-    for f in references:
-        fits[f.path] = ClockOffsetFit(0)
-    groups: dict[tuple[int, ...], list[ExportFile]] = {}
-    for f in gridded:
-        if f.path not in fits:
-            groups.setdefault(tuple(f.series.admissible_offsets(CLOCK_OFFSET_CANDIDATES)), []).append(f)
-    provisional = [f.series for f in references + hourly]
-    for members in groups.values():
+def _apply_clocks(groups: list[Group], loaded: Loaded) -> list[Group]:
+    """Set each group's clock offset (fixed or inferred); groups whose clock does not fit fail."""
+    inferred = [g for g in groups if parse_clock(g.spec.clock) is None]
+    unknown: set[str] = set()
+    if inferred:
         try:
-            fit = infer_clock_offset([f.series for f in members], provisional)
+            fits = infer_offsets({g.name: _series(g) for g in inferred}, {g.name: g.venue for g in inferred})
         except ClockOffsetError as exc:
-            raise ClockOffsetError(f"{[f.path.name for f in members]}: {exc}") from exc
-        fits.update({f.path: fit for f in members})
-    corrected = [shifted(f.series, fits[f.path].offset_h) for f in gridded]
-    for venue in sorted({f.venue for f in hourly}):
-        members = [f for f in hourly if f.venue == venue]
+            for g in inferred:
+                _fail_group(g, f"clock inference failed: {exc}", loaded)
+                unknown.add(g.name)
+            fits = {}
+        for name, fit in fits.items():
+            next(g for g in inferred if g.name == name).offset_h = fit.offset_h
+    kept = []
+    for g in groups:
+        if g.name in unknown:
+            continue
+        fixed = parse_clock(g.spec.clock)
+        if fixed is not None:
+            g.offset_h = fixed
+        series = _series(g)
         try:
-            fit = infer_clock_offset([f.series for f in members], corrected)
+            if fixed is None:
+                check_clock_stable(g.name, series)
+            else:
+                hours = series.hours - g.offset_h
+                check_on_grid(g.name, RateSeries(hours, series.rates, series.interval_h, series.grid_phase_h))
         except ClockOffsetError as exc:
-            raise ClockOffsetError(f"{[f.path.name for f in members]}: {exc}") from exc
-        fits.update({f.path: fit for f in members})
-    return fits
+            _fail_group(g, str(exc), loaded)
+            continue
+        kept.append(g)
+    return kept
 
 
-def shifted(series: RateSeries, offset_h: int) -> RateSeries:
-    return RateSeries(series.hours - offset_h, series.rates, series.interval_h, series.grid_phase_h)
+def _fail_group(g: Group, message: str, loaded: Loaded) -> None:
+    times = g.records["time"]
+    lo, hi = int(times.min()) - MAX_CLOCK_OFFSET_NS, int(times.max()) + MAX_CLOCK_OFFSET_NS
+    loaded.failures.setdefault(g.venue, []).append(Failure(g.spec.path.name, g.venue, message, lo, hi))
 
 
-def count_gaps(funding_time: pd.Series, interval_h: int) -> int:
+def count_gaps(funding_ns: np.ndarray, interval_h: np.ndarray) -> int:
     """Settlement windows missing between the first and last print."""
-    steps = funding_time.diff().dropna() / pd.Timedelta(hours=interval_h)
-    return int((steps - 1).clip(lower=0).sum())
+    if len(funding_ns) < 2:
+        return 0
+    steps = np.diff(funding_ns) / (interval_h[1:] * NS_PER_HOUR)
+    return int(np.clip(np.round(steps) - 1, 0, None).sum())
 
 
-def to_prints(file: ExportFile, offset_h: int) -> tuple[pd.DataFrame, dict]:
-    """UTC prints on the venue grid, first of each window kept, and what was done to get them."""
-    series = file.series
-    utc = to_utc(file.frame["local_time"] - pd.Timedelta(hours=offset_h))
-    funding_time = floor_to_grid(utc, float(series.interval_h), float(series.grid_phase_h))
-    frame = pd.DataFrame({"funding_time": funding_time, "rate": file.frame["rate"]})
-    exact = frame.duplicated()
+def _merge(venue: str, symbol: str, groups: list[Group]) -> tuple[pd.DataFrame, dict]:
+    """One venue × symbol from every file: on the grid, exact duplicates dropped, first of a window kept."""
+    phase = facts(venue).settlement_phase_h
+    frames = []
+    for g in groups:
+        utc = pd.Series(pd.to_datetime(g.records["time"].to_numpy() - g.offset_h * NS_PER_HOUR, utc=True))
+        funding_time = floor_to_grid(utc, g.interval_h, phase)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "funding_time": funding_time.astype("int64").to_numpy(),
+                    "rate": g.records["rate"].to_numpy(),
+                    "interval_h": g.interval_h,
+                    "mark_price": g.records["mark_price"].to_numpy(),
+                    "index_price": g.records["index_price"].to_numpy(),
+                }
+            )
+        )
+    frame = pd.concat(frames, ignore_index=True)
+    exact = frame.duplicated(["funding_time", "rate"])
     deduped = frame.loc[~exact]
     conflicting = deduped["funding_time"].duplicated()
-    clean = deduped.loc[~conflicting].sort_values("funding_time")
-    n = len(clean)
-    prints = normalise_prints(
-        pd.DataFrame(
-            {
-                "venue": [file.venue] * n,
-                "symbol": [file.symbol] * n,
-                "base": [file.base] * n,
-                "kind": ["settled"] * n,
-                "funding_time": clean["funding_time"].to_numpy(),
-                "ts": clean["funding_time"].to_numpy(),
-                "received_at": [pd.NaT] * n,
-                "rate": clean["rate"].to_numpy(),
-                "interval_h": [float(series.interval_h)] * n,
-                "mark_price": [np.nan] * n,
-                "index_price": [np.nan] * n,
-                "source": ["file"] * n,
-            }
-        )
-    )
+    clean = deduped.loc[~conflicting].sort_values("funding_time", kind="stable")
+    ft = clean["funding_time"].to_numpy(dtype="int64")
+    intervals = clean["interval_h"].to_numpy(dtype="float64")
+    offsets = sorted({g.offset_h for g in groups})
+    values, counts = np.unique(intervals, return_counts=True)
     report = {
         "rows_read": len(frame),
         "duplicates_dropped": int(exact.sum()),
         "conflicts": int(conflicting.sum()),
-        "offset_applied_h": offset_h,
-        "interval_h": series.interval_h,
-        "gaps": count_gaps(prints["funding_time"], series.interval_h),
+        "offset_applied_h": offsets[0] if len(offsets) == 1 else offsets,
+        "interval_h": float(values[counts.argmax()]),
+        "gaps": count_gaps(ft, intervals),
+        "files": sorted({g.spec.path.name for g in groups}),
+        "formats": sorted({g.fmt for g in groups}),
     }
+    n = len(clean)
+    prints = pd.DataFrame(
+        {
+            "venue": np.full(n, venue, dtype=object),
+            "symbol": np.full(n, symbol, dtype=object),
+            "base": np.full(n, symbol.split("/")[0], dtype=object),
+            "kind": np.full(n, "settled", dtype=object),
+            "funding_time": ft,
+            "ts": ft,
+            "rate": clean["rate"].to_numpy(),
+            "interval_h": intervals,
+            "mark_price": clean["mark_price"].to_numpy(),
+            "index_price": clean["index_price"].to_numpy(),
+            "source": np.full(n, "file", dtype=object),
+        }
+    )
     return prints, report
 
 
-class FileSource:
-    """MarketSource over a folder of funding exports (default: the real public sample shipped here).
+def load(specs: Sequence[FileSpec]) -> Loaded:
+    """Read, check, clock-correct and merge every file (the work done once per process)."""
+    loaded = Loaded()
+    groups: list[Group] = []
+    for spec in sorted(specs, key=lambda s: s.path.name):
+        try:
+            fmt, records = read_records(spec.path, venue=spec.venue, symbol=spec.symbol, fmt=spec.fmt)
+        except UnrecognisedFileError as exc:
+            log.warning("skipped %s: %s", spec.path, exc)
+            loaded.skipped.append((spec.path.name, str(exc)))
+            continue
+        except FileFormatError as exc:
+            failure = _failure_from(spec, exc)
+            loaded.failures.setdefault(failure.venue, []).append(failure)
+            loaded.files.append({"file": spec.path.name, "status": "failed", "error": str(exc)})
+            continue
+        groups += _groups(spec, fmt.name, records)
+        loaded.files.append({"file": spec.path.name, "status": "read", "format": fmt.name, "rows": len(records)})
+    groups = _apply_clocks(groups, loaded)
+    by_pair: dict[tuple[str, str], list[Group]] = {}
+    for g in groups:
+        by_pair.setdefault((g.venue, g.symbol), []).append(g)
+    frames: dict[str, list[pd.DataFrame]] = {}
+    for (venue, symbol), members in sorted(by_pair.items()):
+        prints, report = _merge(venue, symbol, members)
+        loaded.reports.setdefault(venue, {})[symbol] = report
+        frames.setdefault(venue, []).append(prints)
+    for venue, parts in frames.items():
+        merged = pd.concat(parts, ignore_index=True).sort_values(["funding_time", "symbol"], kind="stable")
+        loaded.times[venue] = merged["funding_time"].to_numpy(dtype="int64")
+        loaded.prints[venue] = normalise_prints(merged)
+    return loaded
 
-    The exports carry funding rates only: markets have NaN volume, open interest and max
-    leverage, and there are no bars.
-    """
+
+_LOADED: dict[tuple, Loaded] = {}
+
+
+def load_cached(specs: Sequence[FileSpec]) -> Loaded:
+    """`load`, once per process per set of files and options (a changed file is read again)."""
+    key = tuple(sorted(s.key() for s in specs))
+    if key not in _LOADED:
+        _LOADED[key] = load(specs)
+    return _LOADED[key]
+
+
+class FileSource:
+    """MarketSource over funding files; `FileSource.from_paths(...)` or from an import manifest."""
 
     name = "files"
 
-    def __init__(self, root: str | Path | None = None):
-        self.root = Path(root) if root is not None else SAMPLE_ROOT
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"FileSource: {self.root} is not a folder")
-        self._prints: dict[str, pd.DataFrame] | None = None
-        self._reports: dict[str, dict[str, dict]] = {}
+    def __init__(self, specs: Sequence[FileSpec]):
+        if not specs:
+            raise SourceConfigError("the files source needs at least one file")
+        self.specs = list(specs)
+        self._loaded: Loaded | None = None
 
-    def _load(self) -> dict[str, pd.DataFrame]:
-        if self._prints is None:
-            files = [parse_export(p, p.stat().st_mtime_ns) for p in export_paths(self.root)]
-            fits = infer_offsets(files)
-            by_venue: dict[str, list[pd.DataFrame]] = {}
-            for f in files:
-                prints, report = to_prints(f, fits[f.path].offset_h)
-                if f.symbol in self._reports.get(f.venue, {}):
-                    raise FileFormatError(f"{f.path.name}: a second file for {f.symbol} on {f.venue}")
-                self._reports.setdefault(f.venue, {})[f.symbol] = report | {"file": f.path.name}
-                by_venue.setdefault(f.venue, []).append(prints)
-            self._prints = {v: pd.concat(frames, ignore_index=True) for v, frames in by_venue.items()}
-        return self._prints
+    @classmethod
+    def from_paths(
+        cls,
+        paths: str | Path | Sequence[str | Path],
+        *,
+        venue: str | None = None,
+        symbol: str | None = None,
+        fmt: str | None = None,
+        clock: str = "utc",
+    ) -> FileSource:
+        """Files and folders (a string may join several with os.pathsep); venue/symbol for formats without them."""
+        if isinstance(paths, str):
+            paths = [p for p in paths.split(os.pathsep) if p]
+        elif isinstance(paths, Path):
+            paths = [paths]
+        return cls(specs_for(paths, venue=venue, symbol=symbol, fmt=fmt, clock=clock))
+
+    @classmethod
+    def sample(cls) -> FileSource:
+        """The real public sample shipped with the package: wall-clock dates, so its clock is inferred."""
+        return cls.from_paths([SAMPLE_ROOT], clock="infer")
+
+    @classmethod
+    def from_manifest(cls, manifest: str | Path) -> FileSource:
+        """Every import recorded in a manifest (`fund-pipeline import` writes one), each with its options."""
+        path = Path(manifest)
+        if not path.is_file():
+            raise SourceConfigError(f"files_manifest: {path} does not exist; run `fund-pipeline import PATH...` first")
+        specs: list[FileSpec] = []
+        for entry in json.loads(path.read_text())["imports"]:
+            specs += specs_for(
+                entry["paths"],
+                venue=entry.get("venue"),
+                symbol=entry.get("symbol"),
+                fmt=entry.get("format"),
+                clock=entry.get("clock", "utc"),
+            )
+        return cls(specs)
+
+    def _load(self) -> Loaded:
+        if self._loaded is None:
+            self._loaded = load_cached(self.specs)
+        return self._loaded
 
     def venues(self) -> tuple[str, ...]:
-        return tuple(sorted(self._load()))
+        loaded = self._load()
+        return tuple(sorted(set(loaded.prints) | set(loaded.failures)))
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """Files skipped because their header matches no known format, with the reason."""
+        return list(self._load().skipped)
+
+    def failures(self, venue: str | None = None) -> list[Failure]:
+        loaded = self._load()
+        return [f for v, fs in sorted(loaded.failures.items()) if venue in (None, v) for f in fs]
+
+    def file_report(self) -> list[dict]:
+        """Per file: format and rows read, or why it failed."""
+        return [dict(f) for f in self._load().files]
 
     def coverage(self, venue: str) -> tuple[pd.Timestamp, pd.Timestamp]:
         """First and last UTC day with a print on `venue`."""
         check_venue(self, venue)
-        times = self._load()[venue]["funding_time"]
-        return times.min().normalize(), times.max().normalize()
+        self._raise_failed(venue, -(2**62), 2**62)
+        times = self._load().times[venue]
+        first, last = utc_timestamp(pd.Timestamp(int(times[0]))), utc_timestamp(pd.Timestamp(int(times[-1])))
+        return first.normalize(), last.normalize()
 
     def import_report(self, venue: str) -> dict:
         """Per symbol: rows read, exact duplicates dropped, conflicting duplicates (first kept),
-        clock offset applied (local = UTC + offset), interval and missing windows."""
+        clock offset applied (local = UTC + offset), interval, missing windows, files and formats."""
         check_venue(self, venue)
-        return {symbol: dict(report) for symbol, report in self._reports[venue].items()}
+        return {symbol: dict(report) for symbol, report in self._load().reports.get(venue, {}).items()}
 
-    def funding_prints(
-        self, venue: str, start: pd.Timestamp, end: pd.Timestamp, symbol: str | None = None
-    ) -> pd.DataFrame:
+    def _raise_failed(self, venue: str, start_ns: int, end_ns: int) -> None:
+        hit = [f for f in self._load().failures.get(venue, []) if f.covers(start_ns, end_ns)]
+        if hit:
+            raise FileFormatError("; ".join(f.message for f in hit))
+
+    def _slice(self, venue: str, start, end) -> pd.DataFrame:
         check_venue(self, venue)
-        prints = self._load()[venue]
+        lo, hi = int(to_utc([start])[0].value), int(to_utc([end])[0].value)
+        self._raise_failed(venue, lo, hi)
+        loaded = self._load()
+        if venue not in loaded.prints:
+            return empty_prints()
+        times = loaded.times[venue]
+        i, j = np.searchsorted(times, [lo, hi], side="left")
+        return loaded.prints[venue].iloc[i:j]
+
+    def funding_prints(self, venue: str, start, end, symbol: str | None = None) -> pd.DataFrame:
+        prints = self._slice(venue, start, end)
         if symbol is not None:
-            if symbol not in set(prints["symbol"]):
+            if symbol not in self._load().reports.get(venue, {}):
                 raise UnknownVenueError(f"symbol {symbol!r} is not served for {venue!r} by the 'files' source")
-            prints = prints[prints["symbol"] == symbol]
-        in_range = (prints["funding_time"] >= to_utc([start])[0]) & (prints["funding_time"] < to_utc([end])[0])
-        out = prints.loc[in_range]
-        return out.reset_index(drop=True) if len(out) else empty_prints()
+            prints = prints.loc[prints["symbol"] == symbol]
+        if not len(prints):
+            return empty_prints()
+        return prints.sort_values(["symbol", "funding_time"], kind="stable").reset_index(drop=True)
 
-    def markets(self, venue: str, day: pd.Timestamp) -> pd.DataFrame:
+    def markets(self, venue: str, day) -> pd.DataFrame:
         day_start = to_utc([day])[0].floor("D")
-        prints = self.funding_prints(venue, day_start, day_start + pd.Timedelta(days=1))
-        listed = prints.drop_duplicates("symbol")
+        listed = self._slice(venue, day_start, day_start + pd.Timedelta(days=1)).drop_duplicates("symbol")
+        listed = listed.sort_values("symbol")
+        n = len(listed)
         return pd.DataFrame(
             {
-                "date": pd.Series([day_start] * len(listed), dtype="datetime64[ns, UTC]"),
+                "date": pd.Series([day_start] * n, dtype="datetime64[ns, UTC]"),
                 "venue": listed["venue"].to_numpy(dtype=object),
                 "symbol": listed["symbol"].to_numpy(dtype=object),
                 "base": listed["base"].to_numpy(dtype=object),
-                "quote": [s.split(":")[-1] for s in listed["symbol"]],
+                "quote": [s.split("/")[1].split(":")[0] for s in listed["symbol"]],
                 "interval_h": listed["interval_h"].to_numpy(dtype="float64"),
-                "volume_usd_24h": np.full(len(listed), np.nan),
-                "open_interest_usd": np.full(len(listed), np.nan),
-                "max_leverage": np.full(len(listed), np.nan),
+                "volume_usd_24h": np.full(n, np.nan),
+                "open_interest_usd": np.full(n, np.nan),
+                "max_leverage": np.full(n, np.nan),
             },
             columns=MARKET_COLUMNS,
         )
 
-    def bars(self, venue: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    def bars(self, venue: str, start, end) -> pd.DataFrame:
         check_venue(self, venue)
         columns = {c: pd.Series(dtype="float64") for c in BAR_COLUMNS}
         for c in ("venue", "symbol", "base"):
