@@ -1,6 +1,7 @@
 import pandas as pd
 
-from fund_pipeline.domain.quality import basket_violations, off_grid_prints
+from fund_pipeline.domain.quality import basket_violations, off_grid_prints, snapshot_lag, stale_streams
+from fund_pipeline.venues.registry import settlement_phase_h
 
 
 def test_off_grid_prints_follow_each_interval():
@@ -21,7 +22,7 @@ def test_off_grid_prints_follow_each_interval():
             "interval_h": [8.0, 4.0, 8.0, 1.0, 8.0],
         }
     )
-    off = off_grid_prints(prints)
+    off = off_grid_prints(prints, {})
     assert list(off.index) == [2, 4]
 
 
@@ -33,7 +34,7 @@ def test_kucoin_grid_starts_at_four():
             "interval_h": [8.0, 8.0, 8.0],
         }
     )
-    assert list(off_grid_prints(prints).index) == [1, 2]
+    assert list(off_grid_prints(prints, settlement_phase_h()).index) == [1, 2]
 
 
 def baskets(weights, caps, status="optimal"):
@@ -58,3 +59,13 @@ def test_each_basket_violation_is_named():
     assert set(basket_violations(*baskets([0.5, 0.4], [1.0, 1.0]))) == {"sum_not_one"}
     assert set(basket_violations(*baskets([1.2, -0.2], [1.0, 1.0]))) == {"negative_weights", "weights_over_cap"}
     assert set(basket_violations(*baskets([0.5, 0.5], [1.0, 1.0], status="infeasible"))) == {"not_optimal"}
+
+
+def test_a_stream_without_a_recent_snapshot_is_stale():
+    t = pd.Timestamp("2025-01-01 08:00", tz="UTC")
+    prints = pd.DataFrame({"venue": "okx", "symbol": ["A", "B", "C"], "ts": [t, t, t + pd.Timedelta(hours=1)]})
+    snapshots = pd.DataFrame(
+        {"venue": "okx", "symbol": ["A", "C"], "ts_snap": [t - pd.Timedelta(minutes=5), t - pd.Timedelta(minutes=5)]}
+    )
+    stale = stale_streams(snapshot_lag(snapshots, prints))
+    assert sorted(stale["symbol"]) == ["B", "C"]  # B never snapshotted, C 65 minutes behind

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fund_pipeline.domain.prints import SchemaError, invalid_rate_rows, rate_to_8h, require_columns, to_utc
+from fund_pipeline.domain.prints import SchemaError, invalid_rate_rows, rate_to_8h, require_columns
+from fund_pipeline.domain.time import aware_utc, to_utc
 
 PRINT_INPUT_COLUMNS = ["venue", "symbol", "base", "kind", "funding_time", "ts", "rate", "interval_h"]
 BAR_INPUT_COLUMNS = ["venue", "symbol", "base", "ts", "open_interest_usd"]
@@ -138,6 +139,14 @@ def cumulative_funding_rate(prints: pd.DataFrame, start, end) -> pd.DataFrame:
     return rates.loc[in_range, CUMULATIVE_COLUMNS].reset_index(drop=True)
 
 
+def venue_day_rate_8h(prints: pd.DataFrame) -> pd.DataFrame:
+    """Mean 8h-normalised settled rate per venue and UTC day, in basis points: (venue × day) matrix."""
+    rates = _settled_rates(prints)
+    rates["day"] = rates["funding_time"].dt.floor("D")
+    bps = rates.groupby(["venue", "day"])["rate_8h"].mean() * 1e4
+    return bps.unstack("day").sort_index()
+
+
 def _settled_rates(prints: pd.DataFrame) -> pd.DataFrame:
     """Settled prints, one per window (the latest revision by ts), with their 8h-normalised rate."""
     require_columns(prints, PRINT_INPUT_COLUMNS, "funding prints")
@@ -184,15 +193,10 @@ def _markets(rates: pd.DataFrame, oi: pd.DataFrame) -> pd.DataFrame:
 
 
 def _time_bounds(start, end) -> tuple[pd.Timestamp, pd.Timestamp]:
-    bounds = []
-    for name, value in (("start", start), ("end", end)):
-        ts = pd.Timestamp(value)
-        if ts.tzinfo is None:
-            raise ValueError(f"{name} must be tz-aware UTC, got naive {ts}")
-        bounds.append(to_utc(pd.DatetimeIndex([ts]))[0])
-    if not bounds[0] < bounds[1]:
-        raise ValueError(f"start {bounds[0]} must be before end {bounds[1]}")
-    return bounds[0], bounds[1]
+    first, last = aware_utc(start, "start").as_unit("ns"), aware_utc(end, "end").as_unit("ns")
+    if not first < last:
+        raise ValueError(f"start {first} must be before end {last}")
+    return first, last
 
 
 def _hour_bounds(start, end) -> tuple[pd.Timestamp, pd.Timestamp]:

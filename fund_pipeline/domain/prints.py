@@ -8,28 +8,21 @@ funding interval; intervals are per symbol and time (never assume 8h).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-PRINT_KINDS = ("settled", "predicted")
-PRINT_SOURCES = ("sim", "file", "rest", "ws")
+from fund_pipeline.domain.records import PRINT_COLUMNS, PRINT_KEY
+from fund_pipeline.domain.time import HOURS_PER_YEAR, to_utc
+from fund_pipeline.domain.time import floor_to_grid as floor_to_grid  # defined in time; sources import it here
 
-PRINT_COLUMNS = [
-    "venue",
-    "symbol",
-    "base",
-    "kind",
-    "funding_time",
-    "ts",
-    "received_at",
-    "rate",
-    "interval_h",
-    "mark_price",
-    "index_price",
-    "source",
-]
-PRINT_KEY = ["venue", "symbol", "kind", "funding_time", "ts"]
+PRINT_KINDS = ("settled", "predicted")
+PRINT_SOURCES = ("sim", "file", "rest", "ws", "reconstructed")
+
+# Venue caps are at most a few percent per interval (Hyperliquid's 4 %/h is the widest): a rate
+# beyond 10 % per interval is a unit error (percent read as a decimal), not a market.
+MAX_PLAUSIBLE_RATE = 0.10
 
 MARKET_COLUMNS = [
     "date",
@@ -75,27 +68,6 @@ class SchemaError(ValueError):
     """A frame does not have the columns or values its schema requires."""
 
 
-def to_utc(values) -> pd.Series | pd.DatetimeIndex:
-    """Parse to tz-aware UTC nanosecond timestamps (naive input is taken as UTC)."""
-    out = pd.to_datetime(values, utc=True)
-    if isinstance(out, pd.Series):
-        return out.astype("datetime64[ns, UTC]")
-    return out.as_unit("ns")
-
-
-def floor_to_grid(times: pd.Series, interval_h: pd.Series | float, offset_h: float = 0.0) -> pd.Series:
-    """Floor timestamps to a venue's settlement grid: exchanges add millisecond jitter.
-
-    The grid of an interval of h hours is every h hours from midnight UTC plus `offset_h`.
-    """
-    t = to_utc(times)
-    ns = t.astype("int64").to_numpy()
-    step = (np.asarray(interval_h, dtype="float64") * 3_600_000_000_000).astype("int64")
-    off = int(offset_h * 3_600_000_000_000)
-    floored = ((ns - off) // step) * step + off
-    return pd.Series(pd.to_datetime(floored, utc=True), index=t.index)
-
-
 def rate_to_8h(rate, interval_h):
     """Normalise a per-interval rate to its 8h equivalent, to compare venues."""
     return np.asarray(rate, dtype="float64") * 8.0 / np.asarray(interval_h, dtype="float64")
@@ -103,12 +75,14 @@ def rate_to_8h(rate, interval_h):
 
 def annualise(rate, interval_h):
     """Compound a per-interval rate to a yearly yield with its own interval."""
-    return np.power(1.0 + np.asarray(rate, dtype="float64"), 8760.0 / np.asarray(interval_h, dtype="float64")) - 1.0
+    exponent = HOURS_PER_YEAR / np.asarray(interval_h, dtype="float64")
+    return np.power(1.0 + np.asarray(rate, dtype="float64"), exponent) - 1.0
 
 
 def deannualise(ann, interval_h):
     """Inverse of `annualise`."""
-    return np.power(1.0 + np.asarray(ann, dtype="float64"), np.asarray(interval_h, dtype="float64") / 8760.0) - 1.0
+    exponent = np.asarray(interval_h, dtype="float64") / HOURS_PER_YEAR
+    return np.power(1.0 + np.asarray(ann, dtype="float64"), exponent) - 1.0
 
 
 def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
@@ -155,3 +129,52 @@ def validate_prints(frame: pd.DataFrame) -> pd.DataFrame:
         sample = bad.head(3)[["venue", "symbol", "funding_time", "rate", "interval_h"]].to_dict("records")
         raise SchemaError(f"funding prints: {len(bad)} row(s) with NaN/infinite rate or bad interval, e.g. {sample}")
     return out
+
+
+class PrintsReport(NamedTuple):
+    """What `storable_prints` did: rows in, rows kept, exact duplicates and key conflicts collapsed."""
+
+    rows_in: int
+    rows_kept: int
+    duplicates: int
+    conflicts: int
+
+
+# Conflict rule: of rows sharing a key (venue, symbol, kind, funding_time, ts) but not their values,
+# the one received last wins (received_at, NaT first), then the later row of the input: a re-sent
+# frame or a source's later revision supersedes the earlier one.
+CONFLICT_VALUE_COLUMNS = ["base", "received_at", "rate", "interval_h", "mark_price", "index_price", "source"]
+
+
+def implausible_rows(frame: pd.DataFrame, max_abs_rate: float = MAX_PLAUSIBLE_RATE) -> pd.DataFrame:
+    """Rows no venue can have stated: |rate| above `max_abs_rate`, or a yield that annualises to ±inf."""
+    rate = frame["rate"].to_numpy(dtype="float64")
+    interval = frame["interval_h"].to_numpy(dtype="float64")
+    with np.errstate(over="ignore", invalid="ignore"):
+        ann = annualise(rate, interval)
+    return frame.loc[(np.abs(rate) > max_abs_rate) | ~np.isfinite(ann)]
+
+
+def storable_prints(frame: pd.DataFrame, max_abs_rate: float = MAX_PLAUSIBLE_RATE) -> tuple[pd.DataFrame, PrintsReport]:
+    """Prints fit to store: validated, nothing implausible, one row per key (see CONFLICT_VALUE_COLUMNS).
+
+    Raises SchemaError naming the rows when any rate is unusable or implausible: storing it would
+    make every annualised number downstream infinite.
+    """
+    out = validate_prints(frame)
+    bad = implausible_rows(out, max_abs_rate)
+    if len(bad):
+        sample = bad.head(3)[["venue", "symbol", "funding_time", "rate", "interval_h"]].to_dict("records")
+        raise SchemaError(
+            f"funding prints: {len(bad)} row(s) with an implausible rate (|rate| > {max_abs_rate} per interval, "
+            f"or an infinite annualised yield), e.g. {sample}"
+        )
+    ordered = out.assign(_row=np.arange(len(out))).sort_values(
+        [*PRINT_KEY, "received_at", "_row"], kind="stable", na_position="first"
+    )
+    exact = ordered.duplicated([*PRINT_KEY, *CONFLICT_VALUE_COLUMNS], keep="last")
+    distinct = ordered.loc[~exact]
+    superseded = distinct.duplicated(PRINT_KEY, keep="last")
+    kept = distinct.loc[~superseded].sort_values("_row", kind="stable").drop(columns="_row")
+    report = PrintsReport(len(out), len(kept), int(exact.sum()), int(superseded.sum()))
+    return kept.reset_index(drop=True), report

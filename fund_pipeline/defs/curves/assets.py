@@ -3,16 +3,12 @@
 import dagster as dg
 import pandas as pd
 
-from fund_pipeline.defs.partitions import DAILY_VENUE_PARTITIONS
+from fund_pipeline.defs.partitions import CURVE_LOOKBACK, DAILY_VENUE_PARTITIONS, venue_lookback_days
 from fund_pipeline.defs.scope import daily_venue_spans
 from fund_pipeline.domain.curve import N_BUCKETS, SnapshotPolicy, missing_bucket_pct, replay_curves
+from fund_pipeline.domain.quality import MAX_MISSING_BUCKET_PCT, MISSING_BUCKET_WINDOW
 from fund_pipeline.plots import heatmap, markdown_image
 from fund_pipeline.resources import WAREHOUSE_POOL, Warehouse
-
-# Eight windows of the longest interval (8h) are 64h: three days of prints fill every ring.
-CURVE_LOOKBACK = pd.Timedelta(days=3)
-MISSING_BUCKET_WINDOW = pd.Timedelta(days=30)
-MAX_MISSING_BUCKET_PCT = 2.0
 
 
 def curve_heatmap(curves: pd.DataFrame, venue: str) -> str:
@@ -31,7 +27,7 @@ def curve_heatmap(curves: pd.DataFrame, venue: str) -> str:
     group_name="curves",
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
-    deps=["raw_funding_prints"],
+    deps=[dg.AssetDep("raw_funding_prints", partition_mapping=venue_lookback_days(CURVE_LOOKBACK))],
     check_specs=[
         dg.AssetCheckSpec(
             "missing_buckets_below_2pct_30d",
@@ -41,26 +37,31 @@ def curve_heatmap(curves: pd.DataFrame, venue: str) -> str:
     ],
 )
 def curve_history(context: dg.AssetExecutionContext, warehouse: Warehouse):
-    """One snapshot per settled print; the 7 earlier buckets come from the lookback days before it."""
-    written, late, plots, missing = 0, 0, {}, {}
-    for venue, start, end in daily_venue_spans(context):
-        prints = warehouse.query(
-            "SELECT * FROM raw_funding_prints WHERE venue = ? AND kind = 'settled' AND funding_time >= ? AND funding_time < ? ORDER BY ts, funding_time",
-            [venue, (start - CURVE_LOOKBACK).to_pydatetime(), end.to_pydatetime()],
-        )
+    """One snapshot per settled print; the 7 earlier buckets come from the lookback days before it.
+
+    Every span of the run is replayed first and written in one transaction: all or nothing.
+    """
+    late, plots, parts = 0, {}, []
+    missing: dict[str, float] = {}
+    spans = daily_venue_spans(context)
+    for venue, start, end in spans:
+        prints = warehouse.settled_prints(start - CURVE_LOOKBACK, end, venues=[venue])
         if prints.empty:
             raise dg.Failure(
-                f"curve_history: no settled prints stored for {venue} in [{start:%Y-%m-%d}, {end:%Y-%m-%d}); materialise raw_funding_prints first"
+                f"curve_history: no settled prints stored for {venue} in [{start:%Y-%m-%d}, {end:%Y-%m-%d}); "
+                "materialise raw_funding_prints first"
             )
         curves, stats = replay_curves(prints, SnapshotPolicy())
         in_range = curves.loc[(curves["funding_time"] >= start) & (curves["funding_time"] < end)].reset_index(drop=True)
-        written += warehouse.replace("curve_history", in_range, {"venue": [venue], "funding_time": (start, end)})
+        parts.append((in_range, {"venue": [venue], "funding_time": (start, end)}))
         late += sum(s.late for s in stats.values())
+        plots[f"curve_heatmap_{venue}"] = dg.MetadataValue.md(curve_heatmap(in_range, venue))
+    written = warehouse.replace_partitions("curve_history", parts)
+    for venue, _, end in spans:
         trailing = warehouse.read(
             "curve_history", {"venue": [venue], "funding_time": (end - MISSING_BUCKET_WINDOW, end)}
         )
-        missing[venue] = missing_bucket_pct(trailing)
-        plots[f"curve_heatmap_{venue}"] = dg.MetadataValue.md(curve_heatmap(in_range, venue))
+        missing[venue] = max(missing.get(venue, 0.0), missing_bucket_pct(trailing))
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": written,

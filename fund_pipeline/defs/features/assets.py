@@ -3,7 +3,13 @@
 import dagster as dg
 import pandas as pd
 
-from fund_pipeline.defs.partitions import DAILY_PARTITIONS, WEEKLY_PARTITIONS
+from fund_pipeline.defs.partitions import (
+    CLUSTER_LOOKBACK,
+    DAILY_PARTITIONS,
+    TARGET_LOOKAHEAD,
+    WEEKLY_PARTITIONS,
+    weeks_before,
+)
 from fund_pipeline.defs.scope import daily_spans, weekly_windows
 from fund_pipeline.domain.features import (
     FEATURE_WARMUP,
@@ -16,19 +22,12 @@ from fund_pipeline.domain.features import (
 from fund_pipeline.plots import markdown_image, scatter_clusters
 from fund_pipeline.resources import WAREHOUSE_POOL, Warehouse
 
-# Targets of the last windows of a day are the first settlements of the next one.
-TARGET_LOOKAHEAD = pd.Timedelta(days=1)
-CLUSTER_LOOKBACK = pd.Timedelta(days=30)
-
 
 def feature_inputs(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp):
     """Curves, settled prints and bars from the warm-up before `start` to one day after `end`."""
     lo, hi = start - FEATURE_WARMUP, end + TARGET_LOOKAHEAD
     curves = warehouse.read("curve_history", {"funding_time": (lo, hi)})
-    prints = warehouse.query(
-        "SELECT * FROM raw_funding_prints WHERE kind = 'settled' AND funding_time >= ? AND funding_time < ?",
-        [lo.to_pydatetime(), hi.to_pydatetime()],
-    )
+    prints = warehouse.settled_prints(lo, hi)
     bars = warehouse.read("market_bars", {"ts": (lo, end)})
     return curves, prints, bars
 
@@ -49,8 +48,12 @@ def feature_inputs(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp)
     ],
 )
 def feature_store(context: dg.AssetExecutionContext, warehouse: Warehouse):
-    """One row per settled window: curve factors, dispersion, market features and the next window's target."""
-    frames = []
+    """One row per settled window: curve factors, dispersion, market features and the next window's target.
+
+    Day × venue upstreams: Dagster's built-in mappings cannot declare this daily asset's 7-day warm-up
+    and 1-day target look-ahead onto them (see defs/partitions.py), so the deps map the same day.
+    """
+    frames, parts = [], []
     for start, end in daily_spans(context):
         curves, prints, bars = feature_inputs(warehouse, start, end)
         if curves.empty:
@@ -58,8 +61,9 @@ def feature_store(context: dg.AssetExecutionContext, warehouse: Warehouse):
                 f"feature_store: no curve_history in [{start:%Y-%m-%d}, {end:%Y-%m-%d}); materialise curves first"
             )
         features = build_feature_store(curves, prints, bars, start, end)
-        warehouse.replace("feature_store", features, {"funding_time": (start, end)})
+        parts.append((features, {"funding_time": (start, end)}))
         frames.append(features)
+    warehouse.replace_partitions("feature_store", parts)
     features = pd.concat(frames, ignore_index=True)
     report = feature_warmup_report(features)
     yield dg.MaterializeResult(
@@ -94,21 +98,22 @@ class ClusterConfig(dg.Config):
     group_name="features",
     pool=WAREHOUSE_POOL,
     kinds={"duckdb", "sklearn"},
-    deps=["feature_store"],
+    deps=[dg.AssetDep("feature_store", partition_mapping=weeks_before(CLUSTER_LOOKBACK))],
 )
 def symbol_clusters(
     context: dg.AssetExecutionContext, config: ClusterConfig, warehouse: Warehouse
 ) -> dg.MaterializeResult:
     """Symbols grouped by how their funding behaves over the 30 days before the week."""
-    rows, plot = 0, None
+    plot, parts = "", []
     for key, start, _ in weekly_windows(context):
         features = warehouse.read("feature_store", {"funding_time": (start - CLUSTER_LOOKBACK, start)})
         if features.empty:
             raise dg.Failure(f"symbol_clusters {key}: no feature_store rows in the 30 days before {start}")
         points = cluster_symbols(symbol_features(features, start, CLUSTER_LOOKBACK), config.n_clusters, config.seed)
         points.insert(0, "week_start", start)
-        rows += warehouse.replace("symbol_clusters", points, {"week_start": (start, start + pd.Timedelta(seconds=1))})
+        parts.append((points, {"week_start": start}))
         plot = markdown_image(
             scatter_clusters(points, f"funding behaviour clusters, 30 days to {start:%Y-%m-%d}"), "clusters"
         )
+    rows = warehouse.replace_partitions("symbol_clusters", parts)
     return dg.MaterializeResult(metadata={"dagster/row_count": rows, "clusters_plot": dg.MetadataValue.md(plot)})

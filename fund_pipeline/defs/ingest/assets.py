@@ -1,17 +1,21 @@
 """Ingest: market universe, raw funding prints and hourly bars per day × venue."""
 
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 
 from fund_pipeline.defs.ingest.expectations import validate_raw_prints
 from fund_pipeline.defs.partitions import DAILY_VENUE_PARTITIONS
 from fund_pipeline.defs.scope import daily_venue_spans
-from fund_pipeline.domain.prints import MARKET_COLUMNS, validate_prints
+from fund_pipeline.domain.prints import MARKET_COLUMNS, storable_prints
 from fund_pipeline.domain.quality import off_grid_prints
+from fund_pipeline.domain.universe import LiquidityFilter, without_liquidity_figures
 from fund_pipeline.live.landing import read_landed_prints
 from fund_pipeline.resources import WAREHOUSE_POOL, LandingZone, MarketSourceResource, Warehouse
+from fund_pipeline.venues.registry import settlement_phase_h
 
-INGEST = dict(
+INGEST: dict[str, Any] = dict(
     partitions_def=DAILY_VENUE_PARTITIONS,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="ingest",
@@ -19,23 +23,18 @@ INGEST = dict(
 )
 
 
+_LIQUIDITY = LiquidityFilter()
+
+
 class UniverseConfig(dg.Config):
-    """Liquidity filters. Markets whose source does not publish a figure are kept and counted."""
+    """Liquidity floors (domain's LiquidityFilter, same defaults); a figure a source lacks passes, counted."""
 
-    min_volume_usd_24h: float = 2_000_000.0
-    min_open_interest_usd: float = 1_000_000.0
-    min_max_leverage: float = 5.0
+    min_volume_usd_24h: float = _LIQUIDITY.min_volume_usd_24h
+    min_open_interest_usd: float = _LIQUIDITY.min_open_interest_usd
+    min_max_leverage: float = _LIQUIDITY.min_max_leverage
 
-
-def passes_filters(markets: pd.DataFrame, config: UniverseConfig) -> pd.Series:
-    def at_least(col: str, floor: float) -> pd.Series:
-        return markets[col].isna() | (markets[col] >= floor)
-
-    return (
-        at_least("volume_usd_24h", config.min_volume_usd_24h)
-        & at_least("open_interest_usd", config.min_open_interest_usd)
-        & at_least("max_leverage", config.min_max_leverage)
-    )
+    def liquidity_filter(self) -> LiquidityFilter:
+        return LiquidityFilter(self.min_volume_usd_24h, self.min_open_interest_usd, self.min_max_leverage)
 
 
 @dg.asset(kinds={"duckdb"}, **INGEST)
@@ -46,21 +45,21 @@ def market_universe(
     warehouse: Warehouse,
 ) -> dg.MaterializeResult:
     """Perp markets per day and venue that pass the liquidity filters, with each symbol's funding interval."""
-    listed = kept = unknown = 0
+    listed = unknown = 0
+    liquidity, parts = config.liquidity_filter(), []
     for venue, start, end in daily_venue_spans(context):
         source = market_source.venue_source(venue)
         days = pd.date_range(start, end - pd.Timedelta(days=1), freq="D")
         markets = pd.concat([source.markets(venue, day) for day in days], ignore_index=True)
         if markets.empty:
             raise dg.Failure(
-                f"market_universe: the {market_source.kind} source lists no markets on {venue} in [{start:%Y-%m-%d}, {end:%Y-%m-%d})"
+                f"market_universe: the {market_source.kind} source lists no markets on {venue} "
+                f"in [{start:%Y-%m-%d}, {end:%Y-%m-%d})"
             )
-        keep = passes_filters(markets, config)
-        unknown += int(markets[["volume_usd_24h", "open_interest_usd"]].isna().any(axis=1).sum())
+        unknown += without_liquidity_figures(markets)
         listed += len(markets)
-        kept += warehouse.replace(
-            "market_universe", markets.loc[keep, MARKET_COLUMNS], {"venue": [venue], "date": (start, end)}
-        )
+        parts.append((markets.loc[liquidity.passes(markets), MARKET_COLUMNS], {"venue": [venue], "date": (start, end)}))
+    kept = warehouse.replace_partitions("market_universe", parts)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": kept,
@@ -77,12 +76,14 @@ def market_universe(
         dg.AssetCheckSpec(
             "prints_pass_expectations",
             asset="raw_funding_prints",
-            description="Great Expectations suite: nulls, rate range, intervals, kinds, unique key.",
+            description="Great Expectations suite: nulls, rate range, intervals, kinds, unique key. Blocking.",
+            blocking=True,
         ),
         dg.AssetCheckSpec(
             "funding_times_on_venue_grid",
             asset="raw_funding_prints",
-            description="Settled funding times sit on the venue's settlement grid.",
+            description="Settled funding times sit on the venue's settlement grid. Blocking.",
+            blocking=True,
         ),
     ],
     **INGEST,
@@ -95,24 +96,51 @@ def raw_funding_prints(
 ):
     """Settled prints from the source plus predicted prints landed by the live collector.
 
-    A partition with no prints, or with NaN/infinite rates, fails before anything is written:
-    the rows stored from an earlier run stay as they were.
+    Before anything is written: unusable or implausible rates fail the run naming the rows; rows
+    sharing a key collapse to one (exact copies, and conflicts resolved by the rule in
+    `domain.prints.storable_prints`), counted in metadata; the schema and grid checks run on what
+    would be stored and, being blocking, stop the run with nothing written when they fail. All
+    partitions of the run are then written in one transaction.
     """
-    frames = []
+    parts, reports = [], []
     for venue, start, end in daily_venue_spans(context):
         settled = market_source.venue_source(venue).funding_prints(venue, start, end)
         if settled.empty:
             raise dg.Failure(
-                f"raw_funding_prints: the {market_source.kind} source returned no settled prints for {venue} in [{start:%Y-%m-%d}, {end:%Y-%m-%d})"
+                f"raw_funding_prints: the {market_source.kind} source returned no settled prints for {venue} "
+                f"in [{start:%Y-%m-%d}, {end:%Y-%m-%d})"
             )
         landed = read_landed_prints(landing.root(), venue, start, end)
-        prints = validate_prints(pd.concat([settled, landed], ignore_index=True) if len(landed) else settled)
-        frames.append((venue, start, end, prints))
-    everything = pd.concat([f[3] for f in frames], ignore_index=True)
+        prints, report = storable_prints(pd.concat([settled, landed], ignore_index=True) if len(landed) else settled)
+        parts.append((prints, {"venue": [venue], "funding_time": (start, end)}))
+        reports.append(report)
+    everything = pd.concat([frame for frame, _ in parts], ignore_index=True)
     success, summaries = validate_raw_prints(everything)
-    off_grid = off_grid_prints(everything.loc[everything["kind"] == "settled"])
-    for venue, start, end, prints in frames:
-        warehouse.replace("raw_funding_prints", prints, {"venue": [venue], "funding_time": (start, end)})
+    off_grid = off_grid_prints(everything.loc[everything["kind"] == "settled"], settlement_phase_h())
+    checks = [
+        dg.AssetCheckResult(
+            check_name="prints_pass_expectations",
+            passed=success,
+            metadata={"failed": [s for s in summaries if not s["success"]], "expectations": len(summaries)},
+        ),
+        dg.AssetCheckResult(
+            check_name="funding_times_on_venue_grid",
+            passed=off_grid.empty,
+            metadata={
+                "off_grid_prints": len(off_grid),
+                "examples": off_grid.head(5)[["venue", "symbol", "funding_time", "interval_h"]]
+                .astype(str)
+                .to_dict("records"),
+            },
+        ),
+    ]
+    if not (success and off_grid.empty):
+        yield from checks
+        raise dg.Failure(
+            "raw_funding_prints: a blocking check failed (see the check results); nothing was written",
+            metadata={"failed_expectations": [s["expectation"] for s in summaries if not s["success"]]},
+        )
+    warehouse.replace_partitions("raw_funding_prints", parts)
     by_kind = everything["kind"].value_counts().to_dict()
     yield dg.MaterializeResult(
         metadata={
@@ -121,23 +149,11 @@ def raw_funding_prints(
             "predicted_prints": int(by_kind.get("predicted", 0)),
             "symbols": int(everything["symbol"].nunique()),
             "intervals_h": sorted(float(x) for x in everything["interval_h"].unique()),
+            "duplicate_rows_collapsed": sum(r.duplicates for r in reports),
+            "key_conflicts_resolved": sum(r.conflicts for r in reports),
         }
     )
-    yield dg.AssetCheckResult(
-        check_name="prints_pass_expectations",
-        passed=success,
-        metadata={"failed": [s for s in summaries if not s["success"]], "expectations": len(summaries)},
-    )
-    yield dg.AssetCheckResult(
-        check_name="funding_times_on_venue_grid",
-        passed=off_grid.empty,
-        metadata={
-            "off_grid_prints": len(off_grid),
-            "examples": off_grid.head(5)[["venue", "symbol", "funding_time", "interval_h"]]
-            .astype(str)
-            .to_dict("records"),
-        },
-    )
+    yield from checks
 
 
 @dg.asset(kinds={"duckdb"}, **INGEST)
@@ -147,10 +163,11 @@ def market_bars(
     warehouse: Warehouse,
 ) -> dg.MaterializeResult:
     """Hourly perp and spot OHLCV, mark/index and open interest (empty where a source has no bars)."""
-    rows = 0
-    for venue, start, end in daily_venue_spans(context):
-        bars = market_source.venue_source(venue).bars(venue, start, end)
-        rows += warehouse.replace("market_bars", bars, {"venue": [venue], "ts": (start, end)})
+    parts = [
+        (market_source.venue_source(venue).bars(venue, start, end), {"venue": [venue], "ts": (start, end)})
+        for venue, start, end in daily_venue_spans(context)
+    ]
+    rows = warehouse.replace_partitions("market_bars", parts)
     if rows == 0:
         context.log.warning(f"the {market_source.kind} source provides no bars for this partition")
     return dg.MaterializeResult(metadata={"dagster/row_count": rows})

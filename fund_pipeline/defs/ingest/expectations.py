@@ -1,18 +1,16 @@
 """Great Expectations 1.x suite for raw funding prints, run inside the asset check.
 
-dagster-ge does not support GX 1.x, so the check builds an ephemeral context itself. GX is
-imported lazily: it costs seconds, and only the check needs it.
+dagster-ge does not support GX 1.x, so the check builds an ephemeral context itself, once per
+process, and validates a run's prints in one pass. GX is imported lazily: it costs seconds, and
+only the check needs it. The limits are the domain's (one definition each).
 """
 
 from functools import lru_cache
 
 import pandas as pd
 
-from fund_pipeline.domain.prints import PRINT_KEY, PRINT_KINDS, PRINT_SOURCES
-
-# Venue caps are at most a few percent per interval; anything beyond 10 % is a unit error.
-MAX_ABS_RATE = 0.10
-KNOWN_INTERVALS_H = [1.0, 2.0, 4.0, 8.0]
+from fund_pipeline.domain.prints import MAX_PLAUSIBLE_RATE, PRINT_KEY, PRINT_KINDS, PRINT_SOURCES
+from fund_pipeline.domain.time import KNOWN_INTERVALS_H
 
 
 @lru_cache(maxsize=1)
@@ -35,8 +33,8 @@ def _batch_definition_and_suite():
                 e.ExpectColumnValuesToNotBeNull(column=c)
                 for c in ("venue", "symbol", "base", "kind", "funding_time", "ts", "rate", "interval_h", "source")
             ],
-            e.ExpectColumnValuesToBeBetween(column="rate", min_value=-MAX_ABS_RATE, max_value=MAX_ABS_RATE),
-            e.ExpectColumnValuesToBeInSet(column="interval_h", value_set=KNOWN_INTERVALS_H),
+            e.ExpectColumnValuesToBeBetween(column="rate", min_value=-MAX_PLAUSIBLE_RATE, max_value=MAX_PLAUSIBLE_RATE),
+            e.ExpectColumnValuesToBeInSet(column="interval_h", value_set=list(KNOWN_INTERVALS_H)),
             e.ExpectColumnValuesToBeInSet(column="kind", value_set=list(PRINT_KINDS)),
             e.ExpectColumnValuesToBeInSet(column="source", value_set=list(PRINT_SOURCES)),
             e.ExpectCompoundColumnsToBeUnique(column_list=PRINT_KEY),

@@ -5,26 +5,14 @@ import pandas as pd
 
 from fund_pipeline.defs.partitions import FUNDING_WINDOW_PARTITIONS
 from fund_pipeline.domain.curve import missing_bucket_pct, snapshots_frame
+from fund_pipeline.domain.quality import MAX_MISSING_BUCKET_PCT, MAX_SNAPSHOT_LAG, snapshot_lag, stale_streams
 from fund_pipeline.live.landing import read_landed
 from fund_pipeline.resources import WAREHOUSE_POOL, LandingZone, Warehouse
-
-MAX_MISSING_BUCKET_PCT = 2.0
-# A symbol whose newest snapshot is older than its newest landed print by more than this is stale.
-MAX_SNAPSHOT_LAG = pd.Timedelta(minutes=30)
 
 
 def snapshots_in_window(landing, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     frame = read_landed(landing, "snapshots", filters=[("ts_snap", ">=", start), ("ts_snap", "<", end)])
     return frame if len(frame) else snapshots_frame([])
-
-
-def snapshot_lag(snapshots: pd.DataFrame, prints: pd.DataFrame) -> pd.DataFrame:
-    """Per venue × symbol: newest landed print time minus newest snapshot time (NaT snapshot: never)."""
-    newest_print = prints.groupby(["venue", "symbol"])["ts"].max().rename("newest_print")
-    newest_snap = snapshots.groupby(["venue", "symbol"])["ts_snap"].max().rename("newest_snapshot")
-    lag = pd.concat([newest_print, newest_snap], axis=1)
-    lag["lag"] = lag["newest_print"] - lag["newest_snapshot"]
-    return lag.reset_index()
 
 
 @dg.asset(
@@ -57,7 +45,7 @@ def live_curve(context: dg.AssetExecutionContext, landing: LandingZone, warehous
     warehouse.replace("live_curve", snapshots, {"ts_snap": (start, end)})
     missing_pct = missing_bucket_pct(snapshots)
     lag = snapshot_lag(snapshots, prints) if len(prints) else pd.DataFrame(columns=["venue", "symbol", "lag"])
-    stale = lag.loc[lag["lag"].isna() | (lag["lag"] > MAX_SNAPSHOT_LAG)]
+    stale = stale_streams(lag)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(snapshots),
