@@ -16,8 +16,10 @@ from fund_pipeline.domain.predicted import (
     FundingFormula,
     ReconstructionConfig,
     Weighting,
+    error_summary,
     funding_rate,
     reconstruct_predicted,
+    settlement_errors,
     window_rate,
 )
 from fund_pipeline.domain.records import PRINT_COLUMNS
@@ -278,3 +280,32 @@ def test_no_samples_no_prints():
     empty = minute_samples([]).astype({"premium": float})
     out = reconstruct_predicted("x", empty, {})
     assert list(out.columns) == PRINT_COLUMNS and out.empty
+
+
+# --- the settlement check ------------------------------------------------------------------------
+
+
+def test_settlement_errors_compare_the_last_point_and_flag_pinned_windows():
+    pinned = minute_samples(np.full(480, 0.0002))  # inside the clamp: exactly the interest
+    moved = minute_samples(np.full(480, 0.003), start=T0 + pd.Timedelta("8h"))
+    tail = minute_samples([0.0], start=T0 + pd.Timedelta("16h"))
+    samples = pd.concat([pinned, moved, tail], ignore_index=True)
+    out = reconstruct_predicted("binance", samples, {"BTC/USDT:USDT": LINEAR}, ReconstructionConfig(300))
+    settled = pd.DataFrame(
+        {
+            "venue": "binance",
+            "symbol": "BTC/USDT:USDT",
+            "funding_time": [T0 + pd.Timedelta("8h"), T0 + pd.Timedelta("16h"), T0 + pd.Timedelta("24h")],
+            "rate": [I8, 0.0025 + 1e-6, 0.0001],
+        }
+    )
+    errors = settlement_errors(out, settled, I8)
+    assert len(errors) == 2  # the third window has no reconstruction at its settlement
+    assert errors["pinned"].tolist() == [True, False]
+    assert errors["abs_error"].tolist() == pytest.approx([0.0, 1e-6], abs=1e-15)
+    summary = error_summary(errors, tolerance=2e-6).iloc[0]
+    assert summary["n"] == 2 and summary["pinned"] == 1 and summary["pinned_exact"] and summary["passed"]
+    assert summary["median_abs_error"] == pytest.approx(5e-7)
+    assert not error_summary(errors, tolerance=1e-7).iloc[0]["passed"]
+    off = settled.assign(rate=[I8 + 1e-9, 0.0025, 0.0001])
+    assert not error_summary(settlement_errors(out, off, I8)).iloc[0]["pinned_exact"]
