@@ -364,3 +364,14 @@ def error_summary(errors: pd.DataFrame, tolerance: float = RECONSTRUCTION_P95_TO
         rows,
         columns=["venue", "n", "median_abs_error", "p95_abs_error", "exact_share", "pinned", "pinned_exact", "passed"],
     )
+
+
+def curve_input(settled: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
+    """Settled and predicted prints in the order a live collector receives them: by `ts`.
+
+    A window's settled print (stamped just after its settlement) follows its last quote and
+    precedes the next window's first, so history replays bucket 0 as live does: the open window's
+    quote, replaced by the settled rate at the settlement, rolled by the next window's quote.
+    """
+    frame = pd.concat([settled[PRINT_COLUMNS], predicted[PRINT_COLUMNS]], ignore_index=True)
+    return frame.sort_values(["ts", "funding_time"], kind="stable").reset_index(drop=True)
