@@ -8,11 +8,13 @@ benchmarks can time the library against it on the same prints and compare the sn
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fund_pipeline.domain.curve import CURVE_COLUMNS, N_BUCKETS, NS_PER_HOUR, snapshots_frame
+from fund_pipeline.domain.curve import CURVE_COLUMNS, N_BUCKETS, snapshots_frame
+from fund_pipeline.domain.time import HOURS_PER_YEAR, NS_PER_HOUR
 
 
 class PandasCurveBuilder:
@@ -42,11 +44,11 @@ class PandasCurveBuilder:
         kept = min(skipped, N_BUCKETS - 1)
         filled = []
         if kept:
-            ann_old = (1.0 + self.rates[0]) ** (8760.0 / self.intervals[0]) - 1.0
-            ann_new = (1.0 + rate) ** (8760.0 / interval_h) - 1.0
+            ann_old = (1.0 + self.rates[0]) ** (HOURS_PER_YEAR / self.intervals[0]) - 1.0
+            ann_new = (1.0 + rate) ** (HOURS_PER_YEAR / interval_h) - 1.0
             for position in range(skipped, skipped - kept, -1):
                 ann = ann_old + (ann_new - ann_old) * (position / (skipped + 1.0))
-                filled.append((1.0 + ann) ** (interval_h / 8760.0) - 1.0)
+                filled.append((1.0 + ann) ** (interval_h / HOURS_PER_YEAR) - 1.0)
         keep_old = N_BUCKETS - 1 - kept
         self.rates = [rate, *filled, *self.rates[:keep_old]]
         self.intervals = [interval_h, *([interval_h] * kept), *self.intervals[:keep_old]]
@@ -57,7 +59,7 @@ class PandasCurveBuilder:
 
     def snapshot(self, ts: int) -> tuple:
         curve = pd.DataFrame({"rate": self.rates, "interval_h": self.intervals, "interpolated": self.interpolated})
-        curve["ann"] = (1.0 + curve["rate"]) ** (8760.0 / curve["interval_h"]) - 1.0
+        curve["ann"] = (1.0 + curve["rate"]) ** (HOURS_PER_YEAR / curve["interval_h"]) - 1.0
         ann = curve["ann"]
         mask = int((curve["interpolated"].astype("int64") * (2 ** np.arange(N_BUCKETS))).sum())
         return (
@@ -76,10 +78,10 @@ class PandasCurveBuilder:
         )
 
 
-def snapshots_per_print(prints: pd.DataFrame, make_builder) -> list[tuple]:
+def snapshots_per_print(prints: pd.DataFrame, make_builder) -> list:
     """Feed every print, row by row in arrival order, to its stream's builder; the snapshots they emit."""
-    builders = {}
-    rows = []
+    builders: dict[tuple[str, str], Any] = {}
+    rows: list = []
     for venue, symbol, funding_time, ts, rate, interval_h in zip(
         prints["venue"].tolist(),
         prints["symbol"].tolist(),
@@ -87,6 +89,7 @@ def snapshots_per_print(prints: pd.DataFrame, make_builder) -> list[tuple]:
         prints["ts"].array.asi8.tolist(),
         prints["rate"].tolist(),
         prints["interval_h"].tolist(),
+        strict=True,
     ):
         builder = builders.get((venue, symbol))
         if builder is None:

@@ -17,12 +17,11 @@ import numpy as np
 import pandas as pd
 
 from fund_pipeline.domain.factors import ZERO_RATE_TOL
+from fund_pipeline.domain.time import NS_PER_DAY, NS_PER_HOUR
 
-HOUR_NS = 3_600_000_000_000
-DAY_NS = 24 * HOUR_NS
-SHOCK_WINDOW_NS = 72 * HOUR_NS
+SHOCK_WINDOW_NS = 72 * NS_PER_HOUR
 SHOCK_MAX_H = 72.0
-PCA_WINDOW_NS = 3 * DAY_NS
+PCA_WINDOW_NS = 3 * NS_PER_DAY
 PCA_MIN_ROWS = 24
 # Rows a stream keeps for dispersion: the latest known rate of an hour is among its last few windows.
 KNOWN_RATES_KEPT = 4
@@ -81,14 +80,14 @@ class _CurvePCA:
         self.previous = None
 
     def scores(self, t: int, curve: list[float]) -> tuple[float, float]:
-        day = t // DAY_NS * DAY_NS
+        day = t // NS_PER_DAY * NS_PER_DAY
         if day != self.day:
             self.day = day
             self._refit(day)
         if self.loadings is None or any(math.isnan(v) for v in curve):
             return math.nan, math.nan
-        centred = [v - m for v, m in zip(curve, self.mean)]
-        return tuple(sum(c * w for c, w in zip(centred, component)) for component in self.loadings)
+        centred = [v - m for v, m in zip(curve, self.mean, strict=True)]
+        return tuple(sum(c * w for c, w in zip(centred, component, strict=True)) for component in self.loadings)
 
     def add(self, t: int, curve: list[float]) -> None:
         if not any(math.isnan(v) for v in curve):
@@ -125,9 +124,12 @@ def _ratio(a: float, b: float) -> float:
 
 def _market_rows(bars: list[tuple], first_hour: int, n_hours: int) -> list[list[float]]:
     """Market features per hour of the common grid for one stream's bars (ts_ns, high, low, close, volume, spot, oi)."""
-    by_hour = {(ts - first_hour) // HOUR_NS: bar for ts, *bar in bars}
+    by_hour = {(ts - first_hour) // NS_PER_HOUR: bar for ts, *bar in bars}
     nan = math.nan
-    close_hist, oi_hist, logret_sq, flows = [], [], deque(maxlen=24), deque(maxlen=14)
+    close_hist: list[float] = []
+    oi_hist: list[float] = []
+    logret_sq: deque[float] = deque(maxlen=24)
+    flows: deque[tuple[float, float]] = deque(maxlen=14)
     gain, loss = _Ewm(1 / 14, 14), _Ewm(1 / 14, 14)
     fast, slow = _Ewm(2 / 13, 12), _Ewm(2 / 49, 48)
     previous_typical = nan
@@ -201,12 +203,13 @@ def feature_rows_by_loop(curves: pd.DataFrame, prints: pd.DataFrame, bars: pd.Da
         settled["funding_time"].array.asi8,
         settled["rate"],
         settled["interval_h"],
+        strict=True,
     ):
         targets.setdefault((venue, symbol), []).append((int(ft), float(rate), float(ih)))
         bases.setdefault((venue, symbol), base)
 
     bar_ts = bars["ts"].array.asi8
-    first_hour, n_hours = int(bar_ts.min()), int((bar_ts.max() - bar_ts.min()) // HOUR_NS) + 1
+    first_hour, n_hours = int(bar_ts.min()), int((bar_ts.max() - bar_ts.min()) // NS_PER_HOUR) + 1
     bar_lists: dict[tuple, list] = {}
     for row in zip(
         bars["venue"],
@@ -218,9 +221,10 @@ def feature_rows_by_loop(curves: pd.DataFrame, prints: pd.DataFrame, bars: pd.Da
         bars["volume_usd"],
         bars["spot_close"],
         bars["open_interest_usd"],
+        strict=True,
     ):
         bar_lists.setdefault(row[:2], []).append(row[2:])
-    for venue, symbol, base in zip(bars["venue"], bars["symbol"], bars["base"]):
+    for venue, symbol, base in zip(bars["venue"], bars["symbol"], bars["base"], strict=True):
         bases.setdefault((venue, symbol), base)
     market = {key: _market_rows(stream_bars, first_hour, n_hours) for key, stream_bars in bar_lists.items()}
 
@@ -259,9 +263,9 @@ def feature_rows_by_loop(curves: pd.DataFrame, prints: pd.DataFrame, bars: pd.Da
         for row in rows[lo:hi]:
             rate, key = float(row.b0), (row.venue, row.symbol)
             if math.isfinite(rate):
-                until_ns = t + round(row.interval_h * HOUR_NS)
+                until_ns = t + round(row.interval_h * NS_PER_HOUR)
                 windows = known_rates.setdefault(bases[key], {}).setdefault(key, deque(maxlen=KNOWN_RATES_KEPT))
-                windows.append((-(-t // HOUR_NS) * HOUR_NS, until_ns, rate * 8.0 / row.interval_h))
+                windows.append((-(-t // NS_PER_HOUR) * NS_PER_HOUR, until_ns, rate * 8.0 / row.interval_h))
         for row in rows[lo:hi]:
             key = (row.venue, row.symbol)
             rate = float(row.b0)
@@ -285,13 +289,13 @@ def feature_rows_by_loop(curves: pd.DataFrame, prints: pd.DataFrame, bars: pd.Da
             history.append((t, x8))
             if not start_ns <= t < end_ns:
                 continue
-            since = min((t - last_shock[key]) / HOUR_NS, SHOCK_MAX_H) if key in last_shock else SHOCK_MAX_H
-            if t - first_time[key] < SHOCK_WINDOW_NS + SHOCK_MAX_H * HOUR_NS:
+            since = min((t - last_shock[key]) / NS_PER_HOUR, SHOCK_MAX_H) if key in last_shock else SHOCK_MAX_H
+            if t - first_time[key] < SHOCK_WINDOW_NS + SHOCK_MAX_H * NS_PER_HOUR:
                 since = math.nan
-            dispersion, n_venues = _dispersion(known_rates.get(bases[key], {}), t // HOUR_NS * HOUR_NS)
+            dispersion, n_venues = _dispersion(known_rates.get(bases[key], {}), t // NS_PER_HOUR * NS_PER_HOUR)
             buckets = [float(getattr(row, f"b{k}")) for k in range(8)]
             decays = [buckets[k + 1] / buckets[k] if abs(buckets[k]) > ZERO_RATE_TOL else math.nan for k in range(7)]
-            hour = (t - HOUR_NS - first_hour) // HOUR_NS
+            hour = (t - NS_PER_HOUR - first_hour) // NS_PER_HOUR
             stream_market = market.get(key)
             features = (
                 stream_market[hour] if stream_market is not None and 0 <= hour < n_hours else [math.nan] * len(MARKET)

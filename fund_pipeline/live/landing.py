@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fund_pipeline.domain.prints import PRINT_COLUMNS, empty_prints, normalise_prints, to_utc
+from fund_pipeline.domain.records import CURVE_COLUMNS
 
 LANDING_KINDS = ("prints", "snapshots", "quarantine")
 SEGMENT_SUFFIX = ".parquet"
@@ -174,11 +177,94 @@ def frame_table(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def read_segments(paths: list[Path], columns: list[str] | None = None, filters=None) -> pd.DataFrame:
-    """Concatenate segments in the given order (write order when from `list_segments`)."""
-    if not paths:
+def _snapshot_type(name: str) -> pa.DataType:
+    if name in ("venue", "symbol"):
+        return pa.string()
+    if name in ("ts_snap", "funding_time"):
+        return _TS
+    return pa.int64() if name in ("n_filled", "interpolated_mask") else pa.float64()
+
+
+# What the readers expect of a snapshot segment: the curve builder's columns, as snapshots_frame types them.
+SNAPSHOTS_SCHEMA = pa.schema([(name, _snapshot_type(name)) for name in CURVE_COLUMNS])
+
+
+class SegmentProblem(NamedTuple):
+    """A landed segment the readers skipped: the file and why."""
+
+    path: str
+    reason: str
+
+
+class LandingSegmentError(ValueError):
+    """A landed segment cannot be read or has the wrong schema (raised when no problem list is given)."""
+
+
+def _expected_schema(kind: str) -> pa.Schema | None:
+    if kind == "prints":
+        return PRINTS_SCHEMA
+    if kind == "quarantine":
+        return QUARANTINE_SCHEMA
+    if kind == "snapshots":
+        return SNAPSHOTS_SCHEMA
+    return None
+
+
+def _same_type(found: pa.DataType, expected: pa.DataType) -> bool:
+    if pa.types.is_timestamp(expected):
+        return pa.types.is_timestamp(found) and found.tz is not None
+    if pa.types.is_string(expected) or pa.types.is_large_string(expected):
+        return pa.types.is_string(found) or pa.types.is_large_string(found) or pa.types.is_null(found)
+    return found == expected or (pa.types.is_null(found) and not pa.types.is_integer(expected))
+
+
+def segment_problem(path: Path, columns: Sequence[str] | None = None) -> str | None:
+    """Why a segment cannot be used (unreadable, missing a column, a column of the wrong type), or None."""
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as error:
+        return f"unreadable: {error}"
+    expected = _expected_schema(path.parent.name)
+    if expected is None:
+        return None
+    for name in columns or expected.names:
+        if name not in expected.names:
+            continue
+        if name not in schema.names:
+            return f"no column {name!r}"
+        found, want = schema.field(name).type, expected.field(name).type
+        if not _same_type(found, want):
+            return f"column {name!r} is {found}, expected {want}"
+    return None
+
+
+def read_segments(
+    paths: Sequence[Path],
+    columns: list[str] | None = None,
+    filters=None,
+    problems: list[SegmentProblem] | None = None,
+) -> pd.DataFrame:
+    """Concatenate segments in the given order (write order when from `list_segments`).
+
+    A segment that cannot be read (0 bytes, truncated, not Parquet) or does not have its kind's
+    schema is skipped and appended to `problems` with the reason, so one bad file never blocks the
+    good ones; without a `problems` list it raises LandingSegmentError naming the file.
+    """
+    tables = []
+    for path in paths:
+        path = Path(path)
+        reason = segment_problem(path, columns)
+        if reason is None:
+            try:
+                tables.append(pq.read_table(path, columns=columns, filters=filters))
+                continue
+            except (pa.ArrowException, OSError) as error:
+                reason = f"unreadable: {error}"
+        if problems is None:
+            raise LandingSegmentError(f"landing segment {path}: {reason}")
+        problems.append(SegmentProblem(str(path), reason))
+    if not tables:
         return pd.DataFrame(columns=columns or [])
-    tables = [pq.read_table(p, columns=columns, filters=filters) for p in paths]
     frame = pa.concat_tables(tables, promote_options="default").to_pandas()
     for col in frame.columns:
         if isinstance(frame[col].dtype, pd.DatetimeTZDtype):
@@ -187,15 +273,23 @@ def read_segments(paths: list[Path], columns: list[str] | None = None, filters=N
 
 
 def read_landed(
-    landing_dir: Path, kind: str, after_seq: int = -1, columns: list[str] | None = None, filters=None
+    landing_dir: Path,
+    kind: str,
+    after_seq: int = -1,
+    columns: list[str] | None = None,
+    filters=None,
+    problems: list[SegmentProblem] | None = None,
 ) -> pd.DataFrame:
-    return read_segments([p for _, p in list_segments(landing_dir, kind, after_seq)], columns, filters)
+    return read_segments([p for _, p in list_segments(landing_dir, kind, after_seq)], columns, filters, problems)
 
 
-def read_landed_prints(landing_dir: Path, venue: str, start, end) -> pd.DataFrame:
+def read_landed_prints(
+    landing_dir: Path, venue: str, start, end, problems: list[SegmentProblem] | None = None
+) -> pd.DataFrame:
     """Landed predicted prints of `venue` with funding_time in [start, end), PRINT_COLUMNS.
 
     An empty frame with the right columns when nothing is landed or the folder does not exist.
+    Bad segments are skipped into `problems` (see `read_segments`).
     """
     start, end = to_utc([start, end])
     filters = [
@@ -204,7 +298,7 @@ def read_landed_prints(landing_dir: Path, venue: str, start, end) -> pd.DataFram
         ("funding_time", ">=", start),
         ("funding_time", "<", end),
     ]
-    frame = read_landed(Path(landing_dir), "prints", columns=PRINT_COLUMNS, filters=filters)
+    frame = read_landed(Path(landing_dir), "prints", columns=PRINT_COLUMNS, filters=filters, problems=problems)
     if frame.empty:
         return empty_prints()
     return normalise_prints(frame)

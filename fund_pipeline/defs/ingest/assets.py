@@ -11,7 +11,7 @@ from fund_pipeline.defs.scope import daily_venue_spans
 from fund_pipeline.domain.prints import MARKET_COLUMNS, storable_prints
 from fund_pipeline.domain.quality import off_grid_prints
 from fund_pipeline.domain.universe import LiquidityFilter, without_liquidity_figures
-from fund_pipeline.live.landing import read_landed_prints
+from fund_pipeline.live.landing import SegmentProblem, read_landed_prints
 from fund_pipeline.resources import WAREHOUSE_POOL, LandingZone, MarketSourceResource, Warehouse
 from fund_pipeline.venues.registry import settlement_phase_h
 
@@ -85,6 +85,11 @@ def market_universe(
             description="Settled funding times sit on the venue's settlement grid. Blocking.",
             blocking=True,
         ),
+        dg.AssetCheckSpec(
+            "landed_segments_readable",
+            asset="raw_funding_prints",
+            description="Every landing segment read had the prints schema; bad ones are skipped and listed (warns).",
+        ),
     ],
     **INGEST,
 )
@@ -103,6 +108,7 @@ def raw_funding_prints(
     partitions of the run are then written in one transaction.
     """
     parts, reports = [], []
+    problems: list[SegmentProblem] = []
     for venue, start, end in daily_venue_spans(context):
         settled = market_source.venue_source(venue).funding_prints(venue, start, end)
         if settled.empty:
@@ -110,14 +116,23 @@ def raw_funding_prints(
                 f"raw_funding_prints: the {market_source.kind} source returned no settled prints for {venue} "
                 f"in [{start:%Y-%m-%d}, {end:%Y-%m-%d})"
             )
-        landed = read_landed_prints(landing.root(), venue, start, end)
+        landed = read_landed_prints(landing.root(), venue, start, end, problems)
         prints, report = storable_prints(pd.concat([settled, landed], ignore_index=True) if len(landed) else settled)
         parts.append((prints, {"venue": [venue], "funding_time": (start, end)}))
         reports.append(report)
     everything = pd.concat([frame for frame, _ in parts], ignore_index=True)
     success, summaries = validate_raw_prints(everything)
     off_grid = off_grid_prints(everything.loc[everything["kind"] == "settled"], settlement_phase_h())
+    skipped = {p.path: p.reason for p in problems}
+    for path, reason in skipped.items():
+        context.log.warning(f"landing segment skipped: {path}: {reason}")
     checks = [
+        dg.AssetCheckResult(
+            check_name="landed_segments_readable",
+            passed=not skipped,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"segments_skipped": len(skipped), "skipped": skipped},
+        ),
         dg.AssetCheckResult(
             check_name="prints_pass_expectations",
             passed=success,
@@ -151,6 +166,7 @@ def raw_funding_prints(
             "intervals_h": sorted(float(x) for x in everything["interval_h"].unique()),
             "duplicate_rows_collapsed": sum(r.duplicates for r in reports),
             "key_conflicts_resolved": sum(r.conflicts for r in reports),
+            "landing_segments_skipped": len(skipped),
         }
     )
     yield from checks

@@ -6,12 +6,16 @@ import pandas as pd
 from fund_pipeline.defs.partitions import FUNDING_WINDOW_PARTITIONS
 from fund_pipeline.domain.curve import missing_bucket_pct, snapshots_frame
 from fund_pipeline.domain.quality import MAX_MISSING_BUCKET_PCT, MAX_SNAPSHOT_LAG, snapshot_lag, stale_streams
-from fund_pipeline.live.landing import read_landed
+from fund_pipeline.live.landing import SegmentProblem, read_landed
 from fund_pipeline.resources import WAREHOUSE_POOL, LandingZone, Warehouse
 
 
-def snapshots_in_window(landing, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    frame = read_landed(landing, "snapshots", filters=[("ts_snap", ">=", start), ("ts_snap", "<", end)])
+def snapshots_in_window(
+    landing, start: pd.Timestamp, end: pd.Timestamp, problems: list[SegmentProblem] | None = None
+) -> pd.DataFrame:
+    frame = read_landed(
+        landing, "snapshots", filters=[("ts_snap", ">=", start), ("ts_snap", "<", end)], problems=problems
+    )
     return frame if len(frame) else snapshots_frame([])
 
 
@@ -31,17 +35,26 @@ def snapshots_in_window(landing, start: pd.Timestamp, end: pd.Timestamp) -> pd.D
             asset="live_curve",
             description=f"Interpolated (missing) buckets < {MAX_MISSING_BUCKET_PCT} %.",
         ),
+        dg.AssetCheckSpec(
+            "live_segments_readable",
+            asset="live_curve",
+            description="Every landing segment read had its kind's schema; bad ones are skipped and listed (warns).",
+        ),
     ],
 )
 def live_curve(context: dg.AssetExecutionContext, landing: LandingZone, warehouse: Warehouse):
     """Snapshots taken during the window (by ts_snap), replacing the partition: re-runs refresh it in place."""
     start, end = context.partition_time_window
     start, end = pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
-    snapshots = snapshots_in_window(landing.root(), start, end)
+    problems: list[SegmentProblem] = []
+    snapshots = snapshots_in_window(landing.root(), start, end, problems)
     prints = read_landed(
         landing.root(), "prints", columns=["venue", "symbol", "ts"],
-        filters=[("kind", "=", "predicted"), ("ts", ">=", start), ("ts", "<", end)],
+        filters=[("kind", "=", "predicted"), ("ts", ">=", start), ("ts", "<", end)], problems=problems,
     )  # fmt: skip
+    skipped = {p.path: p.reason for p in problems}
+    for path, reason in skipped.items():
+        context.log.warning(f"landing segment skipped: {path}: {reason}")
     warehouse.replace("live_curve", snapshots, {"ts_snap": (start, end)})
     missing_pct = missing_bucket_pct(snapshots)
     lag = snapshot_lag(snapshots, prints) if len(prints) else pd.DataFrame(columns=["venue", "symbol", "lag"])
@@ -65,6 +78,12 @@ def live_curve(context: dg.AssetExecutionContext, landing: LandingZone, warehous
                     else 0.0,
                     "examples": stale.head(5).astype(str).to_dict("records"),
                 },
+            ),
+            dg.AssetCheckResult(
+                check_name="live_segments_readable",
+                passed=not skipped,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"segments_skipped": len(skipped), "skipped": skipped},
             ),
             dg.AssetCheckResult(
                 check_name="live_curve_missing_buckets",
