@@ -20,6 +20,7 @@ from fund_pipeline.domain.predicted import (
     funding_rate,
     reconstruct_predicted,
     settlement_errors,
+    thin_to_cadence,
     window_rate,
 )
 from fund_pipeline.domain.records import PRINT_COLUMNS
@@ -309,3 +310,19 @@ def test_settlement_errors_compare_the_last_point_and_flag_pinned_windows():
     assert not error_summary(errors, tolerance=1e-7).iloc[0]["passed"]
     off = settled.assign(rate=[I8 + 1e-9, 0.0025, 0.0001])
     assert not error_summary(settlement_errors(out, off, I8)).iloc[0]["pinned_exact"]
+
+
+def test_live_quotes_are_thinned_to_the_cadence_grid():
+    ts = T0 + pd.to_timedelta(np.arange(0, 1200), unit="s")  # 20 minutes of 1 Hz quotes
+    live = pd.DataFrame(
+        {"venue": "binance", "symbol": "BTC/USDT:USDT", "kind": "predicted",
+         "funding_time": T0 + pd.Timedelta("8h"), "ts": ts, "rate": np.arange(1200) * 1e-8}
+    )  # fmt: skip
+    settled = live.iloc[:1].assign(kind="settled", ts=T0 + pd.Timedelta("1ms"), funding_time=T0)
+    out = thin_to_cadence(pd.concat([live, settled]), 300)
+    quotes = out[out["kind"] == "predicted"]
+    # The last quote before 00:05, 00:10, 00:15, 00:20: at 04:59, 09:59, 14:59, 19:59.
+    assert quotes["ts"].tolist() == [T0 + pd.Timedelta(seconds=s) for s in (299, 599, 899, 1199)]
+    assert (out["kind"] == "settled").sum() == 1
+    with pytest.raises(ValueError, match="cadence"):
+        thin_to_cadence(live, 0)

@@ -375,3 +375,21 @@ def curve_input(settled: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
     """
     frame = pd.concat([settled[PRINT_COLUMNS], predicted[PRINT_COLUMNS]], ignore_index=True)
     return frame.sort_values(["ts", "funding_time"], kind="stable").reset_index(drop=True)
+
+
+def thin_to_cadence(prints: pd.DataFrame, cadence_s: int) -> pd.DataFrame:
+    """Live predicted prints thinned to the reconstruction's cadence: per venue × symbol × window,
+    the last print before each cadence point (the quote in force at it), so the warehouse stores
+    live quotes at the same grid as reconstructed history, never at the stream's 1 Hz. Settled
+    prints pass unchanged."""
+    if cadence_s <= 0:
+        raise ValueError(f"thin_to_cadence: cadence_s must be positive, got {cadence_s}")
+    if prints.empty:
+        return prints
+    predicted = prints["kind"] == "predicted"
+    quotes = prints.loc[predicted].sort_values("ts", kind="stable")
+    ts = pd.to_datetime(quotes["ts"], utc=True).astype("datetime64[ns, UTC]").astype("int64").to_numpy()
+    point = ts // (cadence_s * NS_PER_SECOND)
+    keys = quotes[["venue", "symbol", "funding_time"]].assign(_point=point)
+    kept = quotes.loc[~keys.duplicated(keep="last").to_numpy()]
+    return pd.concat([prints.loc[~predicted], kept]).sort_values("ts", kind="stable").reset_index(drop=True)
