@@ -300,7 +300,7 @@ def test_settlement_errors_compare_the_last_point_and_flag_pinned_windows():
             "rate": [I8, 0.0025 + 1e-6, 0.0001],
         }
     )
-    errors = settlement_errors(out, settled, I8)
+    errors = settlement_errors(out, settled, {"BTC/USDT:USDT": LINEAR})
     assert len(errors) == 2  # the third window has no reconstruction at its settlement
     assert errors["pinned"].tolist() == [True, False]
     assert errors["abs_error"].tolist() == pytest.approx([0.0, 1e-6], abs=1e-15)
@@ -309,7 +309,7 @@ def test_settlement_errors_compare_the_last_point_and_flag_pinned_windows():
     assert summary["median_abs_error"] == pytest.approx(5e-7)
     assert not error_summary(errors, tolerance=1e-7).iloc[0]["passed"]
     off = settled.assign(rate=[I8 + 1e-9, 0.0025, 0.0001])
-    assert not error_summary(settlement_errors(out, off, I8)).iloc[0]["pinned_exact"]
+    assert not error_summary(settlement_errors(out, off, {"BTC/USDT:USDT": LINEAR})).iloc[0]["pinned_exact"]
 
 
 def test_live_quotes_are_thinned_to_the_cadence_grid():

@@ -324,18 +324,24 @@ RECONSTRUCTION_P95_TOLERANCE = 2e-6
 ERROR_COLUMNS = ["venue", "symbol", "funding_time", "interval_h", "reconstructed", "settled", "abs_error", "pinned"]
 
 
-def settlement_errors(predicted: pd.DataFrame, settled: pd.DataFrame, interest_rate_8h: float) -> pd.DataFrame:
+def settlement_errors(
+    predicted: pd.DataFrame, settled: pd.DataFrame, formulas: dict[str, FundingFormula]
+) -> pd.DataFrame:
     """Each settled window's last reconstructed rate (at its settlement) against the settled rate.
 
-    `pinned`: the reconstruction is the interest rate scaled to the interval, the clamp's mass
-    point, where it must match exactly. Windows missing on either side are left out.
+    `pinned`: under a clamped formula the reconstruction is the interest rate scaled to the
+    interval, the clamp's mass point, where it must match exactly. Windows missing on either side
+    are left out.
     """
     last = predicted[(predicted["source"] == RECONSTRUCTED_SOURCE) & (predicted["ts"] == predicted["funding_time"])]
     rows = last[["venue", "symbol", "funding_time", "interval_h", "rate"]].rename(columns={"rate": "reconstructed"})
     truth = settled[["venue", "symbol", "funding_time", "rate"]].rename(columns={"rate": "settled"})
     out = rows.merge(truth.drop_duplicates(["venue", "symbol", "funding_time"]), on=["venue", "symbol", "funding_time"])
     out["abs_error"] = (out["reconstructed"] - out["settled"]).abs()
-    out["pinned"] = out["reconstructed"] == interest_rate_8h * out["interval_h"] / FORMULA_BASIS_H
+    interest = out["symbol"].map(
+        {s: f.interest_rate_8h if f.kind is FormulaKind.CLAMPED else np.nan for s, f in formulas.items()}
+    )
+    out["pinned"] = out["reconstructed"] == interest * out["interval_h"] / FORMULA_BASIS_H
     return out[ERROR_COLUMNS].reset_index(drop=True)
 
 
