@@ -18,6 +18,7 @@ from fund_pipeline.domain.predicted import (
     Weighting,
     error_summary,
     funding_rate,
+    intra_window_features,
     reconstruct_predicted,
     settlement_errors,
     thin_to_cadence,
@@ -326,3 +327,29 @@ def test_live_quotes_are_thinned_to_the_cadence_grid():
     assert (out["kind"] == "settled").sum() == 1
     with pytest.raises(ValueError, match="cadence"):
         thin_to_cadence(live, 0)
+
+
+def test_intra_window_features_use_only_quotes_up_to_the_instant():
+    samples = minute_samples(np.linspace(0.0, 0.008, 480))  # a premium rising through the window
+    out = reconstruct_predicted("binance", samples, {"BTC/USDT:USDT": UNIFORM}, ReconstructionConfig(300))
+    settle = T0 + pd.Timedelta("8h")
+    at = pd.DataFrame(
+        {"venue": "binance", "symbol": "BTC/USDT:USDT", "at": [T0 + pd.Timedelta("5h"), settle], "funding_time": settle}
+    )
+    f = intra_window_features(out, at)
+    quote = out.set_index("ts")["rate"]
+    first = quote.iloc[0]
+    assert f["hours_to_settlement"].tolist() == [3.0, 0.0]
+    assert f["predicted_now"].tolist() == [quote[T0 + pd.Timedelta("5h")], quote[settle]]
+    assert f["predicted_drift"].tolist() == pytest.approx(
+        [quote[T0 + pd.Timedelta("5h")] - first, quote[settle] - first]
+    )
+    # 4 h before settlement (04:00) is known at 05:00; 1 h before (07:00) is not yet.
+    assert f["predicted_4h_before"].tolist() == [quote[T0 + pd.Timedelta("4h")]] * 2
+    assert (
+        np.isnan(f["predicted_1h_before"].iloc[0])
+        and f["predicted_1h_before"].iloc[1] == quote[T0 + pd.Timedelta("7h")]
+    )
+    # Quotes after the instant change nothing.
+    later = out.assign(rate=np.where(out["ts"] > T0 + pd.Timedelta("5h"), 1.0, out["rate"]))
+    pd.testing.assert_frame_equal(intra_window_features(later, at.iloc[:1]), f.iloc[:1])

@@ -399,3 +399,47 @@ def thin_to_cadence(prints: pd.DataFrame, cadence_s: int) -> pd.DataFrame:
     keys = quotes[["venue", "symbol", "funding_time"]].assign(_point=point)
     kept = quotes.loc[~keys.duplicated(keep="last").to_numpy()]
     return pd.concat([prints.loc[~predicted], kept]).sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+INTRA_WINDOW_HOURS = (1.0, 4.0)
+INTRA_WINDOW_COLUMNS = [
+    "venue",
+    "symbol",
+    "at",
+    "funding_time",
+    "hours_to_settlement",
+    "predicted_now",
+    "predicted_drift",
+    *[f"predicted_{h:g}h_before" for h in INTRA_WINDOW_HOURS],
+]
+
+
+def intra_window_features(predicted: pd.DataFrame, at: pd.DataFrame, hours=INTRA_WINDOW_HOURS) -> pd.DataFrame:
+    """The open window's signal at given instants, from predicted prints (live or reconstructed).
+
+    `at`: venue, symbol, at (the instant), funding_time (the window's settlement). Per row: hours
+    to settlement, the quote in force at `at` (`predicted_now`), its drift since the window's first
+    quote, and the quote in force h hours before settlement when that instant is not after `at`
+    (NaN otherwise: not known yet). Only prints with ts <= at count.
+    """
+    quotes = predicted.loc[predicted["kind"] == "predicted", ["venue", "symbol", "funding_time", "ts", "rate"]]
+    quotes = quotes.sort_values("ts", kind="stable")
+    rows = at[["venue", "symbol", "at", "funding_time"]].reset_index(drop=True)
+    rows["_row"] = np.arange(len(rows))
+    keys = ["venue", "symbol", "funding_time"]
+
+    def quote_at(instant: pd.Series) -> np.ndarray:
+        probe = rows[keys].assign(ts=instant.to_numpy(), _row=rows["_row"]).sort_values("ts", kind="stable")
+        found = pd.merge_asof(probe, quotes, on="ts", by=keys, direction="backward")
+        return found.sort_values("_row")["rate"].to_numpy(dtype=np.float64)
+
+    first = quotes.groupby(keys, sort=False).head(1).rename(columns={"rate": "first_quote"})
+    out = rows.merge(first[[*keys, "first_quote"]], on=keys, how="left").sort_values("_row")
+    out["hours_to_settlement"] = (out["funding_time"] - out["at"]) / pd.Timedelta(hours=1)
+    out["predicted_now"] = quote_at(out["at"])
+    out["predicted_drift"] = out["predicted_now"] - out["first_quote"].where(out["predicted_now"].notna())
+    for h in hours:
+        instant = out["funding_time"] - pd.Timedelta(hours=h)
+        known = (instant <= out["at"]).to_numpy()
+        out[f"predicted_{h:g}h_before"] = np.where(known, quote_at(instant.where(known, out["at"])), np.nan)
+    return out[[*INTRA_WINDOW_COLUMNS[:7], *[f"predicted_{h:g}h_before" for h in hours]]].reset_index(drop=True)
