@@ -1,6 +1,6 @@
 """`live_forecasts`: per funding window, the model's forecast of the open window and the next days.
 
-Partitioned like `live_curve` and run with it: at the window's newest live snapshot t, every
+Partitioned like `live_curve` and run with it (after `live_features`, the open window's signal): at the window's newest live snapshot t, every
 live symbol gets the week's model forecast of its open window's settlement and of the funding
 accrued over 1 and 3 days, beside the naive baselines and the venue's own quote
 (`domain/live_forecast.py`). Reads the feature rows of the days before t and the model of the
@@ -60,6 +60,7 @@ def forecast_plot(forecasts: pd.DataFrame, t: pd.Timestamp) -> str:
     pool=WAREHOUSE_POOL,
     deps=[
         dg.AssetDep("live_curve"),
+        dg.AssetDep("live_features"),
         dg.AssetDep(
             "feature_store",
             partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-WINDOWS_PER_DAY * FEATURE_LOOKBACK_DAYS),

@@ -1,0 +1,53 @@
+"""live_features: the open window's intra-window features from landed quotes, at the newest snapshot."""
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from fund_pipeline.defs.live.features import LIVE_FEATURES_TABLE, live_features
+from fund_pipeline.domain.records import FundingPrint
+from fund_pipeline.live.landing import SegmentWriter, prints_table
+from fund_pipeline.resources import LandingZone
+from fund_pipeline.warehouse import Warehouse
+
+pytestmark = pytest.mark.slow
+
+START = pd.Timestamp("2026-03-09 08:00", tz="UTC")
+SETTLE = START + pd.Timedelta(hours=8)
+SYMBOL = "BTC/USDT:USDT"
+
+
+def quote(seconds: int, rate: float) -> FundingPrint:
+    t = (START + pd.Timedelta(seconds=seconds)).value
+    return FundingPrint("binance", SYMBOL, "BTC", "predicted", SETTLE.value, t, t, rate, 8.0, 1.0, 1.0, "ws")
+
+
+def test_features_at_the_newest_snapshot_from_the_landed_quotes(tmp_path):
+    writer = SegmentWriter(tmp_path / "landing")
+    # 1 Hz quotes for five hours, the rate rising one step a minute, in 60-second segments.
+    for minute in range(5 * 60):
+        writer.write({"prints": prints_table([quote(minute * 60 + s, 1e-4 + minute * 1e-7) for s in range(0, 60, 5)])})
+    writer.close()
+    at = START + pd.Timedelta(hours=5)
+    warehouse = Warehouse(database=str(tmp_path / "w.duckdb"))
+    snaps = pd.DataFrame(
+        {"venue": "binance", "symbol": SYMBOL, "ts_snap": [START + pd.Timedelta(hours=1), at], "funding_time": SETTLE,
+         "level": [0.11, 0.12], "slope": [0.0, -0.01], "b0": [1e-4, 1.3e-4]}
+    )  # fmt: skip
+    warehouse.replace("live_curve", snaps, {})
+    result = dg.materialize(
+        [live_features],
+        partition_key=START.strftime("%Y-%m-%d-%H:%M"),
+        resources={"landing": LandingZone(path=str(tmp_path / "landing")), "warehouse": warehouse},
+    )
+    assert result.success
+    (row,) = warehouse.read(LIVE_FEATURES_TABLE).to_dict("records")
+    assert row["at"] == at and row["hours_to_settlement"] == 3.0
+    # The quote in force at 13:00 is the last one before it (minute 299); quotes are thinned to the
+    # 5-minute grid, so the window's first is the one in force at 08:05 (minute 4).
+    assert row["predicted_now"] == pytest.approx(1e-4 + 299 * 1e-7)
+    assert row["predicted_drift"] == pytest.approx((299 - 4) * 1e-7)
+    # 4 h before settlement is 12:00 (known), 1 h before is 15:00 (not yet).
+    assert row["predicted_4h_before"] == pytest.approx(1e-4 + 239 * 1e-7)
+    assert pd.isna(row["predicted_1h_before"])
+    assert (row["level"], row["slope"]) == (0.12, -0.01)
