@@ -1,12 +1,12 @@
 """`live_forecasts`: per funding window, the model's forecast of the open window and the next days.
 
-Partitioned like `live_curve` and run with it (after `live_features`, the open window's signal): at the window's newest live snapshot t, every
-live symbol gets the week's model forecast of its open window's settlement and of the funding
-accrued over 1 and 3 days, beside the naive baselines and the venue's own quote
-(`domain/live_forecast.py`). Reads the feature rows of the days before t and the model of the
-week containing t (fitted before the week); a forecast made at t is stored once (keyed by t), so
-the open window's forecasts accumulate through it. `live_forecast_scorecard` scores those whose
-horizon has settled.
+Partitioned like `live_curve` and run with it, after `live_features` (the open window's signal):
+at the window's newest live snapshot t, every live symbol gets the week's model forecast of its
+open window's settlement and of the funding accrued over 1 and 3 days, beside the naive baselines
+and the venue's own quote (`domain/live_forecast.py`). Reads the feature rows of the days before
+t and the model of the week containing t (fitted before the week); a forecast made at t is stored
+once (keyed by t), so the open window's forecasts accumulate through it. `live_forecast_scorecard`
+scores those whose horizon has settled.
 """
 
 import dagster as dg
