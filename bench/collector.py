@@ -11,14 +11,16 @@ import asyncio
 import json
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
 
 from bench._common import BenchResult, best_of, quick_parser, report, resident_mib
 from bench.live_emulator import LoadEmulator, batch_frame, symbol_names
-from fund_pipeline.domain.prints import PRINT_COLUMNS
+from fund_pipeline.domain.records import PRINT_COLUMNS, FundingPrint
 from fund_pipeline.live.collector import Collector, CollectorConfig
 from fund_pipeline.venues.streams import StreamParser
 
@@ -27,14 +29,19 @@ TARGET_P99_S = 1.2
 LATENCY_RATE = 1_000
 # A step is sustained when the collector ingests this share of what was offered.
 SUSTAINED_SHARE = 0.97
-FULL = {
-    "symbols": 300,
-    "latency_frames": 40,
-    "ladder": [5_000, 10_000, 20_000, 30_000, 45_000, 60_000, 90_000, 120_000],
-    "ladder_seconds": 5,
-    "parse_frames": 400,
-}
-QUICK = {"symbols": 30, "latency_frames": 4, "ladder": [3_000], "ladder_seconds": 1, "parse_frames": 10}
+
+
+@dataclass(frozen=True)
+class Size:
+    symbols: int
+    latency_frames: int
+    ladder: tuple[int, ...]
+    ladder_seconds: int
+    parse_frames: int
+
+
+FULL = Size(300, 40, (5_000, 10_000, 20_000, 30_000, 45_000, 60_000, 90_000, 120_000), 5, 400)
+QUICK = Size(30, 4, (3_000,), 1, 10)
 
 
 class NoRestHistory:
@@ -45,6 +52,10 @@ class NoRestHistory:
 
     def settled_since(self, venue: str, symbol: str, since) -> pd.DataFrame:
         return pd.DataFrame({c: [] for c in PRINT_COLUMNS})
+
+    def stream_intervals(self, venue: str, symbols: list[str]) -> dict[str, float]:
+        """The load emulator lists no fundingInfo exceptions: every symbol settles on Binance's 8h default."""
+        return dict.fromkeys(symbols, 8.0)
 
 
 def parse_with_dict_loop(frames: list[str]) -> list[dict]:
@@ -63,8 +74,8 @@ def parse_with_dict_loop(frames: list[str]) -> list[dict]:
     return out
 
 
-def parse_with_library(frames: list[str]) -> list[tuple]:
-    parser = StreamParser("binance")
+def parse_with_library(frames: list[str], symbols: list[str]) -> list[FundingPrint]:
+    parser = StreamParser("binance", dict.fromkeys(symbols, 8.0))
     out = []
     for frame in frames:
         out += parser.parse(frame, 0)
@@ -83,7 +94,7 @@ async def collect_under_load(
     bases = [native[: -len("USDT")] for native in symbol_names(n_symbols)]
     collector = Collector(
         ["binance"], bases, landing, api_base_url=f"http://127.0.0.1:{emulator.port}",
-        config=CollectorConfig(binance_all_market=True), rest_source=NoRestHistory(),
+        config=CollectorConfig(all_market=True), rest_source=NoRestHistory(),
     )  # fmt: skip
     samples = []
 
@@ -116,18 +127,21 @@ def _window(samples: list, start: float, end: float) -> tuple[float, int, int]:
 
 def run(quick: bool = False) -> BenchResult:
     size = QUICK if quick else FULL
-    n_symbols = size["symbols"]
-    frames = [batch_frame(symbol_names(n_symbols), second) for second in range(size["parse_frames"])]
-    reference_seconds, reference = best_of(lambda: parse_with_dict_loop(frames), 3)
-    library_seconds, parsed = best_of(lambda: parse_with_library(frames), 3)
+    n_symbols = size.symbols
+    frames = [batch_frame(symbol_names(n_symbols), second) for second in range(size.parse_frames)]
+    reference_seconds, reference_out = best_of(lambda: parse_with_dict_loop(frames), 3)
+    unified = [native.replace("USDT", "/USDT:USDT") for native in symbol_names(n_symbols)]
+    library_seconds, parsed_out = best_of(lambda: parse_with_library(frames, unified), 3)
+    reference = cast(list[dict], reference_out)
+    parsed = cast(list[FundingPrint], parsed_out)
     agree = len(reference) == len(parsed) and all(
-        (p[4], p[5], p[7]) == (d["funding_time"], d["ts"], d["rate"])
-        and p[1].replace("/USDT:USDT", "USDT") == d["symbol"]
-        for p, d in zip(parsed, reference)
+        (p.funding_time, p.ts, p.rate) == (d["funding_time"], d["ts"], d["rate"])
+        and p.symbol.replace("/USDT:USDT", "USDT") == d["symbol"]
+        for p, d in zip(parsed, reference, strict=True)
     )
 
-    schedule = [(LATENCY_RATE, size["latency_frames"])] + [
-        (rate, max(1, int(rate * size["ladder_seconds"] / n_symbols))) for rate in size["ladder"]
+    schedule: list[tuple[float, int]] = [(float(LATENCY_RATE), size.latency_frames)] + [
+        (float(rate), max(1, int(rate * size.ladder_seconds / n_symbols))) for rate in size.ladder
     ]
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as folder:
         steps, samples, lags, collector = asyncio.run(collect_under_load(n_symbols, schedule, Path(folder)))
@@ -140,7 +154,7 @@ def run(quick: bool = False) -> BenchResult:
         "parser speed vs reference": reference_seconds / library_seconds,
     }
     sustained, p99_at_latency_rate = 0.0, float("nan")
-    for offered, n_frames, start, end in steps:
+    for offered, _frames, start, end in steps:
         rate, lag_lo, lag_hi = _window(samples, start, end)
         step_lags = lags[lag_lo:lag_hi]
         p99 = float(np.percentile(step_lags, 99)) if step_lags else float("nan")
@@ -159,13 +173,17 @@ def run(quick: bool = False) -> BenchResult:
     }
     return BenchResult(
         name="live collector",
-        target=f"sustained ≥ {TARGET_PRINTS_PER_S:,} prints/s into landing; p99 receive→durable ≤ {TARGET_P99_S} s at {LATENCY_RATE:,} prints/s",
+        target=(
+            f"sustained ≥ {TARGET_PRINTS_PER_S:,} prints/s into landing; "
+            f"p99 receive→durable ≤ {TARGET_P99_S} s at {LATENCY_RATE:,} prints/s"
+        ),
         met=sustained >= TARGET_PRINTS_PER_S and p99_at_latency_rate <= TARGET_P99_S,
         agree=agree,
         figures=figures,
         notes=[
             f"a step is sustained when the collector ingests ≥ {SUSTAINED_SHARE:.0%} of the offered rate over the step",
-            "receive→durable is the collector's own durable_lag_s: first print of a batch received → its segment renamed into place",
+            "receive→durable is the collector's own durable_lag_s: "
+            "first print of a batch received → its segment renamed into place",
         ],
     )
 

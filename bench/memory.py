@@ -60,8 +60,10 @@ def run(quick: bool = False) -> BenchResult:
         agree=collector.stats["prints"] == size["symbols"] * n_frames,
         figures=figures,
         notes=[
-            f"warm-up = the first {WARMUP_SHARE:.0%} of the samples; RSS of the collector's process (the emulator runs in its own)",
-            "one Binance-format connection carries all 1,500 symbols: the collector keys streams by (venue, symbol), so the load per builder is the same",
+            f"warm-up = the first {WARMUP_SHARE:.0%} of the samples; "
+            "RSS of the collector's process (the emulator runs in its own)",
+            "one Binance-format whole-market connection carries all 1,500 symbols: the collector keys streams "
+            "by (venue, symbol), so the load per builder is the same",
             "'outputs agree' here means every pushed print was ingested",
         ],
     )

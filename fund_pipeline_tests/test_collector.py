@@ -41,6 +41,11 @@ class NoSettledRest:
         self.calls.append(("settled_since", venue, symbol, since))
         return empty_prints()
 
+    def stream_intervals(self, venue, symbols):
+        """Binance's fundingInfo lists none of them: each settles on its 8h default."""
+        self.calls.append(("stream_intervals", venue))
+        return dict.fromkeys(symbols, 8.0)
+
 
 class TickStream:
     """A Binance-format mark-price stream on loopback: numbered ticks broadcast to every subscribed connection.
@@ -260,6 +265,9 @@ class LateSeedRest:
 
     def settled_since(self, venue, symbol, since):
         return self.inner.settled_since(venue, symbol, since)
+
+    def stream_intervals(self, venue, symbols):
+        return self.inner.stream_intervals(venue, symbols)
 
 
 def test_warm_start_gives_full_first_curve_and_missed_windows_come_from_rest(tmp_path):

@@ -163,7 +163,9 @@ def test_okx_instruments_and_current_funding(get):
 
 
 def test_okx_funding_history_pages_by_cursors(get):
-    _, _, body = get("/okx/api/v5/public/funding-rate-history", instId="BTC-USDT-SWAP", limit=400)
+    _, _, everything = get("/okx/api/v5/public/funding-rate-history", instId="BTC-USDT-SWAP", limit=1000)
+    assert 100 < len(everything["data"]) <= 400, "pages hold up to 400 rows (all 68 days here)"
+    _, _, body = get("/okx/api/v5/public/funding-rate-history", instId="BTC-USDT-SWAP", limit=100)
     rows = body["data"]
     assert len(rows) == 100 and all_strings(v for r in rows for v in r.values())
     times = [int(r["fundingTime"]) for r in rows]

@@ -17,7 +17,6 @@ from fund_pipeline.domain.prints import (
     validate_prints,
 )
 from fund_pipeline.sources.simulated import (
-    FUNDING_CLAMP,
     OKX_INTERVAL_CHANGE_AT,
     OKX_INTERVAL_CHANGE_BASE,
     SIM_EPOCH,
@@ -25,7 +24,7 @@ from fund_pipeline.sources.simulated import (
     SimulatedMarket,
     funding_rate,
 )
-from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError
+from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError, facts
 
 FEW = ("BTC", "ETH", "SOL", "WIF", "SUI", "PEPE")
 DAY = pd.Timedelta(days=1)
@@ -289,7 +288,7 @@ premiums = st.floats(-0.02, 0.02, allow_nan=False)
 def test_clamped_formula_settles_exactly_at_the_interest_inside_the_clamp(premium, interval, venue):
     scale = interval / 8
     rate = float(funding_rate(venue, premium, interval))
-    if abs(INTEREST_RATE_8H * scale - premium * scale) <= FUNDING_CLAMP:
+    if abs(INTEREST_RATE_8H * scale - premium * scale) <= facts(venue).clamp_8h:
         assert rate == INTEREST_RATE_8H * scale
     assert abs(rate) <= VENUE_SPECS[venue].cap
 

@@ -9,10 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fund_pipeline.domain.prints import PRINT_COLUMNS
+from fund_pipeline.domain.records import PRINT_COLUMNS
+from fund_pipeline.venues.registry import WS_VENUES
 from fund_pipeline.venues.streams import (
-    WS_VENUES,
     MalformedMessage,
+    NoInterval,
     StreamParser,
     UnknownMessage,
     parse_message,
@@ -22,11 +23,17 @@ from fund_pipeline.venues.streams import (
 H = 3_600_000_000_000
 MS = 1_000_000
 RECEIVED = pd.Timestamp("2024-05-01 07:31:16.5", tz="UTC").value
-COL = {name: i for i, name in enumerate(PRINT_COLUMNS)}
+# What the collector learns over REST for the streams that carry no interval (Binance's fundingInfo
+# default, OKX's running window): BTC and ETH settle every 8h.
+EIGHT_HOURS = {"BTC/USDT:USDT": 8.0, "ETH/USDT:USDT": 8.0}
 
 
 def field(row, name):
-    return row[COL[name]]
+    return getattr(row, name)
+
+
+def parser(venue, intervals=None, wanted=None):
+    return StreamParser(venue, dict(EIGHT_HOURS if intervals is None else intervals), wanted)
 
 
 def ts(text):
@@ -104,7 +111,7 @@ HYPERLIQUID_CTX = """{
 
 
 def test_binance_single_symbol_stream():
-    (row,) = parse_message("binance", json.dumps(BINANCE_BTC), RECEIVED)
+    (row,) = parse_message("binance", json.dumps(BINANCE_BTC), RECEIVED, parser("binance"))
     assert len(row) == len(PRINT_COLUMNS)
     assert row[:4] == ("binance", "BTC/USDT:USDT", "BTC", "predicted")
     assert field(row, "funding_time") == ts("2024-05-01 08:00")
@@ -118,7 +125,7 @@ def test_binance_single_symbol_stream():
 
 def test_binance_documented_example_keeps_the_announced_funding_time():
     """T=06:00 with the 8h default: snapping to the 8h grid would put funding at 00:00, before E."""
-    (row,) = parse_message("binance", BINANCE_DOC, RECEIVED)
+    (row,) = parse_message("binance", BINANCE_DOC, RECEIVED, parser("binance"))
     assert field(row, "funding_time") == 1562306400000 * MS > field(row, "ts")
     (hourly,) = parse_message("binance", BINANCE_DOC, RECEIVED, StreamParser("binance", {"BTC/USDT:USDT": 1.0}))
     assert field(hourly, "interval_h") == 1.0 and field(hourly, "funding_time") % H == 0
@@ -126,25 +133,46 @@ def test_binance_documented_example_keeps_the_announced_funding_time():
 
 def test_binance_all_market_array_and_combined_wrapper():
     frame = [BINANCE_BTC, BINANCE_ETH]
-    plain = parse_message("binance", json.dumps(frame), RECEIVED)
-    wrapped = parse_message("binance", json.dumps({"stream": "!markPrice@arr@1s", "data": frame}), RECEIVED)
-    single = parse_message("binance", json.dumps({"stream": "ethusdt@markPrice@1s", "data": BINANCE_ETH}), RECEIVED)
+    plain = parser("binance").parse(json.dumps(frame), RECEIVED)
+    wrapped = parser("binance").parse(json.dumps({"stream": "!markPrice@arr@1s", "data": frame}), RECEIVED)
+    single = parser("binance").parse(json.dumps({"stream": "ethusdt@markPrice@1s", "data": BINANCE_ETH}), RECEIVED)
     assert plain == wrapped
     assert [field(r, "symbol") for r in plain] == ["BTC/USDT:USDT", "ETH/USDT:USDT"]
     assert single == plain[1:]
     assert field(plain[1], "rate") == -0.0000231
 
 
-def test_binance_uses_the_callers_intervals():
-    parser = StreamParser("binance", {"ETH/USDT:USDT": 4.0})
-    btc, eth = parser.parse(json.dumps([BINANCE_BTC, BINANCE_ETH]), RECEIVED)
+def test_binance_uses_the_callers_intervals_and_never_guesses_one():
+    btc, eth = parser("binance", {"BTC/USDT:USDT": 8.0, "ETH/USDT:USDT": 4.0}).parse(
+        json.dumps([BINANCE_BTC, BINANCE_ETH]), RECEIVED
+    )
     assert (field(btc, "interval_h"), field(eth, "interval_h")) == (8.0, 4.0)
+    with pytest.raises(NoInterval, match="no funding interval known for BTC/USDT:USDT"):
+        parser("binance", {}).parse(json.dumps(BINANCE_BTC), RECEIVED)
+    only_btc = parser("binance", {"BTC/USDT:USDT": 8.0})
+    (kept,) = only_btc.parse(json.dumps([BINANCE_BTC, BINANCE_ETH]), RECEIVED)
+    assert field(kept, "symbol") == "BTC/USDT:USDT"
+    ((reason, item),) = only_btc.ctx.bad_items
+    assert "ETH/USDT:USDT" in reason and item == BINANCE_ETH, "the item without an interval is set aside alone"
 
 
-def test_binance_subscribe_ack_and_subscriptions():
-    parser = StreamParser("binance")
-    assert parser.parse('{"result":null,"id":1}', RECEIVED) == []
-    assert parser.control_messages == 1
+def test_binance_whole_market_frame_skips_dated_contracts_and_unconfigured_symbols():
+    dated = BINANCE_BTC | {"s": "BTCUSDT_261225", "r": "", "T": 0}
+    broken = BINANCE_ETH | {"r": "NaN"}
+    sol = BINANCE_ETH | {"s": "SOLUSDT"}
+    stream = parser("binance", wanted={"BTC/USDT:USDT", "ETH/USDT:USDT"})
+    rows = stream.parse(json.dumps([BINANCE_BTC, dated, sol, broken]), RECEIVED)
+    assert [field(r, "symbol") for r in rows] == ["BTC/USDT:USDT"]
+    assert stream.ctx.skipped == {"not_a_perp": 1, "unconfigured": 1}
+    assert [item for _, item in stream.ctx.bad_items] == [broken], "one bad item is quarantined alone"
+
+
+def test_binance_subscribe_ack_refusal_and_subscriptions():
+    stream = parser("binance")
+    assert stream.parse('{"result":null,"id":1}', RECEIVED) == []
+    assert stream.control_messages == 1
+    assert stream.parse('{"error":{"code":1,"msg":"Too many streams"},"id":2}', RECEIVED) == []
+    assert stream.ctx.failed_subscriptions == ["request 2: Too many streams"]
     (frame,) = subscribe_messages("binance", ["BTC/USDT:USDT", "ETH/USDT:USDT"])
     assert json.loads(frame)["params"] == ["btcusdt@markPrice@1s", "ethusdt@markPrice@1s"]
     assert json.loads(subscribe_messages("binance", ["BTC/USDT:USDT"], all_market=True)[0])["params"] == [
@@ -156,21 +184,24 @@ def test_binance_subscribe_ack_and_subscriptions():
 
 
 def test_bybit_snapshot_then_deltas_merge():
-    parser = StreamParser("bybit")
-    (snap,) = parser.parse(BYBIT_SNAPSHOT, RECEIVED)
+    stream = StreamParser("bybit")
+    (snap,) = stream.parse(BYBIT_SNAPSHOT, RECEIVED)
     assert snap[:4] == ("bybit", "BTC/USDT:USDT", "BTC", "predicted")
     assert field(snap, "funding_time") == ts("2023-01-09 16:00") == 1673280000000 * MS
     assert field(snap, "ts") == 1673272861686 * MS and field(snap, "received_at") == RECEIVED
     assert (field(snap, "rate"), field(snap, "interval_h")) == (-0.000212, 8.0)
-    (price_only,) = parser.parse(BYBIT_DELTA_PRICE_ONLY, RECEIVED + 1)
+    (price_only,) = stream.parse(BYBIT_DELTA_PRICE_ONLY, RECEIVED + 1)
     assert field(price_only, "rate") == -0.000212, "a delta without fundingRate keeps the last one"
     assert field(price_only, "funding_time") == field(snap, "funding_time")
     assert (field(price_only, "mark_price"), field(price_only, "index_price")) == (17220.10, 17229.00)
-    (rate,) = parser.parse(BYBIT_DELTA_RATE, RECEIVED + 2)
+    (rate,) = stream.parse(BYBIT_DELTA_RATE, RECEIVED + 2)
     assert (field(rate, "rate"), field(rate, "mark_price"), field(rate, "index_price")) == (-0.000198, 17221.0, 17229.0)
-    (rolled,) = parser.parse(BYBIT_DELTA_ROLL, RECEIVED + 3)
+    (rolled,) = stream.parse(BYBIT_DELTA_ROLL, RECEIVED + 3)
     assert field(rolled, "funding_time") == ts("2023-01-09 20:00")
     assert (field(rolled, "interval_h"), field(rolled, "rate")) == (4.0, 0.0001)
+    book_only = '{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","bid1Size":"2.1"},"ts":1673280000400}'
+    assert stream.parse(book_only, RECEIVED + 4) == [], "a book-only delta is no new print"
+    assert stream.ctx.skipped == {"book_only_delta": 1}
 
 
 def test_bybit_delta_before_snapshot_and_unknown_interval_are_malformed():
@@ -184,12 +215,15 @@ def test_bybit_delta_before_snapshot_and_unknown_interval_are_malformed():
     assert field(row, "interval_h") == 8.0
 
 
-def test_bybit_acks_and_pongs():
-    parser = StreamParser("bybit")
+def test_bybit_acks_pongs_and_refused_subscriptions():
+    stream = StreamParser("bybit")
     ack = '{"success":true,"ret_msg":"","conn_id":"cejreaspqfh3sjdnldmg-p","req_id":"sub0","op":"subscribe"}'
     pong = '{"success":true,"ret_msg":"pong","conn_id":"0970e817-426e-429a-a679-ff7f55e0b16a","req_id":"","op":"ping"}'
-    assert parser.parse(ack, RECEIVED) == [] and parser.parse(pong, RECEIVED) == []
-    assert parser.control_messages == 2
+    assert stream.parse(ack, RECEIVED) == [] and stream.parse(pong, RECEIVED) == []
+    assert stream.control_messages == 2
+    refused = '{"success":false,"ret_msg":"Invalid symbol :[tickers.XYZUSDT]","conn_id":"c","req_id":"sub1","op":"subscribe"}'
+    assert stream.parse(refused, RECEIVED) == []
+    assert stream.ctx.failed_subscriptions == ["sub1: Invalid symbol :[tickers.XYZUSDT]"], "reported, not silent"
     frames = subscribe_messages("bybit", [f"B{i}/USDT:USDT" for i in range(23)])
     assert [len(json.loads(f)["args"]) for f in frames] == [10, 10, 3], "bybit takes at most 10 args per request"
 
@@ -198,7 +232,7 @@ def test_bybit_acks_and_pongs():
 
 
 def test_okx_funding_rate_push():
-    (row,) = parse_message("okx", OKX_PUSH, RECEIVED)
+    (row,) = parse_message("okx", OKX_PUSH, RECEIVED, parser("okx"))
     assert row[:4] == ("okx", "BTC/USDT:USDT", "BTC", "predicted")
     assert field(row, "funding_time") == ts("2023-11-23 08:00") and field(row, "funding_time") % (8 * H) == 0
     assert field(row, "ts") == 1700724675402 * MS and field(row, "received_at") == RECEIVED
@@ -206,23 +240,30 @@ def test_okx_funding_rate_push():
     assert math.isnan(field(row, "mark_price"))
 
 
-def test_okx_interval_from_callers_intervals_when_next_time_missing():
+def test_okx_interval_is_the_settled_windows_never_the_next_ones():
+    """Around an 8h → 4h change, nextFundingTime - fundingTime is the next window's 4h; the running window is 8h."""
     msg = json.loads(OKX_PUSH)
-    msg["data"][0]["nextFundingTime"] = ""
-    with pytest.raises(MalformedMessage, match="no funding interval"):
-        parse_message("okx", json.dumps(msg), RECEIVED)
-    (row,) = StreamParser("okx", {"BTC/USDT:USDT": 4.0}).parse(json.dumps(msg), RECEIVED)
-    assert field(row, "interval_h") == 4.0
+    msg["data"][0]["nextFundingTime"] = str(1700726400000 + 4 * 3_600_000)
+    stream = parser("okx")
+    (row,) = stream.parse(json.dumps(msg), RECEIVED)
+    assert field(row, "interval_h") == 8.0, "the running window keeps the interval learned over REST"
+    rolled = json.loads(json.dumps(msg))
+    rolled["data"][0] |= {"fundingTime": str(1700726400000 + 4 * 3_600_000), "ts": "1700726401000"}
+    (after,) = stream.parse(json.dumps(rolled), RECEIVED + 1)
+    assert field(after, "interval_h") == 4.0, "the roll from 08:00 to 12:00 shows the 4h window"
+    with pytest.raises(NoInterval):
+        parser("okx", {}).parse(OKX_PUSH, RECEIVED)
 
 
 def test_okx_acks_pongs_and_errors():
-    parser = StreamParser("okx")
-    assert parser.parse("pong", RECEIVED) == []
-    assert parser.parse(b"pong", RECEIVED) == []
+    stream = StreamParser("okx")
+    assert stream.parse("pong", RECEIVED) == []
+    assert stream.parse(b"pong", RECEIVED) == []
     ack = '{"event":"subscribe","arg":{"channel":"funding-rate","instId":"BTC-USDT-SWAP"},"connId":"a4d3ae55"}'
-    assert parser.parse(ack, RECEIVED) == [] and parser.control_messages == 3
+    assert stream.parse(ack, RECEIVED) == [] and stream.control_messages == 3
     with pytest.raises(UnknownMessage, match="60012"):
-        parser.parse('{"event":"error","code":"60012","msg":"Invalid request","connId":"a4d3ae55"}', RECEIVED)
+        stream.parse('{"event":"error","code":"60012","msg":"Invalid request","connId":"a4d3ae55"}', RECEIVED)
+    assert stream.ctx.failed_subscriptions == ["60012: Invalid request"]
 
 
 # --- hyperliquid ---------------------------------------------------------------------------------------
@@ -240,12 +281,15 @@ def test_hyperliquid_active_asset_ctx():
 
 
 def test_hyperliquid_acks_and_pongs():
-    parser = StreamParser("hyperliquid")
-    response = '{"channel":"subscriptionResponse","data":{"method":"subscribe","subscription":{"type":"activeAssetCtx","coin":"BTC"}}}'
-    assert parser.parse(response, RECEIVED) == [] and parser.parse('{"channel":"pong"}', RECEIVED) == []
-    assert parser.control_messages == 2
+    stream = StreamParser("hyperliquid")
+    response = (
+        '{"channel":"subscriptionResponse","data":{"method":"subscribe",'
+        '"subscription":{"type":"activeAssetCtx","coin":"BTC"}}}'
+    )
+    assert stream.parse(response, RECEIVED) == [] and stream.parse('{"channel":"pong"}', RECEIVED) == []
+    assert stream.control_messages == 2
     with pytest.raises(UnknownMessage):
-        parser.parse('{"channel":"error","data":"Invalid subscription"}', RECEIVED)
+        stream.parse('{"channel":"error","data":"Invalid subscription"}', RECEIVED)
 
 
 # --- malformed and unknown -----------------------------------------------------------------------------
@@ -279,7 +323,7 @@ MALFORMED = [
     ("bybit", _with(BYBIT_SNAPSHOT, ("data", "fundingIntervalHour"), "inf")),
     ("bybit", _with(BYBIT_SNAPSHOT, ("data", "nextFundingTime"), -5)),
     ("okx", _with(OKX_PUSH, ("data", 0, "fundingRate"), "nan")),
-    ("okx", _with(OKX_PUSH, ("data", 0, "nextFundingTime"), "1700726400001")),
+    ("okx", _with(OKX_PUSH, ("data", 0, "fundingTime"), "soon")),
     ("okx", _with(OKX_PUSH, ("data",), "not a list")),
     ("hyperliquid", _with(HYPERLIQUID_CTX, ("data", "coin"), 7)),
     ("hyperliquid", _with(HYPERLIQUID_CTX, ("data", "ctx", "funding"), None)),
@@ -290,12 +334,12 @@ MALFORMED = [
 @pytest.mark.parametrize(("venue", "raw"), MALFORMED)
 def test_malformed_frames_raise_malformed(venue, raw):
     with pytest.raises(MalformedMessage):
-        parse_message(venue, raw, RECEIVED)
+        parse_message(venue, raw, RECEIVED, parser(venue))
 
 
 UNKNOWN = [
     ("binance", '{"e":"aggTrade","E":1714548676000,"s":"BTCUSDT"}'),
-    ("binance", '{"error":{"code":2,"msg":"Invalid request"},"id":1}'),
+    ("binance", '{"error":{"code":2,"msg":"Invalid request"}}'),
     ("binance", '"text"'),
     ("bybit", '{"topic":"orderbook.50.BTCUSDT","type":"snapshot","data":{},"ts":1}'),
     ("bybit", '{"success":false,"ret_msg":"error:handler not found","conn_id":"x","op":""}'),
@@ -308,7 +352,7 @@ UNKNOWN = [
 @pytest.mark.parametrize(("venue", "raw"), UNKNOWN)
 def test_unknown_shapes_raise_unknown(venue, raw):
     with pytest.raises(UnknownMessage):
-        parse_message(venue, raw, RECEIVED)
+        parse_message(venue, raw, RECEIVED, parser(venue))
 
 
 JSON = st.recursive(
@@ -320,7 +364,7 @@ JSON = st.recursive(
 
 def _parse_or_reject(venue: str, raw) -> list[tuple]:
     try:
-        rows = StreamParser(venue).parse(raw, RECEIVED)
+        rows = parser(venue).parse(raw, RECEIVED)
     except MalformedMessage:
         return []
     for row in rows:
@@ -390,12 +434,12 @@ def test_all_market_frame_throughput():
         for i in range(300)
     ]
     frame = json.dumps(items)
-    parser = StreamParser("binance")
-    assert len(parser.parse(frame, RECEIVED)) == 300
+    stream = parser("binance", {f"C{i:03d}/USDT:USDT": 8.0 for i in range(300)})
+    assert len(stream.parse(frame, RECEIVED)) == 300
     rounds = 50
     started = time.perf_counter()
     for _ in range(rounds):
-        parser.parse(frame, RECEIVED)
+        stream.parse(frame, RECEIVED)
     elapsed = time.perf_counter() - started
     per_second = rounds * 300 / elapsed
     print(

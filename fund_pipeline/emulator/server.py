@@ -11,23 +11,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import importlib
+import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from aiohttp import web
 
 from fund_pipeline.domain.prints import to_utc
-from fund_pipeline.emulator import rest_api
+from fund_pipeline.emulator import rest_api, ws_api
+from fund_pipeline.emulator.limits import RateLimits
 from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError
 
-try:
-    ws_api = importlib.import_module("fund_pipeline.emulator.ws_api")
-except ModuleNotFoundError as missing:
-    if missing.name != "fund_pipeline.emulator.ws_api":
-        raise
-    ws_api = None
+if TYPE_CHECKING:
+    from fund_pipeline.sources.simulated import SimulatedMarket
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,6 +59,9 @@ class Faults:
     http_5xx_every_n: int = 0
     retry_after_s: int = 1  # the Retry-After of 429 and 418 answers
     venue_down: frozenset[str] = frozenset()
+    # The venues' own REST rate limits (adapters' RateLimit), their windows multiplied by the scale.
+    rate_limits: bool = False
+    rate_limit_scale: float = 1.0
     # WebSocket
     drop_after_s: float | None = None
     silent_after_s: float | None = None
@@ -67,9 +70,11 @@ class Faults:
     jump_windows_at: pd.Timestamp | None = None
     duplicate_every_n: int = 0
     late_every_n: int = 0
+    refuse_subscribe: frozenset[str] = frozenset()  # bases whose stream subscriptions are refused
 
     def __post_init__(self) -> None:
         self.venue_down = frozenset(self.venue_down)
+        self.refuse_subscribe = frozenset(self.refuse_subscribe)
         if self.jump_windows_at is not None:
             self.jump_windows_at = to_utc([self.jump_windows_at])[0]
         for f in dataclasses.fields(self):
@@ -82,12 +87,13 @@ class Faults:
 class EmulatorState:
     """Everything the route handlers share: the market, the clock, the faults, request counters."""
 
-    market: object
+    market: SimulatedMarket
     clock: EmulatorClock
     faults: Faults
     venues: tuple[str, ...]
     bases: tuple[str, ...]
     counters: dict[str, int] = field(default_factory=dict)
+    limits: RateLimits = field(default_factory=RateLimits)
 
     def bump(self, key: str) -> int:
         """Count one more event under `key` and return the new count (1 for the first)."""
@@ -103,8 +109,7 @@ def build_app(state: EmulatorState) -> web.Application:
     app = web.Application()
     app[rest_api.STATE] = state
     rest_api.add_rest_routes(app, state)
-    if ws_api is not None:
-        ws_api.add_ws_routes(app, state)
+    ws_api.add_ws_routes(app, state)
     return app
 
 
@@ -152,23 +157,38 @@ async def start_emulator(
     else:
         listed = market.instruments(SIM_VENUES[0], clock.start)
         served_bases = tuple(dict.fromkeys(listed["base"]))
-    state = EmulatorState(market=market, clock=clock, faults=faults or Faults(), venues=SIM_VENUES, bases=served_bases)
+    faults = faults or Faults()
+    state = EmulatorState(
+        market=market,
+        clock=clock,
+        faults=faults,
+        venues=SIM_VENUES,
+        bases=served_bases,
+        limits=RateLimits(faults.rate_limit_scale),
+    )
     runner = web.AppRunner(build_app(state), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    bound_port = site._server.sockets[0].getsockname()[1]
+    server = site._server
+    if not isinstance(server, asyncio.Server):
+        raise RuntimeError(f"emulator: no listening socket on {host}:{port}")
+    bound_port = server.sockets[0].getsockname()[1]
     return RunningEmulator(runner, state, host, bound_port)
 
 
-def parse_fault(spec: str) -> tuple[str, object]:
+def parse_fault(spec: str) -> tuple[str, Any]:
     """`name=value` to a Faults field and its typed value, e.g. `http_429_first_n=3`, `venue_down=okx,bybit`."""
     name, sep, raw = spec.partition("=")
     known = {f.name: f for f in dataclasses.fields(Faults)}
     if not sep or name not in known:
         raise ValueError(f"--fault {spec!r}: expected NAME=VALUE with NAME one of {sorted(known)}")
-    if name == "venue_down":
+    if name in ("venue_down", "refuse_subscribe"):
         return name, frozenset(v.strip() for v in raw.split(",") if v.strip())
+    if name == "rate_limits":
+        if raw.lower() not in ("1", "0", "true", "false", "on", "off"):
+            raise ValueError(f"--fault {spec!r}: rate_limits is on/off")
+        return name, raw.lower() in ("1", "true", "on")
     if name == "jump_windows_at":
         return name, pd.Timestamp(raw)
     kind = float if "float" in str(known[name].type) else int
@@ -180,15 +200,21 @@ def parse_fault(spec: str) -> tuple[str, object]:
 
 def run_cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fund-pipeline exchange-emulator", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback by default)")
+    parser.add_argument("--port", type=int, default=8765, help="port to listen on (0 picks a free one)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the simulated market it serves")
     parser.add_argument("--speed", type=float, default=1.0, help="emulator seconds per wall second")
     parser.add_argument("--start", default=None, help="emulator start time (UTC); default now")
     parser.add_argument("--bases", default=None, help="comma-separated base assets, e.g. BTC,ETH")
     parser.add_argument("--extra-bases", type=int, default=0, help="synthetic listings X001.. for load tests")
-    parser.add_argument("--fault", action="append", default=[], help="NAME=VALUE, repeatable; see Faults")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        help="NAME=VALUE, repeatable: " + ", ".join(f.name for f in dataclasses.fields(Faults)),
+    )
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         faults = Faults(**dict(parse_fault(spec) for spec in args.fault))
     except ValueError as bad:
@@ -206,7 +232,9 @@ def run_cli(argv: list[str]) -> int:
             faults=faults,
             n_extra_bases=args.extra_bases,
         )
-        print(f"exchange emulator on {emulator.base_url} (REST /<venue>/..., WebSocket /<venue>/ws)", flush=True)
+        log.info(
+            "exchange emulator on %s (REST /<venue>/<the venue's path>, WebSocket /<venue><route>)", emulator.base_url
+        )
         try:
             await asyncio.Event().wait()
         finally:

@@ -1,57 +1,81 @@
 """The venues' funding WebSocket streams, in their real formats, from the simulated market.
 
-Routes: `/{venue}/ws` (subscribe by message), and for binance also `/binance/ws/<stream>` and
-`/binance/stream?streams=a/b` (combined: each frame wrapped in {"stream", "data"}).
-Each connection pushes the predicted rates of its subscribed symbols at the emulator clock's
-now, every PUSH_SECONDS (wall) — the clock may run fast. Pings follow each venue: binance
-pings the client (protocol ping), bybit answers `{"op":"ping"}`, okx answers text "ping" with
-"pong", hyperliquid answers `{"method":"ping"}` with `{"channel":"pong"}`.
+Routes come from each adapter's StreamSpec: `/{venue}{route}` (subscribe by message), for binance
+also `{route}/<stream>` and the combined `/binance/market/stream?streams=a/b` (each frame wrapped
+in {"stream", "data"}); a venue's dead routes (Binance's retired `/ws`) accept and acknowledge
+subscriptions and then deliver nothing, as the real ones do. Frames, acks, errors and pongs are
+the adapters' encoders. Each connection pushes its subscribed symbols' predicted rates at the
+emulator clock's now at the venue's cadence in emulator seconds (OKX every 30-90 s, Bybit every
+100 ms with book-only deltas between funding changes); whole-market frames carry every listed
+symbol (configured or not) and a dated contract. Bybit's protocol pings are answered by aiohttp;
+binance pings the client.
 
 WebSocket faults (`Faults`): 429 on the first connects, a drop (transport aborted) or silence
 (data stops, pings still answered) some wall seconds into each connection, every n-th data
-frame malformed / duplicated / followed by a late frame from the previous window, and from
-`jump_windows_at` on, funding times two windows ahead of the truth.
+frame malformed / duplicated / followed by a late frame from the previous window, from
+`jump_windows_at` on funding times two windows ahead of the truth, and refused subscriptions.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import math
+import random
 import time
+from typing import Any
 
 import pandas as pd
 from aiohttp import WSMsgType, web
 
-from fund_pipeline.venues.streams import WS_VENUES, native_symbol, unified_symbol
+from fund_pipeline.domain.records import FundingPrint
+from fund_pipeline.domain.time import NS_PER_SECOND
+from fund_pipeline.venues.adapter import EmulatedSession, StreamSpec, VenueAdapter
+from fund_pipeline.venues.registry import WS_VENUES, adapter
 
-PUSH_SECONDS = {"binance": 1.0, "bybit": 0.5, "okx": 1.0, "hyperliquid": 1.0}
+# How often binance pings its clients (protocol ping), seconds.
 BINANCE_PING_SECONDS = 180.0
-MS = 1_000_000
-HOUR_NS = 3_600_000_000_000
+# The predicted rate a venue pushes is recomputed at most this often (emulator seconds); pushes in
+# between repeat it, as the venues' own funding estimates move slower than their book.
+RATE_REFRESH_S = 1.0
+# A clock running fast compresses the venues' cadences, but never below this many wall seconds a push.
+MIN_PUSH_WALL_S = 0.1
 
 
-def add_ws_routes(app: web.Application, state) -> None:
+def _spec(venue: str) -> StreamSpec:
+    spec = adapter(venue).stream
+    if spec is None:
+        raise ValueError(f"emulator: venue {venue!r} has no WebSocket stream")
+    return spec
+
+
+def add_ws_routes(app: web.Application, state: Any) -> None:
     for venue in WS_VENUES:
-        if venue in state.venues:
-            app.router.add_get(f"/{venue}/ws", _handler(state, venue))
-    if "binance" in state.venues:
-        app.router.add_get("/binance/ws/{stream}", _handler(state, "binance"))
-        app.router.add_get("/binance/stream", _handler(state, "binance", combined=True))
+        if venue not in state.venues:
+            continue
+        spec = _spec(venue)
+        app.router.add_get(f"/{venue}{spec.route}", _handler(state, venue))
+        for dead in spec.dead_routes:
+            app.router.add_get(f"/{venue}{dead}", _handler(state, venue, dead=True))
+        if spec.route.endswith("/ws"):  # binance: raw streams by path and combined streams by query
+            app.router.add_get(f"/{venue}{spec.route}/{{stream}}", _handler(state, venue))
+            combined = spec.route.removesuffix("/ws") + "/stream"
+            app.router.add_get(f"/{venue}{combined}", _handler(state, venue, combined=True))
 
 
-def _handler(state, venue: str, combined: bool = False):
+def _handler(state: Any, venue: str, combined: bool = False, dead: bool = False):
     async def handle(request: web.Request) -> web.StreamResponse:
         n = state.bump(f"ws_connect:{venue}")
         if n <= state.faults.ws_429_first_n:
             return web.Response(status=429, text="Too many requests", headers={"Retry-After": "1"})
-        heartbeat = BINANCE_PING_SECONDS if venue == "binance" else None
+        heartbeat = BINANCE_PING_SECONDS if _spec(venue).app_ping is None else None
         ws = web.WebSocketResponse(heartbeat=heartbeat, autoping=True)
         await ws.prepare(request)
-        session = _Session(state, venue, ws, combined)
+        session = _Session(state, venue, ws, combined, dead)
         streams = request.match_info.get("stream") or request.query.get("streams")
         if streams:
-            session.subscribe_binance(streams.split("/"))
+            refused = session.venue_adapter.subscribe_streams(streams.split("/"), session.view)
+            if refused is not None:
+                await ws.close(message=refused.encode())
+                return ws
         await session.run(request)
         return ws
 
@@ -59,149 +83,63 @@ def _handler(state, venue: str, combined: bool = False):
 
 
 class _Session:
-    """One client connection: its subscriptions, its push loop, its faults."""
+    """One client connection: its subscriptions (the EmulatedSession the adapter encodes for), pushes, faults."""
 
-    def __init__(self, state, venue: str, ws: web.WebSocketResponse, combined: bool) -> None:
+    def __init__(self, state: Any, venue: str, ws: web.WebSocketResponse, combined: bool, dead: bool) -> None:
         self.state = state
         self.venue = venue
         self.ws = ws
-        self.combined = combined
-        self.symbols: dict[str, str] = {}  # unified -> binance stream name (or native id)
-        self.all_market = False
-        self.sent_tickers: dict[str, dict] = {}
+        self.dead = dead
+        self.venue_adapter: VenueAdapter = adapter(venue)
+        self.view = EmulatedSession(venue, self._known, combined)
+        self.view.fail_subscriptions = {
+            self.venue_adapter.venue_symbol(b) for b in state.faults.refuse_subscribe if b in state.bases
+        }
         self.opened = time.monotonic()
-
-    # ------------------------------------------------------------ subscriptions and pings
+        self._rng = random.Random(hash((venue, id(self))))
+        self._rates: list[FundingPrint] = []
+        self._rates_at = -1.0
 
     def _known(self, native: str) -> str | None:
         try:
-            symbol, base = unified_symbol(self.venue, native)
+            found = self.venue_adapter.unified_symbol(native)
         except ValueError:
             return None
-        return symbol if base in self.state.bases else None
-
-    def subscribe_binance(self, streams: list[str]) -> None:
-        for stream in streams:
-            if stream.startswith("!markPrice@arr"):
-                self.all_market = True
-                continue
-            native = stream.split("@", 1)[0].upper()
-            symbol = self._known(native)
-            if symbol is not None and "@markPrice" in stream:
-                self.symbols[symbol] = stream
-
-    async def on_text(self, text: str) -> None:
-        if self.venue == "okx" and text == "ping":
-            await self.ws.send_str("pong")
-            return
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            await self._error(f"invalid request: {text[:64]!r}")
-            return
-        if self.venue == "binance":
-            if msg.get("method") == "SUBSCRIBE":
-                self.subscribe_binance(list(msg.get("params", [])))
-                await self.ws.send_str(json.dumps({"result": None, "id": msg.get("id")}))
-            else:
-                await self._error("Invalid request", msg.get("id"))
-        elif self.venue == "bybit":
-            op = msg.get("op")
-            if op == "ping":
-                await self.ws.send_json(
-                    {
-                        "success": True,
-                        "ret_msg": "pong",
-                        "conn_id": "emu",
-                        "req_id": msg.get("req_id", ""),
-                        "op": "ping",
-                    }
-                )
-            elif op == "subscribe":
-                bad = []
-                for arg in msg.get("args", []):
-                    symbol = self._known(arg.removeprefix("tickers.")) if arg.startswith("tickers.") else None
-                    if symbol is None:
-                        bad.append(arg)
-                    else:
-                        self.symbols[symbol] = arg
-                await self.ws.send_json(
-                    {
-                        "success": not bad,
-                        "ret_msg": f"Invalid symbol :{bad}" if bad else "",
-                        "conn_id": "emu",
-                        "req_id": msg.get("req_id", ""),
-                        "op": "subscribe",
-                    }
-                )
-            else:
-                await self._error(f"unknown op {op!r}")
-        elif self.venue == "okx":
-            if msg.get("op") != "subscribe":
-                await self._error(f"unknown op {msg.get('op')!r}")
-                return
-            for arg in msg.get("args", []):
-                symbol = self._known(arg.get("instId", "")) if arg.get("channel") == "funding-rate" else None
-                if symbol is None:
-                    await self.ws.send_json(
-                        {"event": "error", "code": "60018", "msg": f"Wrong URL or channel:{arg}", "connId": "emu"}
-                    )
-                else:
-                    self.symbols[symbol] = arg["instId"]
-                    await self.ws.send_json({"event": "subscribe", "arg": arg, "connId": "emu"})
-        else:
-            method = msg.get("method")
-            if method == "ping":
-                await self.ws.send_json({"channel": "pong"})
-            elif method == "subscribe" and msg.get("subscription", {}).get("type") == "activeAssetCtx":
-                symbol = self._known(msg["subscription"].get("coin", ""))
-                if symbol is None:
-                    await self.ws.send_json({"channel": "error", "data": f"Invalid subscription {text}"})
-                else:
-                    self.symbols[symbol] = msg["subscription"]["coin"]
-                    await self.ws.send_json({"channel": "subscriptionResponse", "data": msg})
-            else:
-                await self.ws.send_json({"channel": "error", "data": f"Invalid request {text}"})
-
-    async def _error(self, message: str, req_id=None) -> None:
-        if self.venue == "binance":
-            await self.ws.send_json({"error": {"code": 2, "msg": message}, "id": req_id})
-        elif self.venue == "bybit":
-            await self.ws.send_json({"success": False, "ret_msg": message, "conn_id": "emu", "op": ""})
-        elif self.venue == "okx":
-            await self.ws.send_json({"event": "error", "code": "60012", "msg": message, "connId": "emu"})
-        else:
-            await self.ws.send_json({"channel": "error", "data": message})
-
-    # ------------------------------------------------------------ data
+        return found[0] if found is not None and found[1] in self.state.bases else None
 
     async def run(self, request: web.Request) -> None:
         pusher = asyncio.create_task(self._push_loop(request))
         try:
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self.on_text(msg.data)
+                    for reply in self.venue_adapter.serve_request(msg.data, self.view):
+                        await self.ws.send_str(reply)
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
             pusher.cancel()
             await asyncio.gather(pusher, return_exceptions=True)
 
+    def _period_s(self) -> float:
+        """Wall seconds to the next push: the venue's cadence in emulator seconds, drawn in its range."""
+        low, high = _spec(self.venue).push_every_s
+        return max(self._rng.uniform(low, high) / self.state.clock.speed, MIN_PUSH_WALL_S)
+
     async def _push_loop(self, request: web.Request) -> None:
         faults = self.state.faults
-        period = PUSH_SECONDS[self.venue]
         while not self.ws.closed:
-            await asyncio.sleep(period)
+            await asyncio.sleep(self._period_s())
             age = time.monotonic() - self.opened
             if faults.drop_after_s is not None and age >= faults.drop_after_s:
                 if request.transport is not None:
                     request.transport.abort()
                 return
-            if faults.silent_after_s is not None and age >= faults.silent_after_s:
+            if self.dead or (faults.silent_after_s is not None and age >= faults.silent_after_s):
                 continue
-            if not self.symbols and not self.all_market:
+            if not self.view.symbols and not self.view.all_market:
                 continue
-            for frame in self._frames(self.state.clock.now()):
+            now = self.state.clock.now()
+            for frame in self.venue_adapter.encode_prints(self._prints(now), self.view):
                 n = self.state.bump(f"ws_frame:{self.venue}")
                 if faults.malformed_every_n and n % faults.malformed_every_n == 0:
                     frame = frame[: len(frame) // 2]
@@ -209,22 +147,35 @@ class _Session:
                 if faults.duplicate_every_n and n % faults.duplicate_every_n == 0:
                     await self.ws.send_str(frame)
                 if faults.late_every_n and n % faults.late_every_n == 0:
-                    for late in self._frames(self.state.clock.now(), late=True):
+                    for late in self.venue_adapter.encode_prints(self._prints(now, late=True), self.view):
                         await self.ws.send_str(late)
 
-    def _rates(self, now: pd.Timestamp, late: bool) -> pd.DataFrame:
-        symbols = None if self.all_market else sorted(self.symbols)
-        if self.all_market:
-            listed = self.state.market.instruments(self.venue, now)
-            symbols = [s for s, b in zip(listed["symbol"], listed["base"]) if b in self.state.bases]
-        rates = self.state.market.predicted_rates(self.venue, symbols, pd.DatetimeIndex([now]))
+    def _prints(self, now: pd.Timestamp, late: bool = False) -> list[FundingPrint]:
+        """The predicted prints to push at `now`, refreshed at most every RATE_REFRESH_S emulator seconds."""
+        if late:
+            return self._frame_rates(now, late=True)
+        seconds = now.value / NS_PER_SECOND
+        if seconds - self._rates_at >= RATE_REFRESH_S or len(self._rates) != self._expected():
+            self._rates, self._rates_at = self._frame_rates(now), seconds
+        return self._rates
+
+    def _expected(self) -> int:
+        return -1 if self.view.all_market else len(self.view.symbols)
+
+    def _frame_rates(self, now: pd.Timestamp, late: bool = False) -> list[FundingPrint]:
+        market = self.state.market
+        if self.view.all_market:
+            symbols = list(market.instruments(self.venue, now)["symbol"])
+        else:
+            symbols = sorted(self.view.symbols)
+        rates = market.predicted_rates(self.venue, symbols, pd.DatetimeIndex([now]))
         if late:
             # The same symbols one window back: an older funding time, i.e. a late message.
             back = now - pd.to_timedelta(rates["interval_h"], unit="h")
             rates = pd.concat(
                 [
-                    self.state.market.predicted_rates(self.venue, [s], pd.DatetimeIndex([t]))
-                    for s, t in zip(rates["symbol"], back)
+                    market.predicted_rates(self.venue, [s], pd.DatetimeIndex([t]))
+                    for s, t in zip(rates["symbol"], back, strict=True)
                 ],
                 ignore_index=True,
             )
@@ -233,95 +184,30 @@ class _Session:
             rates = rates.assign(
                 funding_time=rates["funding_time"] + pd.to_timedelta(2 * rates["interval_h"], unit="h")
             )
-        return rates
-
-    def _frames(self, now: pd.Timestamp, late: bool = False) -> list[str]:
-        rates = self._rates(now, late)
-        rows = list(
-            zip(
+        return [
+            FundingPrint(
+                self.venue,
+                symbol,
+                base,
+                "predicted",
+                int(funding),
+                int(ts),
+                0,
+                float(rate),
+                float(interval),
+                float(mark),
+                float(index),
+                "ws",
+            )  # fmt: skip
+            for symbol, base, funding, ts, rate, interval, mark, index in zip(
                 rates["symbol"],
-                rates["funding_time"].astype("int64") // MS,
-                rates["ts"].astype("int64") // MS,
+                rates["base"],
+                rates["funding_time"].astype("int64"),
+                rates["ts"].astype("int64"),
                 rates["rate"],
                 rates["interval_h"],
                 rates["mark_price"],
                 rates["index_price"],
-            )
-        )
-        return getattr(self, f"_frames_{self.venue}")(rows, int(now.value // MS))
-
-    def _frames_binance(self, rows, now_ms: int) -> list[str]:
-        def event(symbol, funding_ms, ts_ms, rate, _interval, mark, index):
-            return {
-                "e": "markPriceUpdate", "E": int(ts_ms), "s": native_symbol("binance", symbol), "p": _num(mark),
-                "P": _num(index), "i": _num(index), "r": _num(rate), "T": int(funding_ms),
-            }  # fmt: skip
-
-        frames = []
-        if self.all_market:
-            payload = [event(*row) for row in rows]
-            frames.append(self._wrap("!markPrice@arr@1s", payload))
-        else:
-            for row in rows:
-                frames.append(self._wrap(self.symbols[row[0]], event(*row)))
-        return frames
-
-    def _wrap(self, stream: str, payload) -> str:
-        return json.dumps({"stream": stream, "data": payload} if self.combined else payload)
-
-    def _frames_bybit(self, rows, now_ms: int) -> list[str]:
-        frames = []
-        for symbol, funding_ms, ts_ms, rate, interval, mark, index in rows:
-            native = native_symbol("bybit", symbol)
-            ticker = {
-                "symbol": native, "markPrice": _num(mark), "indexPrice": _num(index), "fundingRate": _num(rate),
-                "nextFundingTime": str(int(funding_ms)), "fundingIntervalHour": str(int(interval)),
-            }  # fmt: skip
-            sent = self.sent_tickers.get(native)
-            if sent is None:
-                kind, data = "snapshot", ticker
-            else:
-                kind = "delta"
-                data = {"symbol": native} | {k: v for k, v in ticker.items() if sent.get(k) != v}
-            self.sent_tickers[native] = ticker
-            frames.append(
-                json.dumps({"topic": f"tickers.{native}", "type": kind, "data": data, "cs": now_ms, "ts": int(ts_ms)})
-            )
-        return frames
-
-    def _frames_okx(self, rows, now_ms: int) -> list[str]:
-        frames = []
-        for symbol, funding_ms, ts_ms, rate, interval, _mark, _index in rows:
-            native = native_symbol("okx", symbol)
-            item = {
-                "formulaType": "withRate", "fundingRate": _num(rate), "fundingTime": str(int(funding_ms)),
-                "impactValue": "", "instId": native, "instType": "SWAP", "interestRate": "0.0001",
-                "method": "current_period", "nextFundingRate": "", "premium": "",
-                "nextFundingTime": str(int(funding_ms + interval * 3_600_000)), "settState": "settled",
-                "settFundingRate": "", "ts": str(int(ts_ms)),
-            }  # fmt: skip
-            frames.append(json.dumps({"arg": {"channel": "funding-rate", "instId": native}, "data": [item]}))
-        return frames
-
-    def _frames_hyperliquid(self, rows, now_ms: int) -> list[str]:
-        frames = []
-        for symbol, _funding_ms, _ts_ms, rate, _interval, mark, index in rows:
-            ctx = {
-                "funding": _num(rate),
-                "markPx": _num(mark),
-                "oraclePx": _num(index),
-                "midPx": _num(mark),
-                "premium": "0.0",
-                "impactPxs": [_num(mark), _num(mark)],
-            }
-            frames.append(
-                json.dumps(
-                    {"channel": "activeAssetCtx", "data": {"coin": native_symbol("hyperliquid", symbol), "ctx": ctx}}
-                )
-            )
-        return frames
-
-
-def _num(value: float) -> str:
-    value = float(value)
-    return "" if math.isnan(value) else repr(value)
+                strict=True,
+            )  # fmt: skip
+        ]

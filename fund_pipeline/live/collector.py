@@ -1,20 +1,25 @@
 """The live collector: venue WebSocket streams → curve builders → landing segments.
 
-One task per venue keeps a connection alive: exponential backoff with jitter between attempts
-(also after a connection that opened and then dropped: only a connection that delivered data
-for `stable_after_s` resets the backoff), the venue's application pings, a watchdog that
-reconnects a stream silent for `silence_s`, make-before-break rotation before the venue's
-connection age limit (the successor is subscribed and delivering before the old connection
-closes), resubscription and a REST gap-fill of the settled prints missed while disconnected (fed
-before the new connection's first frame, so they land and reach the builders in time order). A live
-print that would skip whole funding windows also triggers a gap-fill of its symbol first: those
-windows settled meanwhile, and their real prints beat interpolation. Frames that do not
-parse are counted and kept in quarantine segments; nothing a venue sends can crash the loop.
+Each venue's symbols are split over connections at the venue's streams-per-connection limit;
+one task per connection keeps it alive: exponential backoff with jitter between attempts (reset
+by the rule in `CollectorConfig.stable_after_s`), the venue's application pings, a watchdog
+that reconnects a stream silent for the venue's own silence limit (OKX pushes every 30-90 s,
+Bybit every 100 ms), make-before-break rotation before the venue's connection age limit,
+resubscription (and retries of subscriptions the venue refused) and a REST gap-fill of the
+settled prints missed while disconnected (fed before the new connection's first frame, so they
+land and reach the builders in time order). A live print that would skip whole funding windows
+also triggers a gap-fill of its symbol first. Whole-market frames are parsed item by item:
+dated contracts and unconfigured symbols are skipped and counted, a bad item is quarantined
+alone. Frames that do not parse are counted and kept in quarantine segments; nothing a venue
+sends can crash the loop. Intervals a stream does not carry (Binance, OKX before its first roll)
+come from the venue's REST rule; a print whose interval is unknown is quarantined, never guessed.
 
 A cold start seeds each builder with the last settled prints over REST, so the first live
 message already gives a full curve. Prints, snapshots and quarantined frames are buffered and
 flushed as one atomic segment set every `flush_seconds` (see landing.py): a `kill -9` loses at
-most the last unflushed interval. The collector never opens the warehouse.
+most the last unflushed interval. Every connect, disconnect (with its reason), refused
+subscription and quarantine is logged when it happens, and a status line every few seconds.
+The collector never opens the warehouse.
 """
 
 from __future__ import annotations
@@ -22,89 +27,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import math
+import logging
 import random
 import signal
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-import websockets
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from fund_pipeline.domain.curve import NS_PER_HOUR, FundingCurveBuilder, SnapshotPolicy, snapshots_frame
-from fund_pipeline.domain.prints import PRINT_COLUMNS
+from fund_pipeline.domain.curve import FundingCurveBuilder, SnapshotPolicy, snapshots_frame
+from fund_pipeline.domain.records import PRINT_COLUMNS, FundingPrint
+from fund_pipeline.domain.time import NS_PER_HOUR, NS_PER_SECOND
+from fund_pipeline.live.config import CollectorConfig, backoff_delay
+from fund_pipeline.live.connection import Link, LinkReader
 from fund_pipeline.live.landing import SegmentWriter, frame_table, prints_table, quarantine_table
-from fund_pipeline.venues.streams import (
-    APP_PINGS,
-    MAX_CONNECTION_AGE_S,
-    PUBLIC_WS_URLS,
-    WS_VENUES,
-    MalformedMessage,
-    StreamParser,
-    subscribe_messages,
-    venue_symbol,
-)
+from fund_pipeline.venues.registry import WS_VENUES, adapter
+from fund_pipeline.venues.streams import NoInterval
 
+__all__ = ["Collector", "CollectorConfig", "backoff_delay", "run_cli"]
+
+log = logging.getLogger(__name__)
 RAW_QUARANTINE_CHARS = 65_536
 
 
-@dataclass
-class CollectorConfig:
-    """Timings in seconds; the defaults suit the real venues, tests shrink them to run fast."""
-
-    flush_seconds: float = 1.0
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 30.0
-    stable_after_s: float = 10.0
-    silence_s: float = 30.0
-    open_timeout_s: float = 10.0
-    gap_fill_timeout_s: float = 15.0
-    seed_timeout_s: float = 5.0
-    seed_prints: int = 7
-    max_age_s: dict[str, float] = field(default_factory=lambda: dict(MAX_CONNECTION_AGE_S))
-    app_pings: dict[str, tuple[str, float]] = field(default_factory=lambda: dict(APP_PINGS))
-    binance_all_market: bool = False
-
-
-def backoff_delay(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:
-    """Exponential backoff with 'equal jitter': half fixed, half random, capped."""
-    ceiling = min(max_s, base_s * (2**attempt))
-    return ceiling / 2 + rng.random() * ceiling / 2
-
-
-@dataclass
-class _Link:
-    """One open connection of a venue's stream: its parser, ping timer and pending receive."""
-
-    ws: object
-    parser: StreamParser
-    opened: float
-    next_ping: float
-    first_data: float | None = None
-    receiving: asyncio.Future | None = None
-
-    def recv(self) -> asyncio.Future:
-        """The pending receive, kept across waits so no frame is dropped by a timeout."""
-        if self.receiving is None:
-            self.receiving = asyncio.ensure_future(self.ws.recv())
-        return self.receiving
-
-    def take(self):
-        """The received frame (raises what the receive raised) and clear the pending receive."""
-        done, self.receiving = self.receiving, None
-        return done.result()
-
-    def cancel_receive(self) -> None:
-        if self.receiving is not None:
-            self.receiving.cancel()
-            self.receiving = None
-
-
-class Collector:
+class Collector(LinkReader):
     """Streams `venues` × `bases` into builders and landing segments until stopped."""
 
     def __init__(
@@ -117,15 +66,17 @@ class Collector:
         policy: SnapshotPolicy | None = None,
         config: CollectorConfig | None = None,
         clock: Callable[[], pd.Timestamp] | None = None,
-        rest_source=None,
+        rest_source: Any = None,
         seed: int | None = None,
     ) -> None:
         """`clock` is the venues' time (the emulator's clock in tests); receive times use it."""
         unknown = [v for v in venues if v not in WS_VENUES]
         if unknown:
             raise ValueError(f"collector: no WebSocket stream for venue(s) {unknown}; supported {list(WS_VENUES)}")
+        if not bases:
+            raise ValueError("collector: no bases given; name at least one (e.g. BTC)")
         self.venues = list(venues)
-        self.symbols = {v: [venue_symbol(v, b) for b in bases] for v in venues}
+        self.symbols = {v: [adapter(v).venue_symbol(b) for b in bases] for v in venues}
         self.landing_dir = Path(landing_dir)
         self.api_base_url = api_base_url.rstrip("/") if api_base_url else None
         self.policy = policy or SnapshotPolicy()
@@ -138,13 +89,15 @@ class Collector:
         self.builders: dict[tuple[str, str], FundingCurveBuilder] = {}
         self.intervals: dict[str, dict[str, float]] = {v: {} for v in venues}
         self._last_settled: dict[tuple[str, str], int] = {}
-        self._seed_rows: dict[tuple[str, str], list[tuple]] = {}
+        self._seed_rows: dict[tuple[str, str], list[FundingPrint]] = {}
         self._windows: dict[tuple[str, str], int] = {}  # newest funding time fed to each builder
-        self._prints: list[tuple] = []
-        self._snapshots: list[tuple] = []
-        self._quarantine: list[tuple] = []
+        self._prints: list[FundingPrint] = []
+        self._snapshots: list[Any] = []
+        self._quarantine: list[tuple[str, int, str, str]] = []
         self._batch_started: float | None = None
         self._stop = asyncio.Event()
+        self._connected: Counter[str] = Counter()
+        self._last_message: dict[str, float] = {}
 
     # ------------------------------------------------------------ plumbing
 
@@ -152,11 +105,22 @@ class Collector:
         return time.time_ns() if self.clock is None else self.clock().value
 
     def ws_url(self, venue: str) -> str:
+        spec = adapter(venue).stream
+        if spec is None:
+            raise ValueError(f"collector: {venue} has no stream")
         if self.api_base_url is None:
-            return PUBLIC_WS_URLS[venue]
-        return self.api_base_url.replace("http", "ws", 1) + f"/{venue}/ws"
+            return spec.endpoint()
+        return spec.endpoint(self.api_base_url.replace("http", "ws", 1) + f"/{venue}")
 
-    def rest(self):
+    def connection_groups(self, venue: str) -> list[list[str]]:
+        """The venue's symbols split over connections at its streams-per-connection limit (one for whole-market)."""
+        symbols = self.symbols[venue]
+        if self.config.all_market:
+            return [symbols]
+        per = max(1, self.config.streams_per_connection.get(venue, len(symbols) or 1))
+        return [symbols[i : i + per] for i in range(0, len(symbols), per)]
+
+    def rest(self) -> Any:
         if self._rest is None:
             from fund_pipeline.sources.ccxt import CcxtSource
 
@@ -179,30 +143,31 @@ class Collector:
             builder = self.builders[(venue, symbol)] = FundingCurveBuilder(venue, symbol, self.policy)
         return builder
 
-    def _ingest(self, prints: list[tuple]) -> None:
+    def _ingest(self, prints: list[FundingPrint]) -> None:
         """Feed the builders and buffer for landing, in one order (the replay's order)."""
         if self._batch_started is None:
             self._batch_started = time.monotonic()
         self._prints.extend(prints)
         windows = self._windows
-        for row in prints:
-            key = (row[0], row[1])
-            snapshot = self._builder(*key).update(row[4], row[7], row[8], row[5])
-            if row[4] > windows.get(key, row[4] - 1):
-                windows[key] = row[4]
+        for p in prints:
+            key = (p.venue, p.symbol)
+            snapshot = self._builder(*key).update(p.funding_time, p.rate, p.interval_h, p.ts)
+            if p.funding_time > windows.get(key, p.funding_time - 1):
+                windows[key] = p.funding_time
             if snapshot is not None:
                 self._snapshots.append(snapshot)
         self.stats["prints"] += len(prints)
 
-    def _quarantine_frame(self, venue: str, received_ns: int, reason: str, raw) -> None:
+    def quarantine(self, venue: str, received_ns: int, reason: str, raw: Any) -> None:
         if self._batch_started is None:
             self._batch_started = time.monotonic()
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         self._quarantine.append((venue, received_ns, reason[:500], text[:RAW_QUARANTINE_CHARS]))
         self.stats[f"quarantined:{venue}"] += 1
+        log.warning("%s: quarantined a message: %s", venue, reason[:200])
 
-    def _settled_rows(self, venue: str, frame: pd.DataFrame) -> list[tuple]:
-        """REST settled prints as landing tuples, newer than what was already landed."""
+    def _settled_rows(self, venue: str, frame: pd.DataFrame) -> list[FundingPrint]:
+        """REST settled prints as landing records, newer than what was already landed."""
         if frame.empty:
             return []
         received = self.now_ns()
@@ -212,36 +177,53 @@ class Collector:
             if funding <= self._last_settled.get((venue, rec.symbol), -1):
                 continue
             self._last_settled[(venue, rec.symbol)] = funding
-            self.intervals[venue][rec.symbol] = float(rec.interval_h)
-            rows.append((
+            self.intervals[venue].setdefault(rec.symbol, float(rec.interval_h))
+            rows.append(FundingPrint(
                 venue, rec.symbol, rec.base, "settled", funding, rec.ts.value, received, float(rec.rate),
                 float(rec.interval_h), float(rec.mark_price), float(rec.index_price), "rest",
             ))  # fmt: skip
         return rows
 
-    # ------------------------------------------------------------ warm start and gap-fill
+    # ------------------------------------------------------------ intervals, warm start and gap-fill
+
+    async def learn_intervals(self, venue: str) -> None:
+        """The intervals the venue's stream does not carry, by its adapter's REST rule; logged when it fails."""
+        learn = getattr(self.rest(), "stream_intervals", None)
+        if learn is None:
+            return
+        try:
+            found = await asyncio.wait_for(
+                asyncio.to_thread(learn, venue, self.symbols[venue]), self.config.seed_timeout_s
+            )
+        except Exception as failed:  # noqa: BLE001 - unknown intervals quarantine prints; retried at each connect
+            self.stats[f"intervals_failed:{venue}"] += 1
+            log.warning("%s: funding intervals not loaded (prints without one are quarantined): %r", venue, failed)
+            return
+        self.intervals[venue].update(found)
 
     async def warm_start(self, venue: str) -> None:
         """Seed the venue's builders with the last settled prints (REST): the first live message gives a full curve."""
         n = self.config.seed_prints
 
-        async def seed(venue: str, symbol: str) -> None:
+        async def seed(symbol: str) -> None:
             try:
                 frame = await asyncio.wait_for(
                     asyncio.to_thread(self.rest().last_settled, venue, symbol, n), self.config.seed_timeout_s
                 )
             except Exception as failed:  # noqa: BLE001 - a venue's REST failure leaves that builder cold
                 self.stats[f"seed_failed:{venue}"] += 1
-                print(f"collector: warm start of {venue} {symbol} failed: {failed!r}", flush=True)
+                log.warning("%s %s: warm start failed: %r", venue, symbol, failed)
                 return
             rows = self._settled_rows(venue, frame)
             if rows:
                 self._seed(venue, symbol, rows)
                 self.stats["seed_prints"] += len(rows)
 
-        await asyncio.gather(*(seed(venue, s) for s in self.symbols[venue]))
+        await asyncio.to_thread(self.rest)  # ccxt takes seconds to import: not on the event loop
+        await self.learn_intervals(venue)
+        await asyncio.gather(*(seed(s) for s in self.symbols[venue]))
 
-    def _seed(self, venue: str, symbol: str, rows: list[tuple]) -> None:
+    def _seed(self, venue: str, symbol: str, rows: list[FundingPrint]) -> None:
         """Settled rows landed before a symbol's first live print all seed its builder (no snapshots).
 
         That is the replay's rule for landed prints: the settled rows before a stream's first
@@ -251,21 +233,21 @@ class Collector:
         seed_rows.extend(rows)
         settled = pd.DataFrame(
             {
-                "funding_time": pd.to_datetime([r[4] for r in seed_rows], utc=True),
-                "ts": pd.to_datetime([r[5] for r in seed_rows], utc=True),
-                "rate": [r[7] for r in seed_rows],
-                "interval_h": [r[8] for r in seed_rows],
+                "funding_time": pd.to_datetime([r.funding_time for r in seed_rows], utc=True),
+                "ts": pd.to_datetime([r.ts for r in seed_rows], utc=True),
+                "rate": [r.rate for r in seed_rows],
+                "interval_h": [r.interval_h for r in seed_rows],
             }
         )
         self._builder(venue, symbol).seed(settled)
-        self._windows[(venue, symbol)] = max(r[4] for r in seed_rows)
+        self._windows[(venue, symbol)] = max(r.funding_time for r in seed_rows)
         if self._batch_started is None:
             self._batch_started = time.monotonic()
         self._prints.extend(rows)
 
-    async def gap_fill(self, venue: str, symbols: list[str] | None = None) -> None:
+    async def gap_fill(self, venue: str, symbols: list[str]) -> None:
         """Settled prints since the last landed one (else since the builder's window), per symbol of `venue`."""
-        for symbol in self.symbols[venue] if symbols is None else symbols:
+        for symbol in symbols:
             last = self._last_settled.get((venue, symbol), self._windows.get((venue, symbol)))
             if last is None:
                 continue
@@ -274,9 +256,13 @@ class Collector:
                 frame = await asyncio.wait_for(
                     asyncio.to_thread(self.rest().settled_since, venue, symbol, since), self.config.gap_fill_timeout_s
                 )
+            except TimeoutError:
+                self.stats[f"gap_fill_failed:{venue}"] += 1
+                log.warning("%s %s: gap-fill timed out after %.0f s", venue, symbol, self.config.gap_fill_timeout_s)
+                continue
             except Exception as failed:  # noqa: BLE001 - a failed gap-fill is counted, the stream goes on
                 self.stats[f"gap_fill_failed:{venue}"] += 1
-                print(f"collector: gap-fill of {venue} {symbol} failed: {failed!r}", flush=True)
+                log.warning("%s %s: gap-fill failed: %s: %s", venue, symbol, type(failed).__name__, failed)
                 continue
             rows = self._settled_rows(venue, frame)
             if (venue, symbol) in self._seed_rows:
@@ -285,186 +271,68 @@ class Collector:
                 self._ingest(rows)
             self.stats[f"gap_fill_prints:{venue}"] += len(rows)
 
-    # ------------------------------------------------------------ streams
+    # ------------------------------------------------------------ one connection's frames
 
-    async def stream(self, venue: str) -> None:
-        """Warm-start the venue, then keep its stream connected until the collector stops."""
-        await self.warm_start(venue)
-        attempt = 0
-        connected_before = False
-        handed_over: _Link | None = None
-        while not self._stop.is_set():
-            healthy = False
-            reason = "error"
-            link = None
-            try:
-                if handed_over is not None:
-                    link, handed_over = handed_over, None
-                else:
-                    link = await self._connect(venue)
-                    if connected_before:
-                        await self.gap_fill(venue)
-                    connected_before = True
-                reason, healthy, handed_over = await self._read(venue, link)
-            except InvalidStatus as refused:
-                status = refused.response.status_code
-                reason = f"http_{status}"
-                retry_after = refused.response.headers.get("Retry-After")
-                if retry_after and retry_after.isdigit():
-                    await self._sleep(float(retry_after))
-            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as dropped:
-                reason = type(dropped).__name__
-            finally:
-                if link is not None:
-                    await link.ws.close()
-            self.stats[f"disconnects:{venue}:{reason}"] += 1
-            if self._stop.is_set():
-                if handed_over is not None:
-                    await handed_over.ws.close()
-                break
-            if reason == "rotate" or healthy:
-                attempt = 0
-            if reason == "rotate":
-                continue
-            await self._sleep(backoff_delay(attempt, self.config.backoff_base_s, self.config.backoff_max_s, self._rng))
-            attempt += 1
-
-    async def _connect(self, venue: str) -> _Link:
-        """A new connection to the venue's stream, already subscribed, with its own parser."""
-        ws = await websockets.connect(
-            self.ws_url(venue), open_timeout=self.config.open_timeout_s, ping_interval=None, close_timeout=1,
-            max_size=2**24,
-        )  # fmt: skip
-        self.stats[f"connects:{venue}"] += 1
-        try:
-            for frame in subscribe_messages(venue, self.symbols[venue], self.config.binance_all_market):
-                await ws.send(frame)
-        except BaseException:
-            await ws.close()
-            raise
-        now = time.monotonic()
-        ping_every = self.config.app_pings.get(venue, (None, math.inf))[1]
-        return _Link(ws, StreamParser(venue, self.intervals[venue]), opened=now, next_ping=now + ping_every)
-
-    async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stop.wait(), seconds)
-        except TimeoutError:
-            pass
-
-    async def _read(self, venue: str, link: _Link) -> tuple[str, bool, _Link | None]:
-        """Read until stop, silence, drop or rotation; returns (reason, delivered data long enough, successor).
-
-        Rotation is make-before-break: at the age limit a successor is connected and subscribed
-        while `link` is still read, and it takes over (returned as successor, `link` to be
-        closed by the caller) once it delivers data or `link` drops, so no print is lost.
-        """
-        cfg = self.config
-        last_data = time.monotonic()
-        rotate_at = link.opened + cfg.max_age_s.get(venue, math.inf)
-        ping_frame = cfg.app_pings.get(venue, (None, math.inf))[0]
-        successor: _Link | None = None
-        handed: _Link | None = None
-        stop_wait = asyncio.ensure_future(self._stop.wait())
-        try:
-            while True:
-                now = time.monotonic()
-                healthy = link.first_data is not None and now - link.first_data >= cfg.stable_after_s
-                if now - last_data >= cfg.silence_s:
-                    self.stats[f"watchdog:{venue}"] += 1
-                    return "silent", healthy, None
-                if successor is None and now >= rotate_at:
-                    try:
-                        successor = await self._connect(venue)
-                    except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as failed:
-                        self.stats[f"rotation_failed:{venue}:{type(failed).__name__}"] += 1
-                        rotate_at = now + cfg.backoff_max_s
-                    continue
-                if successor is not None and successor.first_data is None and now - successor.opened >= cfg.silence_s:
-                    self.stats[f"rotation_failed:{venue}:silent"] += 1
-                    successor.cancel_receive()
-                    await successor.ws.close()
-                    successor, rotate_at = None, now + cfg.backoff_max_s
-                    continue
-                links = [link] if successor is None else [link, successor]
-                for each in links:
-                    if ping_frame is not None and now >= each.next_ping:
-                        await each.ws.send(ping_frame)
-                        each.next_ping = now + cfg.app_pings[venue][1]
-                deadline = min(
-                    last_data + cfg.silence_s, *(each.next_ping for each in links),
-                    rotate_at if successor is None else successor.opened + cfg.silence_s,
-                )  # fmt: skip
-                done, _ = await asyncio.wait(
-                    {each.recv() for each in links} | {stop_wait}, timeout=max(0.0, deadline - now),
-                    return_when=asyncio.FIRST_COMPLETED,
-                )  # fmt: skip
-                if stop_wait in done:
-                    return "stop", healthy, None
-                for each in links:
-                    if each.receiving not in done:
-                        continue
-                    try:
-                        raw = each.take()
-                    except ConnectionClosed:
-                        if each is successor:
-                            self.stats[f"rotation_failed:{venue}:closed"] += 1
-                            successor, rotate_at = None, now + cfg.backoff_max_s
-                            continue
-                        if successor is not None:
-                            self.stats[f"rotations:{venue}"] += 1
-                            handed = successor
-                            return "rotate", healthy, handed
-                        return "closed", healthy, None
-                    if await self._receive(venue, each, raw):
-                        last_data = time.monotonic()
-                if successor is not None and successor.first_data is not None:
-                    self.stats[f"rotations:{venue}"] += 1
-                    handed = successor
-                    return "rotate", healthy, handed
-        finally:
-            stop_wait.cancel()
-            link.cancel_receive()
-            if successor is not None:
-                successor.cancel_receive()
-                if successor is not handed:
-                    await successor.ws.close()
-
-    async def _receive(self, venue: str, link: _Link, raw) -> bool:
+    async def on_frame(self, venue: str, link: Link, raw: Any) -> bool:
         """Parse one frame and ingest its prints; True when it held data."""
         received = self.now_ns()
         self.stats[f"frames:{venue}"] += 1
+        self._last_message[venue] = time.monotonic()
+        ctx = link.parser.ctx
         try:
             prints = link.parser.parse(raw, received)
-        except MalformedMessage as bad:
-            self._quarantine_frame(venue, received, str(bad), raw)
+        except NoInterval as unknown:
+            self.quarantine(venue, received, str(unknown), raw)
+            if self.stats[f"intervals_failed:{venue}"]:
+                await self.learn_intervals(venue)
             return False
+        except ValueError as bad:  # MalformedMessage and the like
+            self.quarantine(venue, received, str(bad), raw)
+            return False
+        finally:
+            for reason, item in ctx.bad_items:
+                self.quarantine(venue, received, reason, _json_text(item))
+            ctx.bad_items.clear()
+            for reason, n in ctx.skipped.items():
+                self.stats[f"skipped:{venue}:{reason}"] += n
+            ctx.skipped.clear()
+        prints = self._in_time(venue, prints, received)
         if not prints:
             return False
         skipping = self._skipping_windows(prints)
         if skipping:
             await self.gap_fill(venue, skipping)
         self._ingest(prints)
-        for row in prints:
-            self._seed_rows.pop((row[0], row[1]), None)
+        for p in prints:
+            self._seed_rows.pop((p.venue, p.symbol), None)
         if link.first_data is None:
             link.first_data = time.monotonic()
         return True
 
-    def _skipping_windows(self, prints: list[tuple]) -> list[str]:
+    def _in_time(self, venue: str, prints: list[FundingPrint], received: int) -> list[FundingPrint]:
+        """Prints whose venue time is within the tolerance of the venue's clock; the others are quarantined."""
+        limit = received + int(self.config.future_tolerance_s * NS_PER_SECOND)
+        kept = [p for p in prints if p.ts <= limit]
+        for p in prints:
+            if p.ts > limit:
+                reason = f"{venue} {p.symbol}: event time {pd.Timestamp(p.ts, tz='UTC')} is in the future"
+                self.quarantine(venue, received, reason, repr(p))
+        return kept
+
+    def _skipping_windows(self, prints: list[FundingPrint]) -> list[str]:
         """Symbols whose print would make its builder skip (and so interpolate) funding windows.
 
         A missed window has usually settled by now (the stream stalled, or settled between the
         warm start and the first live message): its REST print is fetched instead of guessed.
         """
         found = []
-        for row in prints:
-            last = self._windows.get((row[0], row[1]))
-            if last is not None and row[4] - last >= 1.5 * row[8] * NS_PER_HOUR and row[1] not in found:
-                found.append(row[1])
+        for p in prints:
+            last = self._windows.get((p.venue, p.symbol))
+            if last is not None and p.funding_time - last >= 1.5 * p.interval_h * NS_PER_HOUR and p.symbol not in found:
+                found.append(p.symbol)
         return found
 
-    # ------------------------------------------------------------ landing
+    # ------------------------------------------------------------ landing and status
 
     def _take_batch(self) -> tuple[list, list, list, float | None]:
         batch = (self._prints, self._snapshots, self._quarantine, self._batch_started)
@@ -494,18 +362,44 @@ class Collector:
             await self._sleep(self.config.flush_seconds)
             await self.flush(writer)
 
-    async def run(self, run_seconds: float | None = None) -> Counter:
+    def status_line(self, prints_per_s: float) -> str:
+        now = time.monotonic()
+        parts = []
+        for venue in self.venues:
+            age = now - self._last_message[venue] if venue in self._last_message else float("nan")
+            parts.append(
+                f"{venue} {self._connected[venue]}/{len(self.connection_groups(venue))} connected, "
+                f"last message {age:.1f}s ago, {self.stats[f'reconnects:{venue}']} reconnects, "
+                f"{self.stats[f'quarantined:{venue}']} quarantined"
+            )
+        return f"{prints_per_s:,.0f} prints/s; " + "; ".join(parts)
+
+    async def _status_loop(self) -> None:
+        seen, at = self.stats["prints"], time.monotonic()
+        while not self._stop.is_set():
+            await self._sleep(self.config.status_every_s)
+            now, total = time.monotonic(), self.stats["prints"]
+            log.info("status: %s", self.status_line((total - seen) / max(now - at, 1e-9)))
+            seen, at = total, now
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def run(self, run_seconds: float | None = None) -> Counter[str]:
         """Collect until `stop()` or `run_seconds`; the last batch is flushed before returning."""
         writer = SegmentWriter(self.landing_dir)
         try:
             tasks = [asyncio.create_task(self.stream(v), name=f"stream:{v}") for v in self.venues]
-            flusher = asyncio.create_task(self._flush_loop(writer))
+            helpers = [asyncio.create_task(self._flush_loop(writer)), asyncio.create_task(self._status_loop())]
             if run_seconds is not None:
                 await self._sleep(run_seconds)
                 self.stop()
             await self._stop.wait()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await flusher
+            await asyncio.gather(*helpers)
             await self.flush(writer)
         finally:
             writer.close()
@@ -514,35 +408,61 @@ class Collector:
                 self.stats[f"builder:{key}"] += value
         return self.stats
 
+    async def stream(self, venue: str) -> None:
+        """Warm-start the venue, then keep each of its connections alive until the collector stops."""
+        await self.warm_start(venue)
+        await asyncio.gather(*(self.keep_connected(venue, group) for group in self.connection_groups(venue)))
+
+
+def _json_text(item: Any) -> str:
+    import json
+
+    try:
+        return json.dumps(item)
+    except (TypeError, ValueError):
+        return repr(item)
+
 
 def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="fund-pipeline collect", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--venues", default="binance,bybit,okx,hyperliquid")
-    parser.add_argument("--bases", default="BTC,ETH")
-    parser.add_argument("--landing", default="data/landing")
+    parser = argparse.ArgumentParser(prog="fund-pipeline collect", description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--venues", default=",".join(WS_VENUES), help=f"comma-separated venues to stream (of {', '.join(WS_VENUES)})"
+    )
+    parser.add_argument("--bases", default="BTC,ETH", help="comma-separated base assets, e.g. BTC,ETH,SOL")
+    parser.add_argument("--landing", default="data/landing", help="landing folder the segments are written to")
     parser.add_argument("--api-base-url", default=None, help="emulator base URL; default the venues' public endpoints")
-    parser.add_argument("--snapshot", choices=["roll", "every_n_seconds", "every_update"], default="roll")
+    parser.add_argument(
+        "--snapshot",
+        choices=["roll", "every_n_seconds", "every_update"],
+        default="roll",
+        help="when the curve builders emit a snapshot: at each funding roll, every N seconds, or every update",
+    )
     parser.add_argument("--seconds", type=float, default=600.0, help="snapshot cadence for every_n_seconds")
     parser.add_argument("--run-seconds", type=float, default=None, help="stop after this many seconds")
-    parser.add_argument("--binance-all-market", action="store_true", help="subscribe to !markPrice@arr@1s")
+    parser.add_argument(
+        "--all-market", action="store_true", help="one whole-market subscription where the venue has one"
+    )
+    parser.add_argument("--status-every", type=float, default=5.0, help="seconds between status lines")
+    parser.add_argument("--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING ...)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     venues = [v.strip() for v in args.venues.split(",") if v.strip()]
     bases = [b.strip().upper() for b in args.bases.split(",") if b.strip()]
     try:
         collector = Collector(
             venues, bases, Path(args.landing), api_base_url=args.api_base_url,
             policy=SnapshotPolicy(mode=args.snapshot, seconds=args.seconds),
-            config=CollectorConfig(binance_all_market=args.binance_all_market),
+            config=CollectorConfig(all_market=args.all_market, status_every_s=args.status_every),
         )  # fmt: skip
     except ValueError as bad:
         parser.error(str(bad))
 
-    async def main() -> Counter:
+    async def main() -> Counter[str]:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, collector.stop)
         return await collector.run(args.run_seconds)
 
     stats = asyncio.run(main())
-    print("collector stopped: " + ", ".join(f"{k}={v}" for k, v in sorted(stats.items())), flush=True)
+    log.info("collector stopped: %s", ", ".join(f"{k}={v}" for k, v in sorted(stats.items())))
     return 0

@@ -21,14 +21,14 @@ import fcntl
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fund_pipeline.domain.prints import PRINT_COLUMNS, empty_prints, normalise_prints, to_utc
-from fund_pipeline.domain.records import CURVE_COLUMNS
+from fund_pipeline.domain.records import CURVE_COLUMNS, FundingPrint
 
 LANDING_KINDS = ("prints", "snapshots", "quarantine")
 SEGMENT_SUFFIX = ".parquet"
@@ -147,11 +147,11 @@ class SegmentWriter:
             self._lock.close()
 
 
-def prints_table(rows: list[tuple]) -> pa.Table:
-    """FundingPrint tuples (PRINT_COLUMNS order, times as int ns) to an Arrow table, without pandas."""
-    columns = list(zip(*rows)) if rows else [[] for _ in PRINT_COLUMNS]
+def prints_table(rows: Sequence[FundingPrint]) -> pa.Table:
+    """FundingPrint records (times as int ns) to an Arrow table, column by field, without pandas."""
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in PRINT_COLUMNS]
     arrays = []
-    for field, values in zip(PRINTS_SCHEMA, columns):
+    for field, values in zip(PRINTS_SCHEMA, columns, strict=True):
         if field.type == _TS:
             arrays.append(pa.array(values, type=pa.int64()).cast(_TS))
         else:
@@ -161,7 +161,7 @@ def prints_table(rows: list[tuple]) -> pa.Table:
 
 def quarantine_table(rows: list[tuple]) -> pa.Table:
     """(venue, received_at ns, reason, raw text) tuples to an Arrow table."""
-    venue, received, reason, raw = (list(c) for c in zip(*rows)) if rows else ([], [], [], [])
+    venue, received, reason, raw = (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [], [])
     return pa.Table.from_arrays(
         [
             pa.array(venue, pa.string()),

@@ -16,20 +16,21 @@ What each venue offers in `bars` (NaN where it has none):
 Hourly volumes: the venues report base volume per candle; `volume_usd` is base volume × close.
 Binance has no public max-leverage endpoint, so its `max_leverage` is NaN.
 
-Funding intervals: bybit lists them per instrument, binance per exception (fundingInfo), okx
-through the gap between the running window's settlement and the next (public/funding-rate).
+Funding intervals, pages, rate limits (paced by `Pacer`) and history depths (a backfill older than
+an endpoint keeps fails naming venue, endpoint and depth) come from the venue adapters.
 Deribit publishes an hourly record of the trailing 8h rate; its settlements are the records
 on the 8h grid.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any
 
 import ccxt
 import numpy as np
@@ -43,97 +44,45 @@ from fund_pipeline.domain.prints import (
     to_utc,
     validate_prints,
 )
-from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError
+from fund_pipeline.venues.adapter import RateLimit, RestSpec, VenueAdapter
+from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError, adapter
 
 HOUR_MS = 3_600_000
 MAX_RETRY_DELAY_S = 30.0
 
+log = logging.getLogger(__name__)
+
 
 class VenueUnavailableError(RuntimeError):
-    """A venue kept failing after every retry; names the venue and the last error."""
+    """A venue kept failing after every retry; names the venue, the call and the last error (status and body)."""
 
 
-@dataclass(frozen=True)
-class VenueSpec:
-    """How to talk to one venue through ccxt, and what it offers."""
-
-    ccxt_id: str
-    options: dict
-    funding_page: int
-    ohlcv_page: int
-    oi_page: int = 0
-    has_spot: bool = False
-    has_mark_index: bool = False
-    funding_until: str = "until"
-    # Hours between funding-history records when the venue publishes them on a fixed clock
-    # (deribit: hourly) rather than one per settlement; 0 when one record is one settlement.
-    funding_record_h: float = 0.0
-    requests_per_s: float = 10.0
+class HistoryDepthError(ValueError):
+    """A backfill asked an endpoint for older data than the venue keeps; names venue, endpoint and depth."""
 
 
-VENUE_SPECS: dict[str, VenueSpec] = {
-    "binance": VenueSpec(
-        "binance",
-        {
-            "defaultType": "swap",
-            "fetchMarkets": {"types": ["spot", "linear"]},
-            "fetchCurrencies": False,
-            "fetchMargins": False,
-        },
-        funding_page=1000,
-        ohlcv_page=1000,
-        oi_page=500,
-        has_spot=True,
-        has_mark_index=True,
-    ),
-    "bybit": VenueSpec(
-        "bybit",
-        {"defaultType": "swap", "fetchMarkets": {"types": ["spot", "linear"]}, "fetchCurrencies": False},
-        funding_page=200,
-        ohlcv_page=1000,
-        oi_page=200,
-        has_spot=True,
-        has_mark_index=True,
-    ),
-    "okx": VenueSpec(
-        "okx",
-        {"defaultType": "swap", "fetchMarkets": {"types": ["spot", "swap"]}, "fetchCurrencies": False},
-        funding_page=100,
-        ohlcv_page=100,
-        oi_page=1440,
-        has_spot=True,
-        has_mark_index=True,
-        funding_until="after",
-    ),
-    "hyperliquid": VenueSpec(
-        "hyperliquid",
-        {"defaultType": "swap", "fetchMarkets": {"types": ["swap"]}},
-        funding_page=500,
-        ohlcv_page=5000,
-    ),
-    "deribit": VenueSpec(
-        "deribit",
-        {"defaultType": "swap", "fetchMarkets": {"types": ["swap"]}},
-        funding_page=744,
-        ohlcv_page=5000,
-        funding_record_h=1.0,
-    ),
-}
+class Pacer:
+    """Spaces one venue's requests so no RateLimit of its adapter is exceeded, across threads.
 
+    Each limit admits one request every `window_s * weight / limit` seconds (times `scale`, for an
+    emulator whose windows are compressed the same way); a call waits for every limit that binds it.
+    """
 
-class RateLimiter:
-    """At most `per_s` requests a second across every thread that pages one venue."""
-
-    def __init__(self, per_s: float) -> None:
-        self._gap_s = 1.0 / per_s
-        self._next = 0.0
+    def __init__(self, limits: tuple[RateLimit, ...], scale: float = 1.0) -> None:
+        self._limits = limits
+        self._gap_s = {limit.name: limit.window_s * scale * limit.weight / limit.limit for limit in limits}
+        self._next = {limit.name: 0.0 for limit in limits}
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
+    def wait(self, method: str) -> None:
+        names = [limit.name for limit in self._limits if limit.covers(method)]
+        if not names:
+            return
         with self._lock:
             now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self._gap_s
+            slot = max([now, *(self._next[n] for n in names)])
+            for n in names:
+                self._next[n] = slot + self._gap_s[n]
         if slot > now:
             time.sleep(slot - now)
 
@@ -161,18 +110,21 @@ class CcxtSource:
         timeout_s: float = 10,
         now: Callable[[], pd.Timestamp] | None = None,
         throttle: bool = True,
+        rate_limit_scale: float = 1.0,
     ) -> None:
         """`now` is the venues' current time (default the wall clock; the emulator's clock in tests).
 
-        `throttle` paces requests to the venues' limits: ccxt's request weights (up to a second a
-        request on hyperliquid) and the per-venue RateLimiter. The emulator has no such limits, so
-        tests turn it off; 429s are still retried.
+        `throttle` paces requests to the venues' documented limits (each adapter's RateLimit data;
+        `rate_limit_scale` multiplies their windows, for an emulator that compresses them alike).
+        Tests against an emulator without limits turn it off; 429s are still retried.
         """
-        unknown = [v for v in venues if v not in VENUE_SPECS]
+        unknown = [v for v in venues if v not in SIM_VENUES]
         if unknown:
-            raise UnknownVenueError(f"ccxt source: unsupported venue(s) {unknown}; supported {list(VENUE_SPECS)}")
-        if max_retries < 0 or backoff_base_s < 0 or timeout_s <= 0:
-            raise ValueError("ccxt source: max_retries and backoff_base_s must be >= 0 and timeout_s > 0")
+            raise UnknownVenueError(f"ccxt source: unsupported venue(s) {unknown}; supported {list(SIM_VENUES)}")
+        if max_retries < 0 or backoff_base_s < 0 or timeout_s <= 0 or not rate_limit_scale > 0:
+            raise ValueError(
+                "ccxt source: max_retries and backoff_base_s must be >= 0, timeout_s and rate_limit_scale > 0"
+            )
         self._venues = tuple(venues)
         self._symbols = {v: list(s) for v, s in (symbols or {}).items()}
         for venue in self._symbols:
@@ -184,7 +136,18 @@ class CcxtSource:
         self._now = now or (lambda: pd.Timestamp.now(tz="UTC"))
         self._throttle = throttle
         self._local = threading.local()
-        self._limiters = {v: RateLimiter(VENUE_SPECS[v].requests_per_s) for v in self._venues}
+        self._pacers = {v: Pacer(self._spec(v).rate_limits, rate_limit_scale) for v in self._venues}
+        self.rate_limited = 0  # 429/418 answers met (and retried)
+
+    @staticmethod
+    def _adapter(venue: str) -> VenueAdapter:
+        return adapter(venue)
+
+    def _spec(self, venue: str) -> RestSpec:
+        spec = adapter(venue).rest
+        if spec is None:
+            raise UnknownVenueError(f"ccxt source: venue {venue!r} has no REST mapping")
+        return spec
 
     # ------------------------------------------------------------ plumbing
 
@@ -202,9 +165,10 @@ class CcxtSource:
         self._check_venue(venue)
         exchanges = self._local.__dict__.setdefault("exchanges", {})
         if venue not in exchanges:
-            spec = VENUE_SPECS[venue]
+            spec = self._spec(venue)
+            # Pacing is the Pacer's, from the adapter's limits; ccxt's own limiter would add a second one.
             exchange = getattr(ccxt, spec.ccxt_id)(
-                {"enableRateLimit": self._throttle, "timeout": self._timeout_ms, "options": dict(spec.options)}
+                {"enableRateLimit": False, "timeout": self._timeout_ms, "options": dict(spec.options)}
             )
             if self._api_base_url:
                 exchange.urls["api"] = self._point_at(exchange.urls["api"], f"{self._api_base_url}/{venue}")
@@ -218,26 +182,37 @@ class CcxtSource:
             return re.sub(r"^(https?|wss?)://[^/]+", base, api_urls)
         return {key: CcxtSource._point_at(value, base) for key, value in api_urls.items()}
 
-    def _call(self, venue: str, method: str, *args, **kwargs):
-        """One ccxt call with retries on network errors, rate limits and 5xx."""
+    def _call(self, venue: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One ccxt call with retries on network errors, rate limits and 5xx; the last error's status and body kept."""
         exchange = self._exchange(venue)
         last_error: Exception | None = None
         for attempt in range(self._max_retries + 1):
             if self._throttle:
-                self._limiters[venue].wait()
+                self._pacers[venue].wait(method)
             try:
                 return getattr(exchange, method)(*args, **kwargs)
             except ccxt.NetworkError as error:
                 last_error = error
+                if isinstance(error, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)):
+                    self.rate_limited += 1
+                log.warning(
+                    "%s %s failed (attempt %d of %d): %s: %s",
+                    venue, method, attempt + 1, self._max_retries + 1, type(error).__name__, str(error)[:300],
+                )  # fmt: skip
                 if attempt == self._max_retries:
                     break
                 time.sleep(self._retry_delay_s(exchange, attempt))
             except ccxt.BadSymbol as error:
                 raise UnknownVenueError(f"{venue}: {error}") from error
+        body = (self._exchange(venue).last_http_response or "")[:500]
         raise VenueUnavailableError(
             f"venue {venue!r} unavailable after {self._max_retries + 1} attempts of {method}: "
-            f"{type(last_error).__name__}: {last_error}"
+            f"{type(last_error).__name__}: {last_error}" + (f"; last response body: {body}" if body else "")
         ) from last_error
+
+    def caller(self, venue: str) -> Callable[..., Any]:
+        """`call(method, *args)`: a ccxt call on `venue` with retries and pacing, for the adapters' REST rules."""
+        return lambda method, *args, **kwargs: self._call(venue, method, *args, **kwargs)
 
     def _retry_delay_s(self, exchange: ccxt.Exchange, attempt: int) -> float:
         backoff = self._backoff_base_s * (2**attempt) * (1.0 + random.random())
@@ -313,34 +288,54 @@ class CcxtSource:
     # ------------------------------------------------------------ funding
 
     def _interval_h(self, venue: str, symbol: str) -> float:
-        """The symbol's current funding interval from the venue's metadata (used to size pages)."""
+        """The symbol's current funding interval by the venue adapter's rule (used to size pages)."""
         market = self._check_symbol(venue, symbol)
-        info = market.get("info") or {}
-        if venue == "bybit" and info.get("fundingInterval"):
-            return float(info["fundingInterval"]) / 60.0
-        if venue == "hyperliquid":
-            return 1.0
-        if venue == "binance":
-            return self._binance_intervals().get(market["id"], 8.0)
-        if venue == "okx":
-            interval = self._call("okx", "fetch_funding_rate", symbol).get("interval") or "8h"
-            return float(interval.rstrip("h"))
-        return 8.0
+        return self._adapter(venue).rest_interval_h(market, self._cached_caller(venue))
 
-    def _binance_intervals(self) -> dict[str, float]:
-        """Binance lists only symbols with non-default funding settings; the rest settle every 8h."""
-        cache = self._local.__dict__.setdefault("binance_intervals", None)
-        if cache is None:
-            rows = self._call("binance", "fapiPublicGetFundingInfo")
-            cache = {r["symbol"]: float(r["fundingIntervalHours"]) for r in rows}
-            self._local.binance_intervals = cache
-        return cache
+    def _cached_caller(self, venue: str) -> Callable[..., Any]:
+        """Like `caller`; argument-less calls (venue-wide metadata such as fundingInfo) asked once per thread."""
+        cache: dict[tuple[str, str], Any] = self._local.__dict__.setdefault("metadata", {})
+        call = self.caller(venue)
+
+        def cached(method: str, *args: Any, **kwargs: Any) -> Any:
+            if args or kwargs:
+                return call(method, *args, **kwargs)
+            if (venue, method) not in cache:
+                cache[(venue, method)] = call(method)
+            return cache[(venue, method)]
+
+        return cached
+
+    def stream_intervals(self, venue: str, symbols: list[str]) -> dict[str, float]:
+        """Intervals the venue's stream does not carry, by its adapter's REST rule (fresh, not cached)."""
+        for symbol in symbols:
+            self._check_symbol(venue, symbol)
+        return self._adapter(venue).stream_intervals(self.caller(venue), symbols)
+
+    def check_depth(self, venue: str, method: str, start: pd.Timestamp) -> bool:
+        """Whether `method` still serves `start`; HistoryDepthError for funding, a warning and False for the rest."""
+        depth = self._spec(venue).depth(method)
+        if depth is None:
+            return True
+        oldest = pd.Timestamp(depth.oldest_ms(ms(utc(self._now()))), unit="ms", tz="UTC")
+        if start >= oldest:
+            return True
+        kept = f"{depth.days:g} days" if depth.rows == 0 else f"the latest {depth.rows} rows"
+        message = (
+            f"{venue} {depth.endpoint} keeps only {kept} (oldest {oldest:%Y-%m-%d %H:%M} UTC); "
+            f"asked from {start:%Y-%m-%d %H:%M} UTC"
+        )
+        if method == "fetch_funding_rate_history":
+            raise HistoryDepthError(message + ": settled prints older than that cannot be backfilled from this venue")
+        log.warning("%s: left out (NaN)", message)
+        return False
 
     def _settled(self, venue: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Settled prints of one symbol with funding_time in [start, end)."""
         market = self._check_symbol(venue, symbol)
         interval_h = self._interval_h(venue, symbol)
-        spec = VENUE_SPECS[venue]
+        spec = self._spec(venue)
+        self.check_depth(venue, "fetch_funding_rate_history", start)
         # One longest window earlier, so the first print in range has a predecessor to infer its interval.
         lookback_ms = 8 * HOUR_MS
         step_ms = int((spec.funding_record_h or min(interval_h, 8.0)) * HOUR_MS)
@@ -414,7 +409,7 @@ class CcxtSource:
     ) -> pd.DataFrame:
         params = {} if price is None else {"price": price}
         raw = self._paged(
-            venue, "fetch_ohlcv", symbol, ms(start), ms(end), HOUR_MS, VENUE_SPECS[venue].ohlcv_page, params=params
+            venue, "fetch_ohlcv", symbol, ms(start), ms(end), HOUR_MS, self._spec(venue).ohlcv_page, params=params
         )
         frame = pd.DataFrame(raw, columns=["ts", "open", "high", "low", "close", "volume"])
         frame["ts"] = to_utc(frame["ts"].astype("int64") * 1_000_000)
@@ -426,7 +421,7 @@ class CcxtSource:
         self, venue: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp, close: pd.Series
     ) -> pd.Series:
         raw = self._paged(
-            venue, "fetch_open_interest_history", symbol, ms(start), ms(end), HOUR_MS, VENUE_SPECS[venue].oi_page
+            venue, "fetch_open_interest_history", symbol, ms(start), ms(end), HOUR_MS, self._spec(venue).oi_page
         )
         if not raw:
             return pd.Series(np.nan, index=close.index)
@@ -438,7 +433,9 @@ class CcxtSource:
 
     def _symbol_bars(self, venue: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         market = self._check_symbol(venue, symbol)
-        spec = VENUE_SPECS[venue]
+        spec = self._spec(venue)
+        if not self.check_depth(venue, "fetch_ohlcv", start):
+            raise HistoryDepthError(f"{venue}: hourly candles from {start} are older than the venue serves")
         perp = self._candles(venue, symbol, start, end, None, "")
         out = perp.copy()
         spot_symbol = f"{market['base']}/{market['quote']}"
@@ -447,7 +444,7 @@ class CcxtSource:
         if spec.has_mark_index:
             out["mark_price"] = self._candles(venue, symbol, start, end, "mark", "m_")["m_close"]
             out["index_price"] = self._candles(venue, symbol, start, end, "index", "i_")["i_close"]
-        if spec.oi_page:
+        if spec.oi_page and self.check_depth(venue, "fetch_open_interest_history", start):
             out["open_interest_usd"] = self._open_interest(venue, symbol, start, end, out["close"])
         out = out.reset_index().assign(venue=venue, symbol=symbol, base=market["base"])
         out = out[(out["ts"] >= start) & (out["ts"] < end)]

@@ -1,14 +1,21 @@
-"""What every venue adapter states about its venue, as data.
+"""What every venue adapter states about its venue, as data, and the interface it implements.
 
 An adapter (`fund_pipeline.venues.<venue>`) holds everything specific to one venue: its settlement
 grid and default intervals, its funding formula's constants, its symbols, its REST mapping onto
-ccxt, its WebSocket streams and their parsing, and the encoders the emulator speaks it with.
-Sources, the live collector and the emulator read these facts; none of them names a venue.
+ccxt (pages, rate limits, history depths, how the interval is learned), its WebSocket streams
+(routes, cadence, limits) and their parsing, and the encoders the emulator speaks it with, so a
+venue's wire format is written once, read and written. Sources, the live collector and the
+emulator read these; none of them names a venue.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fund_pipeline.domain.records import FundingPrint
 
 
 @dataclass(frozen=True)
@@ -26,3 +33,206 @@ class VenueFacts:
     clamp_8h: float = 0.0005
     # Quote currency of its linear perps.
     quote: str = "USDT"
+    # The formula's shape: "clamped" F = P + clamp(I - P); "hourly_clamped" the 8h formula paid
+    # hourly (1/8 of it); "dead_band" no interest, nothing charged inside ±dead_band_8h of premium.
+    formula: str = "clamped"
+    dead_band_8h: float = 0.0
+    # Largest |rate| per interval the venue settles (its cap).
+    rate_cap: float = 0.0075
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A request budget: `limit` weight per `window_s` (per IP), each request weighing `weight`.
+
+    It binds the venue's endpoints `paths` (exact, or a prefix when ending in "/"; () = every
+    request) and, on the client side, the ccxt methods that call them (`methods`; () = every call).
+    """
+
+    name: str
+    limit: float
+    window_s: float
+    methods: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    weight: float = 1.0
+
+    def covers(self, method: str) -> bool:
+        return not self.methods or method in self.methods
+
+    def binds(self, path: str) -> bool:
+        return not self.paths or any(path.startswith(p) if p.endswith("/") else path == p for p in self.paths)
+
+
+@dataclass(frozen=True)
+class HistoryDepth:
+    """How far back one endpoint serves: `days` before now, or only its latest `rows` rows (0: no row limit)."""
+
+    method: str  # the ccxt method that reads the endpoint
+    endpoint: str  # the venue's path, for error messages and the emulator
+    days: float = math.inf
+    rows: int = 0
+    step_h: float = 1.0  # hours per row when `rows` bounds the depth
+
+    def oldest_ms(self, now_ms: int) -> int:
+        """The oldest time the endpoint still answers for at `now_ms`."""
+        by_days = -math.inf if math.isinf(self.days) else now_ms - self.days * 86_400_000
+        by_rows = -math.inf if not self.rows else now_ms - self.rows * self.step_h * 3_600_000
+        return int(max(by_days, by_rows, 0))
+
+
+@dataclass(frozen=True)
+class RestSpec:
+    """How to talk to the venue through ccxt, and what it offers."""
+
+    ccxt_id: str
+    options: dict[str, Any]
+    funding_page: int
+    ohlcv_page: int
+    oi_page: int = 0
+    has_spot: bool = False
+    has_mark_index: bool = False
+    funding_until: str = "until"
+    # Hours between funding-history records when the venue publishes them on a fixed clock
+    # (deribit: hourly) rather than one per settlement; 0 when one record is one settlement.
+    funding_record_h: float = 0.0
+    rate_limits: tuple[RateLimit, ...] = ()
+    history: tuple[HistoryDepth, ...] = ()
+    # Status the venue answers an IP that kept exceeding its limits (binance 418, bybit's gateway 403).
+    ban_status: int = 429
+
+    def depth(self, method: str) -> HistoryDepth | None:
+        return next((h for h in self.history if h.method == method), None)
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """The venue's public funding WebSocket, as it behaves."""
+
+    url: str  # base URL of the public endpoint
+    route: str  # path of the funding (mark-price) stream under `url`
+    # Routes of the venue that exist but deliver no funding data (Binance's retired `/ws`).
+    dead_routes: tuple[str, ...] = ()
+    app_ping: tuple[str, float] | None = None  # (frame, every seconds); None when the venue pings the client
+    max_connection_age_s: float = math.inf
+    push_every_s: tuple[float, float] = (1.0, 1.0)  # the venue's push cadence per symbol (min, max) seconds
+    streams_per_connection: int = 1_000_000
+    subscribe_batch: int = 1_000_000  # topics per subscribe request
+    # Silence after which a connection is declared dead: a few of its slowest pushes, at least 10 s.
+    silence_s: float = field(default=0.0)
+
+    def __post_init__(self) -> None:
+        if not self.silence_s:
+            object.__setattr__(self, "silence_s", max(10.0, 3.0 * self.push_every_s[1]))
+
+    def endpoint(self, base_url: str | None = None) -> str:
+        """The stream's URL at the venue, or under an emulator's `base_url` (`<base>/<venue>` + route)."""
+        return (self.url if base_url is None else base_url) + self.route
+
+
+class ParseContext:
+    """What a parser keeps across one connection's frames, and what it reports besides prints.
+
+    `intervals` maps a unified symbol to its funding interval for venues whose messages do not
+    carry it (learned over REST by the caller); `wanted` the unified symbols subscribed (None: all).
+    Items skipped (dated contracts, symbols nobody configured) are counted in `skipped`; items of
+    a multi-item frame that do not parse go to `bad_items` (reason, raw item) so they are
+    quarantined alone.
+    """
+
+    def __init__(self, venue: str, intervals: dict[str, float] | None = None, wanted: set[str] | None = None) -> None:
+        self.venue = venue
+        self.intervals = intervals if intervals is not None else {}
+        self.wanted = wanted
+        self.control_messages = 0
+        self.skipped: dict[str, int] = {}
+        self.bad_items: list[tuple[str, Any]] = []
+        self.failed_subscriptions: list[str] = []
+        self.state: dict[str, dict[str, Any]] = {}
+        self.symbols: dict[str, tuple[str, str] | None] = {}
+
+    def control(self) -> list[FundingPrint]:
+        self.control_messages += 1
+        return []
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+class VenueAdapter:
+    """One venue. Subclasses override what their venue does differently; the defaults are the common case."""
+
+    facts: VenueFacts
+    rest: RestSpec | None = None
+    stream: StreamSpec | None = None
+
+    @property
+    def name(self) -> str:
+        return self.facts.name
+
+    # ------------------------------------------------------------ symbols
+
+    def venue_symbol(self, base: str) -> str:
+        """ccxt unified symbol of a base asset's linear perp."""
+        quote = self.facts.quote
+        return f"{base}/{quote}:{quote}"
+
+    def native_symbol(self, symbol: str) -> str:
+        """ccxt unified symbol to the venue's own id."""
+        raise NotImplementedError(f"{self.name}: no native symbol mapping")
+
+    def unified_symbol(self, native: str) -> tuple[str, str] | None:
+        """The venue's id to (ccxt unified symbol, base); None for ids that are not linear perps (dated contracts)."""
+        raise NotImplementedError(f"{self.name}: no native symbol mapping")
+
+    # ------------------------------------------------------------ REST
+
+    def rest_interval_h(self, market: dict[str, Any], call: Callable[..., Any]) -> float:
+        """The symbol's current funding interval; `call(method, *args)` is a ccxt call with retries."""
+        return self.facts.default_interval_h
+
+    def stream_intervals(self, call: Callable[..., Any], symbols: list[str]) -> dict[str, float]:
+        """Intervals the parser needs and the stream does not carry (learned over REST); {} when it carries them."""
+        return {}
+
+    # ------------------------------------------------------------ WebSocket: client side
+
+    def subscribe_messages(self, symbols: list[str], all_market: bool = False) -> list[str]:
+        raise NotImplementedError(f"{self.name}: no WebSocket stream")
+
+    def parse(self, msg: Any, received_at_ns: int, ctx: ParseContext) -> list[FundingPrint]:
+        """One decoded JSON frame to predicted prints; [] for acks and pongs; MalformedMessage otherwise."""
+        raise NotImplementedError(f"{self.name}: no WebSocket stream")
+
+    # ------------------------------------------------------------ WebSocket: the emulator's side
+
+    def encode_prints(self, prints: list[FundingPrint], session: EmulatedSession) -> list[str]:
+        """Frames the venue would push for `prints` (predicted, one per subscribed symbol)."""
+        raise NotImplementedError(f"{self.name}: no WebSocket stream")
+
+    def serve_request(self, text: str, session: EmulatedSession) -> list[str]:
+        """The venue's answers to one client frame (subscribe, ping, garbage), updating `session`."""
+        raise NotImplementedError(f"{self.name}: no WebSocket stream")
+
+    def subscribe_streams(self, streams: list[str], session: EmulatedSession) -> str | None:
+        """Streams named in the connection URL (Binance's raw and combined routes); an error text when refused."""
+        return f"{self.name}: streams are subscribed by message, not by URL"
+
+    def error_body(self, status: int, message: str, code: str | None) -> dict[str, Any] | None:
+        """The venue's REST error body; None when its gateway answers plain text."""
+        return None
+
+
+class EmulatedSession:
+    """The emulator's view of one client connection, as the adapters' server-side encoders need it.
+
+    `known(native)` is the unified symbol the emulator serves for a venue id, else None.
+    """
+
+    def __init__(self, venue: str, known: Callable[[str], str | None], combined: bool = False) -> None:
+        self.venue = venue
+        self.known = known
+        self.combined = combined
+        self.symbols: dict[str, str] = {}  # unified -> the venue's topic / stream name
+        self.all_market = False
+        self.sent: dict[str, dict[str, Any]] = {}  # per native id, the last ticker pushed (bybit deltas)
+        self.fail_subscriptions: set[str] = set()  # unified symbols whose subscribe the emulator refuses

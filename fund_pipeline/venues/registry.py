@@ -1,38 +1,53 @@
-"""The list of venue adapters: the one place that maps a venue's name to its adapter."""
+"""The list of venue adapters: the one place that maps a venue's name to its adapter.
+
+Adding a venue means writing its adapter module and adding it to ADAPTERS below.
+"""
 
 from __future__ import annotations
 
-from fund_pipeline.venues.adapter import VenueFacts
+from fund_pipeline.venues import binance, bybit, deribit, dydx, gate, htx, hyperliquid, kucoin, mexc, okx
+from fund_pipeline.venues.adapter import VenueAdapter, VenueFacts
 
-# Venues of the simulated market, the emulator and the ccxt connectors.
-SIM_VENUES = ("binance", "bybit", "okx", "hyperliquid", "deribit")
-# Venues present only in the real public sample (file import).
-FILE_ONLY_VENUES = ("dydx", "gate", "htx", "kucoin", "mexc")
-ALL_VENUES = SIM_VENUES + FILE_ONLY_VENUES
-
-FACTS: dict[str, VenueFacts] = {
-    "binance": VenueFacts("binance"),
-    "bybit": VenueFacts("bybit"),
-    "okx": VenueFacts("okx"),
-    "hyperliquid": VenueFacts("hyperliquid", default_interval_h=1.0, quote="USDC"),
-    "deribit": VenueFacts("deribit", quote="USDC"),
-    "dydx": VenueFacts("dydx", default_interval_h=1.0, quote="USD"),
-    "gate": VenueFacts("gate"),
-    "htx": VenueFacts("htx"),
-    "kucoin": VenueFacts("kucoin", settlement_phase_h=4.0),
-    "mexc": VenueFacts("mexc"),
+ADAPTERS: dict[str, VenueAdapter] = {
+    a.name: a
+    for a in (
+        binance.ADAPTER,
+        bybit.ADAPTER,
+        okx.ADAPTER,
+        hyperliquid.ADAPTER,
+        deribit.ADAPTER,
+        dydx.ADAPTER,
+        gate.ADAPTER,
+        htx.ADAPTER,
+        kucoin.ADAPTER,
+        mexc.ADAPTER,
+    )
 }
+
+# Venues of the simulated market, the emulator and the ccxt connectors: those with a REST mapping.
+SIM_VENUES = tuple(name for name, a in ADAPTERS.items() if a.rest is not None)
+# Venues present only in the real public sample (file import).
+FILE_ONLY_VENUES = tuple(name for name, a in ADAPTERS.items() if a.rest is None)
+ALL_VENUES = SIM_VENUES + FILE_ONLY_VENUES
+# Venues whose public funding stream the collector listens to.
+WS_VENUES = tuple(name for name, a in ADAPTERS.items() if a.stream is not None)
+
+FACTS: dict[str, VenueFacts] = {name: a.facts for name, a in ADAPTERS.items()}
 
 
 class UnknownVenueError(ValueError):
     """A venue or symbol was asked of a source that does not serve it."""
 
 
-def facts(venue: str) -> VenueFacts:
+def adapter(venue: str) -> VenueAdapter:
     try:
-        return FACTS[venue]
+        return ADAPTERS[venue]
     except KeyError:
-        raise UnknownVenueError(f"unknown venue {venue!r}; known venues are {list(FACTS)}") from None
+        raise UnknownVenueError(f"unknown venue {venue!r}; known venues are {list(ADAPTERS)}") from None
+
+
+def facts(venue: str) -> VenueFacts:
+    return adapter(venue).facts
 
 
 def settlement_phase_h() -> dict[str, float]:

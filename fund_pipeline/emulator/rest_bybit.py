@@ -1,0 +1,275 @@
+"""Bybit's v5 REST endpoints (spot and linear categories) in their real formats, from the simulated market."""
+
+from __future__ import annotations
+
+import pandas as pd
+from aiohttp import web
+
+from fund_pipeline.emulator.rest_core import (
+    MS,
+    STATE,
+    Handler,
+    VenueRequestError,
+    closed_bars,
+    from_ms,
+    history_start,
+    int_param,
+    last_day_bars,
+    listed,
+    newest_first,
+    next_funding_times,
+    num,
+    ohlc_of,
+    predicted_rate,
+    settled_prints,
+    symbol_of,
+    timeframe_hours,
+    to_ms,
+)
+from fund_pipeline.venues.bybit import ADAPTER
+
+# ---------------------------------------------------------------- bybit (v5; spot and linear categories)
+
+VENUE = ADAPTER.name
+
+
+def bybit_ok(state, result: dict) -> web.Response:
+    return web.json_response(
+        {"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {}, "time": to_ms(state.clock.now())}
+    )
+
+
+def _bybit_category(request: web.Request, allowed: tuple[str, ...]) -> str:
+    category = request.query.get("category", "")
+    if category not in allowed:
+        raise VenueRequestError(400, f"Illegal category {category!r}; the emulator serves {list(allowed)}", "10001")
+    return category
+
+
+def _bybit_symbol(request: web.Request) -> str:
+    raw = request.query.get("symbol")
+    if not raw:
+        raise VenueRequestError(400, "params error: symbol is required", "10001")
+    inst = listed(request.app[STATE], VENUE)
+    return symbol_of(inst, raw, inst["symbol"].map(ADAPTER.native_symbol))
+
+
+def _bybit_range(request: web.Request, start_key: str, end_key: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    return from_ms(request.query.get(start_key), start_key), from_ms(request.query.get(end_key), end_key)
+
+
+async def bybit_instruments_info(request: web.Request) -> web.Response:
+    """Spot and linear instruments; inverse and option categories are served empty.
+
+    A `status` filter other than Trading (e.g. PreLaunch) matches nothing; `cursor` is an offset.
+    """
+    state = request.app[STATE]
+    category = _bybit_category(request, ("spot", "linear", "inverse", "option"))
+    limit = int_param(request.query.get("limit"), "limit", 500, 1000)
+    offset = int(request.query.get("cursor") or 0)
+    status = request.query.get("status", "Trading")
+    inst = listed(state, VENUE) if category in ("spot", "linear") and status == "Trading" else listed(state, VENUE)[:0]
+    rows = [
+        _bybit_spot_instrument(r) if category == "spot" else _bybit_linear_instrument(r)
+        for r in inst.iloc[offset : offset + limit].itertuples()
+    ]
+    cursor = str(offset + limit) if offset + limit < len(inst) else ""
+    return bybit_ok(state, {"category": category, "list": rows, "nextPageCursor": cursor})
+
+
+def _bybit_spot_instrument(row) -> dict:
+    return {
+        "symbol": ADAPTER.native_symbol(row.symbol),
+        "baseCoin": row.base,
+        "quoteCoin": row.quote,
+        "innovation": "0",
+        "status": "Trading",
+        "marginTrading": "none",
+        "stTag": "0",
+        "lotSizeFilter": {
+            "basePrecision": "0.000001",
+            "quotePrecision": "0.00000001",
+            "minOrderQty": "0.000048",
+            "maxOrderQty": "71.73956243",
+            "minOrderAmt": "1",
+            "maxOrderAmt": "2000000",
+        },
+        "priceFilter": {"tickSize": "0.01"},
+        "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"},
+    }
+
+
+def _bybit_linear_instrument(row) -> dict:
+    return {
+        "symbol": ADAPTER.native_symbol(row.symbol),
+        "contractType": "LinearPerpetual",
+        "status": "Trading",
+        "baseCoin": row.base,
+        "quoteCoin": row.quote,
+        "settleCoin": row.quote,
+        "launchTime": str(to_ms(history_start())),
+        "deliveryTime": "0",
+        "deliveryFeeRate": "",
+        "priceScale": "2",
+        "leverageFilter": {"minLeverage": "1", "maxLeverage": f"{row.max_leverage:.2f}", "leverageStep": "0.01"},
+        "priceFilter": {"minPrice": "0.10", "maxPrice": "1999999.80", "tickSize": "0.10"},
+        "lotSizeFilter": {
+            "maxOrderQty": "1190.000",
+            "minOrderQty": "0.001",
+            "qtyStep": "0.001",
+            "postOnlyMaxOrderQty": "1190.000",
+            "maxMktOrderQty": "500.000",
+            "minNotionalValue": "5",
+        },
+        "unifiedMarginTrade": True,
+        "fundingInterval": int(row.interval_h * 60),
+        "copyTrading": "both",
+        "upperFundingRate": "0.02",
+        "lowerFundingRate": "-0.02",
+        "isPreListing": False,
+        "preListingInfo": None,
+    }
+
+
+async def bybit_funding_history(request: web.Request) -> web.Response:
+    """Newest first, at most `limit` (<= 200) rows; startTime needs endTime, as on bybit."""
+    state = request.app[STATE]
+    _bybit_category(request, ("linear",))
+    symbol = _bybit_symbol(request)
+    start, end = _bybit_range(request, "startTime", "endTime")
+    if start is not None and end is None:
+        raise VenueRequestError(400, "startTime and endTime must be passed together or both omitted", "10001")
+    limit = int_param(request.query.get("limit"), "limit", 200, 200)
+    rows = newest_first(settled_prints(state, VENUE, symbol, start, end), limit)
+    return bybit_ok(
+        state,
+        {
+            "category": "linear",
+            "list": [
+                {
+                    "symbol": ADAPTER.native_symbol(symbol),
+                    "fundingRate": num(r.rate),
+                    "fundingRateTimestamp": str(to_ms(r.funding_time)),
+                }
+                for r in rows.itertuples()
+            ],
+        },
+    )
+
+
+BYBIT_INTERVALS = {"60": 1}
+
+
+def _bybit_kline(price: str) -> Handler:
+    """kline (perp or spot by category), mark-price-kline and index-price-kline: newest first, limit <= 1000."""
+
+    async def kline(request: web.Request) -> web.Response:
+        state = request.app[STATE]
+        category = _bybit_category(request, ("spot", "linear") if price == "perp" else ("linear",))
+        symbol = _bybit_symbol(request)
+        timeframe_hours(request.query.get("interval"), BYBIT_INTERVALS, "interval")
+        start, end = _bybit_range(request, "start", "end")
+        limit = int_param(request.query.get("limit"), "limit", 200, 1000)
+        bars = newest_first(closed_bars(state, VENUE, symbol, start, end), limit)
+        o, h, l, c, quote_volume = ohlc_of(bars, "spot" if category == "spot" else price)
+        rows = []
+        for i in range(len(bars)):
+            row = [str(to_ms(bars["ts"].iloc[i])), num(o.iloc[i]), num(h.iloc[i]), num(l.iloc[i]), num(c.iloc[i])]
+            if price == "perp":
+                row += [num(quote_volume.iloc[i] / c.iloc[i]), num(quote_volume.iloc[i])]
+            rows.append(row)
+        return bybit_ok(state, {"symbol": ADAPTER.native_symbol(symbol), "category": category, "list": rows})
+
+    return kline
+
+
+BYBIT_OI_INTERVALS = {"1h": 1}
+
+
+async def bybit_open_interest(request: web.Request) -> web.Response:
+    """Open interest in base coin at each hour (bar open time), newest first, limit <= 200, cursor paging."""
+    state = request.app[STATE]
+    _bybit_category(request, ("linear",))
+    symbol = _bybit_symbol(request)
+    timeframe_hours(request.query.get("intervalTime"), BYBIT_OI_INTERVALS, "intervalTime")
+    start, end = _bybit_range(request, "startTime", "endTime")
+    cursor = from_ms(request.query.get("cursor"), "cursor")
+    if cursor is not None:
+        end = cursor - MS if end is None else min(end, cursor - MS)
+    limit = int_param(request.query.get("limit"), "limit", 50, 200)
+    everything = closed_bars(state, VENUE, symbol, start, end)
+    bars = newest_first(everything, limit)
+    more = len(everything) > limit
+    return bybit_ok(
+        state,
+        {
+            "symbol": ADAPTER.native_symbol(symbol),
+            "category": "linear",
+            "list": [
+                {"openInterest": num(r.open_interest_usd / r.close), "timestamp": str(to_ms(r.ts))}
+                for r in bars.itertuples()
+            ],
+            "nextPageCursor": str(to_ms(bars["ts"].iloc[-1])) if more else "",
+        },
+    )
+
+
+async def bybit_tickers(request: web.Request) -> web.Response:
+    """24h volume and turnover over the last 24 closed hours; OI at the last close; the predicted rate."""
+    state = request.app[STATE]
+    category = _bybit_category(request, ("spot", "linear"))
+    now = state.clock.now()
+    inst = listed(state, VENUE)
+    if request.query.get("symbol"):
+        wanted = _bybit_symbol(request)
+        inst = inst[inst["symbol"] == wanted]
+    day = last_day_bars(state, VENUE)
+    out = []
+    for row in inst.itertuples():
+        bars = day[day["symbol"] == row.symbol]
+        if bars.empty:
+            continue
+        prefix = "spot_" if category == "spot" else ""
+        last = bars.iloc[-1]
+        turnover = bars[f"{prefix}volume_usd"]
+        ticker = {
+            "symbol": ADAPTER.native_symbol(row.symbol),
+            "lastPrice": num(last[f"{prefix}close"]),
+            "prevPrice24h": num(bars[f"{prefix}open"].iloc[0]),
+            "highPrice24h": num(bars[f"{prefix}high"].max()),
+            "lowPrice24h": num(bars[f"{prefix}low"].min()),
+            "turnover24h": num(turnover.sum()),
+            "volume24h": num((turnover / bars[f"{prefix}close"]).sum()),
+        }
+        if category == "linear":
+            funding_time, _ = next_funding_times(row, now, state.market, VENUE)
+            ticker.update(
+                {
+                    "indexPrice": num(last["index_price"]),
+                    "markPrice": num(last["mark_price"]),
+                    "openInterest": num(last["open_interest_usd"] / last["close"]),
+                    "openInterestValue": num(last["open_interest_usd"]),
+                    "fundingRate": num(predicted_rate(state, VENUE, row.symbol, now)),
+                    "nextFundingTime": str(to_ms(funding_time)),
+                    "fundingIntervalHour": str(int(row.interval_h)),
+                    "fundingCap": "0.02",
+                    "deliveryTime": "0",
+                    "deliveryFeeRate": "",
+                    "predictedDeliveryPrice": "",
+                    "basisRate": "",
+                    "basis": "",
+                }
+            )
+        out.append(ticker)
+    return bybit_ok(state, {"category": category, "list": out})
+
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/v5/market/instruments-info", bybit_instruments_info),
+    ("GET", "/v5/market/funding/history", bybit_funding_history),
+    ("GET", "/v5/market/kline", _bybit_kline("perp")),
+    ("GET", "/v5/market/mark-price-kline", _bybit_kline("mark")),
+    ("GET", "/v5/market/index-price-kline", _bybit_kline("index")),
+    ("GET", "/v5/market/open-interest", bybit_open_interest),
+    ("GET", "/v5/market/tickers", bybit_tickers),
+]

@@ -1,0 +1,120 @@
+"""Hyperliquid's REST API (one POST /info endpoint) in its real format, from the simulated market."""
+
+from __future__ import annotations
+
+import pandas as pd
+from aiohttp import web
+
+from fund_pipeline.emulator.rest_core import (
+    HOUR,
+    MS,
+    STATE,
+    Handler,
+    VenueRequestError,
+    closed_bars,
+    depth_floor,
+    from_ms,
+    listed,
+    num,
+    page,
+    settled_prints,
+    symbol_of,
+    timeframe_hours,
+    to_ms,
+)
+from fund_pipeline.venues.hyperliquid import ADAPTER
+
+# ---------------------------------------------------------------- hyperliquid (one POST /info endpoint)
+
+VENUE = ADAPTER.name
+
+
+def _hyperliquid_symbol(state, coin) -> str:
+    inst = listed(state, VENUE)
+    return symbol_of(inst, str(coin), inst["base"])
+
+
+def _json_ms(body: dict, key: str) -> pd.Timestamp | None:
+    value = body.get(key)
+    return None if value is None else from_ms(str(value), key)
+
+
+async def hyperliquid_info(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        body = await request.json()
+    except ValueError as bad:
+        raise VenueRequestError(422, "Failed to deserialize the JSON body into the target type") from bad
+    kind = body.get("type")
+    if kind == "metaAndAssetCtxs":
+        inst = listed(state, VENUE)
+        universe = [
+            {"name": row.base, "szDecimals": 4, "maxLeverage": int(row.max_leverage), "marginTableId": 1}
+            for row in inst.itertuples()
+        ]
+        contexts = [
+            {
+                "funding": "0.0",
+                "openInterest": "0.0",
+                "markPx": "0.0",
+                "oraclePx": "0.0",
+                "dayNtlVlm": "0.0",
+                "prevDayPx": "0.0",
+            }
+            for _ in universe
+        ]
+        return web.json_response([{"universe": universe, "marginTables": []}, contexts])
+    if kind == "spotMeta":
+        usdc = {
+            "name": "USDC",
+            "szDecimals": 8,
+            "weiDecimals": 8,
+            "index": 0,
+            "tokenId": "0x6d1e7cde53ba9467b783cb7c530ce054",
+            "isCanonical": True,
+            "evmContract": None,
+            "fullName": None,
+        }
+        return web.json_response({"tokens": [usdc], "universe": []})
+    if kind == "fundingHistory":
+        symbol = _hyperliquid_symbol(state, body.get("coin"))
+        start = _json_ms(body, "startTime")
+        if start is None:
+            raise VenueRequestError(422, "Failed to deserialize the JSON body: missing field `startTime`")
+        rows = page(settled_prints(state, VENUE, symbol, start, _json_ms(body, "endTime")), 500, True)
+        return web.json_response(
+            [
+                {"coin": body["coin"], "fundingRate": num(r.rate), "premium": "0.0", "time": to_ms(r.funding_time)}
+                for r in rows.itertuples()
+            ]
+        )
+    if kind == "candleSnapshot":
+        req = body.get("req") or {}
+        symbol = _hyperliquid_symbol(state, req.get("coin"))
+        timeframe_hours(req.get("interval"), {"1h": 1}, "interval")
+        start, oldest = _json_ms(req, "startTime"), depth_floor(state, VENUE, "/info candleSnapshot")
+        start = oldest if start is None or (oldest is not None and start < oldest) else start
+        bars = page(closed_bars(state, VENUE, symbol, start, _json_ms(req, "endTime")), 5000, True)
+        return web.json_response(
+            [
+                {
+                    "t": to_ms(r.ts),
+                    "T": to_ms(r.ts + HOUR - MS),
+                    "s": req["coin"],
+                    "i": "1h",
+                    "o": num(r.open),
+                    "c": num(r.close),
+                    "h": num(r.high),
+                    "l": num(r.low),
+                    "v": num(r.volume_usd / r.close),
+                    "n": 0,
+                }
+                for r in bars.itertuples()
+            ]
+        )
+    raise VenueRequestError(422, f"Failed to deserialize the JSON body: unknown variant {kind!r}")
+
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("POST", "/info", hyperliquid_info),
+]

@@ -1,0 +1,321 @@
+"""OKX's v5 REST endpoints (SPOT and SWAP) in their real formats, from the simulated market."""
+
+from __future__ import annotations
+
+import pandas as pd
+from aiohttp import web
+
+from fund_pipeline.emulator.rest_core import (
+    HOUR,
+    MS,
+    STATE,
+    Handler,
+    VenueRequestError,
+    closed_bars,
+    depth_floor,
+    from_ms,
+    history_start,
+    int_param,
+    last_day_bars,
+    listed,
+    newest_first,
+    next_funding_times,
+    num,
+    ohlc_of,
+    predicted_rate,
+    settled_prints,
+    symbol_of,
+    timeframe_hours,
+    to_ms,
+)
+from fund_pipeline.venues.okx import ADAPTER
+
+# ---------------------------------------------------------------- okx (v5; SPOT and SWAP)
+
+VENUE = ADAPTER.name
+
+
+def okx_ok(data: list) -> web.Response:
+    return web.json_response({"code": "0", "msg": "", "data": data})
+
+
+def okx_family(symbol: str) -> str:
+    base, quote = symbol.split(":")[0].split("/")
+    return f"{base}-{quote}"
+
+
+def _okx_instrument(request: web.Request, key: str = "instId") -> tuple[str, str]:
+    """(unified perp symbol, kind) of instId: "swap" for BTC-USDT-SWAP, "spot" for BTC-USDT (spot pair or index)."""
+    raw = request.query.get(key)
+    if not raw:
+        raise VenueRequestError(400, f"Parameter {key} can not be empty", "50014")
+    inst = listed(request.app[STATE], VENUE)
+    if raw.endswith("-SWAP"):
+        return symbol_of(inst, raw, inst["symbol"].map(ADAPTER.native_symbol)), "swap"
+    return symbol_of(inst, raw, inst["symbol"].map(okx_family)), "spot"
+
+
+def _okx_bounds(request: web.Request) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """okx's exclusive cursors as an inclusive range: `before` = newer than, `after` = older than."""
+    before = from_ms(request.query.get("before"), "before")
+    after = from_ms(request.query.get("after"), "after")
+    return (None if before is None else before + MS), (None if after is None else after - MS)
+
+
+async def okx_instruments(request: web.Request) -> web.Response:
+    """SPOT and SWAP instruments; FUTURES and OPTION are served empty."""
+    state = request.app[STATE]
+    kind = request.query.get("instType", "")
+    if kind not in ("SPOT", "SWAP", "FUTURES", "OPTION", "MARGIN"):
+        raise VenueRequestError(400, "Parameter instType error", "51000")
+    inst = listed(state, VENUE) if kind in ("SPOT", "SWAP") else listed(state, VENUE)[:0]
+    listed_ms = str(to_ms(history_start()))
+    common = {
+        "alias": "",
+        "category": "1",
+        "expTime": "",
+        "optType": "",
+        "stk": "",
+        "state": "live",
+        "listTime": listed_ms,
+        "ruleType": "normal",
+        "tickSz": "0.1",
+    }
+    if kind == "SPOT":
+        data = [
+            dict(
+                common,
+                instType="SPOT",
+                instId=okx_family(r.symbol),
+                instFamily="",
+                uly="",
+                baseCcy=r.base,
+                quoteCcy=r.quote,
+                settleCcy="",
+                ctVal="",
+                ctMult="",
+                ctValCcy="",
+                ctType="",
+                lever="10",
+                lotSz="0.00000001",
+                minSz="0.00001",
+                maxMktSz="1000000",
+            )
+            for r in inst.itertuples()
+        ]
+    else:
+        data = [
+            dict(
+                common,
+                instType="SWAP",
+                instId=ADAPTER.native_symbol(r.symbol),
+                instFamily=okx_family(r.symbol),
+                uly=okx_family(r.symbol),
+                baseCcy="",
+                quoteCcy="",
+                settleCcy=r.quote,
+                ctVal="0.01",
+                ctMult="1",
+                ctValCcy=r.base,
+                ctType="linear",
+                lever=str(int(r.max_leverage)),
+                lotSz="0.01",
+                minSz="0.01",
+                maxMktSz="5000",
+            )
+            for r in inst.itertuples()
+        ]
+    return okx_ok(data)
+
+
+async def okx_funding_rate(request: web.Request) -> web.Response:
+    """The running window: its predicted rate, its settlement time and the next one (their gap = interval)."""
+    state = request.app[STATE]
+    symbol, kind = _okx_instrument(request)
+    if kind != "swap":
+        raise VenueRequestError(400, "Instrument ID does not exist", "51001")
+    now = state.clock.now()
+    inst = listed(state, VENUE)
+    row = next(inst[inst["symbol"] == symbol].itertuples())
+    funding_time, next_time = next_funding_times(row, now, state.market, VENUE)
+    rate = num(predicted_rate(state, VENUE, symbol, now))
+    return okx_ok(
+        [
+            {
+                "instType": "SWAP",
+                "instId": ADAPTER.native_symbol(symbol),
+                "fundingRate": rate,
+                "nextFundingRate": "",
+                "fundingTime": str(to_ms(funding_time)),
+                "nextFundingTime": str(to_ms(next_time)),
+                "minFundingRate": "-0.015",
+                "maxFundingRate": "0.015",
+                "method": "current_period",
+                "formulaType": "withRate",
+                "interestRate": "0.0001",
+                "impactValue": "20000",
+                "premium": "0",
+                "sign": "",
+                "settState": "settled",
+                "settFundingRate": rate,
+                "ts": str(to_ms(now)),
+            }
+        ]
+    )
+
+
+async def okx_funding_rate_history(request: web.Request) -> web.Response:
+    """Newest first, at most `limit` (<= 400) rows between the exclusive cursors; nothing older than 3 months."""
+    state = request.app[STATE]
+    symbol, kind = _okx_instrument(request)
+    if kind != "swap":
+        raise VenueRequestError(400, "Instrument ID does not exist", "51001")
+    start, end = _okx_bounds(request)
+    limit = int_param(request.query.get("limit"), "limit", 100, 400)
+    oldest = depth_floor(state, VENUE, "/api/v5/public/funding-rate-history")
+    start = oldest if start is None or (oldest is not None and start < oldest) else start
+    rows = newest_first(settled_prints(state, VENUE, symbol, start, end), limit)
+    return okx_ok(
+        [
+            {
+                "instType": "SWAP",
+                "instId": ADAPTER.native_symbol(symbol),
+                "fundingRate": num(r.rate),
+                "realizedRate": num(r.rate),
+                "fundingTime": str(to_ms(r.funding_time)),
+                "method": "current_period",
+                "formulaType": "withRate",
+            }
+            for r in rows.itertuples()
+        ]
+    )
+
+
+OKX_BARS = {"1H": 1}
+# /market/candles holds only the most recent 1440 bars; the history endpoints hold everything.
+OKX_RECENT_BARS = 1440
+
+
+def _okx_candles(price: str, max_limit: int, recent_only: bool) -> Handler:
+    """Candles newest first; perp/spot rows carry volumes (contracts, base, quote), mark/index rows do not."""
+
+    async def candles(request: web.Request) -> web.Response:
+        state = request.app[STATE]
+        symbol, kind = _okx_instrument(request)
+        if (price == "mark" and kind != "swap") or (price == "index" and kind != "spot"):
+            raise VenueRequestError(400, "Instrument ID does not exist", "51001")
+        timeframe_hours(request.query.get("bar"), OKX_BARS, "bar")
+        start, end = _okx_bounds(request)
+        if recent_only:
+            oldest = (state.clock.now() - HOUR).floor("h") - (OKX_RECENT_BARS - 1) * HOUR
+            start = oldest if start is None else max(start, oldest)
+        limit = int_param(request.query.get("limit"), "limit", 100, max_limit)
+        bars = newest_first(closed_bars(state, VENUE, symbol, start, end), limit)
+        series = "spot" if price == "perp" and kind == "spot" else price
+        o, h, l, c, quote_volume = ohlc_of(bars, series)
+        rows = []
+        for i in range(len(bars)):
+            row = [str(to_ms(bars["ts"].iloc[i])), num(o.iloc[i]), num(h.iloc[i]), num(l.iloc[i]), num(c.iloc[i])]
+            if price == "perp":
+                base_volume = quote_volume.iloc[i] / c.iloc[i]
+                first = base_volume if kind == "spot" else base_volume / 0.01  # swaps count 0.01-base contracts
+                row += [
+                    num(first),
+                    num(base_volume if kind == "swap" else quote_volume.iloc[i]),
+                    num(quote_volume.iloc[i]),
+                ]
+            rows.append(row + ["1"])
+        return okx_ok(rows)
+
+    return candles
+
+
+OKX_OI_PERIODS = {"1H": 1}
+
+
+async def okx_open_interest_volume(request: web.Request) -> web.Response:
+    """Per currency, newest first: [ts, open interest (USD), volume (USD)] of its perps, at most 1440 rows."""
+    state = request.app[STATE]
+    ccy = request.query.get("ccy", "")
+    inst = listed(state, VENUE)
+    symbols = inst.loc[inst["base"] == ccy, "symbol"].tolist()
+    if not symbols:
+        raise VenueRequestError(400, f"Parameter ccy error: {ccy!r}", "51000")
+    timeframe_hours(request.query.get("period"), OKX_OI_PERIODS, "period")
+    start = from_ms(request.query.get("begin"), "begin")
+    end = from_ms(request.query.get("end"), "end")
+    oldest = depth_floor(state, VENUE, "/api/v5/rubik/stat/contracts/open-interest-volume")
+    start = oldest if start is None or (oldest is not None and start < oldest) else start
+    bars = pd.concat([closed_bars(state, VENUE, s, start, end) for s in symbols])
+    summed = bars.groupby("ts")[["open_interest_usd", "volume_usd"]].sum().reset_index()
+    rows = newest_first(summed, 1440)
+    return okx_ok([[str(to_ms(r.ts)), num(r.open_interest_usd), num(r.volume_usd)] for r in rows.itertuples()])
+
+
+async def okx_tickers(request: web.Request) -> web.Response:
+    """24h volumes over the last 24 closed hours (swap vol24h in contracts, volCcy24h in base)."""
+    state = request.app[STATE]
+    kind = request.query.get("instType", "")
+    if kind not in ("SPOT", "SWAP"):
+        raise VenueRequestError(400, "Parameter instType error", "51000")
+    day = last_day_bars(state, VENUE)
+    prefix = "spot_" if kind == "SPOT" else ""
+    now_ms = str(to_ms(state.clock.now()))
+    out = []
+    for symbol, bars in day.groupby("symbol", sort=True):
+        base_volume = (bars[f"{prefix}volume_usd"] / bars[f"{prefix}close"]).sum()
+        out.append(
+            {
+                "instType": kind,
+                "instId": okx_family(symbol) if kind == "SPOT" else ADAPTER.native_symbol(symbol),
+                "last": num(bars[f"{prefix}close"].iloc[-1]),
+                "open24h": num(bars[f"{prefix}open"].iloc[0]),
+                "high24h": num(bars[f"{prefix}high"].max()),
+                "low24h": num(bars[f"{prefix}low"].min()),
+                "vol24h": num(base_volume if kind == "SPOT" else base_volume / 0.01),
+                "volCcy24h": num(bars[f"{prefix}volume_usd"].sum() if kind == "SPOT" else base_volume),
+                "sodUtc0": num(bars[f"{prefix}open"].iloc[0]),
+                "sodUtc8": num(bars[f"{prefix}open"].iloc[0]),
+                "ts": now_ms,
+            }
+        )
+    return okx_ok(out)
+
+
+async def okx_open_interest(request: web.Request) -> web.Response:
+    """Open interest of every swap at the last closed hour: contracts, base and USD."""
+    state = request.app[STATE]
+    if request.query.get("instType") != "SWAP":
+        raise VenueRequestError(400, "Parameter instType error", "51000")
+    day = last_day_bars(state, VENUE)
+    out = []
+    for symbol, bars in day.groupby("symbol", sort=True):
+        last = bars.iloc[-1]
+        base = last["open_interest_usd"] / last["close"]
+        out.append(
+            {
+                "instType": "SWAP",
+                "instId": ADAPTER.native_symbol(symbol),
+                "oi": num(base / 0.01),
+                "oiCcy": num(base),
+                "oiUsd": num(last["open_interest_usd"]),
+                "ts": str(to_ms(last["ts"] + HOUR)),
+            }
+        )
+    return okx_ok(out)
+
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/api/v5/public/instruments", okx_instruments),
+    ("GET", "/api/v5/public/funding-rate", okx_funding_rate),
+    ("GET", "/api/v5/public/funding-rate-history", okx_funding_rate_history),
+    ("GET", "/api/v5/market/candles", _okx_candles("perp", 300, recent_only=True)),
+    ("GET", "/api/v5/market/history-candles", _okx_candles("perp", 100, recent_only=False)),
+    ("GET", "/api/v5/market/mark-price-candles", _okx_candles("mark", 100, recent_only=True)),
+    ("GET", "/api/v5/market/history-mark-price-candles", _okx_candles("mark", 100, recent_only=False)),
+    ("GET", "/api/v5/market/index-candles", _okx_candles("index", 100, recent_only=True)),
+    ("GET", "/api/v5/market/history-index-candles", _okx_candles("index", 100, recent_only=False)),
+    ("GET", "/api/v5/rubik/stat/contracts/open-interest-volume", okx_open_interest_volume),
+    ("GET", "/api/v5/market/tickers", okx_tickers),
+    ("GET", "/api/v5/public/open-interest", okx_open_interest),
+]

@@ -1,0 +1,207 @@
+"""Binance USDⓈ-M futures: symbols, REST mapping onto ccxt, the mark-price stream, its wire format.
+
+Intervals: Binance's `fundingInfo` lists only symbols with non-default funding settings; a symbol
+absent from a successfully loaded list settles every 8h (Binance's documented default). When the
+list could not be loaded the interval is unknown, and prints are quarantined, never labelled 8h.
+
+Streams (2026): USDⓈ-M WebSocket base URLs are split by traffic (notice of 2026-03-06, legacy URLs
+retired 2026-04-23): mark-price streams under `wss://fstream.binance.com/market/...`; the legacy
+`/ws` still accepts a SUBSCRIBE and acknowledges it, then delivers nothing. `<symbol>@markPrice@1s`
+pushes every second, `!markPrice@arr@1s` one frame with every USD-M contract (dated futures
+`BTCUSDT_YYMMDD` included, with an empty `r` and `T` 0). 200 streams per connection; the server
+pings, the client's protocol pongs answer; connections close after 24h. Fields: E (event ms),
+s, p (mark), i (index), P (estimated settle), r (rate), T (next funding ms).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fund_pipeline.domain.records import FundingPrint
+from fund_pipeline.venues.adapter import (
+    EmulatedSession,
+    HistoryDepth,
+    ParseContext,
+    RateLimit,
+    RestSpec,
+    StreamSpec,
+    VenueAdapter,
+    VenueFacts,
+)
+from fund_pipeline.venues.wire import (
+    MalformedMessage,
+    UnknownMessage,
+    emit_number,
+    funding_rate,
+    known_interval,
+    optional_price,
+    parse_items,
+    split_linear,
+    time_ns,
+    unified,
+    wanted,
+)
+
+ALL_MARKET = "!markPrice@arr@1s"
+QUOTES = ("USDT", "USDC")
+
+
+class BinanceAdapter(VenueAdapter):
+    facts = VenueFacts("binance", rate_cap=0.0075)
+    rest = RestSpec(
+        "binance",
+        {
+            "defaultType": "swap",
+            "fetchMarkets": {"types": ["spot", "linear"]},
+            "fetchCurrencies": False,
+            "fetchMargins": False,
+        },
+        funding_page=1000,
+        ohlcv_page=1000,
+        oi_page=500,
+        has_spot=True,
+        has_mark_index=True,
+        rate_limits=(
+            # /fapi/v1/fundingRate shares 500 requests per 5 minutes per IP with /fapi/v1/fundingInfo.
+            RateLimit(
+                "fundingRate+fundingInfo",
+                500,
+                300.0,
+                methods=("fetch_funding_rate_history", "fapiPublicGetFundingInfo"),
+                paths=("/fapi/v1/fundingRate", "/fapi/v1/fundingInfo"),
+            ),
+            # Every /fapi request counts against 2,400 weight per minute per IP (klines weigh up to 10).
+            RateLimit("fapi request weight", 2400, 60.0, paths=("/fapi/", "/futures/"), weight=5.0),
+        ),
+        history=(HistoryDepth("fetch_open_interest_history", "/futures/data/openInterestHist", days=30),),
+        ban_status=418,
+    )
+    stream = StreamSpec(
+        url="wss://fstream.binance.com",
+        route="/market/ws",
+        dead_routes=("/ws",),
+        max_connection_age_s=24 * 3600.0,
+        push_every_s=(1.0, 1.0),
+        streams_per_connection=200,
+        subscribe_batch=200,
+    )
+
+    def native_symbol(self, symbol: str) -> str:
+        base, _, rest = symbol.partition("/")
+        return base + rest.partition(":")[0]
+
+    def unified_symbol(self, native: str) -> tuple[str, str] | None:
+        if "_" in native:  # a dated future, BTCUSDT_261225
+            return None
+        found = split_linear(native, QUOTES)
+        if found is None:
+            raise MalformedMessage(f"binance: symbol {native!r} has no known quote currency")
+        return found
+
+    # ------------------------------------------------------------ REST
+
+    def rest_interval_h(self, market: dict[str, Any], call: Any) -> float:
+        return self.stream_intervals(call, [market["symbol"]])[market["symbol"]]
+
+    def stream_intervals(self, call: Any, symbols: list[str]) -> dict[str, float]:
+        """fundingInfo's exceptions, Binance's 8h default for every symbol it does not list."""
+        listed = {r["symbol"]: float(r["fundingIntervalHours"]) for r in call("fapiPublicGetFundingInfo")}
+        default = self.facts.default_interval_h
+        return {s: listed.get(self.native_symbol(s), default) for s in symbols}
+
+    # ------------------------------------------------------------ WebSocket: client
+
+    def subscribe_messages(self, symbols: list[str], all_market: bool = False) -> list[str]:
+        params = [ALL_MARKET] if all_market else [f"{self.native_symbol(s).lower()}@markPrice@1s" for s in symbols]
+        batch = self.stream.subscribe_batch if self.stream else len(params)
+        return [
+            json.dumps({"method": "SUBSCRIBE", "params": params[i : i + batch], "id": 1 + i // batch})
+            for i in range(0, len(params), batch)
+        ]
+
+    def parse(self, msg: Any, received_at_ns: int, ctx: ParseContext) -> list[FundingPrint]:
+        if isinstance(msg, dict) and "stream" in msg and "data" in msg:
+            msg = msg["data"]
+        if isinstance(msg, dict):
+            if msg.get("e") == "markPriceUpdate":
+                found = self._print(msg, received_at_ns, ctx)
+                return [] if found is None else [found]
+            if "result" in msg and "id" in msg:
+                return ctx.control()
+            if isinstance(msg.get("error"), dict) and "id" in msg:
+                ctx.failed_subscriptions.append(f"request {msg['id']}: {msg['error'].get('msg')}")
+                return ctx.control()
+            raise UnknownMessage(f"binance: unknown message keys {sorted(msg)[:8]}")
+        if isinstance(msg, list):
+            return parse_items(msg, ctx, self._print, received_at_ns)
+        raise UnknownMessage(f"binance: unexpected {type(msg).__name__}")
+
+    def _print(self, item: Any, received_at_ns: int, ctx: ParseContext) -> FundingPrint | None:
+        if not isinstance(item, dict) or item.get("e") != "markPriceUpdate":
+            raise UnknownMessage(f"binance: unknown event {item.get('e') if isinstance(item, dict) else item!r}")
+        found = unified(self, ctx, item["s"])
+        if not wanted(ctx, found):
+            return None
+        assert found is not None
+        symbol, base = found
+        return FundingPrint(
+            "binance", symbol, base, "predicted", time_ns(item["T"]), time_ns(item["E"]), received_at_ns,
+            funding_rate(item["r"]), known_interval(ctx, symbol), optional_price(item.get("p")),
+            optional_price(item.get("i")), "ws",
+        )  # fmt: skip
+
+    # ------------------------------------------------------------ WebSocket: the emulator's side
+
+    def encode_prints(self, prints: list[FundingPrint], session: EmulatedSession) -> list[str]:
+        def event(p: FundingPrint) -> dict[str, Any]:
+            return {
+                "e": "markPriceUpdate", "E": p.ts // 1_000_000, "s": self.native_symbol(p.symbol),
+                "p": emit_number(p.mark_price), "P": emit_number(p.index_price), "i": emit_number(p.index_price),
+                "r": emit_number(p.rate), "T": p.funding_time // 1_000_000,
+            }  # fmt: skip
+
+        if session.all_market:
+            payload = [event(p) for p in prints]
+            if prints:  # the dated quarterly listed beside the perp, as the real frame carries it
+                dated = event(prints[0]) | {"s": self.native_symbol(prints[0].symbol) + "_261225", "r": "", "T": 0}
+                payload.append(dated)
+            return [self._wrap(session, ALL_MARKET, payload)]
+        return [self._wrap(session, session.symbols[p.symbol], event(p)) for p in prints if p.symbol in session.symbols]
+
+    @staticmethod
+    def _wrap(session: EmulatedSession, stream: str, payload: Any) -> str:
+        return json.dumps({"stream": stream, "data": payload} if session.combined else payload)
+
+    def subscribe_streams(self, streams: list[str], session: EmulatedSession) -> str | None:
+        """Take `streams` onto the session; an error text when they would pass the per-connection limit."""
+        limit = self.stream.streams_per_connection if self.stream else len(streams)
+        if len(session.symbols) + len(streams) > limit:
+            return f"Too many streams: at most {limit} per connection"
+        for name in streams:
+            if name.startswith("!markPrice@arr"):
+                session.all_market = True
+                continue
+            symbol = session.known(name.split("@", 1)[0].upper())
+            if symbol is not None and "@markPrice" in name:
+                session.symbols[symbol] = name
+        return None
+
+    def serve_request(self, text: str, session: EmulatedSession) -> list[str]:
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            return [json.dumps({"error": {"code": 2, "msg": f"Invalid request: {text[:64]!r}"}, "id": None})]
+        if not isinstance(msg, dict) or msg.get("method") != "SUBSCRIBE":
+            req_id = msg.get("id") if isinstance(msg, dict) else None
+            return [json.dumps({"error": {"code": 2, "msg": "Invalid request"}, "id": req_id})]
+        refused = self.subscribe_streams([str(p) for p in msg.get("params", [])], session)
+        if refused is not None:
+            return [json.dumps({"error": {"code": 1, "msg": refused}, "id": msg.get("id")})]
+        return [json.dumps({"result": None, "id": msg.get("id")})]
+
+    def error_body(self, status: int, message: str, code: str | None) -> dict[str, Any] | None:
+        return {"code": int(code or {429: -1003, 418: -1003}.get(status, -1121)), "msg": message}
+
+
+ADAPTER = BinanceAdapter()

@@ -1,0 +1,200 @@
+"""Bybit v5 linear perpetuals: symbols, REST mapping onto ccxt, the `tickers` stream, its wire format.
+
+Intervals: each instrument lists `fundingInterval` (minutes); the ticker stream carries
+`fundingIntervalHour`. The `tickers.<symbol>` topic sends a snapshot, then every 100 ms a delta
+holding only the changed fields (often only the book: bid1Price, ask1Price ...); the parser merges
+them per symbol and emits a print only when a funding field (rate, next funding time, interval,
+mark, index) changed. At most 10 topics per subscribe request; a refused subscribe answers
+`success: false` with the bad topics in `ret_msg`. The client pings `{"op":"ping"}` every 20 s.
+REST: 600 requests per 5 s per IP; past it the gateway answers 403 "access too frequent".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from fund_pipeline.domain.records import FundingPrint
+from fund_pipeline.venues.adapter import (
+    EmulatedSession,
+    ParseContext,
+    RateLimit,
+    RestSpec,
+    StreamSpec,
+    VenueAdapter,
+    VenueFacts,
+)
+from fund_pipeline.venues.wire import (
+    MalformedMessage,
+    UnknownMessage,
+    emit_number,
+    funding_rate,
+    interval_hours,
+    optional_price,
+    split_linear,
+    time_ns,
+    unified,
+    wanted,
+)
+
+QUOTES = ("USDT", "USDC")
+# Ticker fields a print is made of: a delta changing none of them is book traffic, not funding.
+FUNDING_FIELDS = ("fundingRate", "nextFundingTime", "fundingIntervalHour", "markPrice", "indexPrice")
+
+
+class BybitAdapter(VenueAdapter):
+    facts = VenueFacts("bybit", rate_cap=0.02)
+    rest = RestSpec(
+        "bybit",
+        {"defaultType": "swap", "fetchMarkets": {"types": ["spot", "linear"]}, "fetchCurrencies": False},
+        funding_page=200,
+        ohlcv_page=1000,
+        oi_page=200,
+        has_spot=True,
+        has_mark_index=True,
+        rate_limits=(RateLimit("ip", 600, 5.0),),
+        ban_status=403,
+    )
+    stream = StreamSpec(
+        url="wss://stream.bybit.com",
+        route="/v5/public/linear",
+        app_ping=('{"op":"ping"}', 20.0),
+        push_every_s=(0.1, 0.1),
+        subscribe_batch=10,
+    )
+
+    def native_symbol(self, symbol: str) -> str:
+        base, _, rest = symbol.partition("/")
+        return base + rest.partition(":")[0]
+
+    def unified_symbol(self, native: str) -> tuple[str, str] | None:
+        if "-" in native:  # dated futures: BTCUSDT-26DEC25
+            return None
+        found = split_linear(native, QUOTES)
+        if found is None:
+            raise MalformedMessage(f"bybit: symbol {native!r} has no known quote currency")
+        return found
+
+    def rest_interval_h(self, market: dict[str, Any], call: Any) -> float:
+        minutes = (market.get("info") or {}).get("fundingInterval")
+        if not minutes:
+            raise MalformedMessage(f"bybit: instrument {market.get('id')} lists no fundingInterval")
+        return float(minutes) / 60.0
+
+    # ------------------------------------------------------------ WebSocket: client
+
+    def subscribe_messages(self, symbols: list[str], all_market: bool = False) -> list[str]:
+        topics = [f"tickers.{self.native_symbol(s)}" for s in symbols]
+        batch = self.stream.subscribe_batch if self.stream else len(topics)
+        return [
+            json.dumps({"op": "subscribe", "req_id": f"sub{i // batch}", "args": topics[i : i + batch]})
+            for i in range(0, len(topics), batch)
+        ]
+
+    def parse(self, msg: Any, received_at_ns: int, ctx: ParseContext) -> list[FundingPrint]:
+        if not isinstance(msg, dict):
+            raise UnknownMessage(f"bybit: unexpected {type(msg).__name__}")
+        topic = msg.get("topic")
+        if topic is None:
+            if msg.get("op") in ("subscribe", "ping", "pong", "unsubscribe") and "success" in msg:
+                if msg.get("op") == "subscribe" and msg.get("success") is False:
+                    ctx.failed_subscriptions.append(f"{msg.get('req_id', '')}: {msg.get('ret_msg', '')}")
+                return ctx.control()
+            raise UnknownMessage(f"bybit: unknown message keys {sorted(msg)[:8]}")
+        if not topic.startswith("tickers."):
+            raise UnknownMessage(f"bybit: unknown topic {topic!r}")
+        data = msg["data"]
+        native = data["symbol"]
+        kind = msg.get("type")
+        if kind == "snapshot":
+            state = ctx.state[native] = dict(data)
+        elif kind == "delta":
+            if native not in ctx.state:
+                raise MalformedMessage(f"bybit: delta for {native} before its snapshot")
+            state = ctx.state[native]
+            if not any(k in data for k in FUNDING_FIELDS):
+                state.update(data)
+                ctx.skip("book_only_delta")
+                return []
+            state.update(data)
+        else:
+            raise UnknownMessage(f"bybit: unknown message type {kind!r}")
+        found = unified(self, ctx, native)
+        if not wanted(ctx, found):
+            return []
+        assert found is not None
+        symbol, base = found
+        interval = optional_price(state.get("fundingIntervalHour"))
+        if not interval > 0:
+            interval = ctx.intervals.get(symbol, math.nan)
+        if not interval > 0:
+            raise MalformedMessage(f"bybit: no funding interval known for {symbol}")
+        interval_hours(interval, f"bybit {symbol}")
+        return [FundingPrint(
+            "bybit", symbol, base, "predicted", time_ns(state["nextFundingTime"]), time_ns(msg["ts"]), received_at_ns,
+            funding_rate(state["fundingRate"]), interval, optional_price(state.get("markPrice")),
+            optional_price(state.get("indexPrice")), "ws",
+        )]  # fmt: skip
+
+    # ------------------------------------------------------------ WebSocket: the emulator's side
+
+    def encode_prints(self, prints: list[FundingPrint], session: EmulatedSession) -> list[str]:
+        """A snapshot per symbol first, then deltas of the changed fields; unchanged funding → a book-only delta."""
+        frames = []
+        for p in prints:
+            if p.symbol not in session.symbols:
+                continue
+            native = self.native_symbol(p.symbol)
+            sent = session.sent.get(native)
+            book = repr(float(sent["bid1Size"]) % 9 + 1.0) if sent else "1.0"
+            ticker = {
+                "symbol": native, "markPrice": emit_number(p.mark_price), "indexPrice": emit_number(p.index_price),
+                "fundingRate": emit_number(p.rate), "nextFundingTime": str(p.funding_time // 1_000_000),
+                "fundingIntervalHour": str(int(p.interval_h)), "bid1Size": book,
+            }  # fmt: skip
+            if sent is None:
+                kind, data = "snapshot", ticker
+            else:
+                kind = "delta"
+                data = {"symbol": native} | {k: v for k, v in ticker.items() if sent.get(k) != v}
+            session.sent[native] = ticker
+            ms = p.ts // 1_000_000
+            frames.append(json.dumps({"topic": f"tickers.{native}", "type": kind, "data": data, "cs": ms, "ts": ms}))
+        return frames
+
+    def serve_request(self, text: str, session: EmulatedSession) -> list[str]:
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            msg = None
+        if not isinstance(msg, dict):
+            return [json.dumps({"success": False, "ret_msg": f"invalid request: {text[:64]!r}", "conn_id": "emu"})]
+        op = msg.get("op")
+        reply = {"conn_id": "emu", "req_id": msg.get("req_id", ""), "op": op}
+        if op == "ping":
+            return [json.dumps({"success": True, "ret_msg": "pong", **reply})]
+        if op != "subscribe":
+            return [json.dumps({"success": False, "ret_msg": f"unknown op {op!r}", **reply})]
+        bad = []
+        for arg in msg.get("args", []):
+            symbol = session.known(arg.removeprefix("tickers.")) if str(arg).startswith("tickers.") else None
+            if symbol is None or symbol in session.fail_subscriptions:
+                bad.append(arg)
+            else:
+                session.symbols[symbol] = arg
+        return [json.dumps({"success": not bad, "ret_msg": f"Invalid symbol :{bad}" if bad else "", **reply})]
+
+    def error_body(self, status: int, message: str, code: str | None) -> dict[str, Any] | None:
+        if status == 403:  # the gateway's ban answers plain text
+            return None
+        return {
+            "retCode": int(code or (10006 if status == 429 else 10001)),
+            "retMsg": message,
+            "result": {},
+            "retExtInfo": {},
+            "time": 0,
+        }
+
+
+ADAPTER = BybitAdapter()

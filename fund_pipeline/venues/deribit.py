@@ -1,0 +1,47 @@
+"""Deribit USDC linear perpetuals: symbols and REST mapping onto ccxt (no stream is collected).
+
+Deribit's formula has no interest component and a dead band: nothing is charged while the premium
+stays within ±0.05 %. Its funding history is an hourly record of the trailing 8h rate; the
+settlements are the records on the 8h grid. Public (non-matching-engine) requests: 20 a second.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fund_pipeline.venues.adapter import RateLimit, RestSpec, VenueAdapter, VenueFacts
+
+
+class DeribitAdapter(VenueAdapter):
+    facts = VenueFacts(
+        "deribit", quote="USDC", formula="dead_band", dead_band_8h=0.0005, interest_rate_8h=0.0, rate_cap=0.005
+    )
+    rest = RestSpec(
+        "deribit",
+        {"defaultType": "swap", "fetchMarkets": {"types": ["swap"]}},
+        funding_page=744,
+        ohlcv_page=5000,
+        funding_record_h=1.0,
+        rate_limits=(RateLimit("non-matching", 20, 1.0),),
+    )
+
+    def native_symbol(self, symbol: str) -> str:
+        base, _, rest = symbol.partition("/")
+        return f"{base}_{rest.partition(':')[0]}-PERPETUAL"
+
+    def unified_symbol(self, native: str) -> tuple[str, str] | None:
+        pair, _, kind = native.partition("-")
+        if kind != "PERPETUAL":
+            return None
+        base, _, quote = pair.partition("_")
+        return f"{base}/{quote}:{quote}", base
+
+    def error_body(self, status: int, message: str, code: str | None) -> dict[str, Any] | None:
+        return {
+            "jsonrpc": "2.0",
+            "error": {"code": int(code or (10028 if status == 429 else -32602)), "message": message},
+            "testnet": False,
+        }
+
+
+ADAPTER = DeribitAdapter()

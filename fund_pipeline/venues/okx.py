@@ -1,0 +1,187 @@
+"""OKX v5 swaps: symbols, REST mapping onto ccxt, the `funding-rate` channel, its wire format.
+
+Intervals come from settled windows, never from `nextFundingTime - fundingTime` (the length of
+the window after the running one: around an interval change it would tag the last old window
+with the new interval). Over REST the running window's interval is its settlement (`fundingTime`
+of public/funding-rate) minus the last settled print's; on the stream, a roll of `fundingTime`
+from F to F' gives the window ending at F' the interval F' - F, and before the first roll the
+caller's REST interval stands. `funding-rate` pushes every 30-90 s, so a silence limit tuned for
+per-second streams would reconnect it forever. Funding history reaches back 3 months (at most
+400 rows a request); open-interest history about 30 days.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fund_pipeline.domain.records import FundingPrint
+from fund_pipeline.domain.time import NS_PER_HOUR, NS_PER_MS
+from fund_pipeline.venues.adapter import (
+    EmulatedSession,
+    HistoryDepth,
+    ParseContext,
+    RateLimit,
+    RestSpec,
+    StreamSpec,
+    VenueAdapter,
+    VenueFacts,
+)
+from fund_pipeline.venues.wire import (
+    MalformedMessage,
+    UnknownMessage,
+    emit_number,
+    funding_rate,
+    interval_hours,
+    known_interval,
+    parse_items,
+    time_ns,
+    unified,
+    wanted,
+)
+
+
+class OkxAdapter(VenueAdapter):
+    facts = VenueFacts("okx", rate_cap=0.015)
+    rest = RestSpec(
+        "okx",
+        {"defaultType": "swap", "fetchMarkets": {"types": ["spot", "swap"]}, "fetchCurrencies": False},
+        funding_page=400,
+        ohlcv_page=100,
+        oi_page=1440,
+        has_spot=True,
+        has_mark_index=True,
+        funding_until="after",
+        rate_limits=(
+            RateLimit(
+                "funding-rate-history",
+                10,
+                2.0,
+                methods=("fetch_funding_rate_history",),
+                paths=("/api/v5/public/funding-rate-history",),
+            ),
+            RateLimit("funding-rate", 20, 2.0, methods=("fetch_funding_rate",), paths=("/api/v5/public/funding-rate",)),
+            RateLimit("candles", 20, 2.0, methods=("fetch_ohlcv",), paths=("/api/v5/market/",)),
+            RateLimit("rubik", 5, 2.0, methods=("fetch_open_interest_history",), paths=("/api/v5/rubik/",)),
+        ),
+        history=(
+            HistoryDepth("fetch_funding_rate_history", "/api/v5/public/funding-rate-history", days=92),
+            HistoryDepth("fetch_open_interest_history", "/api/v5/rubik/stat/contracts/open-interest-volume", days=30),
+        ),
+    )
+    stream = StreamSpec(
+        url="wss://ws.okx.com:8443",
+        route="/ws/v5/public",
+        app_ping=("ping", 25.0),
+        push_every_s=(30.0, 90.0),
+    )
+
+    def native_symbol(self, symbol: str) -> str:
+        base, _, rest = symbol.partition("/")
+        return f"{base}-{rest.partition(':')[0]}-SWAP"
+
+    def unified_symbol(self, native: str) -> tuple[str, str] | None:
+        parts = native.split("-")
+        if len(parts) != 3 or parts[2] != "SWAP":
+            if len(parts) == 3 and parts[2].isdigit():  # a dated future, BTC-USDT-261225
+                return None
+            raise MalformedMessage(f"okx: instrument {native!r} is not a swap id")
+        base, quote, _ = parts
+        return f"{base}/{quote}:{quote}", base
+
+    def rest_interval_h(self, market: dict[str, Any], call: Any) -> float:
+        """The running window's settlement minus the last settled one."""
+        running = call("fetch_funding_rate", market["symbol"])
+        settles_ms = int((running.get("info") or {})["fundingTime"])
+        last = call("fetch_funding_rate_history", market["symbol"], None, 1)
+        if not last:
+            raise MalformedMessage(f"okx: {market['symbol']} has no settled funding yet; its interval is unknown")
+        return (settles_ms - int(last[-1]["timestamp"])) / 3_600_000
+
+    def stream_intervals(self, call: Any, symbols: list[str]) -> dict[str, float]:
+        return {s: self.rest_interval_h({"symbol": s}, call) for s in symbols}
+
+    # ------------------------------------------------------------ WebSocket: client
+
+    def subscribe_messages(self, symbols: list[str], all_market: bool = False) -> list[str]:
+        args = [{"channel": "funding-rate", "instId": self.native_symbol(s)} for s in symbols]
+        return [json.dumps({"op": "subscribe", "args": args})]
+
+    def parse(self, msg: Any, received_at_ns: int, ctx: ParseContext) -> list[FundingPrint]:
+        if not isinstance(msg, dict):
+            raise UnknownMessage(f"okx: unexpected {type(msg).__name__}")
+        if "event" in msg:
+            if msg["event"] == "error":
+                ctx.failed_subscriptions.append(f"{msg.get('code')}: {msg.get('msg')}")
+                raise UnknownMessage(f"okx: error event {msg.get('code')} {msg.get('msg')}")
+            return ctx.control()
+        arg = msg.get("arg") or {}
+        if arg.get("channel") != "funding-rate" or "data" not in msg:
+            raise UnknownMessage(f"okx: unknown message keys {sorted(msg)[:8]}")
+        if not isinstance(msg["data"], list):
+            raise MalformedMessage(f"okx: data is {type(msg['data']).__name__}, not a list")
+        return parse_items(msg["data"], ctx, self._print, received_at_ns)
+
+    def _print(self, item: Any, received_at_ns: int, ctx: ParseContext) -> FundingPrint | None:
+        found = unified(self, ctx, item["instId"])
+        if not wanted(ctx, found):
+            return None
+        assert found is not None
+        symbol, base = found
+        funding = time_ns(item["fundingTime"])
+        seen = ctx.state.setdefault(symbol, {})
+        previous = seen.get("funding_time")
+        if previous is not None and funding > previous:
+            ctx.intervals[symbol] = interval_hours((funding - previous) / NS_PER_HOUR, f"okx {symbol}")
+        if previous is None or funding > previous:
+            seen["funding_time"] = funding
+        return FundingPrint(
+            "okx", symbol, base, "predicted", funding, time_ns(item["ts"]), received_at_ns,
+            funding_rate(item["fundingRate"]), interval_hours(known_interval(ctx, symbol), f"okx {symbol}"),
+            float("nan"), float("nan"), "ws",
+        )  # fmt: skip
+
+    # ------------------------------------------------------------ WebSocket: the emulator's side
+
+    def encode_prints(self, prints: list[FundingPrint], session: EmulatedSession) -> list[str]:
+        frames = []
+        for p in prints:
+            if p.symbol not in session.symbols:
+                continue
+            native = self.native_symbol(p.symbol)
+            funding_ms = p.funding_time // NS_PER_MS
+            item = {
+                "formulaType": "withRate", "fundingRate": emit_number(p.rate), "fundingTime": str(funding_ms),
+                "impactValue": "", "instId": native, "instType": "SWAP", "interestRate": "0.0001",
+                "method": "current_period", "nextFundingRate": "", "premium": "",
+                "nextFundingTime": str(int(funding_ms + p.interval_h * 3_600_000)), "settState": "settled",
+                "settFundingRate": "", "ts": str(p.ts // NS_PER_MS),
+            }  # fmt: skip
+            frames.append(json.dumps({"arg": {"channel": "funding-rate", "instId": native}, "data": [item]}))
+        return frames
+
+    def serve_request(self, text: str, session: EmulatedSession) -> list[str]:
+        if text == "ping":
+            return ["pong"]
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            msg = None
+        if not isinstance(msg, dict) or msg.get("op") != "subscribe":
+            op = msg.get("op") if isinstance(msg, dict) else None
+            return [json.dumps({"event": "error", "code": "60012", "msg": f"Illegal request: {op!r}", "connId": "emu"})]
+        out = []
+        for arg in msg.get("args", []):
+            symbol = session.known(arg.get("instId", "")) if arg.get("channel") == "funding-rate" else None
+            if symbol is None or symbol in session.fail_subscriptions:
+                out.append({"event": "error", "code": "60018", "msg": f"Wrong URL or channel:{arg}", "connId": "emu"})
+            else:
+                session.symbols[symbol] = arg["instId"]
+                out.append({"event": "subscribe", "arg": arg, "connId": "emu"})
+        return [json.dumps(frame) for frame in out]
+
+    def error_body(self, status: int, message: str, code: str | None) -> dict[str, Any] | None:
+        return {"code": code or ("50011" if status == 429 else "51001"), "msg": message, "data": []}
+
+
+ADAPTER = OkxAdapter()

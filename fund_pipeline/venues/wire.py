@@ -1,0 +1,137 @@
+"""The shared rules for fields of the venues' frames: numbers, rates, intervals, times, per-item parsing.
+
+Adapters parse their venue's messages with these, so every venue rejects the same bad values the
+same way (see `fund_pipeline.venues.streams` for what a print must satisfy).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from fund_pipeline.domain.records import FundingPrint
+from fund_pipeline.domain.time import MAX_EPOCH_MS, MAX_INTERVAL_H, MIN_INTERVAL_H, NS_PER_MS
+from fund_pipeline.venues.adapter import ParseContext
+
+
+class MalformedMessage(ValueError):
+    """A frame (or one item of it) that is not valid JSON or not in the venue's format."""
+
+
+class UnknownMessage(MalformedMessage):
+    """Valid JSON in no shape this parser knows (new event type, error frame ...)."""
+
+
+class NoInterval(MalformedMessage):
+    """A print whose funding interval neither the message nor the venue's REST metadata gives."""
+
+
+def number(value: Any) -> float:
+    """A JSON number or decimal string as float; a bool is a wrong type, not 0 or 1."""
+    if isinstance(value, bool):
+        raise MalformedMessage(f"boolean {value!r} where a number belongs")
+    return float(value)
+
+
+def optional_price(value: Any) -> float:
+    """An optional price: NaN when absent."""
+    if value is None or value == "":
+        return math.nan
+    return number(value)
+
+
+def funding_rate(value: Any) -> float:
+    """A usable funding rate: finite and > -1, else the item is malformed (it must never reach a builder)."""
+    rate = number(value)
+    if not (math.isfinite(rate) and rate > -1.0):
+        raise MalformedMessage(f"unusable funding rate {value!r}")
+    return rate
+
+
+def interval_hours(hours: float, what: str) -> float:
+    """A funding interval between a minute and a day; anything else is a broken field."""
+    if not MIN_INTERVAL_H <= hours <= MAX_INTERVAL_H:
+        raise MalformedMessage(f"{what}: funding interval {hours!r} h outside [{MIN_INTERVAL_H:.4f}, {MAX_INTERVAL_H}]")
+    return hours
+
+
+def time_ns(value: Any) -> int:
+    """Venue epoch milliseconds (number or digit string) as int ns, within what int64 ns can hold."""
+    if isinstance(value, bool):
+        raise MalformedMessage(f"boolean {value!r} where a time belongs")
+    ms = int(value)
+    if not 0 < ms <= MAX_EPOCH_MS:
+        raise MalformedMessage(f"time {value!r} ms is out of range")
+    return ms * NS_PER_MS
+
+
+def known_interval(ctx: ParseContext, symbol: str) -> float:
+    """The caller's interval for a symbol whose messages carry none; NoInterval when nobody knows it."""
+    interval = ctx.intervals.get(symbol)
+    if interval is None:
+        raise NoInterval(f"{ctx.venue}: no funding interval known for {symbol} (REST metadata not loaded)")
+    return interval
+
+
+def parse_items(
+    items: list[Any],
+    ctx: ParseContext,
+    one: Callable[[Any, int, ParseContext], FundingPrint | None],
+    received_at_ns: int,
+) -> list[FundingPrint]:
+    """Each item of a whole-market frame on its own: `one(item)` is its print or None (skipped).
+
+    A bad item goes to `ctx.bad_items` with its reason; the frame's other prints still count. A
+    frame of one item is that item: its error is the frame's.
+    """
+    if len(items) == 1:
+        found = one(items[0], received_at_ns, ctx)
+        return [] if found is None else [found]
+    out = []
+    for item in items:
+        try:
+            found = one(item, received_at_ns, ctx)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as bad:
+            reason = str(bad) if isinstance(bad, MalformedMessage) else f"{type(bad).__name__}: {bad}"
+            ctx.bad_items.append((f"{ctx.venue}: {reason}", item))
+            continue
+        if found is not None:
+            out.append(found)
+    return out
+
+
+def unified(adapter: Any, ctx: ParseContext, native: Any) -> tuple[str, str] | None:
+    """The venue id's (unified symbol, base), cached per connection; None for ids that are not linear perps."""
+    if not isinstance(native, str):
+        raise MalformedMessage(f"{ctx.venue}: symbol {native!r} is not a string")
+    if native in ctx.symbols:
+        return ctx.symbols[native]
+    found = ctx.symbols[native] = adapter.unified_symbol(native)
+    return found
+
+
+def wanted(ctx: ParseContext, found: tuple[str, str] | None) -> bool:
+    """Whether a print of `found` belongs on this connection; counts dated contracts and unconfigured symbols."""
+    if found is None:
+        ctx.skip("not_a_perp")
+        return False
+    if ctx.wanted is not None and found[0] not in ctx.wanted:
+        ctx.skip("unconfigured")
+        return False
+    return True
+
+
+def emit_number(value: float) -> str:
+    """How venues send a number: a decimal string, "" when absent (NaN); repr round-trips a float exactly."""
+    value = float(value)
+    return "" if math.isnan(value) else repr(value)
+
+
+def split_linear(native: str, quotes: tuple[str, ...]) -> tuple[str, str] | None:
+    """BTCUSDT → (BTC/USDT:USDT, BTC) for the given quotes; None when no quote matches."""
+    for quote in quotes:
+        if native.endswith(quote) and len(native) > len(quote):
+            base = native[: -len(quote)]
+            return f"{base}/{quote}:{quote}", base
+    return None
