@@ -9,7 +9,7 @@ export FUND_PIPELINE_DATA_DIR := $(CURDIR)/data
 export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-fast lint ui bench real-sample emulator collect lock
+.PHONY: demo test test-fast lint ui bench real-sample import emulator collect lock
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -35,15 +35,20 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Every source in one UI: the demo, the real sample and imports are code locations of workspace.yaml.
 ui: $(STAMP)
 	$(BIN)/fund-pipeline init-home
-	$(BIN)/dg dev --host 127.0.0.1 --port 3000
+	$(BIN)/dagster dev -w workspace.yaml --host 127.0.0.1 --port 3000
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 real-sample: $(STAMP)
 	$(BIN)/fund-pipeline real-sample
+
+# make import PATHS="exports/ more.csv.gz" ARGS="--venue bybit --clock utc"
+import: $(STAMP)
+	$(BIN)/fund-pipeline import $(PATHS) $(ARGS)
 
 emulator: $(STAMP)
 	$(BIN)/fund-pipeline exchange-emulator --port 8765 --speed 60

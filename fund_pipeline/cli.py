@@ -1,4 +1,4 @@
-"""`fund-pipeline demo | real-sample | init-home | exchange-emulator | collect`."""
+"""`fund-pipeline demo | real-sample | import | init-home | exchange-emulator | collect`."""
 
 from __future__ import annotations
 
@@ -25,16 +25,40 @@ def main(argv: list[str] | None = None) -> int:
     real = sub.add_parser("real-sample", help="import the real public sample and score forecasts on it")
     real.add_argument("--start", default="2022-01-01")
     real.add_argument("--end", default="2024-01-01")
+    imp = sub.add_parser(
+        "import",
+        help="import funding files (venue REST exports, Binance archives, Tardis, ccxt, plain UTC) through Dagster",
+        description="Materialise the files' day x venue partitions of ingest and curves into data/imports and the "
+        "project's DAGSTER_HOME, with a progress bar; run it again to resume, or to re-import changed files only.",
+    )
+    imp.add_argument("paths", nargs="+", help="files or folders (folders are read recursively)")
+    imp.add_argument("--venue", help="venue of files whose format and name do not say it")
+    imp.add_argument("--symbol", help="ccxt unified symbol (e.g. BTC/USDT:USDT) of files that do not say it")
+    imp.add_argument("--format", dest="fmt", help="format name instead of detection by header")
+    imp.add_argument("--clock", default="utc", help="the files' clock: utc (default), +3 (local = UTC+3), or infer")
+    imp.add_argument("--since", help="first day to import (YYYY-MM-DD, UTC)")
+    imp.add_argument("--until", help="day after the last one to import (YYYY-MM-DD, UTC)")
     sub.add_parser("init-home", help="prepare the project-local DAGSTER_HOME")
     sub.add_parser("exchange-emulator", help="serve the venues' REST and WebSocket formats on 127.0.0.1")
     sub.add_parser("collect", help="run the live collector")
     args = parser.parse_args(argv)
 
+    if args.command == "init-home":
+        from fund_pipeline.instance import prepare_home
+
+        print(prepare_home())
+        return 0
+    if args.command == "import":
+        from fund_pipeline.importer import run_import
+        from fund_pipeline.sources.files import SourceConfigError
+
+        try:
+            return run_import(args.paths, args.venue, args.symbol, args.fmt, args.clock, args.since, args.until)
+        except SourceConfigError as exc:
+            parser.error(str(exc))
+
     from fund_pipeline import demo as demo_module
 
-    if args.command == "init-home":
-        print(demo_module.prepare_home())
-        return 0
     if args.command == "demo":
         return demo_module.run_demo(days=args.days, end=args.end)
     return demo_module.run_real_sample(start=args.start, end=args.end)

@@ -15,34 +15,16 @@ import pandas as pd
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from fund_pipeline.defs.partitions import WEEKLY_PARTITIONS
-from fund_pipeline.resources import data_dir, open_readonly
+from fund_pipeline.importer import INGEST_ASSETS, QUIET
+from fund_pipeline.instance import prepare_home
+from fund_pipeline.locations import resources_of
+from fund_pipeline.resources import open_readonly
 
 # Curves need 3 days of earlier prints, features a week of warm-up: ingest that much before the range.
 INGEST_WARMUP_DAYS = 8
 # Weekly models and baskets need at least this much history before their week starts.
 WEEKLY_MIN_HISTORY = pd.Timedelta(days=21)
 SHOWN_WEIGHT = 0.005
-# The terminal gets the summary; every event is still in the run's log in the UI.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-DAGSTER_YAML = """\
-telemetry:
-  enabled: false
-concurrency:
-  pools:
-    default_limit: 1
-"""
-
-
-def prepare_home() -> Path:
-    """Project-local DAGSTER_HOME with one slot per pool: the warehouse takes one writer."""
-    home = Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML)
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home
 
 
 def load_definitions() -> dg.Definitions:
@@ -97,7 +79,8 @@ def materialise_all(
         instance=instance, run_config=QUIET, raise_on_error=True
     )
     print(
-        f"  {'reports_job':<16} forecast_scorecard, basket_performance over every stored week  {time.perf_counter() - started:5.1f}s"
+        f"  {'reports_job':<16} forecast_scorecard, basket_performance over every stored week  "
+        f"{time.perf_counter() - started:5.1f}s"
     )
     results.append(reports)
     return results
@@ -125,7 +108,8 @@ def print_summary(results, database: str, ui_hint: str = "make ui   (then http:/
     tables = [r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()]
     print("\nrows per warehouse table:")
     for table in tables:
-        print(f"  {table:<26} {conn.execute(f'SELECT count(*) FROM {table}').fetchone()[0]:>10,}")
+        (count,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
+        print(f"  {table:<26} {count:>10,}")
     checks = check_outcomes(results)
     if not checks.empty:
         summary = checks.groupby(["asset", "check"]).agg(
@@ -135,7 +119,8 @@ def print_summary(results, database: str, ui_hint: str = "make ui   (then http:/
         print(summary.to_string())
     if "forecast_scorecard" in tables:
         card = conn.execute(
-            "SELECT predictor, smape, mae, hit_rate, n FROM forecast_scorecard WHERE venue = 'all' ORDER BY smape"
+            "SELECT horizon, predictor, smape, mae, hit_rate, n FROM forecast_scorecard WHERE venue = 'all' "
+            "ORDER BY horizon, smape"
         ).df()
         print("\nforecast scorecard, out of sample, all venues (lower SMAPE/MAE is better):")
         print(card.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
@@ -147,11 +132,13 @@ def print_summary(results, database: str, ui_hint: str = "make ui   (then http:/
         if len(basket):
             shown = basket.loc[basket["weight"] >= SHOWN_WEIGHT]
             print(
-                f"\nthis week's hedge baskets (formed {basket['as_of'].iloc[0]:%Y-%m-%d %H:%M} UTC; legs of {SHOWN_WEIGHT:.1%} or more):"
+                f"\nthis week's hedge baskets (formed {basket['as_of'].iloc[0]:%Y-%m-%d %H:%M} UTC; "
+                f"legs of {SHOWN_WEIGHT:.1%} or more):"
             )
             print(shown.drop(columns="as_of").to_string(index=False, float_format=lambda x: f"{x:.4f}"))
             print(
-                f"  ({len(basket) - len(shown)} candidate legs below {SHOWN_WEIGHT:.1%} not shown; all weights are in weekly_hedge_baskets)"
+                f"  ({len(basket) - len(shown)} candidate legs below {SHOWN_WEIGHT:.1%} not shown; "
+                "all weights are in weekly_hedge_baskets)"
             )
     conn.close()
     print(f"\nopen the UI on these runs:  {ui_hint}")
@@ -162,72 +149,76 @@ def run_demo(days: int = 60, end: str | None = None) -> int:
     defs = load_definitions()
     end_day = pd.Timestamp(end, tz="UTC") if end else pd.Timestamp.now(tz="UTC").normalize()
     first_day = end_day - pd.Timedelta(days=days)
-    venues = defs.resources["market_source"].get().venues()
+    venues = resources_of(defs)["market_source"].get().venues()
     print(
-        f"fund_pipeline demo: simulated market, {', '.join(venues)}, {first_day:%Y-%m-%d} .. {end_day:%Y-%m-%d} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})"
+        f"fund_pipeline demo: simulated market, {', '.join(venues)}, {first_day:%Y-%m-%d} .. {end_day:%Y-%m-%d} "
+        f"(DAGSTER_HOME={os.environ['DAGSTER_HOME']})"
     )
     with dg.DagsterInstance.get() as instance:
         results = materialise_all(defs, instance, first_day, end_day, venues)
-    print_summary(results, defs.resources["warehouse"].database)
+    print_summary(results, resources_of(defs)["warehouse"].database)
     return 0
-
-
-REAL_SAMPLE_INGEST = ["market_universe", "raw_funding_prints", "curve_history"]
 
 
 def run_real_sample(start: str, end: str) -> int:
     """Real public prints → curves → features → walk-forward forecasts, scored against the baselines.
 
-    Kept in its own warehouse and DAGSTER_HOME under data/real_sample so simulated and real numbers
-    never mix. The sample has no bars: market features are absent and the model runs on funding alone.
+    The `real_sample` code location: its own warehouse under data/real_sample and asset keys under
+    real_sample/, recorded in the project's DAGSTER_HOME, so `make ui` shows it beside the demo and
+    simulated and real numbers never mix. Ingest and curves go through the importer (resumable: a
+    second run skips the partitions already done). The sample has no bars: market features are
+    absent and the model runs on funding alone.
     """
-    from fund_pipeline.definitions import build_definitions
-    from fund_pipeline.resources import LandingZone, MarketSourceResource, Warehouse
-    from fund_pipeline.sources.files import SAMPLE_ROOT
-
-    root = data_dir() / "real_sample"
-    os.environ["DAGSTER_HOME"] = str(root / "dagster_home")
-    prepare_home()
-    warehouse = Warehouse(database=str(root / "warehouse.duckdb"))
-    source = MarketSourceResource(kind="files", files_root=str(SAMPLE_ROOT), files_clock="infer")
-    defs = build_definitions(
-        {"warehouse": warehouse, "market_source": source, "landing": LandingZone(path=str(root / "landing"))}
+    from fund_pipeline.importer import Ledger, import_partitions
+    from fund_pipeline.locations import (
+        REAL_SAMPLE,
+        asset_definitions,
+        asset_key,
+        source_definitions,
+        source_dir,
     )
+
+    prepare_home()
+    defs = source_definitions(REAL_SAMPLE)
+    resources = resources_of(defs)
+    warehouse = resources["warehouse"]
     first, stop = pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC")
     last = stop - pd.Timedelta(days=1)
-    assets = list(defs.assets)
+    assets = asset_definitions(defs)
+    source = resources["market_source"].get()
+    print(f"real public sample: {', '.join(source.venues())}, {first:%Y-%m-%d} .. {stop:%Y-%m-%d}")
     with dg.DagsterInstance.get() as instance:
-        results = []
+        ledger = Ledger(source_dir(REAL_SAMPLE) / "import_ledger.json", Path(warehouse.database))
+        print("ingest + curves (day × venue partitions, resumable):")
+        imported = import_partitions(defs, instance, REAL_SAMPLE, source, ledger, first, stop)
+        print(
+            f"  {', '.join(INGEST_ASSETS)}: {imported.ran} partitions in {len(imported.runs)} runs, "
+            f"{imported.skipped} already done  {imported.seconds:5.1f}s"
+        )
+        if imported.failed:
+            for lo, hi, error in imported.failed:
+                print(f"  FAILED {lo} .. {hi}: {error}")
+            return 1
+        results = list(imported.runs)
 
-        def run(selection, lo=None, hi=None):
+        def run(names, lo=None, hi=None):
             tags = {ASSET_PARTITION_RANGE_START_TAG: lo, ASSET_PARTITION_RANGE_END_TAG: hi} if lo else None
             started = time.perf_counter()
             results.append(
                 dg.materialize(
                     assets,
-                    selection=selection,
+                    selection=[asset_key(REAL_SAMPLE, n) for n in names],
                     instance=instance,
                     tags=tags,
-                    resources=defs.resources,
+                    resources=resources,
                     run_config=QUIET,
                 )
             )
-            print(f"  {', '.join(selection):<60} {lo or ''} .. {hi or ''}  {time.perf_counter() - started:5.1f}s")
+            print(f"  {', '.join(names):<60} {lo or ''} .. {hi or ''}  {time.perf_counter() - started:5.1f}s")
 
-        venues = source.get().venues()
-        print(f"real public sample: {', '.join(venues)}, {first:%Y-%m-%d} .. {stop:%Y-%m-%d}")
-        for venue in venues:
-            spans = source.get().coverage(venue)
-            lo, hi = max(first, spans[0]), min(last, spans[1])
-            if lo <= hi:
-                run(REAL_SAMPLE_INGEST, f"{lo:%Y-%m-%d}|{venue}", f"{hi:%Y-%m-%d}|{venue}")
         run(["feature_store"], f"{first + pd.Timedelta(days=INGEST_WARMUP_DAYS):%Y-%m-%d}", f"{last:%Y-%m-%d}")
         weeks = weekly_keys(first + pd.Timedelta(days=INGEST_WARMUP_DAYS), stop - pd.Timedelta(days=7))
         run(["funding_forecast_model", "funding_forecasts"], weeks[0], weeks[-1])
         run(["forecast_scorecard"])
-    print_summary(
-        results,
-        warehouse.database,
-        "its runs are recorded in data/real_sample/dagster_home; `make ui` shows the simulated demo",
-    )
+    print_summary(results, warehouse.database, "make ui   (code location 'real_sample', assets under real_sample/)")
     return 0

@@ -459,6 +459,11 @@ class FileSource:
         check_venue(self, venue)
         return {symbol: dict(report) for symbol, report in self._load().reports.get(venue, {}).items()}
 
+    def prints_of(self, venue: str) -> pd.DataFrame:
+        """Every print the readable files hold for `venue`, sorted by funding time (failed files aside)."""
+        check_venue(self, venue)
+        return self._load().prints.get(venue, empty_prints())
+
     def _raise_failed(self, venue: str, start_ns: int, end_ns: int) -> None:
         hit = [f for f in self._load().failures.get(venue, []) if f.covers(start_ns, end_ns)]
         if hit:
