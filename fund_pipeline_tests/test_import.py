@@ -1,4 +1,4 @@
-"""`fund-pipeline import`: through Dagster into the imports warehouse, no-op when repeated, resumable, bad files apart."""
+"""`fund-pipeline import`: into the imports warehouse through Dagster; a no-op when repeated, resumable."""
 
 from __future__ import annotations
 
