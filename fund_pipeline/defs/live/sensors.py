@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 
 from fund_pipeline.defs.live.assets import live_curve
+from fund_pipeline.defs.live.features import live_features
+from fund_pipeline.defs.live.forecasts import live_forecasts
 from fund_pipeline.defs.partitions import FUNDING_WINDOW_PARTITIONS
 from fund_pipeline.domain.time import NS_PER_HOUR
 from fund_pipeline.live.landing import SegmentProblem, list_segments, read_segments
@@ -92,11 +94,12 @@ def build_live_snapshot_sensor(
 ) -> dg.SensorDefinition:
     @dg.sensor(
         name="live_snapshot_sensor",
-        target=[live_curve],
+        target=[live_curve, live_features, live_forecasts],
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description=(
-            f"Materialise live_curve windows from new landing segments (refresh every {refresh}, final at the roll)."
+            f"Materialise live_curve windows from new landing segments (refresh every {refresh}, final at the roll), "
+            "with the open window's live_features and live_forecasts."
         ),
     )
     def live_snapshot_sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
