@@ -288,6 +288,7 @@ def test_features_without_warmup_fail_the_warmup_check(bad_input):
 
 def test_landed_predicted_prints_join_the_history(tmp_path):
     """Predicted prints landed by the live collector reach raw_funding_prints beside the settled ones."""
+    from fund_pipeline.domain.predicted import thin_to_cadence
     from fund_pipeline.live.landing import SegmentWriter, prints_table
 
     market = SimulatedMarket(bases=("BTC", "ETH"))
@@ -317,7 +318,8 @@ def test_landed_predicted_prints_join_the_history(tmp_path):
     )
     stored = resources["warehouse"].read("raw_funding_prints")
     assert result.success
-    assert (stored["kind"] == "predicted").sum() == len(predicted)
+    # Landed once a minute, stored on the 5-minute grid (the quote in force at each point).
+    assert (stored["kind"] == "predicted").sum() == len(thin_to_cadence(predicted, 300)) < len(predicted)
     assert set(stored.loc[stored["kind"] == "predicted", "source"]) == {"ws"}
     assert (stored["kind"] == "settled").sum() == len(
         market.funding_prints("binance", pd.Timestamp("2025-01-05", tz="UTC"), pd.Timestamp("2025-01-06", tz="UTC"))

@@ -8,6 +8,7 @@ import pandas as pd
 from fund_pipeline.defs.ingest.expectations import validate_raw_prints
 from fund_pipeline.defs.partitions import DAILY_VENUE_PARTITIONS
 from fund_pipeline.defs.scope import daily_venue_spans
+from fund_pipeline.domain.predicted import ReconstructionConfig, thin_to_cadence
 from fund_pipeline.domain.prints import MARKET_COLUMNS, storable_prints
 from fund_pipeline.domain.quality import off_grid_prints
 from fund_pipeline.domain.universe import LiquidityFilter, without_liquidity_figures
@@ -101,6 +102,10 @@ def raw_funding_prints(
 ):
     """Settled prints from the source plus predicted prints landed by the live collector.
 
+    Landed quotes are thinned to the reconstruction's cadence (the quote in force at each 5-minute
+    point, `thin_to_cadence`): the warehouse holds live and reconstructed quotes on one grid,
+    never the stream's 1 Hz.
+
     Before anything is written: unusable or implausible rates fail the run naming the rows; rows
     sharing a key collapse to one (exact copies, and conflicts resolved by the rule in
     `domain.prints.storable_prints`), counted in metadata; the schema and grid checks run on what
@@ -116,7 +121,9 @@ def raw_funding_prints(
                 f"raw_funding_prints: the {market_source.kind} source returned no settled prints for {venue} "
                 f"in [{start:%Y-%m-%d}, {end:%Y-%m-%d})"
             )
-        landed = read_landed_prints(landing.root(), venue, start, end, problems)
+        landed = thin_to_cadence(
+            read_landed_prints(landing.root(), venue, start, end, problems), ReconstructionConfig().cadence_s
+        )
         prints, report = storable_prints(pd.concat([settled, landed], ignore_index=True) if len(landed) else settled)
         parts.append((prints, {"venue": [venue], "funding_time": (start, end)}))
         reports.append(report)
