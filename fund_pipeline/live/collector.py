@@ -47,7 +47,7 @@ from fund_pipeline.live.landing import SegmentWriter, frame_table, prints_table,
 from fund_pipeline.venues.registry import WS_VENUES, adapter
 from fund_pipeline.venues.streams import NoInterval
 
-__all__ = ["Collector", "CollectorConfig", "backoff_delay", "run_cli"]
+__all__ = ["Collector", "CollectorConfig", "backoff_delay", "build_parser", "run_cli"]
 
 log = logging.getLogger(__name__)
 RAW_QUARANTINE_CHARS = 65_536
@@ -423,7 +423,8 @@ def _json_text(item: Any) -> str:
         return repr(item)
 
 
-def run_cli(argv: list[str]) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The `fund-pipeline collect` command line."""
     parser = argparse.ArgumentParser(prog="fund-pipeline collect", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
         "--venues", default=",".join(WS_VENUES), help=f"comma-separated venues to stream (of {', '.join(WS_VENUES)})"
@@ -444,6 +445,11 @@ def run_cli(argv: list[str]) -> int:
     )
     parser.add_argument("--status-every", type=float, default=5.0, help="seconds between status lines")
     parser.add_argument("--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING ...)")
+    return parser
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     venues = [v.strip() for v in args.venues.split(",") if v.strip()]

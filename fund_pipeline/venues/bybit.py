@@ -148,10 +148,15 @@ class BybitAdapter(VenueAdapter):
             native = self.native_symbol(p.symbol)
             sent = session.sent.get(native)
             book = repr(float(sent["bid1Size"]) % 9 + 1.0) if sent else "1.0"
+            mark = emit_number(p.mark_price)
             ticker = {
-                "symbol": native, "markPrice": emit_number(p.mark_price), "indexPrice": emit_number(p.index_price),
-                "fundingRate": emit_number(p.rate), "nextFundingTime": str(p.funding_time // 1_000_000),
-                "fundingIntervalHour": str(int(p.interval_h)), "bid1Size": book,
+                "symbol": native, "tickDirection": "ZeroPlusTick", "price24hPcnt": "0", "lastPrice": mark,
+                "prevPrice24h": mark, "highPrice24h": mark, "lowPrice24h": mark, "prevPrice1h": mark,
+                "markPrice": mark, "indexPrice": emit_number(p.index_price), "openInterest": "0",
+                "openInterestValue": "0", "turnover24h": "0", "volume24h": "0",
+                "nextFundingTime": str(p.funding_time // 1_000_000), "fundingRate": emit_number(p.rate),
+                "fundingIntervalHour": str(int(p.interval_h)), "bid1Price": mark, "bid1Size": book,
+                "ask1Price": mark, "ask1Size": "1.0",
             }  # fmt: skip
             if sent is None:
                 kind, data = "snapshot", ticker

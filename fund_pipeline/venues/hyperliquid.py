@@ -102,8 +102,9 @@ class HyperliquidAdapter(VenueAdapter):
                 continue
             mark = emit_number(p.mark_price)
             ctx = {
-                "funding": emit_number(p.rate), "markPx": mark, "oraclePx": emit_number(p.index_price),
-                "midPx": mark, "premium": "0.0", "impactPxs": [mark, mark],
+                "dayNtlVlm": "0.0", "prevDayPx": mark, "markPx": mark, "midPx": mark, "funding": emit_number(p.rate),
+                "openInterest": "0.0", "oraclePx": emit_number(p.index_price), "premium": "0.0",
+                "impactPxs": [mark, mark], "dayBaseVlm": "0.0",
             }  # fmt: skip
             frames.append(
                 json.dumps({"channel": "activeAssetCtx", "data": {"coin": self.native_symbol(p.symbol), "ctx": ctx}})

@@ -150,10 +150,12 @@ class OkxAdapter(VenueAdapter):
                 continue
             native = self.native_symbol(p.symbol)
             funding_ms = p.funding_time // NS_PER_MS
+            cap = self.facts.rate_cap
             item = {
                 "formulaType": "withRate", "fundingRate": emit_number(p.rate), "fundingTime": str(funding_ms),
                 "impactValue": "", "instId": native, "instType": "SWAP", "interestRate": "0.0001",
-                "method": "current_period", "nextFundingRate": "", "premium": "",
+                "maxFundingRate": emit_number(cap), "method": "current_period", "minFundingRate": emit_number(-cap),
+                "nextFundingRate": "", "premium": "",
                 "nextFundingTime": str(int(funding_ms + p.interval_h * 3_600_000)), "settState": "settled",
                 "settFundingRate": "", "ts": str(p.ts // NS_PER_MS),
             }  # fmt: skip
