@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, field_validator
 
 from fund_pipeline.sources.base import MarketSource, UnknownVenueError
 from fund_pipeline.warehouse import WAREHOUSE_POOL, Warehouse, data_dir, open_readonly
@@ -35,6 +35,13 @@ class MarketSourceResource(dg.ConfigurableResource):
     api_base_url: str | None = None
 
     _source: MarketSource | None = PrivateAttr(default=None)
+
+    @field_validator("bases")
+    @classmethod
+    def _some_bases(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not any(base.strip() for base in value):
+            raise ValueError("market_source.bases is empty: leave it unset for every base, or name at least one")
+        return value
 
     def get(self) -> MarketSource:
         if self._source is None:
@@ -81,6 +88,15 @@ class LandingZone(dg.ConfigurableResource):
     """Folder where the live collector lands immutable segments for the sensor to pick up."""
 
     path: str = str(data_dir() / "landing")
+
+    @field_validator("path")
+    @classmethod
+    def _a_folder(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("landing.path is empty: name the folder the collector lands its segments in")
+        if Path(value).exists() and not Path(value).is_dir():
+            raise ValueError(f"landing.path {value!r} is a file: it must be the collector's landing folder")
+        return value
 
     def root(self) -> Path:
         return Path(self.path)

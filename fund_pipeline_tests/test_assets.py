@@ -45,6 +45,15 @@ def run(assets, selection, resources, instance, first=None, last=None, run_confi
     )
 
 
+def materialisation_metadata(result, asset: str) -> dict:
+    event = next(
+        e
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key == dg.AssetKey(asset)
+    )
+    return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+
+
 def check_results(result) -> dict[str, bool]:
     return {
         e.event_specific_data.check_name: e.event_specific_data.passed
@@ -72,6 +81,7 @@ def graph(tmp_path_factory):
     return resources, instance, assets, results
 
 
+@pytest.mark.slow
 def test_whole_graph_materialises_with_rows_in_every_table(graph):
     resources, _, _, results = graph
     assert all(r.success for r in results.values())
@@ -80,6 +90,7 @@ def test_whole_graph_materialises_with_rows_in_every_table(graph):
         assert len(wh.read(table)) > 0, table
 
 
+@pytest.mark.slow
 def test_checks_pass_on_the_simulated_market(graph):
     _, _, _, results = graph
     outcomes = {}
@@ -98,6 +109,7 @@ def test_checks_pass_on_the_simulated_market(graph):
     assert not failing
 
 
+@pytest.mark.slow
 def test_raw_prints_match_the_source_and_rematerialising_does_not_duplicate(graph):
     resources, instance, assets, _ = graph
     wh = resources["warehouse"]
@@ -118,6 +130,7 @@ def test_raw_prints_match_the_source_and_rematerialising_does_not_duplicate(grap
     )
 
 
+@pytest.mark.slow
 def test_forecasts_never_train_on_their_own_week(graph):
     resources, _, _, _ = graph
     wh = resources["warehouse"]
@@ -125,6 +138,7 @@ def test_forecasts_never_train_on_their_own_week(graph):
     assert (models["train_end"] < models["week_start"]).all()
 
 
+@pytest.mark.slow
 def test_unknown_venue_fails_clearly_and_keeps_stored_rows(graph):
     resources, instance, assets, _ = graph
     wh = resources["warehouse"]
@@ -171,6 +185,13 @@ class MutatedSource(MarketSourceResource):
                     prints.loc[3, "funding_time"] += pd.Timedelta(minutes=30)
                 elif defect == "gaps":
                     prints = prints.loc[prints["funding_time"].dt.hour != 8].reset_index(drop=True)
+                elif defect == "duplicates":
+                    conflict = prints.iloc[[4]].assign(rate=prints["rate"].iloc[4] + 1e-5)
+                    prints = pd.concat([prints, prints.iloc[[3]], conflict], ignore_index=True)
+                elif defect == "shifted_then_bybit_fails":
+                    if venue == "bybit":
+                        raise RuntimeError("bybit is down")
+                    prints = prints.assign(rate=prints["rate"] + 1e-6)
                 elif defect == "empty":
                     prints = prints.iloc[0:0]
                 elif defect == "wrong_column":
@@ -197,6 +218,7 @@ def bad_input(tmp_path):
     return materialise
 
 
+@pytest.mark.slow
 def test_good_rows_then_bad_input_leaves_them_in_place(bad_input):
     resources, first = bad_input("none")
     assert first.success
@@ -206,6 +228,7 @@ def test_good_rows_then_bad_input_leaves_them_in_place(bad_input):
         ("inf", "infinite"),
         ("empty", "no settled prints"),
         ("wrong_column", "rate"),
+        ("huge", "implausible rate"),
     ]:
         _, result = bad_input(defect)
         assert not result.success, defect
@@ -214,15 +237,88 @@ def test_good_rows_then_bad_input_leaves_them_in_place(bad_input):
         pd.testing.assert_frame_equal(resources["warehouse"].read("raw_funding_prints"), stored)
 
 
-@pytest.mark.parametrize(
-    "defect, check", [("huge", "prints_pass_expectations"), ("off_grid", "funding_times_on_venue_grid")]
-)
-def test_bad_values_fail_their_check(bad_input, defect, check):
-    _, result = bad_input(defect)
+@pytest.mark.slow
+def test_a_failed_blocking_check_is_recorded_and_nothing_is_written(bad_input):
+    resources, good = bad_input("none", ("raw_funding_prints", "curve_history"))
+    assert good.success
+    stored = resources["warehouse"].read("raw_funding_prints")
+    _, result = bad_input("off_grid", ("raw_funding_prints", "curve_history"))
+    assert not result.success
+    assert check_results(result)["funding_times_on_venue_grid"] is False
+    assert not [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
+    assert "curve_history" not in {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    pd.testing.assert_frame_equal(resources["warehouse"].read("raw_funding_prints"), stored)
+
+
+def test_the_print_checks_are_blocking_and_the_landing_check_warns():
+    from fund_pipeline.defs.ingest.assets import raw_funding_prints
+
+    blocking = {spec.name: spec.blocking for spec in raw_funding_prints.check_specs}
+    assert blocking == {
+        "prints_pass_expectations": True,
+        "funding_times_on_venue_grid": True,
+        "landed_segments_readable": False,
+    }
+
+
+def test_duplicate_and_conflicting_rows_collapse_to_one_per_key(bad_input):
+    resources, result = bad_input("duplicates")
     assert result.success
-    assert check_results(result)[check] is False
+    stored = resources["warehouse"].read("raw_funding_prints")
+    source = SimulatedMarket(bases=("BTC", "ETH")).funding_prints(
+        "binance", pd.Timestamp("2025-01-05", tz="UTC"), pd.Timestamp("2025-01-06", tz="UTC")
+    )
+    assert len(stored) == len(source)
+    assert not stored.duplicated(["venue", "symbol", "kind", "funding_time", "ts"]).any()
+    conflicted = source.iloc[4]
+    row = stored.loc[
+        (stored["symbol"] == conflicted["symbol"]) & (stored["funding_time"] == conflicted["funding_time"])
+    ]
+    assert row["rate"].tolist() == [conflicted["rate"] + 1e-5]  # the later row of the key wins
+    meta = materialisation_metadata(result, "raw_funding_prints")
+    assert meta["duplicate_rows_collapsed"] == 1 and meta["key_conflicts_resolved"] == 1
 
 
+@pytest.mark.slow
+def test_a_run_over_two_venues_that_fails_on_the_second_changes_nothing(bad_input):
+    """Partition-level truth: the first venue's rows are not replaced when the second fails, and Dagster
+    records no materialisation: stored rows and lineage agree."""
+    resources, good = bad_input("none", first="2025-01-05|binance", last="2025-01-05|bybit")
+    assert good.success
+    stored = resources["warehouse"].read("raw_funding_prints")
+    _, failed = bad_input("shifted_then_bybit_fails", first="2025-01-05|binance", last="2025-01-05|bybit")
+    assert not failed.success
+    assert "bybit is down" in str(
+        [e.event_specific_data.error for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+    )
+    assert not [e for e in failed.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
+    pd.testing.assert_frame_equal(resources["warehouse"].read("raw_funding_prints"), stored)
+
+
+def test_a_bad_landing_segment_is_skipped_counted_and_warned(tmp_path):
+    from fund_pipeline.live.landing import SegmentWriter, prints_table
+
+    landing = tmp_path / "landing"
+    writer = SegmentWriter(landing)
+    writer.write({"prints": prints_table([])})
+    writer.close()
+    (landing / "prints" / "000000000001.parquet").write_bytes(b"")
+    resources = {
+        "warehouse": Warehouse(database=str(tmp_path / "w.duckdb")),
+        "market_source": MarketSourceResource(bases=["BTC", "ETH"]),
+        "landing": LandingZone(path=str(landing)),
+    }
+    result = run(
+        all_assets(), ["raw_funding_prints"], resources, dg.DagsterInstance.ephemeral(),
+        "2025-01-05|binance", "2025-01-05|binance",
+    )  # fmt: skip
+    assert result.success
+    assert check_results(result)["landed_segments_readable"] is False
+    assert materialisation_metadata(result, "raw_funding_prints")["landing_segments_skipped"] == 1
+    assert len(resources["warehouse"].settled_prints("2025-01-05", "2025-01-06")) > 0
+
+
+@pytest.mark.slow
 def test_plots_are_rendered_into_materialisation_metadata(graph):
     _, instance, _, _ = graph
     for key in [
@@ -262,12 +358,14 @@ def test_unknown_base_in_config_is_named(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_missing_settlements_fail_the_missing_bucket_check(bad_input):
     _, result = bad_input("gaps", ("raw_funding_prints", "curve_history"), "2025-01-03|binance", "2025-01-06|binance")
     assert result.success
     assert check_results(result)["missing_buckets_below_2pct_30d"] is False
 
 
+@pytest.mark.slow
 def test_features_without_warmup_fail_the_warmup_check(bad_input):
     resources, ingest = bad_input(
         "none", ("raw_funding_prints", "market_bars", "curve_history"), "2025-01-01|binance", "2025-01-02|binance"

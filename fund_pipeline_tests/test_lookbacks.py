@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from fund_pipeline.definitions import build_definitions
+from fund_pipeline.domain.forecast_horizons import FORECAST_INPUT_WARMUP, MAX_HORIZON
 from fund_pipeline.defs.partitions import (
     CLUSTER_LOOKBACK,
     CURVE_LOOKBACK,
@@ -66,8 +67,12 @@ def test_weekly_assets_map_to_the_days_before_the_week_and_none_inside_it(graph,
     assert max(mapped) == "2025-03-10"
 
 
-def test_forecasts_map_to_the_days_of_their_own_week(graph):
-    assert upstream(graph, "funding_forecasts", "feature_store", WEEK) == days("2025-03-10", "2025-03-17")
+def test_forecasts_map_to_their_week_with_its_warm_up_and_horizon(graph):
+    mapped = upstream(graph, "funding_forecasts", "feature_store", WEEK)
+    read_from = (WEEK_START - FORECAST_INPUT_WARMUP).strftime("%Y-%m-%d")
+    read_to = (WEEK_START + pd.Timedelta(days=7) + MAX_HORIZON).strftime("%Y-%m-%d")
+    assert set(days(read_from, read_to)) <= set(mapped)
+    assert len(mapped) - len(days(read_from, read_to)) < 14  # rounded out to whole weeks at both ends
 
 
 def test_daily_assets_over_day_by_venue_upstreams_map_the_same_day_of_every_venue(graph):
