@@ -6,13 +6,14 @@ frames in the schemas of `fund_pipeline.domain.prints`. Sources never touch the 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
+from fund_pipeline.domain.predicted import FundingFormula
 from fund_pipeline.venues.registry import UnknownVenueError
 
-__all__ = ["MarketSource", "UnknownVenueError", "check_venue"]
+__all__ = ["MarketSource", "PremiumHistorySource", "UnknownVenueError", "check_venue"]
 
 
 class MarketSource(Protocol):
@@ -29,6 +30,18 @@ class MarketSource(Protocol):
 
     def bars(self, venue: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Hourly bars with ts (bar open) in [start, end), BAR_COLUMNS."""
+
+
+@runtime_checkable
+class PremiumHistorySource(MarketSource, Protocol):
+    """A source that also serves premium-index history, for the predicted-rate reconstruction."""
+
+    def premium_samples(self, venue: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """Premium samples with ts (when known) in [start, end): `domain.predicted.SAMPLE_COLUMNS`,
+        plus mark_price and index_price where the venue gives them."""
+
+    def funding_formulas(self, venue: str, symbols: list[str]) -> dict[str, FundingFormula]:
+        """The formula each symbol settles with on this source's market."""
 
 
 def check_venue(source: MarketSource, venue: str) -> None:
