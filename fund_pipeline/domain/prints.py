@@ -56,10 +56,6 @@ BAR_COLUMNS = [
     "open_interest_usd",
 ]
 
-# Hour of the first daily settlement in UTC, where it is not midnight. Venue knowledge, not a
-# fitted number: KuCoin settles at 04/12/20 UTC; the other venues at 00/08/16 (or every hour).
-SETTLEMENT_PHASE_H = {"kucoin": 4}
-
 # 8h interest component that sits in most venues' formula: the real mass point of funding.
 INTEREST_RATE_8H = 0.0001
 
