@@ -384,6 +384,7 @@ def test_features_without_warmup_fail_the_warmup_check(bad_input):
     assert check_results(result)["feature_warmup_complete"] is False
 
 
+@pytest.mark.slow
 def test_landed_predicted_prints_join_the_history(tmp_path):
     """Predicted prints landed by the live collector reach raw_funding_prints beside the settled ones."""
     from fund_pipeline.domain.predicted import thin_to_cadence

@@ -181,6 +181,7 @@ def key_encodings(prints: pd.DataFrame) -> dict[str, pd.DataFrame]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", SNAPSHOT_MODES)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records=print_records, block=st.sampled_from([1, 3, 16_384]))

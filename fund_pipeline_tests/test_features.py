@@ -367,6 +367,7 @@ def _as_keys(column: pd.Series, encoding: str, order_seed: int) -> pd.Series:
     return categorical.astype(pd.ArrowDtype(pa.dictionary(pa.int32(), pa.string())))
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(
     encodings=st.lists(st.sampled_from(["text", "category", "dictionary"]), min_size=3, max_size=3),

@@ -34,11 +34,12 @@ def land_snapshots(root, minutes: list[int]) -> None:
 
 def evaluate(landing: LandingZone, cursor: str | None):
     sensor = build_live_snapshot_sensor(refresh=pd.Timedelta(minutes=10))
-    with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"landing": landing})
-        result = sensor(context)
-        requests = result if isinstance(result, list) else []
-        return [(r.partition_key, r.tags["live_curve/run"]) for r in requests], context.cursor
+    context = dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(), cursor=cursor, resources={"landing": landing}
+    )
+    result = sensor(context)
+    requests = result if isinstance(result, list) else []
+    return [(r.partition_key, r.tags["live_curve/run"]) for r in requests], context.cursor
 
 
 def test_refresh_cadence_then_final_at_the_roll_and_nothing_twice(tmp_path):

@@ -27,7 +27,7 @@ def daily_venue_spans(context: dg.AssetExecutionContext) -> list[tuple[str, pd.T
         dims = (
             key.keys_by_dimension
             if isinstance(key, dg.MultiPartitionKey)
-            else dict(zip(("date", "venue"), str(key).split("|")))
+            else dict(zip(("date", "venue"), str(key).split("|"), strict=True))
         )
         days_by_venue[dims["venue"]].append(pd.Timestamp(dims["date"], tz="UTC"))
     return [(venue, s, e) for venue in sorted(days_by_venue) for s, e in _contiguous(days_by_venue[venue])]
