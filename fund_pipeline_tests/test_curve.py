@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fund_pipeline.domain.curve import replay as curve_replay
 from fund_pipeline.domain.curve import (
     ANN_COLUMNS,
     CURVE_COLUMNS,
@@ -27,6 +26,7 @@ from fund_pipeline.domain.curve import (
     replay_curves,
     snapshots_frame,
 )
+from fund_pipeline.domain.curve import replay as curve_replay
 
 H = 3_600_000_000_000
 S = 1_000_000_000
@@ -53,7 +53,8 @@ def prints_frame(records) -> pd.DataFrame:
 
 
 def per_print(prints: pd.DataFrame, policy: SnapshotPolicy):
-    builders, rows = {}, {}
+    builders: dict[tuple[str, str], FundingCurveBuilder] = {}
+    rows: dict[tuple[str, str], list] = {}
     for r in prints.itertuples():
         key = (r.venue, r.symbol)
         if key not in builders:
@@ -71,11 +72,12 @@ def batched(prints: pd.DataFrame, policy: SnapshotPolicy, cuts: list[int]):
     """update_batch over each stream's prints split at `cuts`, so state must carry across batches."""
     rows, stats = [], {}
     for key, group in sorted(prints.groupby(["venue", "symbol"], sort=False), key=lambda kv: kv[0]):
-        builder = FundingCurveBuilder(*key, policy)
+        venue, symbol = key
+        builder = FundingCurveBuilder(venue, symbol, policy)
         ft, ts = group["funding_time"].array.asi8, group["ts"].array.asi8
         rate, interval = group["rate"].to_numpy(), group["interval_h"].to_numpy()
         edges = [0, *sorted({c % (len(group) + 1) for c in cuts}), len(group)]
-        for lo, hi in zip(edges[:-1], edges[1:]):
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
             rows += builder.update_batch(ft[lo:hi], rate[lo:hi], interval[lo:hi], ts[lo:hi])
         stats[key] = builder.stats
     return snapshots_frame(rows), stats
@@ -186,7 +188,9 @@ def key_encodings(prints: pd.DataFrame) -> dict[str, pd.DataFrame]:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records=print_records, block=st.sampled_from([1, 3, 16_384]))
 def test_categorical_dictionary_and_grouped_inputs_match_object_strings(mode, records, block):
-    """Categorical and dictionary codes, and frames already grouped by stream, take the fast paths; the output must not change."""
+    """Categorical and dictionary codes, and frames already grouped by stream, take the fast paths.
+
+    The output must not change."""
     policy = SnapshotPolicy(mode, 7.0)
     prints = prints_frame(to_records(records))
     expected, expected_stats = replay_curves(prints, policy)
@@ -215,7 +219,7 @@ def test_each_bucket_annualised_with_its_own_interval():
     b = FundingCurveBuilder("binance", "BTC/USDT:USDT")
     b.update(T0, 0.0001, 8.0, T0)
     b.update(T0 + 4 * H, 0.0002, 4.0, T0 + 1)  # 8h → 4h: next settlement 4h later, nothing skipped
-    row = dict(zip(CURVE_COLUMNS, b.update(T0 + 5 * H, -0.00001, 1.0, T0 + 2)))  # 4h → 1h
+    row = b.update(T0 + 5 * H, -0.00001, 1.0, T0 + 2)._asdict()  # 4h → 1h
     assert row["interpolated_mask"] == 0 and b.stats.interpolated == 0
     assert row["interval_h"] == 1.0
     assert row["b0_ann"] == pytest.approx(ann(-0.00001, 1.0), rel=1e-12)
@@ -234,7 +238,7 @@ def test_interval_lengthening_does_not_invent_missing_windows():
 def test_gap_is_interpolated_linearly_in_annualised_yield_and_flagged():
     b = FundingCurveBuilder("binance", "BTC/USDT:USDT")
     b.update(T0, 0.0001, 8.0, T0)
-    row = dict(zip(CURVE_COLUMNS, b.update(T0 + 32 * H, 0.0005, 8.0, T0 + 1)))  # 3 windows missing
+    row = b.update(T0 + 32 * H, 0.0005, 8.0, T0 + 1)._asdict()  # 3 windows missing
     lo, hi = ann(0.0001, 8.0), ann(0.0005, 8.0)
     for bucket, step in ((1, 3), (2, 2), (3, 1)):
         assert row[f"b{bucket}_ann"] == pytest.approx(lo + (hi - lo) * step / 4, rel=1e-9)
@@ -247,7 +251,7 @@ def test_gap_is_interpolated_linearly_in_annualised_yield_and_flagged():
 def test_long_gap_counts_every_skipped_window_but_keeps_the_ring_size():
     b = FundingCurveBuilder("binance", "BTC/USDT:USDT")
     b.update(T0, 0.0001, 1.0, T0)
-    row = dict(zip(CURVE_COLUMNS, b.update(T0 + 24 * H, 0.0001, 1.0, T0 + 1)))
+    row = b.update(T0 + 24 * H, 0.0001, 1.0, T0 + 1)._asdict()
     assert b.stats.interpolated == 23
     assert row["interpolated_mask"] == 0b11111110 and row["n_filled"] == N_BUCKETS
 
@@ -265,7 +269,7 @@ def test_same_window_replaces_bucket_0_and_emits_only_on_roll():
     b = FundingCurveBuilder("binance", "BTC/USDT:USDT")
     assert b.update(T0, 0.0001, 8.0, T0) is not None
     assert b.update(T0, 0.0002, 8.0, T0 + S) is None
-    row = dict(zip(CURVE_COLUMNS, b.update(T0 + 8 * H, 0.0003, 8.0, T0 + 2 * S)))
+    row = b.update(T0 + 8 * H, 0.0003, 8.0, T0 + 2 * S)._asdict()
     assert (row["b0"], row["b1"]) == (0.0003, 0.0002)
     assert b.stats == BuilderStats(prints=3, replaced=1, rolls=2, late=0, interpolated=0)
 
@@ -290,7 +294,7 @@ def test_level_slope_curvature():
     rates = [0.0001 * (k + 1) for k in range(N_BUCKETS)]  # oldest first
     b = FundingCurveBuilder("binance", "BTC/USDT:USDT")
     for k, rate in enumerate(rates):
-        row = dict(zip(CURVE_COLUMNS, b.update(T0 + 8 * k * H, rate, 8.0, T0 + k)))
+        row = b.update(T0 + 8 * k * H, rate, 8.0, T0 + k)._asdict()
     bucket_ann = [ann(rates[-1 - k], 8.0) for k in range(N_BUCKETS)]
     assert row["n_filled"] == N_BUCKETS
     assert row["level"] == pytest.approx(bucket_ann[0], rel=1e-12)
@@ -333,7 +337,7 @@ def test_seed_warm_starts_the_ring_without_counting():
     b = FundingCurveBuilder("binance", "BTC/USDT:USDT")
     b.seed(settled)
     assert b.stats == BuilderStats()
-    row = dict(zip(CURVE_COLUMNS, b.update(T0 + 80 * H, 0.0042, 8.0, T0 + 80 * H)))
+    row = b.update(T0 + 80 * H, 0.0042, 8.0, T0 + 80 * H)._asdict()
     assert row["n_filled"] == N_BUCKETS and row["interpolated_mask"] == 0
     assert [row[f"b{k}"] for k in range(1, N_BUCKETS)] == [0.0001 * k for k in range(9, 2, -1)]
     assert b.stats == BuilderStats(prints=1, rolls=1)

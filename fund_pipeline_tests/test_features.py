@@ -356,7 +356,7 @@ def test_rows_and_inputs_in_any_order_give_the_same_store(market):
 
 
 def _as_keys(column: pd.Series, encoding: str, order_seed: int) -> pd.Series:
-    """The same text keys held as object strings, a categorical (categories in a shuffled order, one unused) or a pyarrow dictionary."""
+    """The same text keys as object strings, a categorical (shuffled categories, one unused) or a pyarrow dictionary."""
     if encoding == "text":
         return column.astype(object)
     labels = [*column.dropna().unique(), "unused-key"]
@@ -374,7 +374,7 @@ def _as_keys(column: pd.Series, encoding: str, order_seed: int) -> pd.Series:
     order_seed=st.integers(0, 2**16),
 )
 def test_categorical_and_dictionary_keys_give_the_same_store_as_text(encodings, order_seed):
-    """Key columns held as categoricals (any category order, unused categories) or pyarrow dictionaries change nothing."""
+    """Key columns held as categoricals (any category order, unused ones) or pyarrow dictionaries change nothing."""
     curves, prints, bars = synthetic_market(
         streams=[*STREAMS, ("c", "SOL/USDT:USDT", "SOL", 8)], days=9, seed=order_seed % 7, bars_for=("a", "c")
     )

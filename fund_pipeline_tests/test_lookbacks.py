@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from fund_pipeline.definitions import build_definitions
-from fund_pipeline.domain.forecast_horizons import FORECAST_INPUT_WARMUP, MAX_HORIZON
 from fund_pipeline.defs.partitions import (
     CLUSTER_LOOKBACK,
     CURVE_LOOKBACK,
@@ -22,6 +21,7 @@ from fund_pipeline.defs.partitions import (
     weeks_before,
     whole_days,
 )
+from fund_pipeline.domain.forecast_horizons import FORECAST_INPUT_WARMUP, MAX_HORIZON
 
 WEEK = "2025-03-10"  # Monday: the week runs 2025-03-10 12:00 to 2025-03-17 12:00 UTC
 WEEK_START = pd.Timestamp("2025-03-10 12:00", tz="UTC")
