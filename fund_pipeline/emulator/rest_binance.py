@@ -206,7 +206,12 @@ async def binance_open_interest_hist(request: web.Request) -> web.Response:
     )
 
 
+async def binance_time(request: web.Request) -> web.Response:
+    return web.json_response({"serverTime": to_ms(request.app[STATE].clock.now())})
+
+
 ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/fapi/v1/time", binance_time),
     ("GET", "/api/v3/exchangeInfo", binance_spot_exchange_info),
     ("GET", "/api/v3/klines", _binance_klines("spot", 1000)),
     ("GET", "/fapi/v1/exchangeInfo", binance_futures_exchange_info),

@@ -264,7 +264,14 @@ async def bybit_tickers(request: web.Request) -> web.Response:
     return bybit_ok(state, {"category": category, "list": out})
 
 
+async def bybit_time(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    ns = state.clock.now().value
+    return bybit_ok(state, {"timeSecond": str(ns // 1_000_000_000), "timeNano": str(ns)})
+
+
 ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/v5/market/time", bybit_time),
     ("GET", "/v5/market/instruments-info", bybit_instruments_info),
     ("GET", "/v5/market/funding/history", bybit_funding_history),
     ("GET", "/v5/market/kline", _bybit_kline("perp")),

@@ -250,7 +250,13 @@ async def deribit_book_summary(request: web.Request) -> web.Response:
     return deribit_ok(state, out)
 
 
+async def deribit_time(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return deribit_ok(state, to_ms(state.clock.now()))
+
+
 ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/api/v2/public/get_time", deribit_time),
     ("GET", "/api/v2/public/get_currencies", deribit_currencies),
     ("GET", "/api/v2/public/get_instruments", deribit_instruments),
     ("GET", "/api/v2/public/get_funding_rate_history", deribit_funding_rate_history),

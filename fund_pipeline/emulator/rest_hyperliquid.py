@@ -112,6 +112,8 @@ async def hyperliquid_info(request: web.Request) -> web.Response:
                 for r in bars.itertuples()
             ]
         )
+    if kind == "exchangeStatus":
+        return web.json_response({"specialStatuses": None, "time": str(to_ms(state.clock.now()))})
     raise VenueRequestError(422, f"Failed to deserialize the JSON body: unknown variant {kind!r}")
 
 

@@ -305,7 +305,12 @@ async def okx_open_interest(request: web.Request) -> web.Response:
     return okx_ok(out)
 
 
+async def okx_time(request: web.Request) -> web.Response:
+    return okx_ok([{"ts": str(to_ms(request.app[STATE].clock.now()))}])
+
+
 ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/api/v5/public/time", okx_time),
     ("GET", "/api/v5/public/instruments", okx_instruments),
     ("GET", "/api/v5/public/funding-rate", okx_funding_rate),
     ("GET", "/api/v5/public/funding-rate-history", okx_funding_rate_history),

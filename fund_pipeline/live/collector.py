@@ -41,9 +41,10 @@ import pandas as pd
 from fund_pipeline.domain.curve import FundingCurveBuilder, SnapshotPolicy, snapshots_frame
 from fund_pipeline.domain.records import PRINT_COLUMNS, FundingPrint
 from fund_pipeline.domain.time import NS_PER_HOUR, NS_PER_SECOND
+from fund_pipeline.live.clocks import VenueClock, venue_clocks
 from fund_pipeline.live.config import CollectorConfig, backoff_delay
 from fund_pipeline.live.connection import Link, LinkReader
-from fund_pipeline.live.landing import SegmentWriter, frame_table, prints_table, quarantine_table
+from fund_pipeline.live.landing import SegmentWriter, frame_table, prints_table, quarantine_table, read_landed
 from fund_pipeline.venues.registry import WS_VENUES, adapter
 from fund_pipeline.venues.streams import NoInterval
 
@@ -69,7 +70,11 @@ class Collector(LinkReader):
         rest_source: Any = None,
         seed: int | None = None,
     ) -> None:
-        """`clock` is the venues' time (the emulator's clock in tests); receive times use it."""
+        """`clock` is the venues' time (the emulator's clock in tests); receive times use it.
+
+        Without it each venue's clock is learned from its REST server time and its messages' event
+        times (one clock for all venues behind one `api_base_url`, an emulator); see live/clocks.py.
+        """
         unknown = [v for v in venues if v not in WS_VENUES]
         if unknown:
             raise ValueError(f"collector: no WebSocket stream for venue(s) {unknown}; supported {list(WS_VENUES)}")
@@ -82,6 +87,7 @@ class Collector(LinkReader):
         self.policy = policy or SnapshotPolicy()
         self.config = config or CollectorConfig()
         self.clock = clock
+        self.clocks: dict[str, VenueClock] = venue_clocks(self.venues, self.api_base_url is not None, clock)
         self._rest = rest_source
         self._rng = random.Random(seed)
         self.stats: Counter[str] = Counter()
@@ -89,6 +95,7 @@ class Collector(LinkReader):
         self.builders: dict[tuple[str, str], FundingCurveBuilder] = {}
         self.intervals: dict[str, dict[str, float]] = {v: {} for v in venues}
         self._last_settled: dict[tuple[str, str], int] = {}
+        self._landed_settled: dict[tuple[str, str], int] = {}  # newest settled print landed by earlier runs
         self._seed_rows: dict[tuple[str, str], list[FundingPrint]] = {}
         self._windows: dict[tuple[str, str], int] = {}  # newest funding time fed to each builder
         self._prints: list[FundingPrint] = []
@@ -100,9 +107,6 @@ class Collector(LinkReader):
         self._last_message: dict[str, float] = {}
 
     # ------------------------------------------------------------ plumbing
-
-    def now_ns(self) -> int:
-        return time.time_ns() if self.clock is None else self.clock().value
 
     def ws_url(self, venue: str) -> str:
         spec = adapter(venue).stream
@@ -129,7 +133,7 @@ class Collector(LinkReader):
                 venues=self.venues,
                 symbols=self.symbols,
                 api_base_url=self.api_base_url,
-                now=self.clock,
+                venue_now=lambda venue: self.clocks[venue].now(),
                 throttle=self.api_base_url is None,
             )
         return self._rest
@@ -170,7 +174,7 @@ class Collector(LinkReader):
         """REST settled prints as landing records, newer than what was already landed."""
         if frame.empty:
             return []
-        received = self.now_ns()
+        received = self.clocks[venue].local_ns()
         rows = []
         for rec in frame[PRINT_COLUMNS].itertuples(index=False):
             funding = rec.funding_time.value
@@ -201,6 +205,22 @@ class Collector(LinkReader):
             return
         self.intervals[venue].update(found)
 
+    async def sync_clock(self, venue: str) -> None:
+        """Set the venue's clock from its REST server time before asking it for "the last" settlements."""
+        server_time = getattr(self.rest(), "server_time", None)
+        if server_time is None or self.clock is not None:
+            return
+        clock = self.clocks[venue]
+        sent = clock.local_ns()
+        try:
+            stated = await asyncio.wait_for(asyncio.to_thread(server_time, venue), self.config.seed_timeout_s)
+        except Exception as failed:  # noqa: BLE001 - the stream's event times will set the clock instead
+            log.warning("%s: server time not read (%r); its clock follows its stream", venue, failed)
+            return
+        clock.observe(stated.value, (sent + clock.local_ns()) // 2)
+        if abs(clock.offset_ns) > self.config.future_tolerance_s * NS_PER_SECOND:
+            log.info("%s: venue clock is %+.0f s from the local clock", venue, clock.offset_ns / NS_PER_SECOND)
+
     async def warm_start(self, venue: str) -> None:
         """Seed the venue's builders with the last settled prints (REST): the first live message gives a full curve."""
         n = self.config.seed_prints
@@ -220,6 +240,7 @@ class Collector(LinkReader):
                 self.stats["seed_prints"] += len(rows)
 
         await asyncio.to_thread(self.rest)  # ccxt takes seconds to import: not on the event loop
+        await self.sync_clock(venue)
         await self.learn_intervals(venue)
         await asyncio.gather(*(seed(s) for s in self.symbols[venue]))
 
@@ -231,6 +252,8 @@ class Collector(LinkReader):
         """
         seed_rows = self._seed_rows.setdefault((venue, symbol), [])
         seed_rows.extend(rows)
+        landed = self._landed_settled.get((venue, symbol), -1)
+        rows = [r for r in rows if r.funding_time > landed]  # the builder takes them all, landing only the new
         settled = pd.DataFrame(
             {
                 "funding_time": pd.to_datetime([r.funding_time for r in seed_rows], utc=True),
@@ -275,10 +298,12 @@ class Collector(LinkReader):
 
     async def on_frame(self, venue: str, link: Link, raw: Any) -> bool:
         """Parse one frame and ingest its prints; True when it held data."""
-        received = self.now_ns()
+        clock = self.clocks[venue]
+        received = clock.local_ns()
         self.stats[f"frames:{venue}"] += 1
         self._last_message[venue] = time.monotonic()
         ctx = link.parser.ctx
+        ctx.now_ns = clock.now_ns()
         try:
             prints = link.parser.parse(raw, received)
         except NoInterval as unknown:
@@ -296,7 +321,7 @@ class Collector(LinkReader):
             for reason, n in ctx.skipped.items():
                 self.stats[f"skipped:{venue}:{reason}"] += n
             ctx.skipped.clear()
-        prints = self._in_time(venue, prints, received)
+        prints = self._in_time(venue, prints, clock, received)
         if not prints:
             return False
         skipping = self._skipping_windows(prints)
@@ -309,14 +334,25 @@ class Collector(LinkReader):
             link.first_data = time.monotonic()
         return True
 
-    def _in_time(self, venue: str, prints: list[FundingPrint], received: int) -> list[FundingPrint]:
-        """Prints whose venue time is within the tolerance of the venue's clock; the others are quarantined."""
-        limit = received + int(self.config.future_tolerance_s * NS_PER_SECOND)
+    def _in_time(self, venue: str, prints: list[FundingPrint], clock: VenueClock, received: int) -> list[FundingPrint]:
+        """Prints within the tolerance of the venue's clock (which they then update); the others are quarantined.
+
+        A future print never moves the clock, the cursor nor a builder.
+        """
+        if not clock.observed and prints:  # neither REST nor the stream has set it yet: the first message does
+            clock.observe(min(p.ts for p in prints), received)
+        limit = clock.now_ns() + int(self.config.future_tolerance_s * NS_PER_SECOND)
         kept = [p for p in prints if p.ts <= limit]
         for p in prints:
             if p.ts > limit:
-                reason = f"{venue} {p.symbol}: event time {pd.Timestamp(p.ts, tz='UTC')} is in the future"
+                self.stats[f"future:{venue}"] += 1
+                reason = (
+                    f"{venue} {p.symbol}: event time {pd.Timestamp(p.ts, tz='UTC')} is more than "
+                    f"{self.config.future_tolerance_s:g} s ahead of the venue's clock ({clock.now():%F %T} UTC)"
+                )
                 self.quarantine(venue, received, reason, repr(p))
+        if kept:
+            clock.observe(max(p.ts for p in kept), received)
         return kept
 
     def _skipping_windows(self, prints: list[FundingPrint]) -> list[str]:
@@ -388,9 +424,24 @@ class Collector(LinkReader):
         except TimeoutError:
             pass
 
+    def _read_landed_settled(self) -> None:
+        """The newest settled print each stream landed in earlier runs: a restart's warm start lands none twice."""
+        problems: list[Any] = []
+        landed = read_landed(
+            self.landing_dir, "prints", columns=["venue", "symbol", "funding_time"],
+            filters=[("kind", "=", "settled")], problems=problems,
+        )  # fmt: skip
+        for problem in problems:
+            log.warning("landing: %s", problem)
+        if landed.empty:
+            return
+        newest = landed.groupby(["venue", "symbol"])["funding_time"].max()
+        self._landed_settled = {key: int(t.value) for key, t in newest.items()}
+
     async def run(self, run_seconds: float | None = None) -> Counter[str]:
         """Collect until `stop()` or `run_seconds`; the last batch is flushed before returning."""
         writer = SegmentWriter(self.landing_dir)
+        await asyncio.to_thread(self._read_landed_settled)
         try:
             tasks = [asyncio.create_task(self.stream(v), name=f"stream:{v}") for v in self.venues]
             helpers = [asyncio.create_task(self._flush_loop(writer)), asyncio.create_task(self._status_loop())]

@@ -111,9 +111,11 @@ class CcxtSource:
         now: Callable[[], pd.Timestamp] | None = None,
         throttle: bool = True,
         rate_limit_scale: float = 1.0,
+        venue_now: Callable[[str], pd.Timestamp] | None = None,
     ) -> None:
         """`now` is the venues' current time (default the wall clock; the emulator's clock in tests).
 
+        `venue_now(venue)`, when given, is each venue's own clock (the live collector's) and wins over `now`.
         `throttle` paces requests to the venues' documented limits (each adapter's RateLimit data;
         `rate_limit_scale` multiplies their windows, for an emulator that compresses them alike).
         Tests against an emulator without limits turn it off; 429s are still retried.
@@ -133,7 +135,8 @@ class CcxtSource:
         self._max_retries = max_retries
         self._backoff_base_s = backoff_base_s
         self._timeout_ms = int(timeout_s * 1000)
-        self._now = now or (lambda: pd.Timestamp.now(tz="UTC"))
+        clock = now or (lambda: pd.Timestamp.now(tz="UTC"))
+        self._venue_now = venue_now or (lambda venue: clock())
         self._throttle = throttle
         self._local = threading.local()
         self._pacers = {v: Pacer(self._spec(v).rate_limits, rate_limit_scale) for v in self._venues}
@@ -317,7 +320,7 @@ class CcxtSource:
         depth = self._spec(venue).depth(method)
         if depth is None:
             return True
-        oldest = pd.Timestamp(depth.oldest_ms(ms(utc(self._now()))), unit="ms", tz="UTC")
+        oldest = pd.Timestamp(depth.oldest_ms(ms(utc(self._venue_now(venue)))), unit="ms", tz="UTC")
         if start >= oldest:
             return True
         kept = f"{depth.days:g} days" if depth.rows == 0 else f"the latest {depth.rows} rows"
@@ -393,14 +396,18 @@ class CcxtSource:
         if n <= 0:
             raise ValueError(f"last_settled: n must be positive, got {n}")
         interval_h = self._interval_h(venue, symbol)
-        end = utc(self._now()) + pd.Timedelta(milliseconds=1)
+        end = utc(self._venue_now(venue)) + pd.Timedelta(milliseconds=1)
         start = end - pd.Timedelta(hours=interval_h * (n + 2))
         return self._settled(venue, symbol, start, end).tail(n).reset_index(drop=True)
 
     def settled_since(self, venue: str, symbol: str, since) -> pd.DataFrame:
         """Settled prints of one symbol with funding_time >= since: gap-fill after a reconnect."""
-        end = utc(self._now()) + pd.Timedelta(milliseconds=1)
+        end = utc(self._venue_now(venue)) + pd.Timedelta(milliseconds=1)
         return self._settled(venue, symbol, utc(since), end)
+
+    def server_time(self, venue: str) -> pd.Timestamp:
+        """The venue's clock as its REST API states it (ccxt fetch_time)."""
+        return pd.Timestamp(int(self._call(venue, "fetch_time")), unit="ms", tz="UTC")
 
     # ------------------------------------------------------------ bars and markets
 

@@ -149,6 +149,8 @@ class ParseContext:
         self.failed_subscriptions: list[str] = []
         self.state: dict[str, dict[str, Any]] = {}
         self.symbols: dict[str, tuple[str, str] | None] = {}
+        # The venue's clock at this frame, for messages that carry no time (None: the receive time).
+        self.now_ns: int | None = None
 
     def control(self) -> list[FundingPrint]:
         self.control_messages += 1

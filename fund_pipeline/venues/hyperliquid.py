@@ -3,7 +3,8 @@
 Hourly funding (1/8 of the 8h formula paid every hour, capped at 4 %/h). Every request is a POST
 to `/info`, weighed against 1,200 weight per minute per IP (funding history and candles weigh
 20); `candleSnapshot` serves only the latest 5,000 candles. The stream's `activeAssetCtx` carries
-no time: `ts` is the receive time and the funding time the next hour. The client pings
+no time: `ts` is the venue's clock at receipt (the collector's, else the receive time) and the
+funding time the next hour on it. The client pings
 `{"method":"ping"}` (the server closes a connection silent for 60 s); at most 1,000 subscriptions.
 """
 
@@ -86,9 +87,10 @@ class HyperliquidAdapter(VenueAdapter):
             return []
         assert found is not None
         symbol, base = found
-        funding = floor_hour_ns(received_at_ns) + NS_PER_HOUR
+        now = received_at_ns if ctx.now_ns is None else ctx.now_ns
+        funding = floor_hour_ns(now) + NS_PER_HOUR
         return [FundingPrint(
-            "hyperliquid", symbol, base, "predicted", funding, received_at_ns, received_at_ns,
+            "hyperliquid", symbol, base, "predicted", funding, now, received_at_ns,
             funding_rate(ctx_fields["funding"]), self.facts.default_interval_h,
             optional_price(ctx_fields.get("markPx")), optional_price(ctx_fields.get("oraclePx")), "ws",
         )]  # fmt: skip
