@@ -11,6 +11,8 @@ import pytest
 
 from bench.__main__ import BENCHMARKS
 
+pytestmark = pytest.mark.slow  # every benchmark once, in --quick mode
+
 
 @pytest.mark.parametrize("name", BENCHMARKS)
 def test_quick_benchmark_paths_agree(name):

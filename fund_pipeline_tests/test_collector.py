@@ -24,6 +24,8 @@ from fund_pipeline.live.collector import Collector, CollectorConfig, backoff_del
 from fund_pipeline.live.landing import list_segments, read_landed
 from fund_pipeline.sources.ccxt import CcxtSource
 
+pytestmark = pytest.mark.e2e  # loopback WebSocket servers, the emulator, a collector subprocess
+
 H = 3_600_000_000_000
 BTC = "BTC/USDT:USDT"
 

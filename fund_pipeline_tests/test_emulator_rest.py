@@ -15,6 +15,8 @@ import pytest
 from fund_pipeline.emulator.server import Faults, start_emulator
 from fund_pipeline.sources.simulated import SimulatedMarket
 
+pytestmark = pytest.mark.e2e  # HTTP against the emulator on loopback
+
 BASES = ("BTC", "WIF")  # WIF settles every 4h on bybit
 NOW = pd.Timestamp("2025-03-10 03:30", tz="UTC")
 NOW_MS = int(NOW.value // 1_000_000)

@@ -66,12 +66,18 @@ def test_sequence_continues_across_writers_and_one_writer_at_a_time(tmp_path):
     assert read_landed(tmp_path, "quarantine")["raw"].tolist() == ["{"]
 
 
+@pytest.mark.e2e  # a writer subprocess, killed
 def test_kill_9_while_writing_leaves_only_whole_segments(tmp_path):
     script = textwrap.dedent(
         f"""
         import os, signal, sys
+        from fund_pipeline.domain.records import FundingPrint
         from fund_pipeline.live.landing import SegmentWriter, prints_table
-        rows = [("binance", "BTC/USDT:USDT", "BTC", "predicted", {T0}, {T0} + i, {T0} + i, 1e-4, 8.0, 1.0, 1.0, "ws") for i in range(20000)]
+        rows = [
+            FundingPrint("binance", "BTC/USDT:USDT", "BTC", "predicted", {T0}, {T0} + i, {T0} + i, 1e-4, 8.0, 1.0, 1.0,
+                         "ws")
+            for i in range(20000)
+        ]
         writer = SegmentWriter(sys.argv[1])
         n = 0
         while True:

@@ -5,6 +5,7 @@ import json
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from fund_pipeline.defs.live.assets import live_curve
 from fund_pipeline.defs.live.sensors import build_live_snapshot_sensor
@@ -13,6 +14,8 @@ from fund_pipeline.emulator.server import Faults, start_emulator
 from fund_pipeline.live.collector import Collector, CollectorConfig
 from fund_pipeline.live.landing import read_landed
 from fund_pipeline.resources import LandingZone, Warehouse
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 VENUES = ["binance", "bybit", "okx", "hyperliquid"]
 START = pd.Timestamp("2025-03-01 05:00", tz="UTC")

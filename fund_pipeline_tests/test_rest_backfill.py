@@ -16,6 +16,8 @@ from fund_pipeline.sources.ccxt import CcxtSource, VenueUnavailableError
 from fund_pipeline.sources.simulated import OKX_INTERVAL_CHANGE_AT, OKX_INTERVAL_CHANGE_BASE, SimulatedMarket
 from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError
 
+pytestmark = pytest.mark.e2e  # ccxt against the emulator on loopback
+
 BASES = ("BTC", "PEPE", "WIF")  # PEPE settles every 4h on binance, WIF on bybit
 NOW = pd.Timestamp("2025-01-20", tz="UTC")
 VENUES = SIM_VENUES
