@@ -3,12 +3,27 @@
 import dagster as dg
 import pandas as pd
 
+from fund_pipeline.defs.ingest.reconstructed import RECONSTRUCTED_TABLE
 from fund_pipeline.defs.partitions import CURVE_LOOKBACK, DAILY_VENUE_PARTITIONS, venue_lookback_days
 from fund_pipeline.defs.scope import daily_venue_spans
 from fund_pipeline.domain.curve import N_BUCKETS, SnapshotPolicy, missing_bucket_pct, replay_curves
+from fund_pipeline.domain.predicted import curve_input
 from fund_pipeline.domain.quality import MAX_MISSING_BUCKET_PCT, MISSING_BUCKET_WINDOW
 from fund_pipeline.plots import heatmap, markdown_image
 from fund_pipeline.resources import WAREHOUSE_POOL, Warehouse
+
+_POLICY = SnapshotPolicy()
+
+
+class CurveHistoryConfig(dg.Config):
+    """Snapshot cadence (`snapshot_mode` "roll", the default for storage, or "every_n_seconds" every
+    `snapshot_seconds`) and whether the reconstructed predicted prints join the settled ones. With
+    them, bucket 0 is the open window's quote as in the live curve (same snapshots as the live
+    builder on the same prints); without, it is the settled rate (the store's features read that)."""
+
+    snapshot_mode: str = _POLICY.mode
+    snapshot_seconds: float = _POLICY.seconds
+    with_reconstructed: bool = False
 
 
 def curve_heatmap(curves: pd.DataFrame, venue: str) -> str:
@@ -27,7 +42,10 @@ def curve_heatmap(curves: pd.DataFrame, venue: str) -> str:
     group_name="curves",
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
-    deps=[dg.AssetDep("raw_funding_prints", partition_mapping=venue_lookback_days(CURVE_LOOKBACK))],
+    deps=[
+        dg.AssetDep("raw_funding_prints", partition_mapping=venue_lookback_days(CURVE_LOOKBACK)),
+        dg.AssetDep(RECONSTRUCTED_TABLE, partition_mapping=venue_lookback_days(CURVE_LOOKBACK)),
+    ],
     check_specs=[
         dg.AssetCheckSpec(
             "missing_buckets_below_2pct_30d",
@@ -36,12 +54,12 @@ def curve_heatmap(curves: pd.DataFrame, venue: str) -> str:
         )
     ],
 )
-def curve_history(context: dg.AssetExecutionContext, warehouse: Warehouse):
+def curve_history(context: dg.AssetExecutionContext, config: CurveHistoryConfig, warehouse: Warehouse):
     """One snapshot per settled print; the 7 earlier buckets come from the lookback days before it.
 
     Every span of the run is replayed first and written in one transaction: all or nothing.
     """
-    late, plots, parts = 0, {}, []
+    late, reconstructed, plots, parts = 0, 0, {}, []
     missing: dict[str, float] = {}
     spans = daily_venue_spans(context)
     for venue, start, end in spans:
@@ -51,7 +69,12 @@ def curve_history(context: dg.AssetExecutionContext, warehouse: Warehouse):
                 f"curve_history: no settled prints stored for {venue} in [{start:%Y-%m-%d}, {end:%Y-%m-%d}); "
                 "materialise raw_funding_prints first"
             )
-        curves, stats = replay_curves(prints, SnapshotPolicy())
+        if config.with_reconstructed:
+            where = {"venue": [venue], "funding_time": (start - CURVE_LOOKBACK, end)}
+            rebuilt = warehouse.read(RECONSTRUCTED_TABLE, where)
+            reconstructed += len(rebuilt)
+            prints = curve_input(prints, rebuilt) if len(rebuilt) else prints
+        curves, stats = replay_curves(prints, SnapshotPolicy(config.snapshot_mode, config.snapshot_seconds))
         in_range = curves.loc[(curves["funding_time"] >= start) & (curves["funding_time"] < end)].reset_index(drop=True)
         parts.append((in_range, {"venue": [venue], "funding_time": (start, end)}))
         late += sum(s.late for s in stats.values())
@@ -66,6 +89,8 @@ def curve_history(context: dg.AssetExecutionContext, warehouse: Warehouse):
         metadata={
             "dagster/row_count": written,
             "late_prints_ignored": late,
+            "reconstructed_prints_replayed": reconstructed,
+            "snapshot_mode": config.snapshot_mode,
             **{f"missing_bucket_pct_30d_{v}": round(p, 3) for v, p in missing.items()},
             **plots,
         }
