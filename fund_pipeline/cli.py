@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_cli(argv[1:])
     if argv and argv[0] == "collect":
-        from fund_pipeline.live.collector import run_cli
+        from fund_pipeline.live.collect_cli import run_cli
 
         return run_cli(argv[1:])
 

@@ -20,7 +20,8 @@ import pytest
 
 from fund_pipeline.emulator.limits import RateLimits
 from fund_pipeline.emulator.server import Faults, start_emulator
-from fund_pipeline.live.collector import Collector, CollectorConfig, build_parser
+from fund_pipeline.live.collect_cli import build_parser
+from fund_pipeline.live.collector import Collector, CollectorConfig
 from fund_pipeline.live.landing import read_landed
 from fund_pipeline.sources.ccxt import CcxtSource, HistoryDepthError
 from fund_pipeline.venues.registry import WS_VENUES, adapter
@@ -69,7 +70,7 @@ def test_rate_limits_answer_429_then_418_for_a_client_that_does_not_back_off():
 
 
 def test_the_pacer_keeps_a_client_under_every_limit():
-    from fund_pipeline.sources.ccxt import Pacer
+    from fund_pipeline.sources.pacing import Pacer
 
     pacer = Pacer(adapter("okx").rest.rate_limits, scale=0.01)
     started = time.monotonic()
