@@ -160,14 +160,14 @@ def run_demo(days: int = 60, end: str | None = None) -> int:
     return 0
 
 
-def run_real_sample(start: str, end: str) -> int:
+def run_real_sample(start: str, end: str, timings: dict[str, float] | None = None) -> int:
     """Real public prints → curves → features → walk-forward forecasts, scored against the baselines.
 
     The `real_sample` code location: its own warehouse under data/real_sample and asset keys under
     real_sample/, recorded in the project's DAGSTER_HOME, so `make ui` shows it beside the demo and
     simulated and real numbers never mix. Ingest and curves go through the importer (resumable: a
     second run skips the partitions already done). The sample has no bars: market features are
-    absent and the model runs on funding alone.
+    absent and the model runs on funding alone. `timings`, if given, receives seconds per stage.
     """
     from fund_pipeline.importer import Ledger, import_partitions
     from fund_pipeline.locations import (
@@ -185,12 +185,17 @@ def run_real_sample(start: str, end: str) -> int:
     first, stop = pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC")
     last = stop - pd.Timedelta(days=1)
     assets = asset_definitions(defs)
+    timings = {} if timings is None else timings
+    started = time.perf_counter()
     source = resources["market_source"].get()
-    print(f"real public sample: {', '.join(source.venues())}, {first:%Y-%m-%d} .. {stop:%Y-%m-%d}")
+    venues = source.venues()
+    timings["files: read, clock inference, merge"] = time.perf_counter() - started
+    print(f"real public sample: {', '.join(venues)}, {first:%Y-%m-%d} .. {stop:%Y-%m-%d}")
     with dg.DagsterInstance.get() as instance:
         ledger = Ledger(source_dir(REAL_SAMPLE) / "import_ledger.json", Path(warehouse.database))
         print("ingest + curves (day × venue partitions, resumable):")
         imported = import_partitions(defs, instance, REAL_SAMPLE, source, ledger, first, stop)
+        timings["ingest + curves"] = imported.seconds
         print(
             f"  {', '.join(INGEST_ASSETS)}: {imported.ran} partitions in {len(imported.runs)} runs, "
             f"{imported.skipped} already done  {imported.seconds:5.1f}s"
@@ -214,7 +219,8 @@ def run_real_sample(start: str, end: str) -> int:
                     run_config=QUIET,
                 )
             )
-            print(f"  {', '.join(names):<60} {lo or ''} .. {hi or ''}  {time.perf_counter() - started:5.1f}s")
+            timings[", ".join(names)] = time.perf_counter() - started
+            print(f"  {', '.join(names):<60} {lo or ''} .. {hi or ''}  {timings[', '.join(names)]:5.1f}s")
 
         run(["feature_store"], f"{first + pd.Timedelta(days=INGEST_WARMUP_DAYS):%Y-%m-%d}", f"{last:%Y-%m-%d}")
         weeks = weekly_keys(first + pd.Timedelta(days=INGEST_WARMUP_DAYS), stop - pd.Timedelta(days=7))

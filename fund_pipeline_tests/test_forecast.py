@@ -1,45 +1,50 @@
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 from fund_pipeline.domain.forecast import (
     FORECAST_COLUMNS,
-    SCORECARD_COLUMNS,
     InsufficientHistoryError,
+    ModelParams,
     TrainedModel,
-    baseline_predictions,
     build_forecasts,
-    direction_hit_rate,
+    forecast_as_of,
     forecast_rows,
-    mae,
-    predict,
-    scorecard,
-    scorecard_summary,
-    smape,
+    landing_rates,
+    predict_y,
     train_forecast_model,
     walk_forward_split,
 )
+from fund_pipeline.domain.forecast_horizons import forecast_frame
+from fund_pipeline.domain.forecast_metrics import mae
 from fund_pipeline.domain.prints import SchemaError
 
 FEATURES = ["rate_8h", "rate_mean_21", "momentum"]
 WEEK_START = pd.Timestamp("2024-01-08", tz="UTC")
 WEEK_END = pd.Timestamp("2024-01-15", tz="UTC")
-FAST = {"iterations": 30, "depth": 4}
+FAST = ModelParams(seed=7, iterations=30, depth=4, classifier_iterations=20)
+# Long enough that every horizon (up to 7 days) has settled targets before the model week.
+LONG_DAYS = 35
+MODEL_WEEK = pd.Timestamp("2024-01-29", tz="UTC")
+MODEL_WEEK_END = MODEL_WEEK + pd.Timedelta(days=7)
 
 
-def synthetic_features(days: int = 14, seed: int = 0) -> pd.DataFrame:
-    """Two venues, an 8h one and a 4h one, with an AR(1) funding rate and a NaN-bearing feature."""
+def synthetic_features(days: int = 14, seed: int = 0, sticky: bool = False) -> pd.DataFrame:
+    """Two venues, an 8h one and a 4h one, with an AR(1) funding rate and a NaN-bearing feature.
+
+    With `sticky`, a third 8h venue sits exactly on 0.01 %/8h for long spells (a mass point).
+    """
     rng = np.random.default_rng(seed)
     frames = []
-    for venue, interval_h in (("binance", 8), ("hyperliquid", 4)):
+    venues = [("binance", 8), ("hyperliquid", 4)] + ([("kucoin", 8)] if sticky else [])
+    for venue, interval_h in venues:
         times = pd.date_range("2024-01-01", periods=days * 24 // interval_h, freq=f"{interval_h}h", tz="UTC")
         rate_8h = np.empty(len(times))
         rate_8h[0] = 1e-4
         for i in range(1, len(times)):
             rate_8h[i] = 1e-4 + 0.8 * (rate_8h[i - 1] - 1e-4) + rng.normal(0, 5e-5)
+            if venue == "kucoin" and (i // 12) % 3 != 2:
+                rate_8h[i] = 1e-4
         rate = rate_8h * interval_h / 8
         frame = pd.DataFrame(
             {
@@ -102,34 +107,44 @@ def test_split_rejects_naive_or_inverted_weeks():
         walk_forward_split(naive, WEEK_START, WEEK_END, 1)
 
 
+def model_and_frame(seed=7, sticky=False, days=LONG_DAYS, shuffle_targets=False):
+    features = synthetic_features(days=days, seed=seed, sticky=sticky)
+    frame = forecast_frame(features)
+    train = frame.loc[frame["funding_time"] < MODEL_WEEK]
+    if shuffle_targets:
+        rng = np.random.default_rng(seed)
+        train = train.copy()
+        for column in [c for c in train.columns if c.startswith("y_")]:
+            train[column] = rng.permutation(train[column].to_numpy())
+    return train_forecast_model(train, FEATURES, MODEL_WEEK, FAST), frame
+
+
 def test_model_for_a_week_cannot_see_rows_whose_target_is_in_or_after_the_week():
-    features = synthetic_features()
-    train, _ = walk_forward_split(features, WEEK_START, WEEK_END, min_train_rows=10)
-    clean = train_forecast_model(train, FEATURES, seed=7, **FAST).to_bytes()
+    features = synthetic_features(days=LONG_DAYS)
+    clean = train_forecast_model(forecast_frame(features), FEATURES, MODEL_WEEK, FAST).to_bytes()
 
     poisoned = features.copy()
-    future = poisoned["target_time"] >= WEEK_START
-    assert future.any()
+    future = poisoned["funding_time"] >= MODEL_WEEK
     poisoned.loc[future, FEATURES] = 1e6
-    poisoned.loc[future, "target_rate"] = -1.0
-    poisoned_train, _ = walk_forward_split(poisoned, WEEK_START, WEEK_END, min_train_rows=10)
-    assert train_forecast_model(poisoned_train, FEATURES, seed=7, **FAST).to_bytes() == clean
+    poisoned.loc[future, ["rate", "target_rate"]] = -1.0
+    assert train_forecast_model(forecast_frame(poisoned), FEATURES, MODEL_WEEK, FAST).to_bytes() == clean
 
     # the poison is strong enough to change a model that does see it
-    leaky = poisoned.loc[poisoned["target_time"].notna()]
-    assert train_forecast_model(leaky, FEATURES, seed=7, **FAST).to_bytes() != clean
+    later = MODEL_WEEK + pd.Timedelta(days=5)
+    assert train_forecast_model(forecast_frame(poisoned), FEATURES, later, FAST).to_bytes() != clean
 
 
 def test_model_round_trips_through_bytes_with_metadata():
-    features = synthetic_features()
-    train, test = walk_forward_split(features, WEEK_START, WEEK_END, min_train_rows=10)
-    model = train_forecast_model(train, FEATURES, seed=1, **FAST)
+    model, frame = model_and_frame(sticky=True)
     restored = TrainedModel.from_bytes(model.to_bytes())
-    np.testing.assert_array_equal(predict(restored, test), predict(model, test))
-    assert restored.n_train == len(train)
-    assert restored.train_end == train["target_time"].max()
+    week = frame.loc[frame["funding_time"] >= MODEL_WEEK]
+    for horizon in model.horizons:
+        np.testing.assert_array_equal(predict_y(restored, week, horizon), predict_y(model, week, horizon))
+        assert restored.horizons[horizon].anchor == model.horizons[horizon].anchor
+    assert restored.n_train == model.n_train
+    assert restored.train_end == model.train_end < MODEL_WEEK
     assert restored.feature_columns == tuple(FEATURES)
-    assert {name for name, _ in restored.top_features} <= {"venue", *FEATURES}
+    pd.testing.assert_frame_equal(restored.mass_points, model.mass_points, check_dtype=False)
     importances = [value for _, value in restored.top_features]
     assert importances == sorted(importances, reverse=True)
 
@@ -139,140 +154,73 @@ def test_from_bytes_rejects_foreign_blobs():
         TrainedModel.from_bytes(b"not a model")
 
 
-def test_predictions_are_in_the_target_interval_units():
-    features = synthetic_features()
-    train, test = walk_forward_split(features, WEEK_START, WEEK_END, min_train_rows=10)
-    model = train_forecast_model(train, FEATURES, seed=1, **FAST)
-    as_4h = test.assign(target_interval_h=4.0)
-    as_1h = test.assign(target_interval_h=1.0)
-    np.testing.assert_allclose(predict(model, as_4h), 4 * predict(model, as_1h))
+def test_build_forecasts_has_every_horizon_in_accrued_units():
+    model, frame = model_and_frame()
+    forecasts = build_forecasts(model, frame, WEEK_START + pd.Timedelta(days=14), WEEK_END + pd.Timedelta(days=14))
+    assert list(forecasts.columns) == FORECAST_COLUMNS
+    assert set(forecasts["horizon"]) == {"next", "1d", "3d", "7d"}
+    seven = forecasts.loc[(forecasts["horizon"] == "7d") & (forecasts["venue"] == "hyperliquid")]
+    # 42 four-hour windows in 7 days: persistence accrues 42 times the current rate
+    current = frame.set_index(["venue", "funding_time"]).loc["hyperliquid", "rate"]
+    np.testing.assert_allclose(seven["pred_last"], 42 * current.reindex(seven["funding_time"]).to_numpy())
+    assert (seven["target_time"] == seven["funding_time"] + pd.Timedelta(days=7)).all()
+
+
+def test_a_week_without_settled_long_horizons_has_only_the_short_ones():
+    model, frame = model_and_frame()
+    last_week = frame["funding_time"].max().normalize() - pd.Timedelta(days=2)
+    forecasts = build_forecasts(model, frame, last_week, last_week + pd.Timedelta(days=7))
+    assert "7d" not in set(forecasts["horizon"]) and "next" in set(forecasts["horizon"])
 
 
 def test_model_learns_the_persistence_of_funding():
-    features = synthetic_features(days=28)
-    week_start = pd.Timestamp("2024-01-22", tz="UTC")
-    train, test = walk_forward_split(features, week_start, week_start + pd.Timedelta(days=7), min_train_rows=10)
-    model = train_forecast_model(train, FEATURES, seed=3, iterations=80, depth=4)
-    forecasts = build_forecasts(model, test)
-    assert mae(forecasts["actual"], forecasts["pred_model"]) < mae(forecasts["actual"], forecasts["pred_interest"])
+    model, frame = model_and_frame()
+    forecasts = build_forecasts(model, frame, MODEL_WEEK, MODEL_WEEK_END)
+    for horizon, block in forecasts.groupby("horizon"):
+        assert mae(block["actual"], block["pred_model"]) < mae(block["actual"], block["pred_interest"]), horizon
+
+
+def test_leakage_probe_shuffled_targets_give_no_skill_over_the_constant():
+    """With the targets shuffled in training the model cannot beat the best constant; unshuffled it can."""
+    shuffled, frame = model_and_frame(shuffle_targets=True)
+    honest, _ = model_and_frame()
+    week = frame.loc[(frame["funding_time"] >= MODEL_WEEK) & frame["y_next"].notna()]
+    train_y = frame.loc[frame["target_time"] < MODEL_WEEK, "y_next"]
+    constant = mae(week["y_next"], np.full(len(week), float(train_y.median())))
+    assert mae(week["y_next"], predict_y(shuffled, week, "next")) > 0.95 * constant
+    assert mae(week["y_next"], predict_y(honest, week, "next")) < 0.8 * constant
+
+
+def test_mass_points_are_found_and_forecast_exactly():
+    model, frame = model_and_frame(sticky=True)
+    assert model.mass_points["venue"].tolist() == ["kucoin"]
+    assert model.mass_points["mass_8h"].iloc[0] == pytest.approx(1e-4, abs=1e-12)
+    forecasts = build_forecasts(model, frame, MODEL_WEEK, MODEL_WEEK_END)
+    landing = landing_rates(forecasts).set_index(["venue", "horizon"])
+    kucoin = landing.loc[("kucoin", "next")]
+    assert kucoin["realised_on_mass"] > 0.5 and kucoin["model_on_mass"] > 0.5
+    on_point = forecasts.loc[(forecasts["venue"] == "kucoin") & (forecasts["horizon"] == "next"), "pred_model"]
+    assert (on_point == 1e-4).any()
+    assert landing.loc[("binance", "next"), "model_on_mass"] == 0.0
+
+
+def test_forecast_as_of_uses_each_streams_last_window_before():
+    model, frame = model_and_frame()
+    latest = forecast_as_of(model, frame, MODEL_WEEK, "7d")
+    assert set(latest["venue"]) == {"binance", "hyperliquid"}
+    assert (latest["funding_time"] < MODEL_WEEK).all()
+    assert latest.set_index("venue").loc["binance", "funding_time"] == MODEL_WEEK - pd.Timedelta(hours=8)
 
 
 def test_training_rejects_bad_input_by_name():
-    train, _ = walk_forward_split(synthetic_features(), WEEK_START, WEEK_END, min_train_rows=10)
+    frame = forecast_frame(synthetic_features(days=LONG_DAYS))
     with pytest.raises(SchemaError, match="missing column"):
-        train_forecast_model(train, ["no_such_feature"], seed=0, **FAST)
+        train_forecast_model(frame, ["no_such_feature"], MODEL_WEEK, FAST)
     with pytest.raises(SchemaError, match=r"infinite values in column\(s\) \['momentum'\]"):
-        train_forecast_model(train.assign(momentum=np.inf), FEATURES, seed=0, **FAST)
+        train_forecast_model(frame.assign(momentum=np.inf), FEATURES, MODEL_WEEK, FAST)
     with pytest.raises(ValueError, match="venue"):
-        train_forecast_model(train, ["venue", *FEATURES], seed=0, **FAST)
-
-
-def test_baselines_scale_to_the_target_interval():
-    rows = pd.DataFrame(
-        {
-            "rate": [2e-4, 1e-4],
-            "interval_h": [8.0, 4.0],
-            "rate_mean_21": [1e-4, 5e-5],
-            "target_interval_h": [4.0, 4.0],
-        }
-    )
-    baselines = baseline_predictions(rows)
-    np.testing.assert_allclose(baselines["pred_interest"], [5e-5, 5e-5])
-    np.testing.assert_allclose(baselines["pred_last"], [1e-4, 1e-4])
-    np.testing.assert_allclose(baselines["pred_rolling_mean"], [5e-5, 5e-5])
-
-
-def test_build_forecasts_has_the_documented_columns():
-    train, test = walk_forward_split(synthetic_features(), WEEK_START, WEEK_END, min_train_rows=10)
-    forecasts = build_forecasts(train_forecast_model(train, FEATURES, seed=0, **FAST), test)
-    assert list(forecasts.columns) == FORECAST_COLUMNS
-    assert len(forecasts) == len(test)
-    np.testing.assert_array_equal(forecasts["actual"], test["target_rate"])
-
-
-def test_smape_counts_a_pair_of_zeros_as_exact():
-    assert smape([0.0, 0.0], [0.0, 0.0]) == 0.0
-    assert smape([0.0, 1e-4], [0.0, -1e-4]) == pytest.approx(1.0)
-    assert smape([1e-4], [0.0]) == pytest.approx(2.0)
-
-
-def test_metrics_reject_mismatched_or_missing_values():
-    with pytest.raises(ValueError, match="1 actual value"):
-        mae([1.0], [1.0, 2.0])
-    with pytest.raises(ValueError, match="NaN"):
-        smape([np.nan], [1.0])
-    with pytest.raises(ValueError, match="no values"):
-        smape([], [])
-
-
-def test_direction_hit_rate_treats_flat_as_its_own_direction():
-    current = np.array([1.0, 1.0, 1.0, 1.0])
-    actual = np.array([2.0, 0.0, 1.0, 1.0])
-    forecast = np.array([1.5, 1.5, 1.0, 3.0])
-    # up/up hit, up/down miss, flat/flat hit, up/flat miss
-    assert direction_hit_rate(current, actual, forecast) == 0.5
-
-
-def forecasts_frame() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "venue": ["a", "a", "b", "b"],
-            "symbol": "BTC/USDT:USDT",
-            "funding_time": pd.date_range("2024-01-08", periods=4, freq="8h", tz="UTC"),
-            "target_time": pd.date_range("2024-01-08 08:00", periods=4, freq="8h", tz="UTC"),
-            "interval_h": [8.0, 8.0, 4.0, 4.0],
-            "target_interval_h": [8.0, 8.0, 4.0, 4.0],
-            "rate": [1e-4, 2e-4, 1e-4, 1e-4],
-            "actual": [2e-4, 1e-4, 1e-4, 3e-4],
-            "pred_model": [2e-4, 1e-4, 1e-4, 2e-4],
-            "pred_interest": [1e-4, 1e-4, 5e-5, 5e-5],
-            "pred_last": [1e-4, 2e-4, 1e-4, 1e-4],
-            "pred_rolling_mean": [1e-4, 1.5e-4, 1e-4, 1e-4],
-        }
-    )
-
-
-def test_scorecard_rows_per_venue_and_overall():
-    card = scorecard(forecasts_frame())
-    assert list(card.columns) == SCORECARD_COLUMNS
-    assert len(card) == 3 * 4
-    assert set(card["venue"]) == {"a", "b", "all"}
-    model_all = card.query("venue == 'all' and predictor == 'model'").iloc[0]
-    assert model_all["n"] == 4
-    assert model_all["mae"] == pytest.approx(0.25e-4)
-    assert model_all["hit_rate"] == 1.0
-    model_a = card.query("venue == 'a' and predictor == 'model'").iloc[0]
-    assert model_a["smape"] == 0.0
-
-
-def test_summary_reports_model_against_its_best_baseline_honestly():
-    forecasts = forecasts_frame()
-    summary = scorecard_summary(scorecard(forecasts))
-    assert summary["model_beats_best_baseline"] is True
-    assert summary["best_baseline"] in {"interest", "last", "rolling_mean"}
-
-    losing = forecasts.assign(pred_model=forecasts["actual"] * -1)
-    summary = scorecard_summary(scorecard(losing), metric="mae")
-    assert summary["model_beats_best_baseline"] is False
-    assert summary["model_mae"] > summary["best_baseline_mae"]
-
-
-finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
-pairs = st.integers(1, 30).flatmap(
-    lambda n: st.tuples(arrays("float64", n, elements=finite), arrays("float64", n, elements=finite))
-)
-
-
-@given(pairs)
-def test_smape_is_bounded_and_symmetric(pair):
-    actual, forecast = pair
-    value = smape(actual, forecast)
-    assert 0.0 <= value <= 2.0
-    assert value == smape(forecast, actual)
-
-
-@given(pairs)
-def test_smape_is_zero_iff_forecasts_are_exact(pair):
-    actual, forecast = pair
-    assert (smape(actual, forecast) == 0.0) == bool(np.array_equal(actual, forecast))
-    assert smape(actual, actual) == 0.0
+        train_forecast_model(frame, ["venue", *FEATURES], MODEL_WEEK, FAST)
+    with pytest.raises(InsufficientHistoryError, match=r"horizon \w+: \d+ row\(s\) with the target settled"):
+        train_forecast_model(
+            forecast_frame(synthetic_features(days=9)), FEATURES, pd.Timestamp("2024-01-09", tz="UTC"), FAST
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -429,8 +431,32 @@ def test_dagster_basket_config_has_the_domain_fields_and_defaults():
 
     domain, glue = BasketConfig(), HedgeBasketConfig().basket_config()
     assert glue == domain
-    glue_fields = set(HedgeBasketConfig.model_fields) - {"targets", "lookback_days"}
+    glue_fields = set(HedgeBasketConfig.model_fields) - {"targets", "lookback_days", "compare_carry_sources"}
     assert glue_fields | {"lookback"} == {f.name for f in fields(BasketConfig)}
     assert HedgeBasketConfig(lam=3.0, lookback_days=14).basket_config().lookback == pd.Timedelta(days=14)
     with pytest.raises(ValueError, match="venue, symbol"):
         HedgeBasketConfig(targets=[["binance"]]).target_pairs()
+
+
+def test_forecast_carry_replaces_the_trailing_carry_where_it_is_known():
+    bars, prints = market()
+    config = BasketConfig(lam=1e4, basket_notional_usd=2e6, max_volume_share=0.5, lookback=LOOKBACK)
+    targets = [("binance", "BTC/USDT:USDT")]
+    trailing, trailing_summary = build_weekly_baskets(bars, prints, AS_OF, targets, config)
+    forecast = pd.Series(
+        [5e-3, -5e-3], index=pd.MultiIndex.from_tuples([("okx", "XRP/USDT:USDT"), ("okx", "SOL/USDT:USDT")])
+    )
+    by_forecast = replace(config, carry_source="forecast_7d")
+    weights, summary = build_weekly_baskets(bars, prints, AS_OF, targets, by_forecast, forecast_carry=forecast)
+    legs = weights.set_index(["venue", "symbol"])
+    assert legs.loc[("okx", "XRP/USDT:USDT"), "carry_8h"] == 5e-3
+    assert (
+        legs.loc[("okx", "XRP/USDT:USDT"), "weight"]
+        > trailing.set_index(["venue", "symbol"]).loc[("okx", "XRP/USDT:USDT"), "weight"]
+    )
+    assert summary.loc[0, "n_forecast_carry"] == 2 and summary.loc[0, "carry_source"] == "forecast_7d"
+    assert trailing_summary.loc[0, "n_forecast_carry"] == 0
+    with pytest.raises(ValueError, match="needs forecast_carry"):
+        build_weekly_baskets(bars, prints, AS_OF, targets, by_forecast)
+    with pytest.raises(ValueError, match="carry_source"):
+        BasketConfig(carry_source="tomorrow")

@@ -4,11 +4,13 @@ The hedge is held **long the target perp, short the basket**. The weights solve 
 `hedge_qp.py`: minimise ‖R w − r_target‖² − λ · carry · w subject to Σ w = 1, 0 ≤ w ≤ cap, with R
 the candidates' hourly simple returns over the trailing lookback and r_target the target's.
 
-Carry sign convention: `carry_8h` is the trailing mean of the candidate's 8h-normalised funding
-rate, as printed by the venue (positive = longs pay shorts). A short position receives
-+rate × notional at each settlement, so a positive `carry_8h` is income for the short basket and
-the −λ·carry·w term rewards it. λ is in units of squared-return-sum per 8h rate: with 720 hourly
-returns of ~0.5 %, ‖R w − r‖² is ~1e-2 and 8h carry ~1e-4, so λ ~ 100 starts to matter.
+Carry sign convention: `carry_8h` is the candidate's 8h-normalised funding rate expected over the
+holding week, as printed by the venue (positive = longs pay shorts): by default the trailing mean
+over the lookback, or (`carry_source="forecast_7d"`) the week's forecast of the mean rate over the
+next 7 days. A short position receives +rate × notional at each settlement, so a positive
+`carry_8h` is income for the short basket and the −λ·carry·w term rewards it. λ is in units of
+squared-return-sum per 8h rate: with 720 hourly returns of ~0.5 %, ‖R w − r‖² is ~1e-2 and 8h
+carry ~1e-4, so λ ~ 100 starts to matter.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ BASKET_WEIGHT_COLUMNS = [
     "carry_8h",
     "adv_usd",
     "volume_usage",
+    "carry_source",
 ]
 BASKET_SUMMARY_COLUMNS = [
     "as_of",
@@ -55,7 +58,11 @@ BASKET_SUMMARY_COLUMNS = [
     "n_obs",
     "reported_weight",
     "solve_time_s",
+    "carry_source",
+    "n_forecast_carry",
 ]
+# Where a basket's carry term comes from: the trailing mean of settled rates, or the 7-day forecast.
+CARRY_SOURCES = ("trailing", "forecast_7d")
 
 
 def volume_caps(adv_usd, basket_notional_usd: float, max_volume_share: float) -> np.ndarray:
@@ -197,6 +204,7 @@ class BasketConfig:
     lookback: pd.Timedelta = BASKET_LOOKBACK
     pca_components: int | None = None
     min_weight_to_report: float = 0.0
+    carry_source: str = "trailing"
 
     def __post_init__(self):
         if not np.isfinite(self.lam) or self.lam < 0:
@@ -208,6 +216,8 @@ class BasketConfig:
         _lookback(self.lookback)
         if self.pca_components is not None and self.pca_components < 1:
             raise ValueError(f"BasketConfig: pca_components must be >= 1 or None, got {self.pca_components}")
+        if self.carry_source not in CARRY_SOURCES:
+            raise ValueError(f"BasketConfig: carry_source must be one of {CARRY_SOURCES}, got {self.carry_source!r}")
         if not 0 <= self.min_weight_to_report < 1:
             raise ValueError(f"BasketConfig: min_weight_to_report must be in [0, 1), got {self.min_weight_to_report}")
 
@@ -219,8 +229,13 @@ def build_weekly_baskets(
     targets: list[tuple[str, str]],
     config: BasketConfig,
     problem: HedgeProblem | None = None,
+    forecast_carry: pd.Series | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One basket per target as of `as_of`: (weights frame, summary frame).
+
+    With `carry_source="forecast_7d"`, `forecast_carry` (8h rate, indexed by venue and symbol,
+    forecast from data before `as_of`) replaces the trailing carry of every candidate it covers;
+    the others keep the trailing mean, and summary.n_forecast_carry counts the covered ones.
 
     All targets share one HedgeProblem sized to the week's whole perp universe; pass `problem`
     to reuse one across weeks (it is rebuilt if its size or λ do not fit). Weights below
@@ -229,6 +244,8 @@ def build_weekly_baskets(
     """
     if not targets:
         raise ValueError("build_weekly_baskets: no targets given")
+    if config.carry_source == "forecast_7d" and forecast_carry is None:
+        raise ValueError("build_weekly_baskets: carry_source 'forecast_7d' needs forecast_carry (the 7-day forecast)")
     as_of = to_utc(pd.DatetimeIndex([as_of]))[0]
     n_obs = int(config.lookback / HOUR)
     n_universe = bars.loc[to_utc(bars["ts"]) < as_of, ["venue", "symbol"]].drop_duplicates().shape[0]
@@ -246,6 +263,13 @@ def build_weekly_baskets(
         fit_returns = inputs.returns
         if config.pca_components is not None:
             fit_returns = pca_clean(fit_returns, min(config.pca_components, *fit_returns.shape))
+        n_forecast = 0
+        if config.carry_source == "forecast_7d" and forecast_carry is not None:
+            names = pd.MultiIndex.from_frame(inputs.candidates[["venue", "symbol"]])
+            forecast = forecast_carry.reindex(names).to_numpy(dtype="float64")
+            covered = np.isfinite(forecast)
+            n_forecast = int(covered.sum())
+            inputs.candidates["carry_8h"] = np.where(covered, forecast, inputs.candidates["carry_8h"].to_numpy())
         carry = inputs.candidates["carry_8h"].to_numpy()
         adv = inputs.candidates["adv_usd"].to_numpy()
         cap = volume_caps(adv, config.basket_notional_usd, config.max_volume_share)
@@ -265,7 +289,11 @@ def build_weekly_baskets(
             out=np.full(len(frame), np.inf),
             where=frame["adv_usd"].to_numpy() > 0,
         )
-        weight_rows.append(frame.assign(as_of=as_of, target_venue=target_venue, target_symbol=target_symbol))
+        weight_rows.append(
+            frame.assign(
+                as_of=as_of, target_venue=target_venue, target_symbol=target_symbol, carry_source=config.carry_source
+            )
+        )
         summary_rows.append(
             {
                 "as_of": as_of,
@@ -280,6 +308,8 @@ def build_weekly_baskets(
                 "n_obs": n_obs,
                 "reported_weight": float(weights[reported].sum()),
                 "solve_time_s": solution.solve_time_s,
+                "carry_source": config.carry_source,
+                "n_forecast_carry": n_forecast,
             }
         )
     weights_frame = pd.concat(weight_rows, ignore_index=True)[BASKET_WEIGHT_COLUMNS]

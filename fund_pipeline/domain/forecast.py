@@ -1,16 +1,22 @@
-"""Next-window funding forecasts: walk-forward CatBoost, naive baselines, honest metrics.
+"""Walk-forward funding forecasts at every horizon a carry trade needs, against the trader baselines.
 
-The feature store gives one row per settled (venue, symbol, funding_time) window with the
-next window's settled rate as target. A weekly model may only learn from rows whose target
-was already settled before the week starts (walk-forward), and it is judged out of sample
-against the baselines a trader would use anyway.
+The feature store gives one row per settled (venue, symbol, funding_time) window. A weekly model
+may only learn from rows whose target was settled before the week starts (walk-forward), per
+horizon: a 7-day target of a row settles 7 days after it, so that row trains the 7-day model only
+when T + 7 days is before the week.
 
-The model learns the change of the 8h-equivalent rate from the window just settled, so that
-1h, 4h and 8h venues share one model and persistence, the strongest naive forecast, is its
-starting point. It minimises absolute error: a conditional median lands exactly on the
-0.01 %/8h mass point where rates sit for long stretches, where a mean lands beside it and a
-relative metric such as SMAPE punishes that. Predictions are converted back to the target
-window's own interval.
+Per horizon (`forecast_horizons.HORIZONS`) the model forecasts y, the mean 8h-equivalent rate over
+the horizon, in two parts, because settled rates sit exactly on a few mass points for long spells:
+
+- a classifier of "y lands on the mass point nearest to the current rate" (stays on it, or goes
+  back to it); where it says more likely than not, the forecast is that mass point exactly. More
+  than half the probability on one value makes it the median: the forecast an absolute loss wants.
+- elsewhere a CatBoost regressor of the change from the current 8h-equivalent rate with an
+  absolute loss (its conditional median), with the distance to the mass point, the time spent on
+  it, the EWMA and the curve and market features as inputs.
+
+Every number is converted to the funding accrued over the horizon in the symbol's own windows for
+scoring (`build_forecasts`).
 """
 
 from __future__ import annotations
@@ -19,41 +25,58 @@ import hashlib
 import json
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from catboost import CatBoostRegressor, Pool
+from catboost import CatBoost, CatBoostClassifier, CatBoostRegressor, Pool
 
-from fund_pipeline.domain.prints import INTEREST_RATE_8H, SchemaError, rate_to_8h, require_columns, to_utc
+from fund_pipeline.domain.forecast_horizons import (
+    AR1,
+    BASELINES,
+    HORIZONS,
+    MASS_FEATURES,
+    STREAM,
+    add_mass_features,
+    baseline_y,
+    find_mass_points,
+    on_mass,
+    to_accrued,
+)
+from fund_pipeline.domain.prints import SchemaError, require_columns
+from fund_pipeline.domain.time import to_utc
 
 SPLIT_COLUMNS = ["funding_time", "target_time", "target_rate", "target_interval_h"]
-TRAIN_COLUMNS = ["venue", "rate", "interval_h", "target_time", "target_rate", "target_interval_h"]
-BASELINE_COLUMNS = ["pred_interest", "pred_last", "pred_rolling_mean"]
-PREDICTION_COLUMNS = ["pred_model", *BASELINE_COLUMNS]
-PREDICTORS = tuple(c.removeprefix("pred_") for c in PREDICTION_COLUMNS)
-BASELINE_PREDICTORS = tuple(c.removeprefix("pred_") for c in BASELINE_COLUMNS)
-
-# One row per out-of-sample forecast. `rate` is the current window's settled rate per
-# `interval_h`; `actual` and every `pred_*` are the next window's rate per `target_interval_h`.
+PREDICTORS = ("model", *BASELINES)
+PREDICTION_COLUMNS = [f"pred_{p}" for p in PREDICTORS]
+# One row per out-of-sample forecast and horizon. `actual` and every `pred_*` are the funding
+# accrued over the horizon in the symbol's own windows; `y_scale` converts them to the mean 8h rate
+# (divide by it), the unit of `mass_8h`, the mass point nearest the current rate (NaN if none).
 FORECAST_COLUMNS = [
     "venue",
     "symbol",
     "funding_time",
+    "horizon",
     "target_time",
     "interval_h",
     "target_interval_h",
-    "rate",
+    "y_scale",
+    "mass_8h",
     "actual",
     *PREDICTION_COLUMNS,
 ]
-SCORECARD_COLUMNS = ["venue", "predictor", "smape", "mae", "hit_rate", "n"]
-ALL_VENUES = "all"
-
+EXTRA_FEATURES = ["ewma_8h", "rolling_mean_8h", *MASS_FEATURES]
+# Baselines the regressor may start from: the one with the lowest training MAE for the horizon.
+# Parameter-free ones only: the AR(1) is fitted on the same rows and would win in sample.
+ANCHORS = ("last", "rolling_mean", "ewma")
 VENUE_FEATURE = "venue"
 TOP_FEATURES = 10
-FLAT_TOLERANCE = 1e-12
-_BLOB_MAGIC = b"FPFCST1\n"
+# Below this many rows of a horizon's targets before the week, its model would be noise.
+MIN_HORIZON_ROWS = 50
+# The mass-point classifier needs both outcomes this often to be worth fitting.
+MIN_CLASS_ROWS = 20
+SNAP_PROBABILITY = 0.5
+_BLOB_MAGIC = b"FPFCST2\n"
 
 
 class InsufficientHistoryError(ValueError):
@@ -61,28 +84,69 @@ class InsufficientHistoryError(ValueError):
 
 
 @dataclass(frozen=True)
-class TrainedModel:
-    """A fitted regressor of the next window's 8h-equivalent rate, with what it was fitted on."""
+class ModelParams:
+    """CatBoost settings shared by every part of a weekly model (fixed seed and threads: same data, same bytes)."""
 
+    seed: int = 7
+    iterations: int = 200
+    depth: int = 5
+    learning_rate: float = 0.08
+    classifier_iterations: int = 100
+    thread_count: int = 1
+    # At universe scale a horizon keeps its most recent rows only: training time grows with rows,
+    # and the newest windows say most about next week. The shipped sample stays far below it.
+    max_rows_per_horizon: int = 150_000
+
+
+@dataclass(frozen=True)
+class HorizonModel:
+    """One horizon's parts: the baseline the regressor corrects (`anchor`), the regressor, the mass classifier."""
+
+    anchor: str
     regressor: CatBoostRegressor
-    feature_columns: tuple[str, ...]
+    classifier: CatBoostClassifier | None
     n_train: int
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """One week's forecaster: a HorizonModel per horizon, the mass points and AR(1) fits it was built with."""
+
+    horizons: dict[str, HorizonModel]
+    feature_columns: tuple[str, ...]
+    mass_points: pd.DataFrame
+    ar1: AR1
     train_end: pd.Timestamp
-    top_features: tuple[tuple[str, float], ...]
+    top_features: tuple[tuple[str, float], ...] = field(default=())
+
+    @property
+    def n_train(self) -> int:
+        return self.horizons["next"].n_train
 
     @property
     def metadata(self) -> dict:
         return {
             "feature_columns": list(self.feature_columns),
-            "n_train": self.n_train,
+            "horizons": list(self.horizons),
+            "n_train": {h: m.n_train for h, m in self.horizons.items()},
             "train_end": self.train_end.isoformat(),
             "top_features": [[name, importance] for name, importance in self.top_features],
+            "mass_points": self.mass_points[["venue", "mass_8h", "share"]].values.tolist(),
+            "ar1": self.ar1.to_records(),
+            "classifiers": [h for h, m in self.horizons.items() if m.classifier is not None],
+            "anchors": {h: m.anchor for h, m in self.horizons.items()},
         }
 
     def to_bytes(self) -> bytes:
-        """Self-contained blob for the warehouse: magic, metadata length, JSON metadata, CatBoost cbm."""
+        """Self-contained blob: magic, JSON metadata, then each CatBoost model (length-prefixed cbm)."""
         meta = json.dumps(self.metadata, sort_keys=True).encode("utf-8")
-        return _BLOB_MAGIC + struct.pack(">Q", len(meta)) + meta + bytes(self.regressor._serialize_model())
+        parts = [_BLOB_MAGIC, struct.pack(">Q", len(meta)), meta]
+        for model in self.horizons.values():
+            for part in (model.regressor, model.classifier):
+                if part is not None:
+                    cbm = bytes(part._serialize_model())
+                    parts += [struct.pack(">Q", len(cbm)), cbm]
+        return b"".join(parts)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> TrainedModel:
@@ -90,25 +154,43 @@ class TrainedModel:
             raise ValueError(
                 "forecast model blob: unknown format (missing header); was it written by TrainedModel.to_bytes?"
             )
-        start = len(_BLOB_MAGIC)
-        (meta_len,) = struct.unpack(">Q", blob[start : start + 8])
-        meta = json.loads(blob[start + 8 : start + 8 + meta_len].decode("utf-8"))
-        regressor = CatBoostRegressor()
-        regressor.load_model(blob=blob[start + 8 + meta_len :])
+        offset = len(_BLOB_MAGIC)
+
+        def take() -> bytes:
+            nonlocal offset
+            (length,) = struct.unpack(">Q", blob[offset : offset + 8])
+            chunk = blob[offset + 8 : offset + 8 + length]
+            offset += 8 + length
+            return chunk
+
+        meta = json.loads(take().decode("utf-8"))
+        horizons = {}
+        # The models follow in the order of meta["horizons"] (the JSON's own keys are sorted).
+        for horizon in meta["horizons"]:
+            n_train = meta["n_train"][horizon]
+            regressor = CatBoostRegressor()
+            regressor.load_model(blob=take())
+            classifier = None
+            if horizon in meta["classifiers"]:
+                classifier = CatBoostClassifier()
+                classifier.load_model(blob=take())
+            horizons[horizon] = HorizonModel(meta["anchors"][horizon], regressor, classifier, int(n_train))
         return cls(
-            regressor=regressor,
+            horizons=horizons,
             feature_columns=tuple(meta["feature_columns"]),
-            n_train=int(meta["n_train"]),
+            mass_points=pd.DataFrame(meta["mass_points"], columns=["venue", "mass_8h", "share"]),
+            ar1=AR1.from_records(meta["ar1"]),
             train_end=pd.Timestamp(meta["train_end"]),
             top_features=tuple((name, float(importance)) for name, importance in meta["top_features"]),
         )
 
 
 def forecast_rows(features: pd.DataFrame, week_start, week_end) -> pd.DataFrame:
-    """The week's test rows: funding_time in [week_start, week_end) and a known target.
+    """The week's test rows: funding_time in [week_start, week_end) and a known next-window target.
 
     A target is known when its time, rate and interval are all present. The one rule for which
-    rows a week's model is judged on, in the split and in the pipeline alike.
+    rows a week's model is judged on, in the split and in the pipeline alike (longer horizons
+    further need all their windows, `forecast_frame`).
     """
     require_columns(features, SPLIT_COLUMNS, "forecast rows")
     start, end = _week_bounds(features, week_start, week_end)
@@ -119,10 +201,11 @@ def forecast_rows(features: pd.DataFrame, week_start, week_end) -> pd.DataFrame:
 def walk_forward_split(
     features: pd.DataFrame, week_start, week_end, min_train_rows: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split for one week: train on rows whose target settled before the week, test on the week.
+    """Split for one week: train on rows whose next-window target settled before the week, test on the week.
 
     Train rows need `target_time < week_start` (a row whose funding_time is before the week
     but whose target settles inside it would leak the week). Test rows are `forecast_rows`.
+    Raises InsufficientHistoryError below `min_train_rows` training rows.
     """
     require_columns(features, SPLIT_COLUMNS, "walk-forward features")
     start, _ = _week_bounds(features, week_start, week_end)
@@ -133,6 +216,164 @@ def walk_forward_split(
             f"need at least {min_train_rows}"
         )
     return train.reset_index(drop=True), forecast_rows(features, week_start, week_end)
+
+
+def train_forecast_model(
+    frame: pd.DataFrame,
+    feature_columns: Sequence[str],
+    week_start,
+    params: ModelParams = ModelParams(),
+    horizons: Sequence[str] = tuple(HORIZONS),
+) -> TrainedModel:
+    """Fit every horizon's classifier and regressor on `forecast_frame` rows whose target settled before the week.
+
+    Mass points and the AR(1) baseline are fitted on the rows before the week too. Deterministic
+    for a given frame and params.
+    """
+    columns = _checked_feature_columns(feature_columns)
+    start = _utc_timestamp(week_start, "week_start")
+    require_columns(frame, [*STREAM, "funding_time", "rate_8h", "ewma_8h", *columns], "forecast training rows")
+    past = frame.loc[frame["funding_time"] < start].reset_index(drop=True)
+    if past.empty:
+        raise InsufficientHistoryError(f"train_forecast_model: no rows before the week {start}")
+    mass_points = find_mass_points(past)
+    ar1 = AR1.fit(past)
+    rows = add_mass_features(past, mass_points)
+    inputs = [*columns, *EXTRA_FEATURES]
+    models: dict[str, HorizonModel] = {}
+    train_end = pd.Timestamp.min.tz_localize("UTC")
+    for horizon in horizons:
+        known = rows[f"y_{horizon}"].notna() & (rows[f"target_time_{horizon}"] < start)
+        train = rows.loc[known].sort_values("funding_time", kind="stable").tail(params.max_rows_per_horizon)
+        train = train.sort_index().reset_index(drop=True)
+        if len(train) < MIN_HORIZON_ROWS:
+            raise InsufficientHistoryError(
+                f"train_forecast_model, horizon {horizon}: {len(train)} row(s) with the target settled before "
+                f"{start}, need at least {MIN_HORIZON_ROWS}"
+            )
+        baselines = baseline_y(train, horizon, ar1)
+        y = train[f"y_{horizon}"].to_numpy()
+        anchor = min(ANCHORS, key=lambda name: float(np.abs(y - baselines[name].to_numpy()).mean()))
+        regressor = CatBoostRegressor(loss_function="MAE", **_catboost_args(params, params.iterations))
+        regressor.fit(_pool(train, inputs, y - baselines[anchor].to_numpy()))
+        classifier = _fit_classifier(train, horizon, inputs, params)
+        models[horizon] = HorizonModel(anchor, regressor, classifier, len(train))
+        train_end = max(train_end, pd.Timestamp(train[f"target_time_{horizon}"].max()))
+    for model in models.values():
+        for part in (model.regressor, model.classifier):
+            if part is not None:
+                _make_reproducible(part, train_end)
+    names = [VENUE_FEATURE, *inputs]
+    importances = models["next"].regressor.get_feature_importance() if "next" in models else np.zeros(len(names))
+    order = np.argsort(-importances, kind="stable")[:TOP_FEATURES]
+    return TrainedModel(
+        horizons=models,
+        feature_columns=tuple(columns),
+        mass_points=mass_points,
+        ar1=ar1,
+        train_end=train_end,
+        top_features=tuple((names[i], float(importances[i])) for i in order),
+    )
+
+
+def predict_y(model: TrainedModel, frame: pd.DataFrame, horizon: str) -> np.ndarray:
+    """The model's mean 8h-equivalent rate over `horizon` for `forecast_frame` rows."""
+    if horizon not in model.horizons:
+        raise ValueError(f"forecast model has no horizon {horizon!r}; it has {list(model.horizons)}")
+    if frame.empty:
+        return np.empty(0, dtype="float64")
+    rows = add_mass_features(frame.reset_index(drop=True), model.mass_points)
+    part = model.horizons[horizon]
+    inputs = [*model.feature_columns, *EXTRA_FEATURES]
+    anchor = baseline_y(rows, horizon, model.ar1)[part.anchor].to_numpy()
+    y = anchor + part.regressor.predict(_pool(rows, inputs))
+    if part.classifier is not None:
+        has_mass = np.isfinite(rows["mass_8h"].to_numpy())
+        stays = part.classifier.predict_proba(_pool(rows, inputs))[:, 1] > SNAP_PROBABILITY
+        y = np.where(has_mass & stays, rows["mass_8h"].to_numpy(), y)
+    return y
+
+
+def build_forecasts(model: TrainedModel, frame: pd.DataFrame, week_start, week_end) -> pd.DataFrame:
+    """FORECAST_COLUMNS for the `forecast_frame` rows of the week, every horizon whose target is complete."""
+    start, end = _utc_timestamp(week_start, "week_start"), _utc_timestamp(week_end, "week_end")
+    in_week = frame.loc[(frame["funding_time"] >= start) & (frame["funding_time"] < end)].reset_index(drop=True)
+    rows = add_mass_features(in_week, model.mass_points)
+    out = []
+    for horizon in model.horizons:
+        known = rows.loc[rows[f"y_{horizon}"].notna()].reset_index(drop=True)
+        if known.empty:
+            continue
+        scale = to_accrued(np.ones(len(known)), known, horizon)
+        block = known[["venue", "symbol", "funding_time", "interval_h", "target_interval_h", "mass_8h"]].copy()
+        block["horizon"] = horizon
+        block["target_time"] = known[f"target_time_{horizon}"]
+        block["y_scale"] = scale
+        block["actual"] = known[f"accrued_{horizon}"].to_numpy(dtype="float64")
+        block["pred_model"] = predict_y(model, known, horizon) * scale
+        baselines = baseline_y(known, horizon, model.ar1)
+        for name in BASELINES:
+            block[f"pred_{name}"] = baselines[name].to_numpy() * scale
+        out.append(block)
+    if not out:
+        return pd.DataFrame(columns=FORECAST_COLUMNS)
+    return pd.concat(out, ignore_index=True)[FORECAST_COLUMNS]
+
+
+def forecast_as_of(model: TrainedModel, frame: pd.DataFrame, as_of, horizon: str) -> pd.DataFrame:
+    """Per stream, the forecast from its last window settled before `as_of`: venue, symbol, funding_time, y_8h.
+
+    What a basket formed at `as_of` can know: the model is the week's (trained before it) and the
+    input row is the stream's latest one before `as_of`.
+    """
+    stamp = _utc_timestamp(as_of, "as_of")
+    before = frame.loc[frame["funding_time"] < stamp]
+    latest = before.groupby(STREAM, sort=True).tail(1).reset_index(drop=True)
+    result = latest[[*STREAM, "funding_time"]].copy()
+    result["y_8h"] = predict_y(model, latest, horizon)
+    return result
+
+
+def landing_rates(forecasts: pd.DataFrame) -> pd.DataFrame:
+    """Per venue, symbol and horizon: how often the realised value, the model and the last value sit on a mass point."""
+    require_columns(forecasts, FORECAST_COLUMNS, "forecasts")
+    scale = forecasts["y_scale"].to_numpy(dtype="float64")
+    mass = forecasts["mass_8h"].to_numpy(dtype="float64")
+    flags = pd.DataFrame(
+        {
+            "realised_on_mass": on_mass(forecasts["actual"].to_numpy() / scale, mass),
+            "model_on_mass": on_mass(forecasts["pred_model"].to_numpy() / scale, mass),
+            "last_on_mass": on_mass(forecasts["pred_last"].to_numpy() / scale, mass),
+        }
+    )
+    keys = forecasts[["venue", "symbol", "horizon"]].reset_index(drop=True)
+    flags["both_on_mass"] = flags["realised_on_mass"] & flags["model_on_mass"]
+    table = pd.concat([keys, flags.astype("float64")], axis=1).groupby(["venue", "symbol", "horizon"]).mean()
+    table["n"] = keys.groupby(["venue", "symbol", "horizon"]).size()
+    return table.reset_index()
+
+
+def _fit_classifier(train: pd.DataFrame, horizon: str, inputs: list[str], params: ModelParams):
+    has_mass = np.isfinite(train["mass_8h"].to_numpy())
+    rows = train.loc[has_mass].reset_index(drop=True)
+    label = on_mass(rows[f"y_{horizon}"], rows["mass_8h"]).astype("int64")
+    if min(int(label.sum()), int(len(label) - label.sum())) < MIN_CLASS_ROWS:
+        return None
+    classifier = CatBoostClassifier(loss_function="Logloss", **_catboost_args(params, params.classifier_iterations))
+    classifier.fit(_pool(rows, inputs, label))
+    return classifier
+
+
+def _catboost_args(params: ModelParams, iterations: int) -> dict:
+    return {
+        "iterations": iterations,
+        "depth": params.depth,
+        "learning_rate": params.learning_rate,
+        "random_seed": params.seed,
+        "thread_count": params.thread_count,
+        "verbose": False,
+        "allow_writing_files": False,
+    }
 
 
 def _known_target(features: pd.DataFrame) -> pd.Series:
@@ -149,202 +390,18 @@ def _week_bounds(features: pd.DataFrame, week_start, week_end) -> tuple[pd.Times
     return start, end
 
 
-def train_forecast_model(
-    train: pd.DataFrame,
-    feature_columns: Sequence[str],
-    seed: int,
-    iterations: int = 200,
-    depth: int = 5,
-    learning_rate: float = 0.08,
-    thread_count: int = 1,
-) -> TrainedModel:
-    """Fit CatBoost on the change to the next window's 8h-equivalent rate, venue as a categorical feature.
-
-    Deterministic for a given frame and seed (fixed seed and thread count), so the same
-    history always yields the same model bytes.
-    """
-    columns = _checked_feature_columns(feature_columns)
-    require_columns(train, [*TRAIN_COLUMNS, *columns], "forecast training rows")
-    if train.empty:
-        raise InsufficientHistoryError("train_forecast_model: no training rows")
-    target = rate_to_8h(train["target_rate"], train["target_interval_h"]) - rate_to_8h(
-        train["rate"], train["interval_h"]
-    )
-    if not np.isfinite(target).all():
-        raise SchemaError(
-            f"forecast training rows: {int((~np.isfinite(target)).sum())} row(s) with a missing or infinite "
-            "rate, interval_h, target_rate or target_interval_h; drop them before training"
-        )
-    regressor = CatBoostRegressor(
-        iterations=iterations,
-        depth=depth,
-        learning_rate=learning_rate,
-        loss_function="MAE",
-        random_seed=seed,
-        thread_count=thread_count,
-        verbose=False,
-        allow_writing_files=False,
-    )
-    regressor.fit(_pool(train, columns, target))
-    train_end = pd.Timestamp(train["target_time"].max())
-    _make_reproducible(regressor, train_end)
-    importances = regressor.get_feature_importance()
-    names = [VENUE_FEATURE, *columns]
-    order = np.argsort(-importances, kind="stable")[:TOP_FEATURES]
-    return TrainedModel(
-        regressor=regressor,
-        feature_columns=tuple(columns),
-        n_train=len(train),
-        train_end=train_end,
-        top_features=tuple((names[i], float(importances[i])) for i in order),
-    )
-
-
-def predict(model: TrainedModel, rows: pd.DataFrame) -> np.ndarray:
-    """Next-window rate per `target_interval_h` for each row."""
-    require_columns(
-        rows, [VENUE_FEATURE, "rate", "interval_h", "target_interval_h", *model.feature_columns], "forecast rows"
-    )
-    if rows.empty:
-        return np.empty(0, dtype="float64")
-    change_8h = model.regressor.predict(_pool(rows, list(model.feature_columns)))
-    pred_8h = rate_to_8h(rows["rate"], rows["interval_h"]) + change_8h
-    return pred_8h * rows["target_interval_h"].to_numpy(dtype="float64") / 8.0
-
-
-def baseline_predictions(rows: pd.DataFrame) -> pd.DataFrame:
-    """The naive forecasts, each per `target_interval_h`, indexed like `rows`.
-
-    interest: the 0.0001/8h interest constant; last: the current settled rate; rolling_mean:
-    the mean of the last 21 settled rates. Current-window rates are rescaled from
-    `interval_h` to `target_interval_h` when the interval changes.
-    """
-    require_columns(rows, ["rate", "interval_h", "rate_mean_21", "target_interval_h"], "baseline rows")
-    target_h = rows["target_interval_h"].to_numpy(dtype="float64")
-    to_target = target_h / rows["interval_h"].to_numpy(dtype="float64")
-    return pd.DataFrame(
-        {
-            "pred_interest": INTEREST_RATE_8H * target_h / 8.0,
-            "pred_last": rows["rate"].to_numpy(dtype="float64") * to_target,
-            "pred_rolling_mean": rows["rate_mean_21"].to_numpy(dtype="float64") * to_target,
-        },
-        index=rows.index,
-    )
-
-
-def build_forecasts(model: TrainedModel, rows: pd.DataFrame) -> pd.DataFrame:
-    """The FORECAST_COLUMNS frame for test rows: actual target, model and baseline forecasts."""
-    require_columns(rows, ["symbol", "funding_time", "target_time", "target_rate"], "forecast rows")
-    out = rows[["venue", "symbol", "funding_time", "target_time", "interval_h", "target_interval_h", "rate"]].copy()
-    out["actual"] = rows["target_rate"].to_numpy(dtype="float64")
-    out["pred_model"] = predict(model, rows)
-    out[BASELINE_COLUMNS] = baseline_predictions(rows)
-    return out[FORECAST_COLUMNS].reset_index(drop=True)
-
-
-def smape(actual, forecast) -> float:
-    """Symmetric MAPE on the 0..2 scale: mean of 2·|F − A| / (|A| + |F|).
-
-    0 means every forecast is exact, 2 means every forecast has the wrong sign or is zero
-    against a non-zero actual. A pair of zeros is an exact forecast and counts as 0 error
-    (funding sits at exactly 0 on some venues, so 0/0 is common, not an edge case).
-    """
-    a, f = _paired(actual, forecast, "smape")
-    diff = np.abs(f - a)
-    scale = np.abs(a) + np.abs(f)
-    terms = np.divide(2.0 * diff, scale, out=np.zeros_like(diff), where=scale > 0)
-    return float(terms.mean())
-
-
-def mae(actual, forecast) -> float:
-    """Mean absolute error, in the units of the inputs."""
-    a, f = _paired(actual, forecast, "mae")
-    return float(np.abs(f - a).mean())
-
-
-def direction_hit_rate(current, actual, forecast, tolerance: float = FLAT_TOLERANCE) -> float:
-    """Share of rows where the forecast's move from the current rate has the actual move's sign.
-
-    Moves within `tolerance` are flat, and flat is its own direction: a forecast of no change
-    is a hit only when the rate did not change, and a predicted move is a miss when it did not.
-    All three inputs must be in the same units (the target window's interval).
-    """
-    a, f = _paired(actual, forecast, "direction_hit_rate")
-    c, _ = _paired(current, a, "direction_hit_rate")
-    predicted = np.where(np.abs(f - c) <= tolerance, 0, np.sign(f - c))
-    realised = np.where(np.abs(a - c) <= tolerance, 0, np.sign(a - c))
-    return float((predicted == realised).mean())
-
-
-def scorecard(forecasts: pd.DataFrame) -> pd.DataFrame:
-    """Out-of-sample metrics per venue and over all venues ("all"), one row per (venue, predictor)."""
-    require_columns(forecasts, FORECAST_COLUMNS, "forecasts")
-    if forecasts.empty:
-        raise ValueError("scorecard: no forecasts to score")
-    current = forecasts["rate"] * forecasts["target_interval_h"] / forecasts["interval_h"]
-    groups = [(str(venue), frame.index) for venue, frame in forecasts.groupby("venue", sort=True)]
-    groups.append((ALL_VENUES, forecasts.index))
-    rows = []
-    for venue, index in groups:
-        actual = forecasts.loc[index, "actual"]
-        for predictor, column in zip(PREDICTORS, PREDICTION_COLUMNS, strict=True):
-            forecast = forecasts.loc[index, column]
-            rows.append(
-                {
-                    "venue": venue,
-                    "predictor": predictor,
-                    "smape": smape(actual, forecast),
-                    "mae": mae(actual, forecast),
-                    "hit_rate": direction_hit_rate(current.loc[index], actual, forecast),
-                    "n": len(index),
-                }
-            )
-    return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
-
-
-def scorecard_summary(card: pd.DataFrame, metric: str = "smape") -> dict:
-    """Model against its best baseline over all venues, the best being the lowest `metric`.
-
-    `model_beats_best_baseline` is True only when the model's `metric` is strictly lower.
-    """
-    if metric not in ("smape", "mae"):
-        raise ValueError(f"scorecard_summary: metric must be 'smape' or 'mae', got {metric!r}")
-    require_columns(card, SCORECARD_COLUMNS, "scorecard")
-    overall = card.loc[card["venue"] == ALL_VENUES].set_index("predictor")
-    missing = [p for p in PREDICTORS if p not in overall.index]
-    if missing:
-        raise SchemaError(f"scorecard: no '{ALL_VENUES}' row for predictor(s) {missing}")
-    best = str(overall.loc[list(BASELINE_PREDICTORS), metric].idxmin())
-    model, baseline = overall.loc["model"], overall.loc[best]
-    return {
-        "metric": metric,
-        "best_baseline": best,
-        "n": int(model["n"]),
-        "model_smape": float(model["smape"]),
-        "model_mae": float(model["mae"]),
-        "model_hit_rate": float(model["hit_rate"]),
-        "best_baseline_smape": float(baseline["smape"]),
-        "best_baseline_mae": float(baseline["mae"]),
-        "best_baseline_hit_rate": float(baseline["hit_rate"]),
-        "model_beats_best_baseline": bool(model[metric] < baseline[metric]),
-    }
-
-
-def _make_reproducible(regressor: CatBoostRegressor, train_end: pd.Timestamp) -> None:
-    """Replace CatBoost's random model GUID and wall-clock finish time, so equal fits give equal bytes.
-
-    The GUID becomes a digest of the fitted model itself; the finish time becomes the data's end.
-    """
-    metadata = regressor.get_metadata()
+def _make_reproducible(model: CatBoost, train_end: pd.Timestamp) -> None:
+    """Replace CatBoost's random model GUID and wall-clock finish time, so equal fits give equal bytes."""
+    metadata = model.get_metadata()
     metadata["train_finish_time"] = train_end.isoformat()
     metadata["model_guid"] = ""
-    metadata["model_guid"] = hashlib.sha256(bytes(regressor._serialize_model())).hexdigest()[:32]
+    metadata["model_guid"] = hashlib.sha256(bytes(model._serialize_model())).hexdigest()[:32]
 
 
 def _checked_feature_columns(feature_columns: Sequence[str]) -> list[str]:
     if isinstance(feature_columns, str):
         raise TypeError(f"feature_columns must be a list of column names, got the string {feature_columns!r}")
-    columns = list(dict.fromkeys(feature_columns))
+    columns = [c for c in dict.fromkeys(feature_columns) if c not in EXTRA_FEATURES]
     if not columns:
         raise ValueError("feature_columns: need at least one feature column")
     if VENUE_FEATURE in columns:
@@ -362,20 +419,10 @@ def _pool(rows: pd.DataFrame, columns: list[str], target: np.ndarray | None = No
         raise SchemaError(f"forecast features: infinite values in column(s) {infinite} (NaN is allowed, inf is not)")
     if rows[VENUE_FEATURE].isna().any():
         raise SchemaError("forecast features: missing venue")
+    if target is not None and not np.isfinite(target).all():
+        raise SchemaError(f"forecast training rows: {int((~np.isfinite(target)).sum())} missing or infinite target(s)")
     data = pd.concat([rows[[VENUE_FEATURE]].astype(str), numeric], axis=1).reset_index(drop=True)
     return Pool(data, label=target, cat_features=[VENUE_FEATURE])
-
-
-def _paired(actual, forecast, what: str) -> tuple[np.ndarray, np.ndarray]:
-    a = np.asarray(actual, dtype="float64").ravel()
-    f = np.asarray(forecast, dtype="float64").ravel()
-    if a.shape != f.shape:
-        raise ValueError(f"{what}: {a.size} actual value(s) but {f.size} forecast(s)")
-    if a.size == 0:
-        raise ValueError(f"{what}: no values to score")
-    if not (np.isfinite(a).all() and np.isfinite(f).all()):
-        raise ValueError(f"{what}: inputs contain NaN or infinite values")
-    return a, f
 
 
 def _utc_timestamp(value, what: str) -> pd.Timestamp:

@@ -5,20 +5,22 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from fund_pipeline.defs.models.calibration_plot import calibration_png
 from fund_pipeline.defs.partitions import MODEL_LOOKBACK, WEEKLY_PARTITIONS, weeks_before
 from fund_pipeline.defs.scope import weekly_windows
 from fund_pipeline.domain.features import FEATURE_COLUMNS
 from fund_pipeline.domain.forecast import (
     InsufficientHistoryError,
+    ModelParams,
     TrainedModel,
     build_forecasts,
-    forecast_rows,
-    scorecard,
-    scorecard_summary,
+    landing_rates,
     train_forecast_model,
     walk_forward_split,
 )
-from fund_pipeline.plots import grouped_bars, markdown_image, markdown_table
+from fund_pipeline.domain.forecast_horizons import FORECAST_INPUT_WARMUP, MAX_HORIZON, forecast_frame
+from fund_pipeline.domain.forecast_metrics import ALL_VENUES, calibration_deciles, scorecard, verdicts
+from fund_pipeline.plots import markdown_image, markdown_table
 from fund_pipeline.resources import WAREHOUSE_POOL, Warehouse
 
 WEEKLY: dict[str, Any] = dict(
@@ -34,7 +36,7 @@ class ForecastModelConfig(dg.Config):
 
     training_window_days: int = MODEL_LOOKBACK.days
     min_train_rows: int = 200
-    seed: int = 7
+    seed: int = ModelParams().seed
 
 
 def training_rows(warehouse: Warehouse, week_start: pd.Timestamp, window_days: int) -> pd.DataFrame:
@@ -47,6 +49,26 @@ def week_key(start: pd.Timestamp) -> dict:
     return {"week_start": (start, start + pd.Timedelta(seconds=1))}
 
 
+def whole_weeks(span: pd.Timedelta) -> int:
+    """A span as weekly partition offsets (rounded up: the weeks that contain it)."""
+    return -(-span // pd.Timedelta(days=7))
+
+
+# The week's own days, the warm-up before it and the longest horizon's settlements after it.
+FORECAST_INPUTS = dg.TimeWindowPartitionMapping(
+    start_offset=-whole_weeks(FORECAST_INPUT_WARMUP), end_offset=whole_weeks(MAX_HORIZON)
+)
+
+
+def stored_model(warehouse: Warehouse, key: str, start: pd.Timestamp) -> TrainedModel | str:
+    """The week's model, or the reason it was skipped; fails when the week has no record at all."""
+    stored = warehouse.read("funding_forecast_model", week_key(start))
+    if stored.empty:
+        raise dg.Failure(f"week {key}: no funding_forecast_model for the week; materialise it first")
+    reason = str(stored["skip_reason"].iloc[0])
+    return reason if reason else TrainedModel.from_bytes(bytes(stored["model"].iloc[0]))
+
+
 @dg.asset(
     kinds={"duckdb", "catboost"},
     deps=[dg.AssetDep("feature_store", partition_mapping=weeks_before(MODEL_LOOKBACK))],
@@ -55,7 +77,7 @@ def week_key(start: pd.Timestamp) -> dict:
 def funding_forecast_model(
     context: dg.AssetExecutionContext, config: ForecastModelConfig, warehouse: Warehouse
 ) -> dg.MaterializeResult:
-    """CatBoost fitted only on rows whose target settled before the week starts (walk-forward).
+    """Per horizon, CatBoost fitted only on rows whose target settled before the week starts (walk-forward).
 
     A week with too little history is skipped, not failed: its record says why (skip_reason) and
     the other weeks of the run are trained.
@@ -65,41 +87,42 @@ def funding_forecast_model(
     for key, start, end in weekly_windows(context):
         rows = training_rows(warehouse, start, config.training_window_days)
         try:
-            train, _ = walk_forward_split(rows, start, end, config.min_train_rows)
+            walk_forward_split(rows, start, end, config.min_train_rows)
+            model = train_forecast_model(forecast_frame(rows), FEATURE_COLUMNS, start, ModelParams(seed=config.seed))
         except InsufficientHistoryError as exc:
             skipped[key] = str(exc)
             context.log.warning(f"week {key}: skipped, {exc}")
             record = pd.DataFrame(
                 {
                     "week_start": [start],
-                    "train_end": [pd.NaT],
+                    "train_end": pd.to_datetime([pd.NaT], utc=True),
                     "n_train": [0],
                     "model": [b""],
                     "skip_reason": [str(exc)],
                 }
             )
-            record["train_end"] = pd.to_datetime(record["train_end"], utc=True)
             warehouse.replace("funding_forecast_model", record, week_key(start))
             continue
-        model = train_forecast_model(train, FEATURE_COLUMNS, config.seed)
         record = pd.DataFrame(
             {
                 "week_start": [start],
                 "train_end": [model.train_end],
-                "n_train": [len(train)],
+                "n_train": [model.n_train],
                 "model": [model.to_bytes()],
                 "skip_reason": [""],
             }
         )
         warehouse.replace("funding_forecast_model", record, week_key(start))
         meta = {
-            "n_train": len(train),
+            "n_train_by_horizon": dg.MetadataValue.json({h: m.n_train for h, m in model.horizons.items()}),
+            "anchor_by_horizon": dg.MetadataValue.json({h: m.anchor for h, m in model.horizons.items()}),
             "train_end": str(model.train_end),
+            "mass_points": dg.MetadataValue.md(markdown_table(model.mass_points.set_index("venue"))),
             "top_features": dg.MetadataValue.md(
                 markdown_table(pd.DataFrame(model.top_features, columns=["feature", "importance"]).set_index("feature"))
             ),
         }
-        context.log.info(f"week {key}: trained on {len(train)} rows with targets before {start}")
+        context.log.info(f"week {key}: trained on {model.n_train} rows with next-window targets before {start}")
     n_weeks = len(context.partition_keys)
     return dg.MaterializeResult(
         metadata={
@@ -111,28 +134,29 @@ def funding_forecast_model(
     )
 
 
-@dg.asset(kinds={"duckdb"}, deps=["funding_forecast_model", "feature_store"], **WEEKLY)
+@dg.asset(
+    kinds={"duckdb"},
+    deps=["funding_forecast_model", dg.AssetDep("feature_store", partition_mapping=FORECAST_INPUTS)],
+    **WEEKLY,
+)
 def funding_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    """Out-of-sample predictions for the week's windows, beside the naive baselines (`build_forecasts`).
+    """Out-of-sample forecasts of the week's windows at every horizon, beside the trader baselines.
 
-    Weeks whose model was skipped for too little history are skipped too, with the model's note.
+    A horizon's row is stored once all its windows have settled (`build_forecasts`); re-running the
+    week later completes the longer horizons. Weeks whose model was skipped are skipped too.
     """
     written = 0
     skipped: dict[str, str] = {}
     for key, start, end in weekly_windows(context):
-        stored = warehouse.read("funding_forecast_model", week_key(start))
-        if stored.empty:
-            raise dg.Failure(f"funding_forecasts {key}: no funding_forecast_model for the week; materialise it first")
-        reason = str(stored["skip_reason"].iloc[0])
-        if reason:
-            skipped[key] = f"no model for the week: {reason}"
-            context.log.warning(f"week {key}: skipped, no model ({reason})")
+        model = stored_model(warehouse, key, start)
+        if isinstance(model, str):
+            skipped[key] = f"no model for the week: {model}"
+            context.log.warning(f"week {key}: skipped, no model ({model})")
             continue
-        model = TrainedModel.from_bytes(bytes(stored["model"].iloc[0]))
-        test = forecast_rows(warehouse.read("feature_store", {"funding_time": (start, end)}), start, end)
-        if test.empty:
+        window = {"funding_time": (start - FORECAST_INPUT_WARMUP, end + MAX_HORIZON)}
+        forecasts = build_forecasts(model, forecast_frame(warehouse.read("feature_store", window)), start, end)
+        if forecasts.empty:
             raise dg.Failure(f"funding_forecasts {key}: no feature rows with a settled target in the week")
-        forecasts = build_forecasts(model, test)
         forecasts.insert(0, "week_start", start)
         written += warehouse.replace("funding_forecasts", forecasts, week_key(start))
     return dg.MaterializeResult(
@@ -149,37 +173,49 @@ def funding_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse) -
         dg.AssetCheckSpec(
             "model_beats_best_baseline",
             asset="forecast_scorecard",
-            description="Out of sample, the model's SMAPE is below the best naive baseline's (warns otherwise).",
+            description="Out of sample, at every horizon, the model's MAE and SMAPE are below the best baseline's "
+            "over all venues (warns otherwise).",
         )
     ],
 )
 def forecast_scorecard(warehouse: Warehouse):
-    """SMAPE, MAE and direction hit-rate per venue for the model and each naive baseline, all weeks."""
+    """SMAPE, MAE and hit rate per venue, horizon and predictor; the best baseline named per venue and horizon.
+
+    Also stores the verdicts (forecast_verdicts), how often the model and the realised rate land on
+    each venue's mass points (forecast_mass_landing) and the calibration deciles (forecast_calibration).
+    """
     forecasts = warehouse.read("funding_forecasts")
     if forecasts.empty:
         raise dg.Failure("forecast_scorecard: no funding_forecasts stored yet")
     card = scorecard(forecasts)
+    table = verdicts(card)
+    landing = landing_rates(forecasts)
+    deciles = calibration_deciles(forecasts)
     warehouse.replace("forecast_scorecard", card, {})
-    summary = scorecard_summary(card)
-    overall = card.loc[card["venue"] == "all"].set_index("predictor")
-    plot = grouped_bars(
-        card.pivot(index="venue", columns="predictor", values="smape"),
-        "out-of-sample SMAPE by venue (lower is better)",
-        "SMAPE",
-    )
+    warehouse.replace("forecast_verdicts", table, {})
+    warehouse.replace("forecast_mass_landing", landing, {})
+    warehouse.replace("forecast_calibration", deciles, {})
+    overall = table.loc[table["venue"] == ALL_VENUES]
+    wins = overall["model_value"] < overall["best_baseline_value"]
+    summary = {
+        f"{r.horizon}_{r.metric}_model_vs_{r.best_baseline}_pct": round(float(r.model_vs_best_pct), 2)
+        for r in overall.itertuples()
+    }
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(card),
             "forecasts_scored": len(forecasts),
             "weeks": int(forecasts["week_start"].nunique()),
-            "scorecard_all_venues": dg.MetadataValue.md(markdown_table(overall[["smape", "mae", "hit_rate", "n"]])),
-            "smape_plot": dg.MetadataValue.md(markdown_image(plot, "scorecard")),
-            **{k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))},
+            "verdicts_all_venues": dg.MetadataValue.md(
+                markdown_table(overall.drop(columns=["venue"]).set_index(["horizon", "metric"]))
+            ),
+            "calibration_plot": dg.MetadataValue.md(markdown_image(calibration_png(deciles), "calibration")),
+            **summary,
         }
     )
     yield dg.AssetCheckResult(
         check_name="model_beats_best_baseline",
-        passed=bool(summary["model_beats_best_baseline"]),
+        passed=bool(wins.all()),
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))},
+        metadata={"cells_won": int(wins.sum()), "cells": len(overall), **summary},
     )

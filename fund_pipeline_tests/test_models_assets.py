@@ -1,0 +1,42 @@
+"""The model assets through dg.materialize: a multi-week run skips the weeks without enough history."""
+
+from __future__ import annotations
+
+import dagster as dg
+import numpy as np
+import pytest
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from fund_pipeline.defs.models.assets import funding_forecast_model, funding_forecasts
+from fund_pipeline.domain.features import FEATURE_COLUMNS
+from fund_pipeline.resources import Warehouse
+from fund_pipeline_tests.test_forecast import LONG_DAYS, synthetic_features
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_week_with_too_little_history_is_skipped_with_a_note_and_the_others_materialise(tmp_path):
+    warehouse = Warehouse(database=str(tmp_path / "warehouse.duckdb"))
+    features = synthetic_features(days=LONG_DAYS)
+    for column in FEATURE_COLUMNS:
+        if column not in features:
+            features[column] = np.nan
+    warehouse.replace("feature_store", features, {})
+    result = dg.materialize(
+        [funding_forecast_model, funding_forecasts],
+        resources={"warehouse": warehouse},
+        instance=dg.DagsterInstance.ephemeral(),
+        tags={ASSET_PARTITION_RANGE_START_TAG: "2024-01-01", ASSET_PARTITION_RANGE_END_TAG: "2024-01-29"},
+    )
+    assert result.success
+    models = warehouse.read("funding_forecast_model").set_index("week_start")
+    skipped = models.loc[models["skip_reason"] != ""]
+    trained = models.loc[models["skip_reason"] == ""]
+    assert len(skipped) >= 1 and "need at least 200" in skipped["skip_reason"].iloc[0]
+    assert len(trained) >= 1
+    metadata = {
+        m.asset_key.path[-1]: m.metadata for m in result.asset_materializations_for_node("funding_forecast_model")
+    }["funding_forecast_model"]
+    assert len(metadata["weeks_skipped"].value) == len(skipped)
+    forecasts = warehouse.read("funding_forecasts")
+    assert set(forecasts["week_start"]) == set(trained.index)
