@@ -7,8 +7,8 @@ subscriptions and then deliver nothing, as the real ones do. Frames, acks, error
 the adapters' encoders. Each connection pushes its subscribed symbols' predicted rates at the
 emulator clock's now at the venue's cadence in emulator seconds (OKX every 30-90 s, Bybit every
 100 ms with book-only deltas between funding changes); whole-market frames carry every listed
-symbol (configured or not) and a dated contract. Bybit's protocol pings are answered by aiohttp;
-binance pings the client.
+symbol (configured or not) and a dated contract. Venues that ping their clients (Binance) do so at
+their stated interval; application pings are answered by the adapters.
 
 WebSocket faults (`Faults`): 429 on the first connects, a drop (transport aborted) or silence
 (data stops, pings still answered) some wall seconds into each connection, every n-th data
@@ -31,8 +31,6 @@ from fund_pipeline.domain.time import NS_PER_SECOND
 from fund_pipeline.venues.adapter import EmulatedSession, StreamSpec, VenueAdapter
 from fund_pipeline.venues.registry import WS_VENUES, adapter
 
-# How often binance pings its clients (protocol ping), seconds.
-BINANCE_PING_SECONDS = 180.0
 # The predicted rate a venue pushes is recomputed at most this often (emulator seconds); pushes in
 # between repeat it, as the venues' own funding estimates move slower than their book.
 RATE_REFRESH_S = 1.0
@@ -66,7 +64,7 @@ def _handler(state: Any, venue: str, combined: bool = False, dead: bool = False)
         n = state.bump(f"ws_connect:{venue}")
         if n <= state.faults.ws_429_first_n:
             return web.Response(status=429, text="Too many requests", headers={"Retry-After": "1"})
-        heartbeat = BINANCE_PING_SECONDS if _spec(venue).app_ping is None else None
+        heartbeat = _spec(venue).server_ping_s
         ws = web.WebSocketResponse(heartbeat=heartbeat, autoping=True)
         await ws.prepare(request)
         session = _Session(state, venue, ws, combined, dead)

@@ -44,11 +44,14 @@ from fund_pipeline.domain.prints import (
     to_utc,
     validate_prints,
 )
+from fund_pipeline.domain.time import KNOWN_INTERVALS_H, MS_PER_HOUR
 from fund_pipeline.sources.pacing import Pacer
 from fund_pipeline.venues.adapter import RestSpec, VenueAdapter
 from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError, adapter
 
-HOUR_MS = 3_600_000
+HOUR_MS = MS_PER_HOUR
+# The longest window a supported venue settles: the look-back that gives a range's first print a predecessor.
+LONGEST_INTERVAL_H = max(KNOWN_INTERVALS_H)
 MAX_RETRY_DELAY_S = 30.0
 
 log = logging.getLogger(__name__)
@@ -315,8 +318,8 @@ class CcxtSource:
         spec = self._spec(venue)
         self.check_depth(venue, "fetch_funding_rate_history", start)
         # One longest window earlier, so the first print in range has a predecessor to infer its interval.
-        lookback_ms = 8 * HOUR_MS
-        step_ms = int((spec.funding_record_h or min(interval_h, 8.0)) * HOUR_MS)
+        lookback_ms = int(LONGEST_INTERVAL_H * HOUR_MS)
+        step_ms = int((spec.funding_record_h or min(interval_h, LONGEST_INTERVAL_H)) * HOUR_MS)
         raw = self._paged(
             venue,
             "fetch_funding_rate_history",

@@ -113,6 +113,7 @@ class StreamSpec:
     # Routes of the venue that exist but deliver no funding data (Binance's retired `/ws`).
     dead_routes: tuple[str, ...] = ()
     app_ping: tuple[str, float] | None = None  # (frame, every seconds); None when the venue pings the client
+    server_ping_s: float | None = None  # how often the venue sends protocol pings, when it does
     max_connection_age_s: float = math.inf
     push_every_s: tuple[float, float] = (1.0, 1.0)  # the venue's push cadence per symbol (min, max) seconds
     streams_per_connection: int = 1_000_000

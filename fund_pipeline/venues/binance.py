@@ -81,6 +81,7 @@ class BinanceAdapter(VenueAdapter):
         url="wss://fstream.binance.com",
         route="/market/ws",
         dead_routes=("/ws",),
+        server_ping_s=180.0,
         max_connection_age_s=24 * 3600.0,
         push_every_s=(1.0, 1.0),
         streams_per_connection=200,
