@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from fund_pipeline.domain.predicted import FormulaKind, FundingFormula
 from fund_pipeline.domain.time import NS_PER_HOUR
 from fund_pipeline.sources.sim_paths import (
     NAMED_BASES,
@@ -166,6 +167,21 @@ def funding_rate(venue: str, avg_premium: npt.ArrayLike, interval_h: npt.ArrayLi
         clamp = rules.clamp_8h
         rate = pay * np.where(np.abs(gap) <= clamp, interest, premium + np.clip(gap, -clamp, clamp))
     return np.clip(rate, -rules.rate_cap, rules.rate_cap)
+
+
+def sim_formula(venue: str) -> FundingFormula:
+    """`funding_rate` as data, for the reconstruction: uniform averages of the hourly premium.
+
+    "clamped": premium and interest scaled to the interval, the clamp as it is; "hourly_clamped":
+    the 8h formula paid at interval/8, so premium, interest and clamp all scaled; "dead_band": the
+    band applied to the window's average, scaled like the hourly formula.
+    """
+    rules = facts(venue)
+    if rules.formula == "dead_band":
+        return FundingFormula(0.0, rules.dead_band_8h, rules.rate_cap, kind=FormulaKind.DEAD_BAND, clamp_scaled=True)
+    return FundingFormula(
+        rules.interest_rate_8h, rules.clamp_8h, rules.rate_cap, clamp_scaled=rules.formula == "hourly_clamped"
+    )
 
 
 def hours_since_epoch_ceil(ts: pd.Timestamp) -> int:

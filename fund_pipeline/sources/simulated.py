@@ -22,8 +22,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from fund_pipeline.domain.predicted import SAMPLE_COLUMNS, FundingFormula
 from fund_pipeline.domain.prints import BAR_COLUMNS, MARKET_COLUMNS, PRINT_COLUMNS
 from fund_pipeline.domain.time import NS_PER_HOUR as HOUR_NS
+from fund_pipeline.domain.time import NS_PER_MS, NS_PER_SECOND
 from fund_pipeline.sources.sim_paths import (
     OI_PREMIUM_SENSITIVITY,
     PREDICTED_NOISE,
@@ -49,6 +51,7 @@ from fund_pipeline.sources.sim_venues import (
     funding_rate,
     hours_since_epoch_ceil,
     settlement_hours,
+    sim_formula,
     simulate_venue,
     venue_listing,
 )
@@ -331,6 +334,54 @@ class SimulatedMarket:
         ]
         offset = first_day * 24
         return np.concatenate(blocks, axis=1)[:, first - offset : stop - offset].astype(np.float64)
+
+    def premium_samples(self, venue: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """Premium-index history, one sample a minute with ts in [start, end): SAMPLE_COLUMNS + mark, index.
+
+        A sample is stamped at its minute's close (1 ms before the next minute, as a one-minute
+        kline closes) and is the hour's premium: the simulated premium is hourly, so the uniform
+        average of a window's samples is exactly the average its settled rate was computed from.
+        """
+        self._check_venue(venue)
+        start, end = _as_utc(start, "premium_samples: start"), _as_utc(end, "premium_samples: end")
+        if end < start:
+            raise ValueError(f"premium_samples: end {end} is before start {start}")
+        first, stop = (start - SIM_EPOCH).value // HOUR_NS, hours_since_epoch_ceil(end)
+        if stop <= first:
+            return pd.DataFrame(columns=[*SAMPLE_COLUMNS, "mark_price", "index_price"])
+        base_path, path = self._paths(venue, stop)
+        listing = self._listing(venue)
+        hours = np.arange(first, stop)
+        listed = hours[:, None] >= listing.listed_hour[None, :]  # (H, n)
+        h_idx, s_idx = np.nonzero(listed)
+        minute = np.arange(60, dtype=np.int64)
+        ts = (
+            SIM_EPOCH.value
+            + np.repeat(hours[h_idx] * HOUR_NS, 60)
+            + np.tile((minute + 1) * 60 * NS_PER_SECOND - NS_PER_MS, len(h_idx))
+        )
+        keep = (ts >= start.value) & (ts < end.value)
+        col = listing.path_column[s_idx]
+        premium = path.premium[hours[h_idx], col]
+        index_price = base_path.index_close[hours[h_idx], path.columns[col]]
+        interval = listing.take(s_idx).interval_at(hours[h_idx])
+        return pd.DataFrame(
+            {
+                "symbol": np.repeat(listing.symbol[s_idx], 60)[keep],
+                "base": np.repeat(listing.base[s_idx], 60)[keep],
+                "ts": _utc_times(ts[keep]),
+                "premium": np.repeat(premium, 60)[keep],
+                "interval_h": np.repeat(interval.astype(np.float64), 60)[keep],
+                "mark_price": np.repeat(index_price * (1 + premium), 60)[keep],
+                "index_price": np.repeat(index_price, 60)[keep],
+            }
+        )
+
+    def funding_formulas(self, venue: str, symbols: list[str]) -> dict[str, FundingFormula]:
+        """The formula the simulated venue settles with, per symbol: uniform averages (see `sim_formula`)."""
+        self._check_venue(venue)
+        formula = sim_formula(venue)
+        return dict.fromkeys(symbols, formula)
 
     def predicted_rates(self, venue: str, symbols: list[str] | None, times: pd.DatetimeIndex) -> pd.DataFrame:
         """Intra-window predicted rates at `times` for `symbols` (None: all listed).
