@@ -74,7 +74,8 @@ def reconstructed_prints(
         prints = reconstruct_predicted(venue, samples, formulas, cadence, facts(venue).settlement_phase_h)
         prints = prints[(prints["funding_time"] >= start) & (prints["funding_time"] < end)].reset_index(drop=True)
         parts.append((prints, {"venue": [venue], "funding_time": (start, end)}))
-        errors = settlement_errors(prints, warehouse.settled_prints(start, end, [venue]), formulas)
+        settled = warehouse.settled_prints(start, end, [venue])
+        errors = settlement_errors(prints, settled, formulas) if len(settled) else settled
         if len(errors):
             summaries.append(error_summary(errors))
         written += len(prints)
