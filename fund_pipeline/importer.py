@@ -5,9 +5,10 @@ prints the source holds for it, and a ledger beside the source's warehouse recor
 of each partition a run has materialised. A partition is done when the ledger has its current
 checksum and Dagster has it materialised: kill an import and run it again and only the rest is
 run; import the same files again and nothing is. Runs are single-run backfills over contiguous
-days of one venue, sized to take about `TARGET_RUN_S` each so the bar moves; days the source has
-no prints for are not partitions of the import, and the days a bad file covers run on their own
-so that they fail alone, with the file's error, leaving every stored row as it was.
+days of one venue (at most `CHUNK_DAYS`); the bar moves with each materialisation the project's
+instance stores (`instance.materialisation_listeners`). Days the source has no prints for are
+not partitions of the import, and the days a bad file covers run on their own so that they fail
+alone, with the file's error, leaving every stored row as it was.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from fund_pipeline.locations import asset_definitions, resources_of
 from fund_pipeline.sources.files import FileSource
 
 INGEST_ASSETS = ("market_universe", "raw_funding_prints", "curve_history")
-# Aim for runs of about this long: long enough that Dagster's fixed cost per run is small,
-# short enough that the bar moves and a kill loses little.
-TARGET_RUN_S = 10.0
-FIRST_CHUNK_DAYS = 60
+# Days of one venue per run: Dagster's fixed cost per run (seconds) stays small beside the
+# partitions', and a kill loses at most the partitions of the run not yet materialised.
+CHUNK_DAYS = 366
+# Runs an import starts carry its process id, so the next import can tell a run whose process was killed.
+PID_TAG = "fund_pipeline/import_pid"
 # The terminal gets the bar; every event is still in the run's log in the UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -157,26 +159,38 @@ def chunks(venue: str, days: list[pd.Timestamp], failing: dict[pd.Timestamp, str
 
 
 class Progress:
-    """`[####....] done/total partitions  rate/s  ETA` on stderr (a line per update when not a terminal)."""
+    """`[####....] done/total partitions  rate/s  ETA` on stderr, redrawn in place on a terminal.
+
+    Redrawn at most every `EVERY_S` (a line every `LINE_EVERY_S` when not a terminal) and at the
+    end of each run.
+    """
+
+    EVERY_S = 0.2
+    LINE_EVERY_S = 5.0
 
     def __init__(self, total: int, done: int, label: str, stream=None):
-        self.total, self.done, self.label = total, done, label
+        self.total, self.done, self.label = total, float(done), label
         self.started = time.perf_counter()
-        self.ran = 0
+        self.ran = 0.0
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
+        self.drawn = -float("inf")
 
-    def update(self, n: int, note: str = "") -> None:
+    def update(self, n: float, note: str = "", force: bool = True) -> None:
         self.done += n
         self.ran += n
-        elapsed = time.perf_counter() - self.started
+        now = time.perf_counter()
+        if not force and now - self.drawn < (self.EVERY_S if self.tty else self.LINE_EVERY_S):
+            return
+        self.drawn = now
+        elapsed = now - self.started
         rate = self.ran / elapsed if elapsed > 0 else 0.0
         left = self.total - self.done
         eta = f"{left / rate:4.0f}s" if rate > 0 else "   ?"
         width = 30
         filled = int(width * self.done / self.total) if self.total else width
         line = (
-            f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} partitions "
+            f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {int(round(self.done))}/{self.total} partitions "
             f"{rate:6.1f}/s  ETA {eta}  {note}"
         )
         self.stream.write(("\r" + line.ljust(110)) if self.tty else line + "\n")
@@ -196,6 +210,33 @@ class Outcome:
     runs: list[dg.ExecuteInProcessResult] = field(default_factory=list)
 
 
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the import runs whose process is gone (killed) and free the pool slots they held.
+
+    Without this, a killed run keeps the warehouse pool's one slot and the next import waits forever.
+    """
+    reaped = []
+    unfinished = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED]
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=unfinished)):
+        pid = run.tags.get(PID_TAG)
+        if pid is None or alive(int(pid)):
+            continue
+        instance.report_run_failed(run, message=f"the import process (pid {pid}) is gone: killed or crashed")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        reaped.append(run.run_id)
+    return reaped
+
+
 def run_error(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE") and event.event_specific_data is not None:
@@ -204,6 +245,40 @@ def run_error(result: dg.ExecuteInProcessResult) -> str:
                 cause = error.cause or error
                 return cause.message.strip().splitlines()[-1] if cause.message else str(error)
     return "run failed"
+
+
+class Watcher:
+    """Moves the bar and fills the ledger as the run stores each partition's materialisations.
+
+    A partition is done when its last asset (curve_history) is materialised; its rows were
+    committed before that event, so a kill after it loses nothing the ledger claims.
+    """
+
+    FLUSH_S = 1.0
+
+    def __init__(self, source_name: str, progress: Progress, ledger: Ledger, checksums: dict[str, str]):
+        self.source_name, self.progress, self.ledger, self.checksums = source_name, progress, ledger, checksums
+        self.pending: dict[str, str] = {}
+        self.flushed = time.perf_counter()
+        self.seen = 0.0
+
+    def __call__(self, entry) -> None:
+        event = entry.get_dagster_event()
+        key = event.asset_key
+        if key is None or len(key.path) != 2 or key.path[0] != self.source_name or event.partition is None:
+            return
+        self.seen += 1 / len(INGEST_ASSETS)
+        self.progress.update(1 / len(INGEST_ASSETS), str(event.partition), force=False)
+        if key.path[1] == INGEST_ASSETS[-1] and event.partition in self.checksums:
+            self.pending[event.partition] = self.checksums[event.partition]
+            if time.perf_counter() - self.flushed > self.FLUSH_S:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.ledger.record(self.pending)
+            self.pending = {}
+        self.flushed = time.perf_counter()
 
 
 def import_partitions(
@@ -217,12 +292,15 @@ def import_partitions(
     stream=None,
 ) -> Outcome:
     """Materialise the ingest and curve assets of `source_name` for every partition not yet done."""
+    from fund_pipeline.instance import materialisation_listeners
+
     selection = [f"{source_name}/{a}" for a in INGEST_ASSETS]
-    curve_key = dg.AssetKey([source_name, "curve_history"])
+    curve_key = dg.AssetKey([source_name, INGEST_ASSETS[-1]])
 
     def materialised() -> set[str]:
         return {str(k) for k in instance.get_materialized_partitions(curve_key)}
 
+    reap_dead_runs(instance)
     work = plan(source, ledger, materialised, since, until)
     outcome = Outcome(skipped=work.done, failed=[("-", "-", message) for message in work.unplaced])
     progress = Progress(work.total, work.done, source_name, stream)
@@ -232,33 +310,42 @@ def import_partitions(
         return outcome
     assets = asset_definitions(defs)
     resources = resources_of(defs)
-    size = FIRST_CHUNK_DAYS
+    watcher = Watcher(source_name, progress, ledger, work.checksums)
+    materialisation_listeners.append(watcher)
     started = time.perf_counter()
-    for venue, days in work.todo.items():
-        failing = work.failing[venue]
-        for run_days in chunks(venue, days, failing, size):
-            first, last = partition_key(run_days[0], venue), partition_key(run_days[-1], venue)
-            t0 = time.perf_counter()
-            result = dg.materialize(
-                assets,
-                selection=selection,
-                instance=instance,
-                tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
-                resources=resources,
-                run_config=QUIET,
-                raise_on_error=False,
-            )
-            outcome.runs.append(result)
-            spent = time.perf_counter() - t0
-            if result.success:
-                keys = [partition_key(d, venue) for d in run_days]
-                ledger.record({k: work.checksums[k] for k in keys})
-                outcome.ran += len(run_days)
-                size = int(min(max(len(run_days) * TARGET_RUN_S / max(spent, 1e-3), 10), 730))
-            else:
-                outcome.failed.append((first, last, run_error(result)))
-            progress.update(len(run_days), f"{venue} {run_days[-1]:%Y-%m-%d}{'' if result.success else ' FAILED'}")
-    progress.close()
+    try:
+        for venue, days in work.todo.items():
+            for run_days in chunks(venue, days, work.failing[venue], CHUNK_DAYS):
+                first, last = partition_key(run_days[0], venue), partition_key(run_days[-1], venue)
+                seen = watcher.seen
+                result = dg.materialize(
+                    assets,
+                    selection=selection,
+                    instance=instance,
+                    tags={
+                        ASSET_PARTITION_RANGE_START_TAG: first,
+                        ASSET_PARTITION_RANGE_END_TAG: last,
+                        PID_TAG: str(os.getpid()),
+                    },
+                    resources=resources,
+                    run_config=QUIET,
+                    raise_on_error=False,
+                )
+                outcome.runs.append(result)
+                if result.success:
+                    keys = [partition_key(d, venue) for d in run_days]
+                    watcher.pending.update({k: work.checksums[k] for k in keys})
+                    watcher.flush()
+                    outcome.ran += len(run_days)
+                else:
+                    outcome.failed.append((first, last, run_error(result)))
+                # the bar counts a chunk once, whether or not the storage reported its events
+                progress.update(len(run_days) - (watcher.seen - seen), f"{venue} {run_days[-1]:%Y-%m-%d}")
+                watcher.seen = seen + len(run_days)
+    finally:
+        materialisation_listeners.remove(watcher)
+        watcher.flush()
+        progress.close()
     outcome.seconds = time.perf_counter() - started
     return outcome
 

@@ -5,17 +5,25 @@ a day × venue backfill writes two events per partition and asset, so on a slow 
 import's time went there (profiled: 43 ms an event). `LocalSqliteEventLogStorage` is the same
 storage and schema with one kept connection per database and `synchronous=NORMAL` in WAL mode:
 a commit is durable against a crash of the process, not of the machine's power, which is the
-right trade for a local instance; a shared deployment uses dagster-postgres instead.
+right trade for a local instance; a shared deployment uses dagster-postgres instead. A run over a
+partition range records one "planned" event per asset with the range instead of one per
+partition (Dagster's own option): a failed run's partitions then show as missing, not failed,
+in the UI; the run and its error are there, and `fund-pipeline import` names them.
+
+`materialisation_listeners` lets a command in the same process watch materialisations as they
+are stored (the import's progress bar and ledger).
 """
 
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from dagster import DagsterEventType
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
@@ -42,6 +50,10 @@ event_log_storage:
 """
 
 
+# Called with every stored asset materialisation, in the process that stores it.
+materialisation_listeners: list[Callable[[EventLogEntry], None]] = []
+
+
 def _pragmas(dbapi_connection, _record) -> None:
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
@@ -52,6 +64,16 @@ class LocalSqliteEventLogStorage(SqliteEventLogStorage):
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> LocalSqliteEventLogStorage:
         return cls(inst_data=inst_data, **config_value)
+
+    @property
+    def supports_partition_subset_in_asset_materialization_planned_events(self) -> bool:
+        return True
+
+    def store_event(self, event: EventLogEntry) -> None:
+        super().store_event(event)
+        if event.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            for listener in list(materialisation_listeners):
+                listener(event)
 
     def _engine(self, shard: str) -> Engine:
         engines: OrderedDict[str, Engine] = self.__dict__.setdefault("_kept_engines", OrderedDict())
