@@ -65,7 +65,8 @@ def time_ns(times: pd.Series | pd.DatetimeIndex, copy: bool = True) -> np.ndarra
     than the features). `copy=False` returns the column's own buffer, for callers that only read it.
     """
     if times.dtype.kind == "M":
-        ns = times.array.as_unit("ns").asi8
+        values = times.array
+        ns = (values if values.unit == "ns" else values.as_unit("ns")).asi8  # as_unit copies even to its own unit
         return ns.copy() if copy else ns
     return np.asarray(to_utc(times).array.asi8, dtype="int64")
 
