@@ -9,6 +9,9 @@ from fund_pipeline.demo import load_definitions
 from fund_pipeline.resources import LandingZone, MarketSourceResource, Warehouse
 from fund_pipeline.sources.files import SAMPLE_ROOT
 
+# Materialises three venues over two months and a weekly model: tens of seconds.
+pytestmark = pytest.mark.slow
+
 VENUES = ["binance", "gate", "kucoin"]
 
 
