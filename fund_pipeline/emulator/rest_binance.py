@@ -20,6 +20,7 @@ from fund_pipeline.emulator.rest_core import (
     num,
     ohlc_of,
     page,
+    premium_minutes,
     settled_prints,
     symbol_of,
     timeframe_hours,
@@ -30,6 +31,7 @@ from fund_pipeline.venues.binance import ADAPTER
 # ---------------------------------------------------------------- binance (spot + USD-M futures)
 
 VENUE = ADAPTER.name
+MINUTE_MS = 60_000
 
 
 async def binance_spot_exchange_info(request: web.Request) -> web.Response:
@@ -182,6 +184,24 @@ def _binance_klines(price: str, max_limit: int, symbol_param: str = "symbol") ->
     return klines
 
 
+async def binance_premium_index_klines(request: web.Request) -> web.Response:
+    """/fapi/v1/premiumIndexKlines: one-minute klines of the premium index (no volume)."""
+    state = request.app[STATE]
+    symbol = _binance_symbol(request)
+    if request.query.get("interval") != "1m":
+        raise VenueRequestError(400, "Invalid interval.", "-1120")
+    start = from_ms(request.query.get("startTime"), "startTime")
+    end = from_ms(request.query.get("endTime"), "endTime")
+    limit = int_param(request.query.get("limit"), "limit", 500, 1500)
+    rows = page(premium_minutes(state, VENUE, symbol, start, end), limit, from_start=start is not None)
+    return web.json_response(
+        [
+            [t, num(p), num(p), num(p), num(p), "0", t + MINUTE_MS - 1, "0", 0, "0", "0", "0"]
+            for t, p in zip((to_ms(x) for x in rows["open_time"]), rows["premium"], strict=True)
+        ]
+    )
+
+
 async def binance_open_interest_hist(request: web.Request) -> web.Response:
     state = request.app[STATE]
     symbol = _binance_symbol(request)
@@ -220,5 +240,6 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/fapi/v1/klines", _binance_klines("perp", 1500)),
     ("GET", "/fapi/v1/markPriceKlines", _binance_klines("mark", 1500)),
     ("GET", "/fapi/v1/indexPriceKlines", _binance_klines("index", 1500, symbol_param="pair")),
+    ("GET", "/fapi/v1/premiumIndexKlines", binance_premium_index_klines),
     ("GET", "/futures/data/openInterestHist", binance_open_interest_hist),
 ]

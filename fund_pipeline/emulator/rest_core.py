@@ -181,6 +181,38 @@ def settled_prints(
     return prints.sort_values("funding_time").reset_index(drop=True)
 
 
+def premium_minutes(
+    state, venue: str, symbol: str, start: pd.Timestamp | None, end: pd.Timestamp | None
+) -> pd.DataFrame:
+    """Minute premium samples of one symbol opening in [start, end], only minutes that have closed."""
+    last_open = (state.clock.now() - pd.Timedelta(minutes=1)).floor("min")
+    lo = history_start() if start is None else max(start.ceil("min"), history_start())
+    hi = last_open if end is None else min(end, last_open)
+    if hi < lo:
+        return pd.DataFrame(columns=["open_time", "premium"])
+    samples = state.market.premium_samples(venue, lo, hi + pd.Timedelta(minutes=1))
+    samples = samples[samples["symbol"] == symbol]
+    opened = samples["ts"] + MS - pd.Timedelta(minutes=1)  # a sample is stamped at its minute's close
+    out = pd.DataFrame({"open_time": opened, "premium": samples["premium"].to_numpy()})
+    return out[(out["open_time"] >= lo) & (out["open_time"] <= hi)].reset_index(drop=True)
+
+
+def window_premiums(state, venue: str, prints: pd.DataFrame) -> list[float]:
+    """The average premium of each settled print's window (what its rate was computed from)."""
+    if prints.empty:
+        return []
+    first = prints["funding_time"].min() - pd.to_timedelta(prints["interval_h"].max(), unit="h")
+    symbol = prints["symbol"].iloc[0]
+    samples = state.market.premium_samples(venue, first, prints["funding_time"].max())
+    samples = samples[samples["symbol"] == symbol]
+    out = []
+    for row in prints.itertuples():
+        start = row.funding_time - pd.to_timedelta(row.interval_h, unit="h")
+        inside = samples[(samples["ts"] >= start) & (samples["ts"] < row.funding_time)]
+        out.append(float(inside["premium"].mean()))
+    return out
+
+
 def closed_bars(state, venue: str, symbol: str, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
     """Hourly bars of one symbol with ts (bar open) in [start, end], only bars that have closed."""
     last_open = (state.clock.now() - HOUR).floor("h")

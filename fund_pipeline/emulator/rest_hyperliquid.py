@@ -21,6 +21,7 @@ from fund_pipeline.emulator.rest_core import (
     symbol_of,
     timeframe_hours,
     to_ms,
+    window_premiums,
 )
 from fund_pipeline.venues.hyperliquid import ADAPTER
 
@@ -82,10 +83,12 @@ async def hyperliquid_info(request: web.Request) -> web.Response:
         if start is None:
             raise VenueRequestError(422, "Failed to deserialize the JSON body: missing field `startTime`")
         rows = page(settled_prints(state, VENUE, symbol, start, _json_ms(body, "endTime")), 500, True)
+        # `premium`: the hour's average premium, the input of the 8h formula paid at 1/8.
+        premiums = window_premiums(state, VENUE, rows)
         return web.json_response(
             [
-                {"coin": body["coin"], "fundingRate": num(r.rate), "premium": "0.0", "time": to_ms(r.funding_time)}
-                for r in rows.itertuples()
+                {"coin": body["coin"], "fundingRate": num(r.rate), "premium": num(p), "time": to_ms(r.funding_time)}
+                for r, p in zip(rows.itertuples(), premiums, strict=True)
             ]
         )
     if kind == "candleSnapshot":
