@@ -1,0 +1,87 @@
+"""The emulator's premium-index history in the venues' formats rebuilds the settled rates it serves."""
+
+import asyncio
+import json
+import threading
+import urllib.request
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fund_pipeline.domain.predicted import ReconstructionConfig, funding_rate, reconstruct_predicted
+from fund_pipeline.emulator.server import start_emulator
+
+pytestmark = pytest.mark.e2e  # HTTP against the emulator on loopback
+
+NOW = pd.Timestamp("2025-03-10 12:30", tz="UTC")
+MS = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    running = asyncio.run_coroutine_threadsafe(start_emulator(bases=("BTC",), start=NOW, speed=1e-9), loop).result()
+    yield running
+    asyncio.run_coroutine_threadsafe(running.stop(), loop).result()
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=5)
+
+
+def get(emulator, path: str, **params):
+    with urllib.request.urlopen(f"{emulator.base_url}{path}?{urllib.parse.urlencode(params)}", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def post(emulator, path: str, body: dict):
+    request = urllib.request.Request(
+        f"{emulator.base_url}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_binance_premium_index_klines_rebuild_the_settled_rates(emulator):
+    start = pd.Timestamp("2025-03-10 00:00", tz="UTC")
+    # The first window (00:00-08:00) and 20 minutes of the next: data past its settlement.
+    klines = get(
+        emulator, "/binance/fapi/v1/premiumIndexKlines", symbol="BTCUSDT", interval="1m",
+        startTime=start.value // MS, limit=500,
+    )  # fmt: skip
+    assert len(klines) == 500 and len(klines[0]) == 12
+    assert klines[0][0] == start.value // MS and klines[0][6] == klines[0][0] + 59_999
+    samples = pd.DataFrame(
+        {
+            "symbol": "BTC/USDT:USDT",
+            "base": "BTC",
+            "ts": pd.to_datetime([k[6] for k in klines], unit="ms", utc=True),  # known at the close
+            "premium": [float(k[4]) for k in klines],
+            "interval_h": 8.0,
+        }
+    )
+    formulas = emulator.state.market.funding_formulas("binance", ["BTC/USDT:USDT"])
+    rebuilt = reconstruct_predicted("binance", samples, formulas, ReconstructionConfig(300))
+    settled = get(emulator, "/binance/fapi/v1/fundingRate", symbol="BTCUSDT", startTime=start.value // MS, limit=5)
+    at_8 = [s for s in settled if s["fundingTime"] == (start + pd.Timedelta("8h")).value // MS]
+    last = rebuilt[rebuilt["ts"] == start + pd.Timedelta("8h")]
+    # The served rate is rounded to the venue's decimals: equal to them.
+    assert float(at_8[0]["fundingRate"]) == pytest.approx(last["rate"].item(), abs=1e-8)
+    # Nothing after now: the minute that has not closed is not served.
+    late = get(emulator, "/binance/fapi/v1/premiumIndexKlines", symbol="BTCUSDT", interval="1m",
+               startTime=(NOW - pd.Timedelta(minutes=3)).value // MS)  # fmt: skip
+    assert max(k[0] for k in late) <= (NOW - pd.Timedelta(minutes=1)).value // MS
+
+
+def test_hyperliquid_funding_history_premium_gives_its_funding_rate(emulator):
+    start = pd.Timestamp("2025-03-10 00:00", tz="UTC")
+    rows = post(
+        emulator, "/hyperliquid/info", {"type": "fundingHistory", "coin": "BTC", "startTime": start.value // MS}
+    )
+    assert len(rows) >= 12
+    formula = emulator.state.market.funding_formulas("hyperliquid", ["BTC/USDC:USDC"])["BTC/USDC:USDC"]
+    premium = np.array([float(r["premium"]) for r in rows])
+    assert np.abs(premium).max() > 0
+    expected = funding_rate(premium, 1.0, formula)
+    np.testing.assert_allclose([float(r["fundingRate"]) for r in rows], expected, rtol=0, atol=1e-8)
