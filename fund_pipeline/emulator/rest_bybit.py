@@ -21,6 +21,7 @@ from fund_pipeline.emulator.rest_core import (
     num,
     ohlc_of,
     predicted_rate,
+    premium_minutes,
     settled_prints,
     symbol_of,
     timeframe_hours,
@@ -183,6 +184,22 @@ def _bybit_kline(price: str) -> Handler:
     return kline
 
 
+async def bybit_premium_index_kline(request: web.Request) -> web.Response:
+    """/v5/market/premium-index-price-kline at interval 1 (minute): newest first, limit <= 1000, no volume."""
+    state = request.app[STATE]
+    _bybit_category(request, ("linear",))
+    symbol = _bybit_symbol(request)
+    if request.query.get("interval") != "1":
+        raise VenueRequestError(400, "Invalid period!", "10001")
+    start, end = _bybit_range(request, "start", "end")
+    limit = int_param(request.query.get("limit"), "limit", 200, 1000)
+    rows = newest_first(premium_minutes(state, VENUE, symbol, start, end), limit)
+    listed_rows = [
+        [str(to_ms(t)), num(p), num(p), num(p), num(p)] for t, p in zip(rows["open_time"], rows["premium"], strict=True)
+    ]
+    return bybit_ok(state, {"symbol": ADAPTER.native_symbol(symbol), "category": "linear", "list": listed_rows})
+
+
 BYBIT_OI_INTERVALS = {"1h": 1}
 
 
@@ -277,6 +294,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/v5/market/kline", _bybit_kline("perp")),
     ("GET", "/v5/market/mark-price-kline", _bybit_kline("mark")),
     ("GET", "/v5/market/index-price-kline", _bybit_kline("index")),
+    ("GET", "/v5/market/premium-index-price-kline", bybit_premium_index_kline),
     ("GET", "/v5/market/open-interest", bybit_open_interest),
     ("GET", "/v5/market/tickers", bybit_tickers),
 ]

@@ -23,6 +23,7 @@ from fund_pipeline.emulator.rest_core import (
     num,
     ohlc_of,
     predicted_rate,
+    premium_minutes,
     settled_prints,
     symbol_of,
     timeframe_hours,
@@ -191,6 +192,23 @@ async def okx_funding_rate_history(request: web.Request) -> web.Response:
     )
 
 
+async def okx_premium_history(request: web.Request) -> web.Response:
+    """/api/v5/public/premium-history: the premium of each minute, newest first, limit <= 100."""
+    state = request.app[STATE]
+    symbol, kind = _okx_instrument(request)
+    if kind != "swap":
+        raise VenueRequestError(400, "Instrument ID does not exist", "51001")
+    start, end = _okx_bounds(request)
+    limit = int_param(request.query.get("limit"), "limit", 100, 100)
+    rows = newest_first(premium_minutes(state, VENUE, symbol, start, end), limit)
+    return okx_ok(
+        [
+            {"instId": ADAPTER.native_symbol(symbol), "premium": num(p), "ts": str(to_ms(t))}
+            for t, p in zip(rows["open_time"], rows["premium"], strict=True)
+        ]
+    )
+
+
 OKX_BARS = {"1H": 1}
 # /market/candles holds only the most recent 1440 bars; the history endpoints hold everything.
 OKX_RECENT_BARS = 1440
@@ -314,6 +332,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/v5/public/instruments", okx_instruments),
     ("GET", "/api/v5/public/funding-rate", okx_funding_rate),
     ("GET", "/api/v5/public/funding-rate-history", okx_funding_rate_history),
+    ("GET", "/api/v5/public/premium-history", okx_premium_history),
     ("GET", "/api/v5/market/candles", _okx_candles("perp", 300, recent_only=True)),
     ("GET", "/api/v5/market/history-candles", _okx_candles("perp", 100, recent_only=False)),
     ("GET", "/api/v5/market/mark-price-candles", _okx_candles("mark", 100, recent_only=True)),
