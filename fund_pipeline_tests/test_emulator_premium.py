@@ -85,3 +85,66 @@ def test_hyperliquid_funding_history_premium_gives_its_funding_rate(emulator):
     assert np.abs(premium).max() > 0
     expected = funding_rate(premium, 1.0, formula)
     np.testing.assert_allclose([float(r["fundingRate"]) for r in rows], expected, rtol=0, atol=1e-8)
+
+
+def minute_rows(rows: list, time_of, premium_of, interval_h: float, symbol: str) -> pd.DataFrame:
+    """Venue rows (newest first, stamped at the minute's open) as samples known at the minute's close."""
+    opened = pd.to_datetime([int(time_of(r)) for r in rows], unit="ms", utc=True)
+    return pd.DataFrame(
+        {
+            "symbol": symbol,
+            "base": "BTC",
+            "ts": opened + pd.Timedelta(minutes=1) - pd.Timedelta(milliseconds=1),
+            "premium": [float(premium_of(r)) for r in rows],
+            "interval_h": interval_h,
+        }
+    ).iloc[::-1]
+
+
+@pytest.mark.parametrize("venue", ["bybit", "okx"])
+def test_bybit_and_okx_premium_history_rebuild_the_settled_rate(emulator, venue):
+    start = pd.Timestamp("2025-03-10 00:00", tz="UTC")
+    end = start + pd.Timedelta("8h")
+    symbol = "BTC/USDT:USDT"
+    if venue == "bybit":
+        rows = []
+        for lo in pd.date_range(start, end, freq="200min"):
+            page = get(
+                emulator,
+                "/bybit/v5/market/premium-index-price-kline",
+                category="linear",
+                symbol="BTCUSDT",
+                interval="1",
+                start=lo.value // MS,
+                end=(lo + pd.Timedelta("199min")).value // MS,
+                limit=200,
+            )
+            assert page["retCode"] == 0
+            rows += page["result"]["list"][::-1]
+        samples = minute_rows(rows[::-1], lambda r: r[0], lambda r: r[4], 8.0, symbol)
+        settled = get(emulator, "/bybit/v5/market/funding/history", category="linear", symbol="BTCUSDT",
+                      startTime=end.value // MS, endTime=end.value // MS)["result"]["list"]  # fmt: skip
+        rate = float(settled[0]["fundingRate"])
+    else:
+        rows, after = [], (end + pd.Timedelta("20min")).value // MS
+        while True:  # OKX pages backwards with `after` (older than), 100 rows a page
+            page = get(emulator, "/okx/api/v5/public/premium-history", instId="BTC-USDT-SWAP", after=after)["data"]
+            if not page or int(page[-1]["ts"]) < start.value // MS:
+                rows += page
+                break
+            rows += page
+            after = int(page[-1]["ts"])
+        samples = minute_rows(rows, lambda r: r["ts"], lambda r: r["premium"], 8.0, symbol)
+        samples = samples[samples["ts"] >= start]
+        settled = get(
+            emulator,
+            "/okx/api/v5/public/funding-rate-history",
+            instId="BTC-USDT-SWAP",
+            before=(end - pd.Timedelta("1ms")).value // MS,
+            after=(end + pd.Timedelta("1ms")).value // MS,
+        )
+        rate = float(settled["data"][0]["fundingRate"])
+    assert samples["ts"].is_monotonic_increasing and samples["ts"].duplicated().sum() == 0
+    formulas = emulator.state.market.funding_formulas(venue, [symbol])
+    rebuilt = reconstruct_predicted(venue, samples, formulas, ReconstructionConfig(300))
+    assert rebuilt.loc[rebuilt["ts"] == end, "rate"].item() == pytest.approx(rate, abs=1e-8)
