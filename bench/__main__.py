@@ -14,7 +14,17 @@ from bench._common import BenchResult, format_value, machine, report
 from bench.curve_data import predicted_prints
 
 # Live collector and memory last: they share the machine with the emulator they start.
-BENCHMARKS = ["curve_streaming", "curve_replay", "feature_store", "hedge_baskets", "backfill", "collector", "memory"]
+BENCHMARKS = [
+    "curve_streaming",
+    "curve_replay",
+    "feature_store",
+    "hedge_baskets",
+    "model_training",
+    "forecast_skill",
+    "backfill",
+    "collector",
+    "memory",
+]
 
 
 def markdown(results: list[BenchResult], host: dict) -> str:

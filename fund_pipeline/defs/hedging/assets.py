@@ -74,12 +74,10 @@ def universe_as_of(warehouse: Warehouse, as_of: pd.Timestamp) -> pd.DataFrame:
 
 
 def inputs_before(warehouse: Warehouse, as_of: pd.Timestamp, lookback: pd.Timedelta):
+    """Universe, listed bars and settled prints of the lookback before `as_of` (bars from one hour earlier)."""
     universe = universe_as_of(warehouse, as_of)
     bars = warehouse.read("market_bars", {"ts": (as_of - lookback - pd.Timedelta(hours=1), as_of)})
-    prints = warehouse.query(
-        "SELECT * FROM raw_funding_prints WHERE kind = 'settled' AND funding_time >= ? AND funding_time < ?",
-        [(as_of - lookback).to_pydatetime(), as_of.to_pydatetime()],
-    )
+    prints = warehouse.settled_prints(as_of - lookback, as_of)
     listed = bars.merge(universe, on=["venue", "symbol"])
     return universe, listed, prints
 
@@ -165,7 +163,7 @@ def weekly_hedge_baskets(context: dg.AssetExecutionContext, config: HedgeBasketC
                 bars, prints, as_of, targets, source_config, forecast_carry=forecast
             )
             weights_table, summary_table = TRADED_TABLES if source == basket_config.carry_source else COMPARED_TABLES
-            at = {"as_of": (as_of, as_of + pd.Timedelta(seconds=1))}
+            at = {"as_of": as_of}
             warehouse.replace(weights_table, weights, at)
             warehouse.replace(summary_table, summary, at)
             if source != basket_config.carry_source:
@@ -221,14 +219,16 @@ def basket_performance(config: BasketPerformanceConfig, warehouse: Warehouse) ->
     if traded.empty:
         raise dg.Failure("basket_performance: no weekly_hedge_baskets stored yet")
     weights = pd.concat([traded, warehouse.read(COMPARED_TABLES[0])], ignore_index=True)
-    latest_bar = warehouse.query("SELECT max(ts) AS ts FROM market_bars")["ts"].iloc[0]
+    latest_bar = warehouse.latest("market_bars", "ts")
+    if latest_bar is None:
+        raise dg.Failure("basket_performance: no market_bars stored")
     records = []
     for (as_of, source), legs in weights.groupby(["as_of", "carry_source"]):
         end = as_of + WEEK
         if end > latest_bar + pd.Timedelta(hours=1):
             continue
         bars = warehouse.read("market_bars", {"ts": (as_of - pd.Timedelta(hours=1), end)})
-        prints = warehouse.read("raw_funding_prints", {"funding_time": (as_of, end), "kind": ["settled"]})
+        prints = warehouse.settled_prints(as_of, end)
         records.append(evaluate_basket(legs, bars, prints, as_of, end).assign(carry_source=source))
     if not records:
         raise dg.Failure("basket_performance: no basket has a complete following week of bars yet")

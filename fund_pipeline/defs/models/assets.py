@@ -44,11 +44,6 @@ def training_rows(warehouse: Warehouse, week_start: pd.Timestamp, window_days: i
     return warehouse.read("feature_store", {"funding_time": (week_start - pd.Timedelta(days=window_days), week_start)})
 
 
-def week_key(start: pd.Timestamp) -> dict:
-    """`start` as a warehouse `where` for the rows stored at exactly that instant."""
-    return {"week_start": (start, start + pd.Timedelta(seconds=1))}
-
-
 def whole_weeks(span: pd.Timedelta) -> int:
     """A span as weekly partition offsets (rounded up: the weeks that contain it)."""
     return -(-span // pd.Timedelta(days=7))
@@ -62,7 +57,7 @@ FORECAST_INPUTS = dg.TimeWindowPartitionMapping(
 
 def stored_model(warehouse: Warehouse, key: str, start: pd.Timestamp) -> TrainedModel | str:
     """The week's model, or the reason it was skipped; fails when the week has no record at all."""
-    stored = warehouse.read("funding_forecast_model", week_key(start))
+    stored = warehouse.rows_at("funding_forecast_model", "week_start", start)
     if stored.empty:
         raise dg.Failure(f"week {key}: no funding_forecast_model for the week; materialise it first")
     reason = str(stored["skip_reason"].iloc[0])
@@ -101,7 +96,7 @@ def funding_forecast_model(
                     "skip_reason": [str(exc)],
                 }
             )
-            warehouse.replace("funding_forecast_model", record, week_key(start))
+            warehouse.replace("funding_forecast_model", record, {"week_start": start})
             continue
         record = pd.DataFrame(
             {
@@ -112,7 +107,7 @@ def funding_forecast_model(
                 "skip_reason": [""],
             }
         )
-        warehouse.replace("funding_forecast_model", record, week_key(start))
+        warehouse.replace("funding_forecast_model", record, {"week_start": start})
         meta = {
             "n_train_by_horizon": dg.MetadataValue.json({h: m.n_train for h, m in model.horizons.items()}),
             "anchor_by_horizon": dg.MetadataValue.json({h: m.anchor for h, m in model.horizons.items()}),
@@ -158,7 +153,7 @@ def funding_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse) -
         if forecasts.empty:
             raise dg.Failure(f"funding_forecasts {key}: no feature rows with a settled target in the week")
         forecasts.insert(0, "week_start", start)
-        written += warehouse.replace("funding_forecasts", forecasts, week_key(start))
+        written += warehouse.replace("funding_forecasts", forecasts, {"week_start": start})
     return dg.MaterializeResult(
         metadata={"dagster/row_count": written, "weeks_skipped": dg.MetadataValue.json(skipped)}
     )
