@@ -36,6 +36,15 @@ OPEN_SHARDS = 4
 SQLITE_BUSY_TIMEOUT_S = 30
 MARKER = "# written by fund-pipeline init-home; delete this line to keep your own edits\n"
 
+# What earlier versions wrote, without the marker: refreshed as if it had it.
+EARLIER_DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+"""
+
 DAGSTER_YAML = """\
 telemetry:
   enabled: false
@@ -116,7 +125,7 @@ def prepare_home(home: Path | None = None) -> Path:
     home = (home or Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home")).resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists() or config.read_text().startswith(MARKER):
+    if not config.exists() or config.read_text().startswith(MARKER) or config.read_text() == EARLIER_DAGSTER_YAML:
         config.write_text(MARKER + DAGSTER_YAML.format(base_dir=home / "history" / "runs"))
     os.environ["DAGSTER_HOME"] = str(home)
     return home
