@@ -16,9 +16,11 @@ s, p (mark), i (index), P (estimated settle), r (rate), T (next funding ms).
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from fund_pipeline.domain.records import FundingPrint
+from fund_pipeline.domain.time import MAX_EPOCH_MS, NS_PER_MS
 from fund_pipeline.venues.adapter import (
     EmulatedSession,
     HistoryDepth,
@@ -44,6 +46,20 @@ from fund_pipeline.venues.wire import (
 )
 
 ALL_MARKET = "!markPrice@arr@1s"
+_UNSEEN: Any = object()
+
+
+def _ms(value: Any) -> int:
+    """Epoch ms as int ns; an int in range is the common case, the rest goes through the full check."""
+    if type(value) is int and 0 < value <= MAX_EPOCH_MS:
+        return value * NS_PER_MS
+    return time_ns(value)
+
+
+def _price(value: Any) -> float:
+    return float(value) if type(value) is str and value else optional_price(value)
+
+
 QUOTES = ("USDT", "USDC")
 
 
@@ -139,17 +155,27 @@ class BinanceAdapter(VenueAdapter):
         raise UnknownMessage(f"binance: unexpected {type(msg).__name__}")
 
     def _print(self, item: Any, received_at_ns: int, ctx: ParseContext) -> FundingPrint | None:
-        if not isinstance(item, dict) or item.get("e") != "markPriceUpdate":
+        """One markPriceUpdate; the common shapes (decimal strings, int ms) take a fast path, the rest the checks."""
+        if type(item) is not dict or item.get("e") != "markPriceUpdate":
             raise UnknownMessage(f"binance: unknown event {item.get('e') if isinstance(item, dict) else item!r}")
-        found = unified(self, ctx, item["s"])
-        if not wanted(ctx, found):
+        native = item["s"]
+        found = ctx.symbols.get(native, _UNSEEN) if type(native) is str else unified(self, ctx, native)
+        if found is _UNSEEN:
+            found = unified(self, ctx, native)
+        if found is None or (ctx.wanted is not None and found[0] not in ctx.wanted):
+            wanted(ctx, found)
             return None
-        assert found is not None
         symbol, base = found
+        interval = ctx.intervals.get(symbol)
+        if interval is None:
+            interval = known_interval(ctx, symbol)
+        raw_rate = item["r"]
+        rate = float(raw_rate) if type(raw_rate) is str else funding_rate(raw_rate)
+        if not -1.0 < rate < math.inf:
+            funding_rate(raw_rate)  # raises, naming the value
         return FundingPrint(
-            "binance", symbol, base, "predicted", time_ns(item["T"]), time_ns(item["E"]), received_at_ns,
-            funding_rate(item["r"]), known_interval(ctx, symbol), optional_price(item.get("p")),
-            optional_price(item.get("i")), "ws",
+            "binance", symbol, base, "predicted", _ms(item["T"]), _ms(item["E"]), received_at_ns, rate, interval,
+            _price(item.get("p")), _price(item.get("i")), "ws",
         )  # fmt: skip
 
     # ------------------------------------------------------------ WebSocket: the emulator's side
