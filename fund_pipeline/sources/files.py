@@ -150,6 +150,9 @@ class Loaded:
 
     prints: dict[str, pd.DataFrame] = field(default_factory=dict)
     times: dict[str, np.ndarray] = field(default_factory=dict)
+    # per venue: the listing of every day (MARKET_COLUMNS, by date then symbol) and its days as int ns
+    markets: dict[str, pd.DataFrame] = field(default_factory=dict)
+    market_days: dict[str, np.ndarray] = field(default_factory=dict)
     reports: dict[str, dict[str, dict]] = field(default_factory=dict)
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -359,7 +362,32 @@ def load(specs: Sequence[FileSpec]) -> Loaded:
         merged = pd.concat(parts, ignore_index=True).sort_values(["funding_time", "symbol"], kind="stable")
         loaded.times[venue] = merged["funding_time"].to_numpy(dtype="int64")
         loaded.prints[venue] = normalise_prints(merged)
+        loaded.markets[venue] = daily_listing(merged)
+        loaded.market_days[venue] = loaded.markets[venue]["date"].astype("int64").to_numpy()
     return loaded
+
+
+def daily_listing(prints: pd.DataFrame) -> pd.DataFrame:
+    """Every UTC day's markets: each symbol with a print that day, at that day's first interval."""
+    day_ns = prints["funding_time"].to_numpy(dtype="int64") // NS_PER_DAY * NS_PER_DAY
+    frame = pd.DataFrame({"day": day_ns, "symbol": prints["symbol"].to_numpy(), "interval_h": prints["interval_h"]})
+    first = frame.drop_duplicates(["day", "symbol"]).sort_values(["day", "symbol"], kind="stable")
+    n = len(first)
+    symbols = first["symbol"].to_numpy(dtype=object)
+    return pd.DataFrame(
+        {
+            "date": pd.to_datetime(first["day"].to_numpy(), utc=True).astype("datetime64[ns, UTC]"),
+            "venue": prints["venue"].iloc[:n].to_numpy(dtype=object) if n else np.array([], dtype=object),
+            "symbol": symbols,
+            "base": np.array([s.split("/")[0] for s in symbols], dtype=object),
+            "quote": np.array([s.split("/")[1].split(":")[0] for s in symbols], dtype=object),
+            "interval_h": first["interval_h"].to_numpy(dtype="float64"),
+            "volume_usd_24h": np.full(n, np.nan),
+            "open_interest_usd": np.full(n, np.nan),
+            "max_leverage": np.full(n, np.nan),
+        },
+        columns=MARKET_COLUMNS,
+    )
 
 
 _LOADED: dict[tuple, Loaded] = {}
@@ -492,23 +520,14 @@ class FileSource:
 
     def markets(self, venue: str, day) -> pd.DataFrame:
         day_start = to_utc([day])[0].floor("D")
-        listed = self._slice(venue, day_start, day_start + pd.Timedelta(days=1)).drop_duplicates("symbol")
-        listed = listed.sort_values("symbol")
-        n = len(listed)
-        return pd.DataFrame(
-            {
-                "date": pd.Series([day_start] * n, dtype="datetime64[ns, UTC]"),
-                "venue": listed["venue"].to_numpy(dtype=object),
-                "symbol": listed["symbol"].to_numpy(dtype=object),
-                "base": listed["base"].to_numpy(dtype=object),
-                "quote": [s.split("/")[1].split(":")[0] for s in listed["symbol"]],
-                "interval_h": listed["interval_h"].to_numpy(dtype="float64"),
-                "volume_usd_24h": np.full(n, np.nan),
-                "open_interest_usd": np.full(n, np.nan),
-                "max_leverage": np.full(n, np.nan),
-            },
-            columns=MARKET_COLUMNS,
-        )
+        lo = int(day_start.value)
+        check_venue(self, venue)
+        self._raise_failed(venue, lo, lo + NS_PER_DAY)
+        loaded = self._load()
+        if venue not in loaded.markets:
+            return daily_listing(empty_prints())
+        i, j = np.searchsorted(loaded.market_days[venue], [lo, lo + NS_PER_DAY], side="left")
+        return loaded.markets[venue].iloc[i:j].reset_index(drop=True)
 
     def bars(self, venue: str, start, end) -> pd.DataFrame:
         check_venue(self, venue)
