@@ -102,6 +102,8 @@ class Collector(LinkReader):
         self._batch_started: float | None = None
         self._stop = asyncio.Event()
         self._connected: Counter[str] = Counter()
+        # Venues whose messages carry their own event time: only those set (and are checked against) a clock.
+        self._stamped = {v: bool(s and s.stamps_messages) for v in venues for s in [adapter(v).stream]}
         self._last_message: dict[str, float] = {}
 
     # ------------------------------------------------------------ plumbing
@@ -215,7 +217,7 @@ class Collector(LinkReader):
         except Exception as failed:  # noqa: BLE001 - the stream's event times will set the clock instead
             log.warning("%s: server time not read (%r); its clock follows its stream", venue, failed)
             return
-        clock.observe(stated.value, (sent + clock.local_ns()) // 2)
+        clock.sync(stated.value, (sent + clock.local_ns()) // 2)
         if abs(clock.offset_ns) > self.config.future_tolerance_s * NS_PER_SECOND:
             log.info("%s: venue clock is %+.0f s from the local clock", venue, clock.offset_ns / NS_PER_SECOND)
 
@@ -319,7 +321,8 @@ class Collector(LinkReader):
             for reason, n in ctx.skipped.items():
                 self.stats[f"skipped:{venue}:{reason}"] += n
             ctx.skipped.clear()
-        prints = self._in_time(venue, prints, clock, received)
+        if self._stamped[venue]:
+            prints = self._in_time(venue, prints, clock, received)
         if not prints:
             return False
         skipping = self._skipping_windows(prints)
@@ -337,9 +340,10 @@ class Collector(LinkReader):
 
         A future print never moves the clock, the cursor nor a builder.
         """
-        if not clock.observed and prints:  # neither REST nor the stream has set it yet: the first message does
+        if not clock.stream_observed and prints:  # the stream has not set it yet: its first message does
             clock.observe(min(p.ts for p in prints), received)
-        limit = clock.now_ns() + int(self.config.future_tolerance_s * NS_PER_SECOND)
+        tolerance = int(self.config.future_tolerance_s * NS_PER_SECOND)
+        limit = clock.now_ns() + tolerance
         kept = [p for p in prints if p.ts <= limit]
         for p in prints:
             if p.ts > limit:
@@ -351,6 +355,8 @@ class Collector(LinkReader):
                 self.quarantine(venue, received, reason, repr(p))
         if kept:
             clock.observe(max(p.ts for p in kept), received)
+        elif prints and clock.ahead(min(p.ts for p in prints), received, tolerance):
+            log.warning("%s: venue clock re-set to %s UTC after consistent messages ahead of it", venue, clock.now())
         return kept
 
     def _skipping_windows(self, prints: list[FundingPrint]) -> list[str]:

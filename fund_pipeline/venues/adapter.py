@@ -114,6 +114,7 @@ class StreamSpec:
     dead_routes: tuple[str, ...] = ()
     app_ping: tuple[str, float] | None = None  # (frame, every seconds); None when the venue pings the client
     server_ping_s: float | None = None  # how often the venue sends protocol pings, when it does
+    stamps_messages: bool = True  # whether its messages carry the venue's event time (Hyperliquid's do not)
     max_connection_age_s: float = math.inf
     push_every_s: tuple[float, float] = (1.0, 1.0)  # the venue's push cadence per symbol (min, max) seconds
     streams_per_connection: int = 1_000_000

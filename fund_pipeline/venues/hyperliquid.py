@@ -45,6 +45,7 @@ class HyperliquidAdapter(VenueAdapter):
         app_ping=('{"method":"ping"}', 50.0),
         push_every_s=(0.5, 3.0),
         streams_per_connection=1000,
+        stamps_messages=False,
     )
 
     def native_symbol(self, symbol: str) -> str:
