@@ -95,7 +95,7 @@ class ModelParams:
     thread_count: int = 1
     # At universe scale a horizon keeps its most recent rows only: training time grows with rows,
     # and the newest windows say most about next week. The shipped sample stays far below it.
-    max_rows_per_horizon: int = 150_000
+    max_rows_per_horizon: int = 60_000
 
 
 @dataclass(frozen=True)

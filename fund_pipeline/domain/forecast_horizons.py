@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.signal import lfilter
 
 from fund_pipeline.domain.features.clusters import MASS_POINT_TOL
 from fund_pipeline.domain.prints import INTEREST_RATE_8H, SchemaError, rate_to_8h, require_columns
@@ -229,18 +230,22 @@ def add_mass_features(frame: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame
     starts = np.r_[True, (stream[1:] != stream[:-1]) | (mass[1:] != mass[:-1])]
     breaks = np.cumsum(~sitting | starts)
     out["mass_run"] = np.where(sitting, pd.Series(sitting).groupby(breaks).cumsum().to_numpy(), 0).astype("float64")
+    # Streams are contiguous and sorted, so the grouped rolling mean comes back in row order.
     out["mass_share_21"] = (
         pd.Series(sitting.astype("float64"))
         .groupby(stream)
-        .transform(lambda s: s.rolling(MASS_SHARE_WINDOWS, min_periods=1).mean())
+        .rolling(MASS_SHARE_WINDOWS, min_periods=1)
+        .mean()
         .to_numpy()
     )
     return out
 
 
 def _ewma(values: np.ndarray, stream: np.ndarray, alpha: float) -> np.ndarray:
-    """e_t = α x_t + (1 − α) e_(t−1) within each stream, started at its first value."""
+    """e_t = α x_t + (1 − α) e_(t−1) within each (contiguous) stream, started at its first value."""
     out = np.empty_like(values)
-    for i, x in enumerate(values):
-        out[i] = x if i == 0 or stream[i] != stream[i - 1] else alpha * x + (1 - alpha) * out[i - 1]
+    bounds = np.flatnonzero(np.r_[True, stream[1:] != stream[:-1], True])
+    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        segment = values[start:end]
+        out[start:end], _ = lfilter([alpha], [1.0, alpha - 1.0], segment, zi=[(1 - alpha) * segment[0]])
     return out
