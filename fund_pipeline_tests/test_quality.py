@@ -1,4 +1,5 @@
 import pandas as pd
+import pytest
 
 from fund_pipeline.domain.quality import basket_violations, off_grid_prints, snapshot_lag, stale_streams
 from fund_pipeline.venues.registry import settlement_phase_h
@@ -69,3 +70,27 @@ def test_a_stream_without_a_recent_snapshot_is_stale():
     )
     stale = stale_streams(snapshot_lag(snapshots, prints))
     assert sorted(stale["symbol"]) == ["B", "C"]  # B never snapshotted, C 65 minutes behind
+
+
+@pytest.mark.slow
+def test_the_expectation_suite_is_built_once_per_process_and_validates_a_run_in_one_pass():
+    from fund_pipeline.defs.ingest import expectations
+    from fund_pipeline.domain.prints import storable_prints
+    from fund_pipeline.sources.simulated import SimulatedMarket
+
+    market = SimulatedMarket(bases=("BTC", "ETH"))
+    day = pd.Timestamp("2025-01-05", tz="UTC")
+    run = pd.concat(
+        [storable_prints(market.funding_prints(v, day, day + pd.Timedelta(days=3)))[0] for v in ("binance", "okx")],
+        ignore_index=True,
+    )
+    expectations._batch_definition_and_suite.cache_clear()
+    ok, summaries = expectations.validate_raw_prints(run)
+    ok_again, _ = expectations.validate_raw_prints(run.iloc[::-1].reset_index(drop=True))
+    assert ok and ok_again
+    assert expectations._batch_definition_and_suite.cache_info().misses == 1
+    assert {s["expectation"] for s in summaries} >= {"expect_compound_columns_to_be_unique"}
+    bad = run.assign(interval_h=run["interval_h"].where(run.index != 3, 3.0))
+    ok_bad, summaries = expectations.validate_raw_prints(bad)
+    assert not ok_bad
+    assert [s["column"] for s in summaries if not s["success"]] == ["interval_h"]
