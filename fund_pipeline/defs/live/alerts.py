@@ -18,7 +18,7 @@ import pandas as pd
 from fund_pipeline.defs.partitions import FUNDING_WINDOW_PARTITIONS
 from fund_pipeline.domain.stress import StressConfig, stress_zscores, stressed_symbols
 from fund_pipeline.plots import grouped_bars, markdown_image, markdown_table
-from fund_pipeline.resources import WAREHOUSE_POOL, Warehouse
+from fund_pipeline.warehouse import WAREHOUSE_POOL, Warehouse
 
 STRESS_WEBHOOK_ENV = "FUND_PIPELINE_STRESS_WEBHOOK"
 _DEFAULTS = StressConfig()
@@ -106,14 +106,10 @@ def live_curve_stress(
     stress = config.domain()
     partition = context.run.tags.get("dagster/partition")
     if partition is None:
-        newest = (
-            warehouse.query('SELECT max(ts_snap) AS t FROM "live_curve"')["t"].iloc[0]
-            if warehouse.has_table("live_curve")
-            else None
-        )
-        if newest is None or pd.isna(newest):
+        newest = warehouse.latest("live_curve", "ts_snap")
+        if newest is None:
             return dg.AssetCheckResult(passed=True, metadata={"note": "no live snapshots stored yet"})
-        end = pd.Timestamp(newest) + pd.Timedelta(1, "ns")
+        end = newest + pd.Timedelta(1, "us")
         start = end - pd.Timedelta(hours=8)
         partition = "newest"
     else:

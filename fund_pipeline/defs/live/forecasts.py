@@ -18,7 +18,7 @@ from fund_pipeline.domain.forecast_metrics import scorecard
 from fund_pipeline.domain.live_forecast import live_forecasts as forecast_live
 from fund_pipeline.domain.live_forecast import live_rows, score_live_forecasts, venue_quote_scores
 from fund_pipeline.plots import grouped_bars, markdown_image, markdown_table
-from fund_pipeline.resources import WAREHOUSE_POOL, Warehouse
+from fund_pipeline.warehouse import WAREHOUSE_POOL, Warehouse
 
 # Feature rows read before t: the EWMA input of forecast_frame settles within a few windows.
 FEATURE_LOOKBACK_DAYS = 10
@@ -35,7 +35,7 @@ def week_start_of(t: pd.Timestamp) -> pd.Timestamp:
 
 
 def stored_model(warehouse: Warehouse, week_start: pd.Timestamp) -> tuple[TrainedModel | None, str]:
-    stored = warehouse.read("funding_forecast_model", {"week_start": (week_start, week_start + pd.Timedelta(1, "s"))})
+    stored = warehouse.rows_at("funding_forecast_model", "week_start", week_start)
     if stored.empty:
         return None, f"no funding_forecast_model for the week of {week_start:%Y-%m-%d}"
     if str(stored["skip_reason"].iloc[0]):
