@@ -261,6 +261,7 @@ def test_the_print_checks_are_blocking_and_the_landing_check_warns():
     }
 
 
+@pytest.mark.slow
 def test_duplicate_and_conflicting_rows_collapse_to_one_per_key(bad_input):
     resources, result = bad_input("duplicates")
     assert result.success
@@ -295,6 +296,7 @@ def test_a_run_over_two_venues_that_fails_on_the_second_changes_nothing(bad_inpu
     pd.testing.assert_frame_equal(resources["warehouse"].read("raw_funding_prints"), stored)
 
 
+@pytest.mark.slow
 def test_a_bad_landing_segment_is_skipped_counted_and_warned(tmp_path):
     from fund_pipeline.live.landing import SegmentWriter, prints_table
 
