@@ -215,7 +215,7 @@ def test_malformed_and_unknown_frames_are_quarantined_never_fatal(tmp_path):
     )
     ticks = landed_ticks(tmp_path)
     assert ticks == list(range(ticks[0], ticks[-1] + 1)), "no data frame lost between the junk"
-    assert len(ticks) >= stream.tick // 2, f"{len(ticks)} of {stream.tick} ticks (the last ones may be in flight at stop)"
+    assert len(ticks) >= stream.tick // 2, f"{len(ticks)} of {stream.tick} ticks (the last ones in flight at stop)"
 
 
 # --- watchdog (emulator) --------------------------------------------------------------------------------
