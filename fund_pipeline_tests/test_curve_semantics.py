@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fund_pipeline.domain.curve import FundingCurveBuilder, SnapshotPolicy, replay_curves, snapshots_frame
@@ -17,6 +17,7 @@ from fund_pipeline.domain.predicted import (
     reconstruct_predicted,
     window_rate,
 )
+from fund_pipeline.domain.records import PRINT_COLUMNS
 
 T0 = pd.Timestamp("2026-03-02", tz="UTC")
 FORMULA = FundingFormula(0.0001, 0.0005, cap=0.0075, weighting=Weighting.LINEAR)
@@ -46,7 +47,7 @@ def market(premiums: list[list[float]], interval_h: float, jitter_ms: list[int],
                  "ts": end + pd.Timedelta(milliseconds=jitter_ms[w % len(jitter_ms)]), "received_at": pd.NaT,
                  "rate": rate, "interval_h": interval_h, "mark_price": np.nan, "index_price": np.nan, "source": "rest"}
             )  # fmt: skip
-    settled_frame = pd.DataFrame(settled)
+    settled_frame = pd.DataFrame(settled, columns=PRINT_COLUMNS)
     settled_frame["received_at"] = pd.to_datetime(settled_frame["received_at"], utc=True)
     return pd.concat(samples, ignore_index=True), settled_frame
 
@@ -77,6 +78,8 @@ def ordered(frame: pd.DataFrame) -> pd.DataFrame:
     missing=st.sets(st.integers(0, 4), max_size=2),
     every=st.booleans(),
 )
+# Every window's settlement missing: only reconstructed quotes reach the builders.
+@example(premiums=[[0.0], [0.0]], interval_h=8.0, cadence_s=300, jitter_ms=[1], missing={0, 1}, every=False)
 def test_history_and_live_give_identical_snapshots(premiums, interval_h, cadence_s, jitter_ms, missing, every):
     samples, settled = market(premiums, interval_h, jitter_ms, missing)
     predicted = reconstruct_predicted(
