@@ -22,6 +22,9 @@ BENCHMARKS = [
     "model_training",
     "forecast_skill",
     "backfill",
+    "files_source",
+    "real_sample",
+    "rate_limited_backfill",
     "collector",
     "memory",
 ]
@@ -32,9 +35,8 @@ def markdown(results: list[BenchResult], host: dict) -> str:
     for result in results:
         for key, value in result.figures.items():
             lines.append(f"| {result.name} | {key} | {format_value(value)} |")
-        lines.append(
-            f"| {result.name} | **target: {result.target}** | **{'met' if result.met else 'missed'}**, outputs agree: {result.agree} |"
-        )
+        verdict = "met" if result.met else "missed"
+        lines.append(f"| {result.name} | **target: {result.target}** | **{verdict}**, outputs agree: {result.agree} |")
     lines += ["", "Machine: " + ", ".join(f"{k} {v}" for k, v in host.items())]
     return "\n".join(lines) + "\n"
 

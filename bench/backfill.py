@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+from typing import TypedDict
 
 import dagster as dg
 import pandas as pd
@@ -26,8 +27,16 @@ BACKFILL_ASSETS = ["raw_funding_prints", "curve_history"]
 JOB_NAME = "bench_backfill_job"
 FIRST_DAY = pd.Timestamp("2025-01-01", tz="UTC")
 VENUES = ("binance", "bybit", "okx", "hyperliquid", "deribit")
-FULL = {"days": 365, "venues": VENUES, "sample": 5}
-QUICK = {"days": 2, "venues": ("binance",), "sample": 1}
+
+
+class BackfillSize(TypedDict):
+    days: int
+    venues: tuple[str, ...]
+    sample: int
+
+
+FULL: BackfillSize = {"days": 365, "venues": tuple(VENUES), "sample": 5}
+QUICK: BackfillSize = {"days": 2, "venues": ("binance",), "sample": 1}
 
 
 def partition_key(day: pd.Timestamp, venue: str) -> str:

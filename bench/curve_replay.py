@@ -7,13 +7,11 @@ timed in the same run as the reference. The prints hold `venue`/`symbol` as cate
 
 from __future__ import annotations
 
-import gc
-import time
-from collections.abc import Callable
+from functools import partial
 
 import pandas as pd
 
-from bench._common import BenchResult, best_of, quick_parser, report
+from bench._common import BenchResult, best_of, best_wall_and_cpu, quick_parser, report
 from bench.curve_data import N_STREAMS, predicted_prints
 from fund_pipeline.domain.curve import SnapshotPolicy, build_curves_streaming, replay_curves
 
@@ -32,22 +30,6 @@ def identical(left: pd.DataFrame, right: pd.DataFrame) -> bool:
     return True
 
 
-def best_cpu_of(func: Callable[[], object], repeats: int) -> tuple[float, float, object]:
-    """Smallest wall and smallest CPU time of `repeats` calls, and the last result.
-
-    On the shared machine CPU time is the less disturbed measure of single-threaded code: it leaves
-    out the time this process waits for a core, not the memory-bandwidth contention.
-    """
-    best_wall, best_cpu, result = float("inf"), float("inf"), None
-    for _ in range(repeats):
-        gc.collect()
-        wall, cpu = time.perf_counter(), time.process_time()
-        result = func()
-        best_cpu = min(best_cpu, time.process_time() - cpu)
-        best_wall = min(best_wall, time.perf_counter() - wall)
-    return best_wall, best_cpu, result
-
-
 def run(quick: bool = False) -> BenchResult:
     size = QUICK if quick else FULL
     prints = predicted_prints(size["n_prints"])
@@ -56,13 +38,14 @@ def run(quick: bool = False) -> BenchResult:
         "streams": N_STREAMS,
         "venue/symbol dtype": f"{prints['venue'].dtype}/{prints['symbol'].dtype}",
     }
-    all_identical, roll_cpu_rate, roll_output = True, 0.0, None
+    all_identical, roll_cpu_rate = True, 0.0
+    roll_output: tuple | None = None
     for label, policy in POLICIES.items():
-        replay_wall, replay_cpu, (replayed, replay_stats) = best_cpu_of(
-            lambda: replay_curves(prints, policy), size["repeats"]
+        replay_wall, replay_cpu, (replayed, replay_stats) = best_wall_and_cpu(
+            partial(replay_curves, prints, policy), size["repeats"]
         )
-        streaming_wall, streaming_cpu, (streamed, streaming_stats) = best_cpu_of(
-            lambda: build_curves_streaming(prints, policy), size["repeats"]
+        streaming_wall, streaming_cpu, (streamed, streaming_stats) = best_wall_and_cpu(
+            partial(build_curves_streaming, prints, policy), size["repeats"]
         )
         same = identical(replayed, streamed) and replay_stats == streaming_stats
         all_identical &= same
@@ -79,6 +62,7 @@ def run(quick: bool = False) -> BenchResult:
         }
     as_text = prints.astype({"venue": object, "symbol": object})
     text_seconds, (text_replayed, text_stats) = best_of(lambda: replay_curves(as_text, POLICIES["roll"]), 1)
+    assert roll_output is not None, "POLICIES has a roll policy"
     text_same = identical(text_replayed, roll_output[0]) and text_stats == roll_output[1]
     all_identical &= text_same
     figures |= {

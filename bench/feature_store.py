@@ -14,13 +14,9 @@ The same inputs with object strings are timed for context.
 
 from __future__ import annotations
 
-import gc
-import time
-from collections.abc import Callable
-
 import pandas as pd
 
-from bench._common import BenchResult, quick_parser, report
+from bench._common import BenchResult, best_wall_and_cpu, quick_parser, report
 from bench.reference_features import compare_features, feature_rows_by_loop
 from fund_pipeline.domain.curve import replay_curves
 from fund_pipeline.domain.features import FEATURE_WARMUP, build_feature_store
@@ -56,17 +52,6 @@ def market_inputs(
     return curves, prints, bars, start, end
 
 
-def best_cpu(func: Callable[[], object], repeats: int) -> tuple[float, float, object]:
-    """Smallest CPU and wall seconds of `repeats` calls, and the last result."""
-    cpu, wall, result = float("inf"), float("inf"), None
-    for _ in range(repeats):
-        gc.collect()
-        cpu_started, wall_started = time.process_time(), time.perf_counter()
-        result = func()
-        cpu, wall = min(cpu, time.process_time() - cpu_started), min(wall, time.perf_counter() - wall_started)
-    return cpu, wall, result
-
-
 def subset_streams(prints: pd.DataFrame, every: int) -> pd.DataFrame:
     """(venue, symbol) of all the streams of every `every`-th base, in base order."""
     streams = prints[["venue", "symbol", "base"]].drop_duplicates(["venue", "symbol"])
@@ -86,20 +71,26 @@ def _streams(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
 def run(quick: bool = False) -> BenchResult:
     size = QUICK if quick else FULL
     curves, prints, bars, start, end = market_inputs(size["streams"], size["days"])
-    categorical = [with_categorical_keys(frame) for frame in (curves, prints, bars)]
-    cpu, wall, features = best_cpu(lambda: build_feature_store(*categorical, start, end), size["repeats"])
-    text_cpu, _, text_features = best_cpu(
+    cat_curves, cat_prints, cat_bars = (with_categorical_keys(frame) for frame in (curves, prints, bars))
+    wall, cpu, features = best_wall_and_cpu(
+        lambda: build_feature_store(cat_curves, cat_prints, cat_bars, start, end), size["repeats"]
+    )
+    _, text_cpu, text_features = best_wall_and_cpu(
         lambda: build_feature_store(curves, prints, bars, start, end), size["repeats"]
     )
     pd.testing.assert_frame_equal(features, text_features, check_exact=True)
 
     keys = subset_streams(prints, size["subset_every"])
     sub_curves, sub_prints, sub_bars = _streams(curves, keys), _streams(prints, keys), _streams(bars, keys)
-    loop_cpu, loop_wall, loop_rows = best_cpu(
+    loop_wall, loop_cpu, loop_rows = best_wall_and_cpu(
         lambda: feature_rows_by_loop(sub_curves, sub_prints, sub_bars, start, end), 1
     )
     library_subset = build_feature_store(
-        *[with_categorical_keys(frame) for frame in (sub_curves, sub_prints, sub_bars)], start, end
+        with_categorical_keys(sub_curves),
+        with_categorical_keys(sub_prints),
+        with_categorical_keys(sub_bars),
+        start,
+        end,
     )
     comparison = compare_features(library_subset, loop_rows)
 
@@ -136,8 +127,10 @@ def run(quick: bool = False) -> BenchResult:
         figures=figures,
         notes=[
             "loop extrapolated from the subset per input row (bars + curve rows)",
-            "library inputs hold venue/symbol/base/kind as categoricals; object-string keys timed alongside, output identical",
-            "loop computes every compared column: pooled PCA scores (same daily refit) and cross-venue dispersion included",
+            "library inputs hold venue/symbol/base/kind as categoricals; object-string keys timed alongside, "
+            "output identical",
+            "loop computes every compared column: pooled PCA scores (same daily refit) and cross-venue "
+            "dispersion included",
         ],
     )
 
