@@ -379,7 +379,10 @@ def curve_input(settled: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
     precedes the next window's first, so history replays bucket 0 as live does: the open window's
     quote, replaced by the settled rate at the settlement, rolled by the next window's quote.
     """
-    frame = pd.concat([settled[PRINT_COLUMNS], predicted[PRINT_COLUMNS]], ignore_index=True)
+    parts = [part[PRINT_COLUMNS] for part in (settled, predicted) if len(part)]
+    if not parts:
+        return settled[PRINT_COLUMNS].reset_index(drop=True)
+    frame = pd.concat(parts, ignore_index=True)
     return frame.sort_values(["ts", "funding_time"], kind="stable").reset_index(drop=True)
 
 
