@@ -1,5 +1,8 @@
 """REST backfill from the real venues through ccxt (synchronous API).
 
+About 500 lines: pagination, retries and the three MarketSource reads share one exchange cache and
+one pacer (`sources.pacing`); what is venue-specific sits in the adapters' `RestSpec`.
+
 Pagination is done here, not by ccxt's `paginate` (which steps by a fixed 8h and silently
 drops rows of 4h/1h symbols): each request asks for a time window that holds fewer rows than
 the venue's page limit at the symbol's own interval, and a full page is split in two and asked

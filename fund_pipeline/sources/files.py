@@ -10,6 +10,9 @@ A file that cannot be used fails only the partitions of its venue in the span it
 its name and line; a file whose header matches no known format is skipped with a warning
 naming it. The files carry funding rates only: markets have NaN volume, open interest and max
 leverage, and there are no bars.
+
+Over 500 lines on purpose: loading, merging and the MarketSource share one per-process cache and
+its invariants; the format readers (`sources.formats`) and clock inference (`sources.clock`) are apart.
 """
 
 from __future__ import annotations
