@@ -455,3 +455,13 @@ def test_warm_start_lands_nothing_twice_across_restarts(tmp_path):
     settled = read_landed(tmp_path / "landing", "prints").query("kind == 'settled'")
     assert first["seed_prints"] == second["seed_prints"] == 7
     assert len(settled) == 7 and not settled.duplicated(["symbol", "funding_time"]).any()
+
+
+def test_status_line_says_when_a_venue_has_sent_nothing_yet(tmp_path):
+    collector = Collector(["binance", "okx"], ["BTC"], tmp_path)
+    collector._last_message["binance"] = time.monotonic() - 2.0
+    line = collector.status_line(12.0)
+    assert line.startswith("12 prints/s; ")
+    assert "binance 0/1 connected, last message 2." in line
+    assert "okx 0/1 connected, no message yet" in line
+    assert "nans ago" not in line

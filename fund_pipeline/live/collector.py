@@ -406,10 +406,11 @@ class Collector(LinkReader):
         now = time.monotonic()
         parts = []
         for venue in self.venues:
-            age = now - self._last_message[venue] if venue in self._last_message else float("nan")
+            last = self._last_message.get(venue)
+            age = "no message yet" if last is None else f"last message {now - last:.1f}s ago"
             parts.append(
                 f"{venue} {self._connected[venue]}/{len(self.connection_groups(venue))} connected, "
-                f"last message {age:.1f}s ago, {self.stats[f'reconnects:{venue}']} reconnects, "
+                f"{age}, {self.stats[f'reconnects:{venue}']} reconnects, "
                 f"{self.stats[f'quarantined:{venue}']} quarantined"
             )
         return f"{prints_per_s:,.0f} prints/s; " + "; ".join(parts)
