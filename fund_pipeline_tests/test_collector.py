@@ -366,8 +366,9 @@ def test_kill_9_of_collect_leaves_readable_segments_and_loses_at_most_a_second(t
 
 
 def test_backoff_resets_after_connections_that_lived_and_delivered_before_dropping(tmp_path):
-    """Dropped after 120 ticks (over a second) of data: each reconnect comes at once, not after a growing delay."""
-    stream = TickStream(period_s=0.01, drop_after=120)
+    """Dropped after 200 ticks (2 s) of data, past the 1.4 s the rule asks after a delay of at most 0.2 s:
+    each reconnect comes at once, not after a growing delay."""
+    stream = TickStream(period_s=0.01, drop_after=200)
     config = CollectorConfig(backoff_base_s=0.2, backoff_max_s=5.0)
     with_delays = []
 

@@ -189,10 +189,14 @@ class LinkReader:
         successor: Link | None = None
         handed: Link | None = None
         stop_wait = asyncio.ensure_future(self._stop.wait())
+
+        def lived() -> bool:
+            return link.first_data is not None and time.monotonic() - link.opened >= stable_s
+
         try:
             while True:
                 now = time.monotonic()
-                healthy = link.first_data is not None and now - link.opened >= stable_s
+                healthy = lived()
                 if now - last_data >= silence_s:
                     self.stats[f"watchdog:{venue}"] += 1
                     return "silent", healthy, None
@@ -239,8 +243,8 @@ class LinkReader:
                         if successor is not None:
                             self.stats[f"rotations:{venue}"] += 1
                             handed = successor
-                            return "rotate", healthy, handed
-                        return "closed", healthy, None
+                            return "rotate", lived(), handed
+                        return "closed", lived(), None
                     if await self.on_frame(venue, each, raw):
                         last_data = time.monotonic()
                     await self._check_subscriptions(venue, each)
