@@ -13,11 +13,19 @@ reader's cursor ("consumed up to N") never skips nor repeats a segment. A segmen
 a hidden temp file, fsynced, renamed into place and the folder fsynced: a reader sees a whole
 segment or none, and `kill -9` leaves at most a stray temp file (removed at the next start).
 One writer per landing folder, enforced by an exclusive lock on `.writer.lock`.
+
+    rejected/prints/000000000042.parquet   a segment a reader could not use, moved aside whole
+    rejected/prints/000000000042.json      its sidecar: original file, reason, when and by whom
+
+Rejected segments keep their sequence numbers (the writer never reuses one), so moving a bad
+segment aside neither loses its bytes nor lets a later segment take its place behind a cursor.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +42,8 @@ LANDING_KINDS = ("prints", "snapshots", "quarantine")
 SEGMENT_SUFFIX = ".parquet"
 TEMP_PREFIX = ".tmp-"
 SEQ_DIGITS = 12
+REJECTED_DIR = "rejected"
+SIDECAR_SUFFIX = ".json"
 
 _TS = pa.timestamp("ns", tz="UTC")
 PRINTS_SCHEMA = pa.schema(
@@ -87,8 +97,15 @@ def list_segments(landing_dir: Path, kind: str, after_seq: int = -1) -> list[tup
 
 
 def last_seq(landing_dir: Path) -> int:
-    """Highest sequence number landed in any kind, -1 if none."""
-    seqs = [segs[-1][0] for kind in LANDING_KINDS if (segs := list_segments(landing_dir, kind))]
+    """Highest sequence number landed in any kind, rejected segments included; -1 if none."""
+    root = Path(landing_dir)
+    seqs = [segs[-1][0] for kind in LANDING_KINDS if (segs := list_segments(root, kind))]
+    for kind in LANDING_KINDS:
+        folder = root / REJECTED_DIR / kind
+        if folder.is_dir():
+            seqs += [
+                int(p.name[:SEQ_DIGITS]) for p in folder.glob(f"*{SEGMENT_SUFFIX}") if p.name[:SEQ_DIGITS].isdigit()
+            ]
     return max(seqs, default=-1)
 
 
@@ -100,15 +117,20 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_segment_atomically(path: Path, table: pa.Table) -> None:
-    """Temp file in the same folder, fsync, rename, fsync the folder."""
+def _write_atomically(path: Path, write) -> None:
+    """Temp file in the same folder, `write(handle)`, fsync, rename, fsync the folder."""
     tmp = path.with_name(f"{TEMP_PREFIX}{path.name}")
     with open(tmp, "wb") as handle:
-        pq.write_table(table, handle, compression="zstd")
+        write(handle)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def write_segment_atomically(path: Path, table: pa.Table) -> None:
+    """Temp file in the same folder, fsync, rename, fsync the folder."""
+    _write_atomically(path, lambda handle: pq.write_table(table, handle, compression="zstd"))
 
 
 class SegmentWriter:
@@ -302,3 +324,83 @@ def read_landed_prints(
     if frame.empty:
         return empty_prints()
     return normalise_prints(frame)
+
+
+class RejectedSegment(NamedTuple):
+    """A bad segment moved aside: its original file (relative to the landing), where it is now, why."""
+
+    original: str
+    moved_to: str
+    reason: str
+
+
+def _free_rejected_name(folder: Path, segment: Path) -> Path:
+    """`<seq>.parquet` in `folder`, or `<seq>-<n>.parquet` when a different file already holds that name."""
+    candidate = folder / segment.name
+    n = 0
+    while candidate.exists() and not os.path.samefile(candidate, segment):
+        n += 1
+        candidate = folder / f"{segment.name[: -len(SEGMENT_SUFFIX)]}-{n}{SEGMENT_SUFFIX}"
+    return candidate
+
+
+def reject_segment(landing_dir: Path, segment: Path, reason: str, rejected_by: str) -> RejectedSegment | None:
+    """Move a bad segment into `rejected/<kind>/` with a sidecar naming the original file and the reason.
+
+    Never deletes data: the segment is hard-linked under its new name (atomic, never over another
+    file), the sidecar written atomically, and only then the original name removed, so a crash at
+    any point leaves the bytes under at least one name and a re-run finishes the move. None when
+    the segment is already gone (another reader moved it first): only one reader counts it.
+    """
+    root, segment = Path(landing_dir), Path(segment)
+    kind = segment.parent.name
+    if kind not in LANDING_KINDS or segment.parent.parent.resolve() != root.resolve():
+        raise ValueError(f"{segment} is not a segment of the landing folder {root}")
+    folder = root / REJECTED_DIR / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        while True:
+            target = _free_rejected_name(folder, segment)
+            try:
+                os.link(segment, target)
+                break
+            except FileExistsError:
+                if os.path.samefile(target, segment):
+                    break
+    except FileNotFoundError:
+        return None
+    sidecar = {
+        "segment": f"{kind}/{segment.name}",
+        "moved_to": f"{REJECTED_DIR}/{kind}/{target.name}",
+        "reason": reason,
+        "rejected_by": rejected_by,
+        "rejected_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    text = json.dumps(sidecar, indent=1).encode()
+    _write_atomically(target.with_name(target.name[: -len(SEGMENT_SUFFIX)] + SIDECAR_SUFFIX), lambda h: h.write(text))
+    try:
+        os.unlink(segment)
+    except FileNotFoundError:
+        return None
+    _fsync_dir(segment.parent)
+    return RejectedSegment(sidecar["segment"], sidecar["moved_to"], reason)
+
+
+def reject_segments(landing_dir: Path, problems: Sequence[SegmentProblem], rejected_by: str) -> list[RejectedSegment]:
+    """Move every listed bad segment aside (see `reject_segment`); the ones this call moved, in order."""
+    first_reasons: dict[Path, str] = {}
+    for problem in problems:
+        first_reasons.setdefault(Path(problem.path), problem.reason)
+    moved = (reject_segment(landing_dir, path, reason, rejected_by) for path, reason in first_reasons.items())
+    return [done for done in moved if done is not None]
+
+
+def list_rejected(landing_dir: Path) -> list[RejectedSegment]:
+    """Every segment moved aside so far, from the sidecars, in name order."""
+    found = []
+    for sidecar in sorted((Path(landing_dir) / REJECTED_DIR).glob(f"*/*{SIDECAR_SUFFIX}")):
+        if sidecar.name.startswith(TEMP_PREFIX):
+            continue
+        record = json.loads(sidecar.read_text())
+        found.append(RejectedSegment(record["segment"], record["moved_to"], record["reason"]))
+    return found

@@ -6,7 +6,7 @@ import pandas as pd
 from fund_pipeline.defs.partitions import FUNDING_WINDOW_PARTITIONS
 from fund_pipeline.domain.curve import missing_bucket_pct, snapshots_frame
 from fund_pipeline.domain.quality import MAX_MISSING_BUCKET_PCT, MAX_SNAPSHOT_LAG, snapshot_lag, stale_streams
-from fund_pipeline.live.landing import SegmentProblem, read_landed
+from fund_pipeline.live.landing import SegmentProblem, list_rejected, read_landed, reject_segments
 from fund_pipeline.resources import WAREHOUSE_POOL, LandingZone, Warehouse
 
 
@@ -38,12 +38,20 @@ def snapshots_in_window(
         dg.AssetCheckSpec(
             "live_segments_readable",
             asset="live_curve",
-            description="Every landing segment read had its kind's schema; bad ones are skipped and listed (warns).",
+            description=(
+                "Every landing segment read had its kind's schema; bad ones are moved aside into rejected/ "
+                "with the reason, counted once, and the good ones still flow (warns)."
+            ),
         ),
     ],
 )
 def live_curve(context: dg.AssetExecutionContext, landing: LandingZone, warehouse: Warehouse):
-    """Snapshots taken during the window (by ts_snap), replacing the partition: re-runs refresh it in place."""
+    """Snapshots taken during the window (by ts_snap), replacing the partition: re-runs refresh it in place.
+
+    A landing segment that cannot be read or has the wrong schema is moved into the landing's
+    `rejected/` folder with a sidecar naming it and the reason (`landing.reject_segment`), counted
+    by the run that moved it, so a re-run neither fails on it nor counts it again.
+    """
     start, end = context.partition_time_window
     start, end = pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
     problems: list[SegmentProblem] = []
@@ -52,9 +60,10 @@ def live_curve(context: dg.AssetExecutionContext, landing: LandingZone, warehous
         landing.root(), "prints", columns=["venue", "symbol", "ts"],
         filters=[("kind", "=", "predicted"), ("ts", ">=", start), ("ts", "<", end)], problems=problems,
     )  # fmt: skip
-    skipped = {p.path: p.reason for p in problems}
-    for path, reason in skipped.items():
-        context.log.warning(f"landing segment skipped: {path}: {reason}")
+    rejected = {r.original: r.reason for r in reject_segments(landing.root(), problems, "live_curve")}
+    for original, reason in rejected.items():
+        context.log.warning(f"landing segment {original} moved to rejected/: {reason}")
+    rejected_in_landing = len(list_rejected(landing.root()))
     warehouse.replace("live_curve", snapshots, {"ts_snap": (start, end)})
     missing_pct = missing_bucket_pct(snapshots)
     lag = snapshot_lag(snapshots, prints) if len(prints) else pd.DataFrame(columns=["venue", "symbol", "lag"])
@@ -66,6 +75,8 @@ def live_curve(context: dg.AssetExecutionContext, landing: LandingZone, warehous
             "symbols": int(snapshots[["venue", "symbol"]].drop_duplicates().shape[0]),
             "newest_snapshot": str(snapshots["ts_snap"].max()) if len(snapshots) else "none",
             "missing_bucket_pct": float(missing_pct),
+            "landing_segments_rejected": len(rejected),
+            "rejected_in_landing": rejected_in_landing,
         },
         check_results=[
             dg.AssetCheckResult(
@@ -81,9 +92,13 @@ def live_curve(context: dg.AssetExecutionContext, landing: LandingZone, warehous
             ),
             dg.AssetCheckResult(
                 check_name="live_segments_readable",
-                passed=not skipped,
+                passed=not rejected,
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata={"segments_skipped": len(skipped), "skipped": skipped},
+                metadata={
+                    "segments_rejected": len(rejected),
+                    "rejected": rejected,
+                    "rejected_in_landing": rejected_in_landing,
+                },
             ),
             dg.AssetCheckResult(
                 check_name="live_curve_missing_buckets",

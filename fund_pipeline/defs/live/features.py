@@ -13,7 +13,7 @@ import pandas as pd
 
 from fund_pipeline.defs.partitions import FUNDING_WINDOW_PARTITIONS
 from fund_pipeline.domain.predicted import ReconstructionConfig, intra_window_features, thin_to_cadence
-from fund_pipeline.live.landing import read_landed
+from fund_pipeline.live.landing import SegmentProblem, read_landed
 from fund_pipeline.plots import markdown_table
 from fund_pipeline.resources import LandingZone
 from fund_pipeline.warehouse import WAREHOUSE_POOL, Warehouse
@@ -46,9 +46,13 @@ def live_features(
     if snapshots.empty:
         raise dg.Failure(f"live_features: no live_curve snapshots in [{start}, {end}); materialise live_curve first")
     t = pd.Timestamp(snapshots["ts_snap"].max())
+    problems: list[SegmentProblem] = []
     prints = read_landed(
-        landing.root(), "prints", filters=[("kind", "=", "predicted"), ("ts", ">=", start), ("ts", "<=", t)]
-    )
+        landing.root(), "prints", filters=[("kind", "=", "predicted"), ("ts", ">=", start), ("ts", "<=", t)],
+        problems=problems,
+    )  # fmt: skip
+    for problem in problems:  # moved aside by the next live_curve run, which counts it
+        context.log.warning(f"landing segment skipped: {problem.path}: {problem.reason}")
     rows = open_window_rows(snapshots, t)
     quotes = thin_to_cadence(prints, ReconstructionConfig().cadence_s) if len(prints) else prints
     features = intra_window_features(quotes, rows) if len(quotes) else intra_window_features(_no_quotes(), rows)

@@ -10,7 +10,8 @@ A clock gone wrong must not steer the runs: a time far beyond the rest of its ba
 wall clock by more than `future_tolerance` (generous: the emulator's clock may run 60x fast), is
 ignored with a warning, so it neither moves the data time nor opens a window; a window whose key
 is outside the partitions is dropped with a warning instead of failing every evaluation. A
-landing segment that cannot be read is skipped with a warning naming it.
+landing segment that cannot be read is skipped with a warning naming it; the sensor only reads,
+the `live_curve` run it requests moves the segment aside and counts it in its check.
 """
 
 import json
