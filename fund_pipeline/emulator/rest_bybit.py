@@ -1,4 +1,8 @@
-"""Bybit's v5 REST endpoints (spot and linear categories) in their real formats, from the simulated market."""
+"""Bybit's v5 REST endpoints (spot, linear and inverse categories) in their real formats, from the simulated market.
+
+Inverse perpetuals count size in USD contracts (1 USD each): their kline `volume`, open interest and
+ticker `volume24h` are in contracts, `turnover` in the coin; linear ones count in the base coin.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from fund_pipeline.emulator.rest_core import (
     Handler,
     VenueRequestError,
     closed_bars,
+    contracts,
     from_ms,
     history_start,
     int_param,
@@ -23,7 +28,6 @@ from fund_pipeline.emulator.rest_core import (
     predicted_rate,
     premium_minutes,
     settled_prints,
-    symbol_of,
     timeframe_hours,
     to_ms,
 )
@@ -47,12 +51,29 @@ def _bybit_category(request: web.Request, allowed: tuple[str, ...]) -> str:
     return category
 
 
-def _bybit_symbol(request: web.Request) -> str:
+# The perps' margin each derivatives category lists; spot pairs are those of the linear perps' bases.
+CATEGORY_MARGIN = {"spot": "linear", "linear": "linear", "inverse": "inverse"}
+DERIVATIVES = ("linear", "inverse")
+
+
+def _bybit_listed(request: web.Request, category: str) -> pd.DataFrame:
+    return listed(request.app[STATE], VENUE, CATEGORY_MARGIN[category])
+
+
+def _bybit_instrument(request: web.Request, category: str):
+    """The listed instrument row named by `symbol` within `category`."""
     raw = request.query.get("symbol")
     if not raw:
         raise VenueRequestError(400, "params error: symbol is required", "10001")
-    inst = listed(request.app[STATE], VENUE)
-    return symbol_of(inst, raw, inst["symbol"].map(ADAPTER.native_symbol))
+    inst = _bybit_listed(request, category)
+    found = inst[inst["symbol"].map(ADAPTER.native_symbol) == raw]
+    if found.empty:
+        raise VenueRequestError(400, f"params error: symbol invalid {raw!r} in category {category}", "10001")
+    return next(found.itertuples())
+
+
+def _bybit_symbol(request: web.Request, category: str = "linear") -> str:
+    return str(_bybit_instrument(request, category).symbol)
 
 
 def _bybit_range(request: web.Request, start_key: str, end_key: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
@@ -60,7 +81,7 @@ def _bybit_range(request: web.Request, start_key: str, end_key: str) -> tuple[pd
 
 
 async def bybit_instruments_info(request: web.Request) -> web.Response:
-    """Spot and linear instruments; inverse and option categories are served empty.
+    """Spot, linear and inverse instruments; the option category is served empty.
 
     A `status` filter other than Trading (e.g. PreLaunch) matches nothing; `cursor` is an offset.
     """
@@ -69,9 +90,11 @@ async def bybit_instruments_info(request: web.Request) -> web.Response:
     limit = int_param(request.query.get("limit"), "limit", 500, 1000)
     offset = int(request.query.get("cursor") or 0)
     status = request.query.get("status", "Trading")
-    inst = listed(state, VENUE) if category in ("spot", "linear") and status == "Trading" else listed(state, VENUE)[:0]
+    inst = _bybit_listed(request, category) if category in CATEGORY_MARGIN else listed(state, VENUE)[:0]
+    if status != "Trading":
+        inst = inst[:0]
     rows = [
-        _bybit_spot_instrument(r) if category == "spot" else _bybit_linear_instrument(r)
+        _bybit_spot_instrument(r) if category == "spot" else _bybit_perp_instrument(r)
         for r in inst.iloc[offset : offset + limit].itertuples()
     ]
     cursor = str(offset + limit) if offset + limit < len(inst) else ""
@@ -100,29 +123,34 @@ def _bybit_spot_instrument(row) -> dict:
     }
 
 
-def _bybit_linear_instrument(row) -> dict:
+def _bybit_perp_instrument(row) -> dict:
+    inverse = row.margin == "inverse"
     return {
         "symbol": ADAPTER.native_symbol(row.symbol),
-        "contractType": "LinearPerpetual",
+        "contractType": "InversePerpetual" if inverse else "LinearPerpetual",
         "status": "Trading",
         "baseCoin": row.base,
         "quoteCoin": row.quote,
-        "settleCoin": row.quote,
+        "settleCoin": row.settle,
         "launchTime": str(to_ms(history_start())),
         "deliveryTime": "0",
         "deliveryFeeRate": "",
         "priceScale": "2",
         "leverageFilter": {"minLeverage": "1", "maxLeverage": f"{row.max_leverage:.2f}", "leverageStep": "0.01"},
         "priceFilter": {"minPrice": "0.10", "maxPrice": "1999999.80", "tickSize": "0.10"},
-        "lotSizeFilter": {
-            "maxOrderQty": "1190.000",
-            "minOrderQty": "0.001",
-            "qtyStep": "0.001",
-            "postOnlyMaxOrderQty": "1190.000",
-            "maxMktOrderQty": "500.000",
-            "minNotionalValue": "5",
-        },
-        "unifiedMarginTrade": True,
+        "lotSizeFilter": (
+            {"maxOrderQty": "150000000", "minOrderQty": "1", "qtyStep": "1", "postOnlyMaxOrderQty": "150000000"}
+            if inverse
+            else {
+                "maxOrderQty": "1190.000",
+                "minOrderQty": "0.001",
+                "qtyStep": "0.001",
+                "postOnlyMaxOrderQty": "1190.000",
+                "maxMktOrderQty": "500.000",
+                "minNotionalValue": "5",
+            }
+        ),
+        "unifiedMarginTrade": not inverse,
         "fundingInterval": int(row.interval_h * 60),
         "copyTrading": "both",
         "upperFundingRate": "0.02",
@@ -135,8 +163,8 @@ def _bybit_linear_instrument(row) -> dict:
 async def bybit_funding_history(request: web.Request) -> web.Response:
     """Newest first, at most `limit` (<= 200) rows; startTime needs endTime, as on bybit."""
     state = request.app[STATE]
-    _bybit_category(request, ("linear",))
-    symbol = _bybit_symbol(request)
+    category = _bybit_category(request, DERIVATIVES)
+    symbol = _bybit_symbol(request, category)
     start, end = _bybit_range(request, "startTime", "endTime")
     if start is not None and end is None:
         raise VenueRequestError(400, "startTime and endTime must be passed together or both omitted", "10001")
@@ -145,7 +173,7 @@ async def bybit_funding_history(request: web.Request) -> web.Response:
     return bybit_ok(
         state,
         {
-            "category": "linear",
+            "category": category,
             "list": [
                 {
                     "symbol": ADAPTER.native_symbol(symbol),
@@ -166,8 +194,9 @@ def _bybit_kline(price: str) -> Handler:
 
     async def kline(request: web.Request) -> web.Response:
         state = request.app[STATE]
-        category = _bybit_category(request, ("spot", "linear") if price == "perp" else ("linear",))
-        symbol = _bybit_symbol(request)
+        category = _bybit_category(request, ("spot", *DERIVATIVES) if price == "perp" else DERIVATIVES)
+        instrument = _bybit_instrument(request, category)
+        symbol = str(instrument.symbol)
         timeframe_hours(request.query.get("interval"), BYBIT_INTERVALS, "interval")
         start, end = _bybit_range(request, "start", "end")
         limit = int_param(request.query.get("limit"), "limit", 200, 1000)
@@ -176,7 +205,9 @@ def _bybit_kline(price: str) -> Handler:
         rows = []
         for i in range(len(bars)):
             row = [str(to_ms(bars["ts"].iloc[i])), num(o.iloc[i]), num(h.iloc[i]), num(l.iloc[i]), num(c.iloc[i])]
-            if price == "perp":
+            if price == "perp" and category == "inverse":
+                row += [num(contracts(quote_volume.iloc[i], instrument)), num(quote_volume.iloc[i] / c.iloc[i])]
+            elif price == "perp":
                 row += [num(quote_volume.iloc[i] / c.iloc[i]), num(quote_volume.iloc[i])]
             rows.append(row)
         return bybit_ok(state, {"symbol": ADAPTER.native_symbol(symbol), "category": category, "list": rows})
@@ -204,10 +235,14 @@ BYBIT_OI_INTERVALS = {"1h": 1}
 
 
 async def bybit_open_interest(request: web.Request) -> web.Response:
-    """Open interest in base coin at each hour (bar open time), newest first, limit <= 200, cursor paging."""
+    """Open interest at each hour (bar open time), newest first, limit <= 200, cursor paging.
+
+    Linear perps count it in the base coin, inverse ones in USD contracts.
+    """
     state = request.app[STATE]
-    _bybit_category(request, ("linear",))
-    symbol = _bybit_symbol(request)
+    category = _bybit_category(request, DERIVATIVES)
+    instrument = _bybit_instrument(request, category)
+    symbol = str(instrument.symbol)
     timeframe_hours(request.query.get("intervalTime"), BYBIT_OI_INTERVALS, "intervalTime")
     start, end = _bybit_range(request, "startTime", "endTime")
     cursor = from_ms(request.query.get("cursor"), "cursor")
@@ -221,9 +256,9 @@ async def bybit_open_interest(request: web.Request) -> web.Response:
         state,
         {
             "symbol": ADAPTER.native_symbol(symbol),
-            "category": "linear",
+            "category": category,
             "list": [
-                {"openInterest": num(r.open_interest_usd / r.close), "timestamp": str(to_ms(r.ts))}
+                {"openInterest": num(_open_interest(r, instrument)), "timestamp": str(to_ms(r.ts))}
                 for r in bars.itertuples()
             ],
             "nextPageCursor": str(to_ms(bars["ts"].iloc[-1])) if more else "",
@@ -231,14 +266,24 @@ async def bybit_open_interest(request: web.Request) -> web.Response:
     )
 
 
+def _open_interest(bar, instrument) -> float:
+    """Open interest as bybit counts it: base coin for linear perps, USD contracts for inverse ones."""
+    if instrument.margin == "inverse":
+        return contracts(bar.open_interest_usd, instrument)
+    return float(bar.open_interest_usd / bar.close)
+
+
 async def bybit_tickers(request: web.Request) -> web.Response:
-    """24h volume and turnover over the last 24 closed hours; OI at the last close; the predicted rate."""
+    """24h volume and turnover over the last 24 closed hours; OI at the last close; the predicted rate.
+
+    Inverse perps: `volume24h` in USD contracts, `turnover24h` and `openInterestValue` in the coin.
+    """
     state = request.app[STATE]
-    category = _bybit_category(request, ("spot", "linear"))
+    category = _bybit_category(request, ("spot", *DERIVATIVES))
     now = state.clock.now()
-    inst = listed(state, VENUE)
+    inst = _bybit_listed(request, category)
     if request.query.get("symbol"):
-        wanted = _bybit_symbol(request)
+        wanted = _bybit_symbol(request, category)
         inst = inst[inst["symbol"] == wanted]
     day = last_day_bars(state, VENUE)
     out = []
@@ -249,23 +294,26 @@ async def bybit_tickers(request: web.Request) -> web.Response:
         prefix = "spot_" if category == "spot" else ""
         last = bars.iloc[-1]
         turnover = bars[f"{prefix}volume_usd"]
+        coins = (turnover / bars[f"{prefix}close"]).sum()
+        inverse = category == "inverse"
         ticker = {
             "symbol": ADAPTER.native_symbol(row.symbol),
             "lastPrice": num(last[f"{prefix}close"]),
             "prevPrice24h": num(bars[f"{prefix}open"].iloc[0]),
             "highPrice24h": num(bars[f"{prefix}high"].max()),
             "lowPrice24h": num(bars[f"{prefix}low"].min()),
-            "turnover24h": num(turnover.sum()),
-            "volume24h": num((turnover / bars[f"{prefix}close"]).sum()),
+            "turnover24h": num(coins if inverse else turnover.sum()),
+            "volume24h": num(contracts(turnover.sum(), row) if inverse else coins),
         }
-        if category == "linear":
+        if category in DERIVATIVES:
+            value = last["open_interest_usd"] / last["close"] if inverse else last["open_interest_usd"]
             funding_time, _ = next_funding_times(row, now, state.market, VENUE)
             ticker.update(
                 {
                     "indexPrice": num(last["index_price"]),
                     "markPrice": num(last["mark_price"]),
-                    "openInterest": num(last["open_interest_usd"] / last["close"]),
-                    "openInterestValue": num(last["open_interest_usd"]),
+                    "openInterest": num(_open_interest(last, row)),
+                    "openInterestValue": num(value),
                     "fundingRate": num(predicted_rate(state, VENUE, row.symbol, now)),
                     "nextFundingTime": str(to_ms(funding_time)),
                     "fundingIntervalHour": str(int(row.interval_h)),

@@ -160,10 +160,18 @@ def history_start() -> pd.Timestamp:
     )
 
 
-def listed(state, venue: str) -> pd.DataFrame:
-    """Instruments listed now on `venue`, restricted to the emulator's bases."""
+def listed(state, venue: str, margin: str | None = None) -> pd.DataFrame:
+    """Instruments listed now on `venue`, restricted to the emulator's bases (and to one `margin`, when given)."""
     inst = state.market.instruments(venue, state.clock.now())
-    return inst[inst["base"].isin(state.bases)].reset_index(drop=True)
+    keep = inst["base"].isin(state.bases)
+    if margin is not None:
+        keep &= inst["margin"] == margin
+    return inst[keep].reset_index(drop=True)
+
+
+def contracts(usd: float, row) -> float:
+    """A USD amount as the number of an instrument's contracts (inverse perps count size in USD contracts)."""
+    return usd / row.contract_size
 
 
 def settled_prints(

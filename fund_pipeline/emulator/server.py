@@ -141,15 +141,21 @@ async def start_emulator(
     start: pd.Timestamp | str | None = None,
     faults: Faults | None = None,
     n_extra_bases: int = 0,
+    inverse: bool = False,
 ) -> RunningEmulator:
     """Serve the simulated market on host:port (0 picks a free port) until `stop()`.
 
-    `n_extra_bases` adds synthetic listings (X001, ...) for load tests at hundreds of symbols.
+    `n_extra_bases` adds synthetic listings (X001, ...) for load tests at hundreds of symbols; `inverse`
+    the venues' coin-margined perps (binance COIN-M, bybit inverse, okx BTC-USD-SWAP, deribit BTC-PERPETUAL).
     """
     from fund_pipeline.sources.simulated import SimulatedMarket
 
     market = SimulatedMarket(
-        seed=seed, venues=SIM_VENUES, bases=tuple(bases) if bases else None, n_extra_bases=n_extra_bases
+        seed=seed,
+        venues=SIM_VENUES,
+        bases=tuple(bases) if bases else None,
+        n_extra_bases=n_extra_bases,
+        inverse=inverse,
     )
     clock = EmulatorClock(start=pd.Timestamp.now(tz="UTC") if start is None else pd.Timestamp(start), speed=speed)
     if bases:
@@ -208,6 +214,9 @@ def run_cli(argv: list[str]) -> int:
     parser.add_argument("--bases", default=None, help="comma-separated base assets, e.g. BTC,ETH")
     parser.add_argument("--extra-bases", type=int, default=0, help="synthetic listings X001.. for load tests")
     parser.add_argument(
+        "--inverse", action="store_true", help="also list the venues' coin-margined perps (BTC/USD:BTC, ...)"
+    )
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -231,6 +240,7 @@ def run_cli(argv: list[str]) -> int:
             start=args.start,
             faults=faults,
             n_extra_bases=args.extra_bases,
+            inverse=args.inverse,
         )
         log.info(
             "exchange emulator on %s (REST /<venue>/<the venue's path>, WebSocket /<venue><route>)", emulator.base_url

@@ -17,6 +17,7 @@ import pandas as pd
 from fund_pipeline.domain.predicted import FormulaKind, FundingFormula
 from fund_pipeline.domain.time import NS_PER_HOUR
 from fund_pipeline.sources.sim_paths import (
+    EXTRA_BASE_KEY_OFFSET,
     NAMED_BASES,
     SIM_EPOCH,
     VENUE_PREMIUM_AR,
@@ -105,6 +106,12 @@ VENUE_SPECS = {
 }
 REFERENCE_HOURLY_VOLUME_USD = 20e9 / 24  # BTC perp on binance
 OI_TO_DAILY_VOLUME = 0.5
+# Coin-margined perps (the adapters' `inverse_perps`, only when asked for): they follow their base's linear
+# premium a little lower (longs there post the coin itself as margin), on a fraction of its volume, with
+# their own hash key (missing settlements and predicted-rate noise of their own).
+INVERSE_PREMIUM_OFFSET = -0.00002
+INVERSE_VOLUME_SHARE = 0.15
+INVERSE_KEY_OFFSET = 2 * EXTRA_BASE_KEY_OFFSET
 
 
 @dataclass(frozen=True)
@@ -198,13 +205,16 @@ class Listing:
 
     symbol: np.ndarray
     base: np.ndarray
-    key: np.ndarray  # stable hash key of the base
+    quote: np.ndarray
+    key: np.ndarray  # stable hash key of the symbol
     path_column: np.ndarray  # column in the venue path
     max_leverage: np.ndarray
     listed_hour: np.ndarray  # hours since the epoch
     interval_h: np.ndarray
     next_interval_h: np.ndarray
     change_hour: np.ndarray
+    premium_offset: np.ndarray  # added to the venue path's premium (inverse perps)
+    volume_scale: np.ndarray  # of the base's linear perp volume and open interest
 
     def take(self, rows) -> Listing:
         return Listing(**{name: getattr(self, name)[rows] for name in self.__dataclass_fields__})
@@ -218,7 +228,39 @@ class Listing:
 
 
 @functools.lru_cache(maxsize=32)
-def venue_listing(venue: str, n_extra: int) -> Listing:
+def venue_listing(venue: str, n_extra: int, inverse: bool = False) -> Listing:
+    """The venue's linear perps, then (with `inverse`) its coin-margined perps of the bases it lists."""
+    linear = _linear_listing(venue, n_extra)
+    if not inverse:
+        return linear
+    row_of = {str(b): i for i, b in enumerate(linear.base)}
+    perps = [p for p in adapter(venue).inverse_perps if p.base in row_of]
+    rows = np.array([row_of[p.base] for p in perps], dtype=np.int64)
+    coins = linear.take(rows)
+    default_h = VENUE_SPECS[venue].default_interval_h
+    coin_m = Listing(
+        symbol=np.array([p.symbol for p in perps], dtype=object),
+        base=coins.base,
+        quote=np.full(len(perps), "USD", dtype=object),
+        key=coins.key + INVERSE_KEY_OFFSET,
+        path_column=coins.path_column,
+        max_leverage=coins.max_leverage,
+        listed_hour=coins.listed_hour,
+        interval_h=np.full(len(perps), default_h, dtype=np.int64),
+        next_interval_h=np.full(len(perps), default_h, dtype=np.int64),
+        change_hour=np.full(len(perps), np.iinfo(np.int64).max // NS_PER_HOUR, dtype=np.int64),
+        premium_offset=np.full(len(perps), INVERSE_PREMIUM_OFFSET),
+        volume_scale=np.full(len(perps), INVERSE_VOLUME_SHARE),
+    )
+    return Listing(
+        **{
+            name: np.concatenate([getattr(linear, name), getattr(coin_m, name)])
+            for name in Listing.__dataclass_fields__
+        }
+    )
+
+
+def _linear_listing(venue: str, n_extra: int) -> Listing:
     spec = VENUE_SPECS[venue]
     uni = universe(n_extra)
     columns = venue_columns(venue, n_extra)
@@ -245,6 +287,7 @@ def venue_listing(venue: str, n_extra: int) -> Listing:
     return Listing(
         symbol=np.array([adapter(venue).venue_symbol(name) for name in names], dtype=object),
         base=np.array(names, dtype=object),
+        quote=np.full(len(names), facts(venue).quote, dtype=object),
         key=uni.keys[columns],
         path_column=np.arange(len(columns)),
         max_leverage=np.array(
@@ -254,6 +297,8 @@ def venue_listing(venue: str, n_extra: int) -> Listing:
         interval_h=np.array(interval, dtype=np.int64),
         next_interval_h=np.array(next_interval, dtype=np.int64),
         change_hour=np.array(change, dtype=np.int64),
+        premium_offset=np.zeros(len(names)),
+        volume_scale=np.ones(len(names)),
     )
 
 

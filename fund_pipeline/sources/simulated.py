@@ -55,7 +55,7 @@ from fund_pipeline.sources.sim_venues import (
     simulate_venue,
     venue_listing,
 )
-from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError, facts
+from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError, adapter
 
 __all__ = [
     "OKX_INTERVAL_CHANGE_AT",
@@ -105,7 +105,9 @@ class SimulatedMarket:
     """The simulated venues SIM_VENUES, implementing MarketSource (name "simulated").
 
     `n_extra_bases` adds synthetic bases "X001".. listed on every venue except deribit,
-    for benchmarks that need hundreds of symbols per venue.
+    for benchmarks that need hundreds of symbols per venue. `inverse` adds the coin-margined perps
+    the venues list (binance COIN-M, bybit inverse, okx coin-margined swaps, deribit BTC/ETH-PERPETUAL),
+    off by default so the default universe, and every figure computed from it, stays as it was.
     """
 
     name = "simulated"
@@ -116,6 +118,7 @@ class SimulatedMarket:
         venues: tuple[str, ...] = SIM_VENUES,
         bases: tuple[str, ...] | None = None,
         n_extra_bases: int = 0,
+        inverse: bool = False,
     ):
         if int(seed) != seed or seed < 0:
             raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
@@ -126,6 +129,7 @@ class SimulatedMarket:
             raise UnknownVenueError(f"venue(s) {unknown} are not simulated; valid venues are {list(SIM_VENUES)}")
         self.seed = int(seed)
         self.n_extra_bases = int(n_extra_bases)
+        self.inverse = bool(inverse)
         self._venues = tuple(venues)
         names = universe(self.n_extra_bases).names
         if bases is None:
@@ -153,7 +157,7 @@ class SimulatedMarket:
     def _listing(self, venue: str) -> Listing:
         """The venue's listed perps restricted to `bases` (listing dates not applied)."""
         if venue not in self._listings:
-            full = venue_listing(venue, self.n_extra_bases)
+            full = venue_listing(venue, self.n_extra_bases, self.inverse)
             self._listings[venue] = full.take(np.isin(full.base, list(self._bases)))
         return self._listings[venue]
 
@@ -167,19 +171,25 @@ class SimulatedMarket:
         )
 
     def instruments(self, venue: str, at: pd.Timestamp) -> pd.DataFrame:
-        """Perps listed on `venue` at `at`: symbol, base, quote, interval_h, max_leverage."""
+        """Perps listed on `venue` at `at`: symbol, base, quote, interval_h, max_leverage, and how each is
+        margined (the adapter's terms): margin ("linear" | "inverse"), settle (margin and settlement asset),
+        contract_size (base units for linear perps, USD for inverse ones)."""
         self._check_venue(venue)
         at = _as_utc(at, "instruments: at")
         hour = (at.value - SIM_EPOCH.value) // HOUR_NS
         listing = self._listing(venue)
         listing = listing.take(listing.listed_hour <= hour)
+        terms = [adapter(venue).terms(str(s)) for s in listing.symbol]
         return pd.DataFrame(
             {
                 "symbol": listing.symbol,
                 "base": listing.base,
-                "quote": facts(venue).quote,
+                "quote": listing.quote,
                 "interval_h": listing.interval_at(hour).astype(np.float64),
                 "max_leverage": listing.max_leverage,
+                "margin": [t.margin for t in terms],
+                "settle": [t.settle for t in terms],
+                "contract_size": np.array([t.contract_size for t in terms], dtype=np.float64),
             }
         )
 
@@ -196,7 +206,7 @@ class SimulatedMarket:
                 "venue": venue,
                 "symbol": listing.symbol[listed],
                 "base": listing.base[listed],
-                "quote": facts(venue).quote,
+                "quote": listing.quote[listed],
                 "interval_h": listing.interval_at(first)[listed].astype(np.float64),
                 "volume_usd_24h": bars["volume_usd"].sum(axis=0)[listed],
                 "open_interest_usd": bars["open_interest_usd"][-1][listed],
@@ -224,7 +234,8 @@ class SimulatedMarket:
 
         interval = listing.take(rows).interval_at(settle - 1)
         col = listing.path_column[rows]
-        avg = (path.premium_cumsum[settle, col] - path.premium_cumsum[settle - interval, col]) / interval
+        offset = listing.premium_offset[rows]
+        avg = (path.premium_cumsum[settle, col] - path.premium_cumsum[settle - interval, col]) / interval + offset
         jitter_ms = 1 + np.floor(250 * unit_hash(self.seed, 20 + venue_index, keys, settle)).astype(np.int64)
         funding_ns = SIM_EPOCH.value + settle * HOUR_NS
         index_price = base_path.index_close[settle - 1, path.columns[col]]
@@ -238,7 +249,7 @@ class SimulatedMarket:
                 "ts": _utc_times(funding_ns + jitter_ms * 1_000_000),
                 "rate": funding_rate(venue, avg, interval),
                 "interval_h": interval.astype(np.float64),
-                "mark_price": index_price * (1 + path.premium[settle - 1, col]),
+                "mark_price": index_price * (1 + path.premium[settle - 1, col] + offset),
                 "index_price": index_price,
                 "source": "sim",
             },
@@ -281,8 +292,8 @@ class SimulatedMarket:
         index_close = base_path.index_close[hours][:, uni_col]
         previous = np.maximum(hours - 1, 0)
         index_open = np.where((hours == 0)[:, None], uni.price0[uni_col], base_path.index_close[previous][:, uni_col])
-        premium = path.premium[hours][:, col]
-        premium_open = path.premium[previous][:, col]
+        premium = path.premium[hours][:, col] + listing.premium_offset
+        premium_open = path.premium[previous][:, col] + listing.premium_offset
         mark_close = index_close * (1 + premium)
         perp_open = index_open * (1 + premium_open) * (1 + 3e-5 * noise[0])
         perp_close = mark_close * (1 + 3e-5 * noise[1])
@@ -295,12 +306,12 @@ class SimulatedMarket:
         activity = (REGIME_VOLUME_SCALE[base_path.regimes[hours]] * seasonality)[:, None] * (
             1 + 2.5 * np.abs(base_path.log_return[hours][:, uni_col]) / sigma
         )
-        level = REFERENCE_HOURLY_VOLUME_USD * spec.volume_share * uni.size[uni_col]
+        level = REFERENCE_HOURLY_VOLUME_USD * spec.volume_share * uni.size[uni_col] * listing.volume_scale
         volume = level * activity * np.exp(0.35 * noise[4] - 0.06)
         window = np.minimum(hours + 1, 24)[:, None]
         premium_24h = (
             path.premium_cumsum[hours + 1][:, col] - path.premium_cumsum[hours[:, None] + 1 - window, col]
-        ) / window
+        ) / window + listing.premium_offset
         oi_level = OI_TO_DAILY_VOLUME * 24 * level / uni.price0[uni_col]
         return (
             hours,
@@ -362,7 +373,7 @@ class SimulatedMarket:
         )
         keep = (ts >= start.value) & (ts < end.value)
         col = listing.path_column[s_idx]
-        premium = path.premium[hours[h_idx], col]
+        premium = path.premium[hours[h_idx], col] + listing.premium_offset[s_idx]
         index_price = base_path.index_close[hours[h_idx], path.columns[col]]
         interval = listing.take(s_idx).interval_at(hours[h_idx])
         return pd.DataFrame(
@@ -413,9 +424,13 @@ class SimulatedMarket:
         elapsed = (t_ns[:, None] - window_start) / HOUR_NS
         col = listing.path_column[None, :]
         within_hour = (t_ns % HOUR_NS / HOUR_NS)[:, None]
-        current = path.premium[hour, col]
+        offset = listing.premium_offset[None, :]
+        current = path.premium[hour, col] + offset
         summed = (
-            path.premium_cumsum[hour, col] - path.premium_cumsum[window_start // HOUR_NS, col] + within_hour * current
+            path.premium_cumsum[hour, col]
+            - path.premium_cumsum[window_start // HOUR_NS, col]
+            + offset * (hour - window_start // HOUR_NS)
+            + within_hour * current
         )
         avg = np.where(elapsed > 0, summed / np.maximum(elapsed, 1e-12), current)
         seconds = (t_ns // 1_000_000_000)[:, None]

@@ -42,6 +42,35 @@ class VenueFacts:
 
 
 @dataclass(frozen=True)
+class InversePerp:
+    """A coin-margined (inverse) perpetual the venue lists: quoted in USD, margined and settled in its base coin.
+
+    One contract is worth `contract_usd` US dollars whatever the coin's price (Binance COIN-M BTC 100 USD,
+    Bybit 1 USD, OKX `ctVal`, Deribit `contract_size`).
+    """
+
+    base: str
+    contract_usd: float
+
+    @property
+    def symbol(self) -> str:
+        """ccxt's unified symbol of a coin-margined perp, BTC/USD:BTC."""
+        return f"{self.base}/USD:{self.base}"
+
+
+@dataclass(frozen=True)
+class MarketTerms:
+    """How a perp is margined: `margin` "linear" or "inverse", the margin (and settlement) asset, the contract size.
+
+    A linear perp's contract is one unit of the base coin; an inverse perp's is `contract_size` US dollars.
+    """
+
+    margin: str
+    settle: str
+    contract_size: float
+
+
+@dataclass(frozen=True)
 class RateLimit:
     """A request budget: `limit` weight per `window_s` (per IP), each request weighing `weight`.
 
@@ -168,6 +197,8 @@ class VenueAdapter:
     facts: VenueFacts
     rest: RestSpec | None = None
     stream: StreamSpec | None = None
+    # The coin-margined perps the venue lists (none by default).
+    inverse_perps: tuple[InversePerp, ...] = ()
 
     @property
     def name(self) -> str:
@@ -179,6 +210,18 @@ class VenueAdapter:
         """ccxt unified symbol of a base asset's linear perp."""
         quote = self.facts.quote
         return f"{base}/{quote}:{quote}"
+
+    def inverse_perp(self, symbol: str) -> InversePerp | None:
+        """The coin-margined perp of a unified symbol, None for a linear one."""
+        return next((p for p in self.inverse_perps if p.symbol == symbol), None)
+
+    def terms(self, symbol: str) -> MarketTerms:
+        """Margin asset, settlement currency and contract size of one of the venue's perps."""
+        inverse = self.inverse_perp(symbol)
+        if inverse is not None:
+            return MarketTerms("inverse", inverse.base, inverse.contract_usd)
+        quote = symbol.partition(":")[2] or self.facts.quote
+        return MarketTerms("linear", quote, 1.0)
 
     def native_symbol(self, symbol: str) -> str:
         """ccxt unified symbol to the venue's own id."""

@@ -24,6 +24,7 @@ from fund_pipeline.domain.time import MAX_EPOCH_MS, NS_PER_MS
 from fund_pipeline.venues.adapter import (
     EmulatedSession,
     HistoryDepth,
+    InversePerp,
     ParseContext,
     RateLimit,
     RestSpec,
@@ -61,6 +62,8 @@ def _price(value: Any) -> float:
 
 
 QUOTES = ("USDT", "USDC")
+# COIN-M perpetuals are `<BASE>USD_PERP`; any other `_` suffix is a dated future.
+COIN_M_PERP_SUFFIX = "USD_PERP"
 
 
 class BinanceAdapter(VenueAdapter):
@@ -93,6 +96,8 @@ class BinanceAdapter(VenueAdapter):
         history=(HistoryDepth("fetch_open_interest_history", "/futures/data/openInterestHist", days=30),),
         ban_status=418,
     )
+    # COIN-M perpetuals (dapi), contract sizes as exchangeInfo's `contractSize` states them.
+    inverse_perps = (InversePerp("BTC", 100.0), InversePerp("ETH", 10.0))
     stream = StreamSpec(
         url="wss://fstream.binance.com",
         route="/market/ws",
@@ -105,11 +110,17 @@ class BinanceAdapter(VenueAdapter):
     )
 
     def native_symbol(self, symbol: str) -> str:
+        inverse = self.inverse_perp(symbol)
+        if inverse is not None:
+            return inverse.base + COIN_M_PERP_SUFFIX
         base, _, rest = symbol.partition("/")
         return base + rest.partition(":")[0]
 
     def unified_symbol(self, native: str) -> tuple[str, str] | None:
-        if "_" in native:  # a dated future, BTCUSDT_261225
+        if native.endswith(COIN_M_PERP_SUFFIX) and len(native) > len(COIN_M_PERP_SUFFIX):
+            base = native.removesuffix(COIN_M_PERP_SUFFIX)
+            return f"{base}/USD:{base}", base
+        if "_" in native:  # a dated future, BTCUSDT_261225 (or BTCUSD_261225 on COIN-M)
             return None
         found = split_linear(native, QUOTES)
         if found is None:

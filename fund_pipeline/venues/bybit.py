@@ -18,6 +18,7 @@ from typing import Any
 from fund_pipeline.domain.records import FundingPrint
 from fund_pipeline.venues.adapter import (
     EmulatedSession,
+    InversePerp,
     ParseContext,
     RateLimit,
     RestSpec,
@@ -39,6 +40,8 @@ from fund_pipeline.venues.wire import (
 )
 
 QUOTES = ("USDT", "USDC")
+# Inverse perpetuals are `<BASE>USD`, margined in the base coin.
+INVERSE_QUOTE = "USD"
 # Ticker fields a print is made of: a delta changing none of them is book traffic, not funding.
 FUNDING_FIELDS = ("fundingRate", "nextFundingTime", "fundingIntervalHour", "markPrice", "indexPrice")
 
@@ -56,6 +59,8 @@ class BybitAdapter(VenueAdapter):
         rate_limits=(RateLimit("ip", 600, 5.0),),
         ban_status=403,
     )
+    # Inverse perpetuals (category=inverse): one contract is 1 USD.
+    inverse_perps = (InversePerp("BTC", 1.0), InversePerp("ETH", 1.0))
     stream = StreamSpec(
         url="wss://stream.bybit.com",
         route="/v5/public/linear",
@@ -72,6 +77,9 @@ class BybitAdapter(VenueAdapter):
         if "-" in native:  # dated futures: BTCUSDT-26DEC25
             return None
         found = split_linear(native, QUOTES)
+        if found is None and native.endswith(INVERSE_QUOTE) and len(native) > len(INVERSE_QUOTE):
+            base = native.removesuffix(INVERSE_QUOTE)
+            return f"{base}/USD:{base}", base
         if found is None:
             raise MalformedMessage(f"bybit: symbol {native!r} has no known quote currency")
         return found

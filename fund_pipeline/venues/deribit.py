@@ -1,15 +1,17 @@
-"""Deribit USDC linear perpetuals: symbols and REST mapping onto ccxt (no stream is collected).
+"""Deribit perpetuals, USDC linear and BTC/ETH inverse: symbols and REST mapping onto ccxt (no stream is collected).
 
 Deribit's formula has no interest component and a dead band: nothing is charged while the premium
 stays within ±0.05 %. Its funding history is an hourly record of the trailing 8h rate; the
 settlements are the records on the 8h grid. Public (non-matching-engine) requests: 20 a second.
+The inverse perpetuals are `BTC-PERPETUAL` (10 USD a contract) and `ETH-PERPETUAL` (1 USD), margined
+and settled in their coin; the linear ones `<BASE>_USDC-PERPETUAL`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fund_pipeline.venues.adapter import RateLimit, RestSpec, VenueAdapter, VenueFacts
+from fund_pipeline.venues.adapter import InversePerp, RateLimit, RestSpec, VenueAdapter, VenueFacts
 
 
 class DeribitAdapter(VenueAdapter):
@@ -24,8 +26,12 @@ class DeribitAdapter(VenueAdapter):
         funding_record_h=1.0,
         rate_limits=(RateLimit("non-matching", 20, 1.0),),
     )
+    inverse_perps = (InversePerp("BTC", 10.0), InversePerp("ETH", 1.0))
 
     def native_symbol(self, symbol: str) -> str:
+        inverse = self.inverse_perp(symbol)
+        if inverse is not None:
+            return f"{inverse.base}-PERPETUAL"
         base, _, rest = symbol.partition("/")
         return f"{base}_{rest.partition(':')[0]}-PERPETUAL"
 
@@ -34,6 +40,8 @@ class DeribitAdapter(VenueAdapter):
         if kind != "PERPETUAL":
             return None
         base, _, quote = pair.partition("_")
+        if not quote:  # BTC-PERPETUAL: inverse, margined and settled in BTC
+            return f"{base}/USD:{base}", base
         return f"{base}/{quote}:{quote}", base
 
     def error_body(self, status: int, message: str, code: str | None) -> dict[str, Any] | None:

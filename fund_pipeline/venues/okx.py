@@ -20,6 +20,7 @@ from fund_pipeline.domain.time import NS_PER_HOUR, NS_PER_MS
 from fund_pipeline.venues.adapter import (
     EmulatedSession,
     HistoryDepth,
+    InversePerp,
     ParseContext,
     RateLimit,
     RestSpec,
@@ -69,6 +70,8 @@ class OkxAdapter(VenueAdapter):
             HistoryDepth("fetch_open_interest_history", "/api/v5/rubik/stat/contracts/open-interest-volume", days=30),
         ),
     )
+    # Coin-margined swaps (settleCcy the coin), `ctVal` USD per contract.
+    inverse_perps = (InversePerp("BTC", 100.0), InversePerp("ETH", 10.0))
     stream = StreamSpec(
         url="wss://ws.okx.com:8443",
         route="/ws/v5/public",
@@ -87,7 +90,8 @@ class OkxAdapter(VenueAdapter):
                 return None
             raise MalformedMessage(f"okx: instrument {native!r} is not a swap id")
         base, quote, _ = parts
-        return f"{base}/{quote}:{quote}", base
+        settle = base if quote == "USD" else quote  # BTC-USD-SWAP is margined and settled in BTC
+        return f"{base}/{quote}:{settle}", base
 
     def rest_interval_h(self, market: dict[str, Any], call: Any) -> float:
         """The running window's settlement minus the last settled one."""
