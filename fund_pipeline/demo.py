@@ -19,6 +19,7 @@ from fund_pipeline.importer import INGEST_ASSETS, QUIET
 from fund_pipeline.instance import prepare_home
 from fund_pipeline.locations import resources_of
 from fund_pipeline.resources import open_readonly
+from fund_pipeline.sources.base import PremiumHistorySource
 
 # Curves need 3 days of earlier prints, features a week of warm-up: ingest that much before the range.
 INGEST_WARMUP_DAYS = 8
@@ -67,6 +68,18 @@ def materialise_all(
         results.append(
             run_range(defs, instance, "ingest_job", f"{ingest_first:%Y-%m-%d}|{venue}", f"{last_day:%Y-%m-%d}|{venue}")
         )
+    if isinstance(resources_of(defs)["market_source"].get(), PremiumHistorySource):
+        print("predicted-rate history, rebuilt from premium-index history:")
+        for venue in venues:
+            results.append(
+                run_range(
+                    defs,
+                    instance,
+                    "reconstruction_job",
+                    f"{first_day:%Y-%m-%d}|{venue}",
+                    f"{last_day:%Y-%m-%d}|{venue}",
+                )
+            )
     print("features and market aggregates:")
     results.append(run_range(defs, instance, "daily_job", f"{first_day:%Y-%m-%d}", f"{last_day:%Y-%m-%d}"))
     weeks = weekly_keys(first_day, end_day)

@@ -14,6 +14,7 @@ from fund_pipeline.domain.features import (
     FEATURE_COLUMNS,
     FEATURE_WARMUP,
     FUNDING_FEATURES,
+    INTRA_WINDOW_FEATURES,
     KEY_COLUMNS,
     MARKET_FEATURES,
     OUTPUT_COLUMNS,
@@ -105,7 +106,8 @@ def test_columns_and_one_row_per_window_in_range(market):
     start, end = T0 + 8 * DAY, T0 + 9 * DAY
     out = build_feature_store(curves, prints, bars, start, end)
     assert list(out.columns) == OUTPUT_COLUMNS
-    assert OUTPUT_COLUMNS == KEY_COLUMNS + FEATURE_COLUMNS + ["has_bars"] + TARGET_COLUMNS
+    assert OUTPUT_COLUMNS == KEY_COLUMNS + FEATURE_COLUMNS + INTRA_WINDOW_FEATURES + ["has_bars"] + TARGET_COLUMNS
+    assert out[INTRA_WINDOW_FEATURES].isna().all().all(), "no predicted prints passed: no intra-window path"
     assert out["funding_time"].between(start, end, inclusive="left").all()
     assert out.groupby(["venue", "symbol"]).size().to_dict() == {
         ("a", "BTC/USDT:USDT"): 3,
@@ -114,6 +116,33 @@ def test_columns_and_one_row_per_window_in_range(market):
     }
     assert str(out["funding_time"].dtype) == "datetime64[ns, UTC]"
     assert str(out["target_time"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_intra_window_features_by_hand_from_quotes_sent_by_the_settlement(market):
+    """The settling window's quotes: first 1e-4 at T-8h, 2e-4 at T-4h, 3e-4 at T-1h, 4e-4 at T-30min;
+    a quote stamped after T (5e-4) must not be seen, and other windows' quotes do not mix in."""
+    curves, prints, bars = market
+    start, end = T0 + 8 * DAY, T0 + 9 * DAY
+    settle = T0 + 8 * DAY + pd.Timedelta(hours=16)  # a settlement of the 8h stream ("a", BTC)
+    sent = [settle - pd.Timedelta(h) for h in ("8h", "4h", "1h", "30min")] + [settle + pd.Timedelta("1min")]
+    quotes = pd.DataFrame(
+        {
+            "venue": "a", "symbol": "BTC/USDT:USDT", "kind": "predicted", "funding_time": settle,
+            "ts": sent, "rate": [1e-4, 2e-4, 3e-4, 4e-4, 5e-4],
+        }
+    )  # fmt: skip
+    next_window = quotes.iloc[:1].assign(
+        funding_time=settle + pd.Timedelta("8h"), ts=settle - pd.Timedelta("1h"), rate=9e-4
+    )
+    out = build_feature_store(curves, prints, bars, start, end, pd.concat([quotes, next_window], ignore_index=True))
+    row = out[(out["venue"] == "a") & (out["symbol"] == "BTC/USDT:USDT") & (out["funding_time"] == settle)].iloc[0]
+    assert row["predicted_drift"] == pytest.approx(4e-4 - 1e-4)
+    assert row["predicted_4h_before"] == pytest.approx(2e-4)
+    assert row["predicted_1h_before"] == pytest.approx(3e-4)
+    others = out[~((out["venue"] == "a") & (out["symbol"] == "BTC/USDT:USDT") & (out["funding_time"] == settle))]
+    assert others[INTRA_WINDOW_FEATURES].isna().all().all()
+    report = feature_warmup_report(out)
+    assert report["complete"] and not report["columns"]["predicted_drift"]["required"]
 
 
 def test_funding_features_by_hand(market):

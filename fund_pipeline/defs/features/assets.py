@@ -1,8 +1,11 @@
 """Features: the daily feature store and the weekly symbol clusters."""
 
+from typing import NamedTuple
+
 import dagster as dg
 import pandas as pd
 
+from fund_pipeline.defs.ingest.reconstructed import RECONSTRUCTED_TABLE
 from fund_pipeline.defs.partitions import (
     CLUSTER_LOOKBACK,
     DAILY_PARTITIONS,
@@ -14,6 +17,7 @@ from fund_pipeline.defs.scope import daily_spans, weekly_windows
 from fund_pipeline.domain.features import (
     FEATURE_WARMUP,
     FUNDING_FEATURES,
+    INTRA_WINDOW_FEATURES,
     build_feature_store,
     cluster_symbols,
     feature_warmup_report,
@@ -23,13 +27,23 @@ from fund_pipeline.plots import markdown_image, scatter_clusters
 from fund_pipeline.resources import WAREHOUSE_POOL, Warehouse
 
 
-def feature_inputs(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp):
-    """Curves, settled prints and bars from the warm-up before `start` to one day after `end`."""
+class FeatureInputs(NamedTuple):
+    curves: pd.DataFrame
+    prints: pd.DataFrame
+    bars: pd.DataFrame
+    predicted: pd.DataFrame
+
+
+def feature_inputs(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp) -> FeatureInputs:
+    """Curves, settled prints and bars from the warm-up before `start` to one day after `end`; the
+    reconstructed predicted prints of the windows settling in [start, end) (none stored: empty)."""
     lo, hi = start - FEATURE_WARMUP, end + TARGET_LOOKAHEAD
-    curves = warehouse.read("curve_history", {"funding_time": (lo, hi)})
-    prints = warehouse.settled_prints(lo, hi)
-    bars = warehouse.read("market_bars", {"ts": (lo, end)})
-    return curves, prints, bars
+    return FeatureInputs(
+        curves=warehouse.read("curve_history", {"funding_time": (lo, hi)}),
+        prints=warehouse.settled_prints(lo, hi),
+        bars=warehouse.read("market_bars", {"ts": (lo, end)}),
+        predicted=warehouse.read(RECONSTRUCTED_TABLE, {"funding_time": (start, end)}),
+    )
 
 
 @dg.asset(
@@ -38,7 +52,7 @@ def feature_inputs(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp)
     group_name="features",
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
-    deps=["curve_history", "raw_funding_prints", "market_bars"],
+    deps=["curve_history", "raw_funding_prints", "market_bars", RECONSTRUCTED_TABLE],
     check_specs=[
         dg.AssetCheckSpec(
             "feature_warmup_complete",
@@ -55,12 +69,12 @@ def feature_store(context: dg.AssetExecutionContext, warehouse: Warehouse):
     """
     frames, parts = [], []
     for start, end in daily_spans(context):
-        curves, prints, bars = feature_inputs(warehouse, start, end)
+        curves, prints, bars, predicted = feature_inputs(warehouse, start, end)
         if curves.empty:
             raise dg.Failure(
                 f"feature_store: no curve_history in [{start:%Y-%m-%d}, {end:%Y-%m-%d}); materialise curves first"
             )
-        features = build_feature_store(curves, prints, bars, start, end)
+        features = build_feature_store(curves, prints, bars, start, end, predicted)
         parts.append((features, {"funding_time": (start, end)}))
         frames.append(features)
     warehouse.replace_partitions("feature_store", parts)
@@ -72,6 +86,7 @@ def feature_store(context: dg.AssetExecutionContext, warehouse: Warehouse):
             "venues": int(features["venue"].nunique()),
             "symbols": int(features["symbol"].nunique()),
             "rows_with_target": int(features["target_rate"].notna().sum()),
+            "rows_with_intra_window_path": int(features[INTRA_WINDOW_FEATURES[0]].notna().sum()),
         }
     )
     yield dg.AssetCheckResult(

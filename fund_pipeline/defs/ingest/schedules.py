@@ -13,6 +13,12 @@ ingest_job = dg.define_asset_job(
     description="Raw prints, bars, universe and curve history for day × venue partitions.",
 )
 
+reconstruction_job = dg.define_asset_job(
+    "reconstruction_job",
+    selection=["reconstructed_prints"],
+    description="Predicted-rate history rebuilt from premium-index history (sources that serve one).",
+)
+
 
 def settlement_run_requests(now: pd.Timestamp, venues) -> list[dg.RunRequest]:
     """Today's partition per venue; at the midnight settlement also yesterday's, to finalise it."""

@@ -3,6 +3,10 @@
 A row at funding_time T uses curve snapshots and prints with funding_time <= T and hourly bars
 closed by T (bar ts is the bar OPEN, so ts + 1h <= T). Its target is the stream's next settled
 print after T, taken only from prints the caller passed (never invented).
+
+With predicted prints (reconstructed history, or live ones) a row also carries the settling window's
+intra-window path, computed by the same rule as the live features (`intra_window_features` at T):
+its drift and its quotes h hours before T. Those columns are NaN where no predicted print exists.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from fund_pipeline.domain.features.market import (
     rolling_sum,
 )
 from fund_pipeline.domain.features.streams import SettledPrints, latest_snapshots, stream_bases
+from fund_pipeline.domain.predicted import INTRA_WINDOW_HOURS, intra_window_features
 from fund_pipeline.domain.prints import SchemaError, rate_to_8h, require_columns
 from fund_pipeline.domain.records import CURVE_COLUMNS
 from fund_pipeline.domain.time import NS_PER_HOUR, aware_utc, utc_from_ns
@@ -56,8 +61,10 @@ FUNDING_FEATURES = [
     "hour_of_day",
 ]
 FEATURE_COLUMNS = FUNDING_FEATURES + MARKET_FEATURES
+# The settling window's path of predicted quotes: known at T, present only where predicted prints are.
+INTRA_WINDOW_FEATURES = ["predicted_drift", *[f"predicted_{h:g}h_before" for h in INTRA_WINDOW_HOURS]]
 TARGET_COLUMNS = ["target_time", "target_rate", "target_interval_h"]
-OUTPUT_COLUMNS = KEY_COLUMNS + FEATURE_COLUMNS + [BARS_FLAG] + TARGET_COLUMNS
+OUTPUT_COLUMNS = KEY_COLUMNS + FEATURE_COLUMNS + INTRA_WINDOW_FEATURES + [BARS_FLAG] + TARGET_COLUMNS
 
 # Columns whose NaN is by design, not a warm-up gap: ratios to a zero bucket.
 OPTIONAL_FEATURES = list(DECAY_COLUMNS)
@@ -73,11 +80,13 @@ def build_feature_store(
     bars: pd.DataFrame | None,
     start,
     end,
+    predicted: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Features and next-window targets for every settled window with funding_time in [start, end).
 
     Pass inputs from at least `start - FEATURE_WARMUP`; pass prints after `end` to get targets for
-    the last windows. Streams without bars get NaN market features.
+    the last windows. Streams without bars get NaN market features; without `predicted` prints of a
+    window, NaN intra-window features.
 
     Streams are integer codes and every column a numpy array in (stream, funding_time) order; the
     input frames are read column by column and never copied whole.
@@ -129,14 +138,28 @@ def build_feature_store(
     features["hour_of_day"] = funding_ns // NS_PER_HOUR % 24
     features.update(market_features(bars, streams, stream, funding_ns))
     features.update(settled.next_after(stream, funding_ns))
+    features.update(_settling_window_path(predicted, features))
     return pd.DataFrame({name: features[name] for name in OUTPUT_COLUMNS})
+
+
+def _settling_window_path(predicted: pd.DataFrame | None, features: dict) -> dict[str, np.ndarray]:
+    """Intra-window features of each row's settling window at its settlement (quotes sent by then only)."""
+    n = len(features["funding_time"])
+    if predicted is None or predicted.empty or n == 0:
+        return {name: np.full(n, np.nan) for name in INTRA_WINDOW_FEATURES}
+    at = pd.DataFrame(
+        {"venue": features["venue"], "symbol": features["symbol"], "funding_time": features["funding_time"]}
+    )
+    path = intra_window_features(predicted, at.assign(at=at["funding_time"]))
+    return {name: path[name].to_numpy(dtype="float64") for name in INTRA_WINDOW_FEATURES}
 
 
 def feature_warmup_report(features: pd.DataFrame) -> dict:
     """Share of NaN rows per feature column, and which required columns are incomplete.
 
     Funding features are checked on every row (decay ratios are reported but optional: NaN by design
-    next to a zero bucket; dispersion only where the base has >= 2 venues); market features only on
+    next to a zero bucket; so are intra-window features, present only with predicted prints;
+    dispersion only where the base has >= 2 venues); market features only on
     streams that have bars. Returns {"columns": {name: {nan_share, rows_checked, required, complete}},
     "failed": [names], "complete": bool}.
     """
@@ -144,7 +167,7 @@ def feature_warmup_report(features: pd.DataFrame) -> dict:
     has_bars = features[BARS_FLAG].to_numpy(dtype=bool)
     several_venues = features["dispersion_n_venues"].to_numpy(dtype="float64") >= 2
     columns = {}
-    for name in FEATURE_COLUMNS:
+    for name in [*FEATURE_COLUMNS, *(c for c in INTRA_WINDOW_FEATURES if c in features)]:
         if name in MARKET_FEATURES:
             checked = has_bars
         elif name == "dispersion_8h":
@@ -153,7 +176,7 @@ def feature_warmup_report(features: pd.DataFrame) -> dict:
             checked = np.ones(len(features), dtype=bool)
         values = features.loc[checked, name].to_numpy(dtype="float64")
         nan_share = float(np.isnan(values).mean()) if len(values) else 0.0
-        required = name not in OPTIONAL_FEATURES
+        required = name not in OPTIONAL_FEATURES and name not in INTRA_WINDOW_FEATURES
         columns[name] = {
             "nan_share": nan_share,
             "rows_checked": int(checked.sum()),
