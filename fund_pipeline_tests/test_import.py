@@ -15,7 +15,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from fund_pipeline.importer import chunks, day_checksums, run_import
+from fund_pipeline.importer import day_checksums, run_import
+from fund_pipeline.partition_runs import day_runs
 
 FIXTURES = Path(__file__).parent / "fixtures" / "formats"
 DAY = pd.Timedelta(days=1)
@@ -68,11 +69,13 @@ def test_import_twice_is_a_no_op_and_a_bad_file_fails_only_its_partitions(data, 
     pd.testing.assert_frame_equal(stored(data), first)
 
 
-def test_chunks_split_at_gaps_size_and_bad_days():
+def test_day_runs_split_at_gaps_size_and_bad_days():
     days = [pd.Timestamp("2023-01-01", tz="UTC") + k * DAY for k in [0, 1, 2, 3, 5, 6, 7, 8, 9]]
     bad = {days[2]: "broken"}
-    runs = list(chunks("gate", days, bad, size=3))
+    runs = list(day_runs(days, bad, size=3))
     assert [[d.day for d in r] for r in runs] == [[1, 2], [3], [4], [6, 7, 8], [9, 10]]
+    with pytest.raises(ValueError, match="at least 1"):
+        list(day_runs(days, bad, size=0))
 
 
 def test_day_checksums_ignore_order_and_see_changes():
