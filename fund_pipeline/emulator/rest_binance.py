@@ -1,4 +1,10 @@
-"""Binance's REST endpoints (spot and USD-M futures) in their real formats, from the simulated market."""
+"""Binance's REST endpoints (spot, USD-M and COIN-M futures) in their real formats, from the simulated market.
+
+USD-M (`/fapi`) lists the linear perps, COIN-M (`/dapi`) the coin-margined ones (`BTCUSD_PERP`), whose
+sizes count contracts of `contractSize` USD: kline and ticker `volume` in contracts beside a `baseVolume`
+in the coin, open interest in contracts and its value in the coin. `/futures/data` serves both, as
+ccxt addresses it (COIN-M requests name a `pair` and a `contractType`).
+"""
 
 from __future__ import annotations
 
@@ -12,17 +18,20 @@ from fund_pipeline.emulator.rest_core import (
     Handler,
     VenueRequestError,
     closed_bars,
+    contracts,
     depth_floor,
     from_ms,
     history_start,
     int_param,
+    last_day_bars,
     listed,
+    next_funding_times,
     num,
     ohlc_of,
     page,
+    predicted_rate,
     premium_minutes,
     settled_prints,
-    symbol_of,
     timeframe_hours,
     to_ms,
 )
@@ -52,7 +61,7 @@ async def binance_spot_exchange_info(request: web.Request) -> web.Response:
             "permissions": [],
             "permissionSets": [["SPOT"]],
         }
-        for row in listed(state, VENUE).itertuples()
+        for row in listed(state, VENUE, "linear").itertuples()
     ]
     return web.json_response(
         {"timezone": "UTC", "serverTime": to_ms(state.clock.now()), "rateLimits": [], "symbols": symbols}
@@ -67,21 +76,34 @@ def _binance_filters() -> list[dict]:
     ]
 
 
+def _margin(request: web.Request) -> str:
+    """The perps a request addresses: COIN-M's (`/dapi`, or `/futures/data` naming a pair) or USD-M's."""
+    coin_m = request.path.startswith(f"/{VENUE}/dapi/") or (
+        request.path.startswith(f"/{VENUE}/futures/data/") and "pair" in request.query
+    )
+    return "inverse" if coin_m else "linear"
+
+
+def _pair(row) -> str:
+    """COIN-M's `pair` (BTCUSD) of a perp; a USD-M perp's pair is its symbol."""
+    return f"{row.base}{row.quote}" if row.margin == "inverse" else ADAPTER.native_symbol(row.symbol)
+
+
 async def binance_futures_exchange_info(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    symbols = [
-        {
+    symbols = []
+    for row in listed(state, VENUE, _margin(request)).itertuples():
+        symbol = {
             "symbol": ADAPTER.native_symbol(row.symbol),
-            "pair": ADAPTER.native_symbol(row.symbol),
+            "pair": _pair(row),
             "contractType": "PERPETUAL",
             "deliveryDate": 4133404800000,
             "onboardDate": to_ms(history_start()),
-            "status": "TRADING",
             "baseAsset": row.base,
             "quoteAsset": row.quote,
-            "marginAsset": row.quote,
-            "pricePrecision": 2,
-            "quantityPrecision": 3,
+            "marginAsset": row.settle,
+            "pricePrecision": 2 if row.margin == "linear" else 1,
+            "quantityPrecision": 3 if row.margin == "linear" else 0,
             "baseAssetPrecision": 8,
             "quotePrecision": 8,
             "underlyingType": "COIN",
@@ -90,20 +112,33 @@ async def binance_futures_exchange_info(request: web.Request) -> web.Response:
             "orderTypes": ["LIMIT", "MARKET"],
             "timeInForce": ["GTC"],
         }
-        for row in listed(state, VENUE).itertuples()
-    ]
+        if row.margin == "inverse":  # COIN-M states contractStatus and contractSize, USD-M a status
+            symbol |= {"contractStatus": "TRADING", "contractSize": int(row.contract_size), "equalQtyPrecision": 4}
+        else:
+            symbol["status"] = "TRADING"
+        symbols.append(symbol)
     return web.json_response(
         {"timezone": "UTC", "serverTime": to_ms(state.clock.now()), "rateLimits": [], "assets": [], "symbols": symbols}
     )
 
 
-def _binance_symbol(request: web.Request, param: str = "symbol") -> str:
-    state = request.app[STATE]
+def _binance_instrument(request: web.Request, param: str = "symbol"):
+    """The listed perp named by `param` among those the request's API serves (USD-M or COIN-M).
+
+    A COIN-M `pair` (BTCUSD) names its perp; so does the perp's symbol (BTCUSD_PERP), which is what ccxt sends.
+    """
     raw = request.query.get(param)
     if not raw:
         raise VenueRequestError(400, f"Mandatory parameter '{param}' was not sent, was empty/null, or malformed.")
-    inst = listed(state, VENUE)
-    return symbol_of(inst, raw, inst["symbol"].map(ADAPTER.native_symbol))
+    inst = listed(request.app[STATE], VENUE, _margin(request))
+    for row in inst.itertuples():
+        if raw == ADAPTER.native_symbol(row.symbol) or (param == "pair" and raw == _pair(row)):
+            return row
+    raise VenueRequestError(400, "Invalid symbol.", "-1121")
+
+
+def _binance_symbol(request: web.Request, param: str = "symbol") -> str:
+    return str(_binance_instrument(request, param).symbol)
 
 
 async def binance_funding_rate(request: web.Request) -> web.Response:
@@ -126,20 +161,27 @@ async def binance_funding_rate(request: web.Request) -> web.Response:
     )
 
 
+# COIN-M perps carry an adjusted funding cap, as in Binance's documented dapi example (BTCUSD_PERP, 2.5 %).
+COIN_M_ADJUSTED_CAP = 0.025
+USD_M_ADJUSTED_CAP = 0.02
+
+
 async def binance_funding_info(request: web.Request) -> web.Response:
-    """Binance lists only symbols with non-default funding settings (interval other than 8h)."""
-    inst = listed(request.app[STATE], VENUE)
+    """Binance lists only symbols with non-default funding settings: USD-M those whose interval is not 8h,
+    COIN-M its perps (their cap is adjusted)."""
+    inst = listed(request.app[STATE], VENUE, _margin(request))
     return web.json_response(
         [
             {
                 "symbol": ADAPTER.native_symbol(row.symbol),
-                "adjustedFundingRateCap": "0.02000000",
-                "adjustedFundingRateFloor": "-0.02000000",
+                "adjustedFundingRateCap": f"{cap:.8f}",
+                "adjustedFundingRateFloor": f"{-cap:.8f}",
                 "fundingIntervalHours": int(row.interval_h),
                 "disclaimer": False,
             }
             for row in inst.itertuples()
-            if row.interval_h != 8
+            for cap in [COIN_M_ADJUSTED_CAP if row.margin == "inverse" else USD_M_ADJUSTED_CAP]
+            if row.margin == "inverse" or row.interval_h != 8
         ]
     )
 
@@ -150,7 +192,9 @@ BINANCE_INTERVALS = {"1h": 1}
 def _binance_klines(price: str, max_limit: int, symbol_param: str = "symbol") -> Handler:
     async def klines(request: web.Request) -> web.Response:
         state = request.app[STATE]
-        symbol = _binance_symbol(request, symbol_param)
+        instrument = _binance_instrument(request, symbol_param)
+        symbol = str(instrument.symbol)
+        coin_m = instrument.margin == "inverse"
         timeframe_hours(request.query.get("interval"), BINANCE_INTERVALS, "interval")
         start = from_ms(request.query.get("startTime"), "startTime")
         end = from_ms(request.query.get("endTime"), "endTime")
@@ -163,6 +207,8 @@ def _binance_klines(price: str, max_limit: int, symbol_param: str = "symbol") ->
             qv = quote_volume.iloc[i]
             base_volume = 0.0 if np.isnan(qv) else qv / c.iloc[i]
             qv = 0.0 if np.isnan(qv) else qv
+            # USD-M: volume in the coin, then quote volume; COIN-M: volume in contracts, then in the coin.
+            volume, second = (contracts(qv, instrument), base_volume) if coin_m else (base_volume, qv)
             out.append(
                 [
                     to_ms(ts),
@@ -170,9 +216,9 @@ def _binance_klines(price: str, max_limit: int, symbol_param: str = "symbol") ->
                     num(h.iloc[i]),
                     num(l.iloc[i]),
                     num(c.iloc[i]),
-                    num(base_volume),
+                    num(volume),
                     to_ms(ts + HOUR - MS),
-                    num(qv),
+                    num(second),
                     0,
                     "0",
                     "0",
@@ -203,8 +249,14 @@ async def binance_premium_index_klines(request: web.Request) -> web.Response:
 
 
 async def binance_open_interest_hist(request: web.Request) -> web.Response:
+    """USD-M by `symbol`: open interest in the coin, its value in USD. COIN-M by `pair` and `contractType`
+    (PERPETUAL: the emulator lists no dated futures): open interest in contracts, its value in the coin."""
     state = request.app[STATE]
-    symbol = _binance_symbol(request)
+    coin_m = _margin(request) == "inverse"
+    if coin_m and request.query.get("contractType") != "PERPETUAL":
+        raise VenueRequestError(400, "contractType: the emulator lists only PERPETUAL contracts.", "-1130")
+    instrument = _binance_instrument(request, "pair" if coin_m else "symbol")
+    symbol = str(instrument.symbol)
     timeframe_hours(request.query.get("period"), BINANCE_INTERVALS, "period")
     start = from_ms(request.query.get("startTime"), "startTime")
     end = from_ms(request.query.get("endTime"), "endTime")
@@ -213,6 +265,19 @@ async def binance_open_interest_hist(request: web.Request) -> web.Response:
     if oldest is not None and start is not None and start < oldest:
         raise VenueRequestError(400, "Parameter 'startTime' is invalid: only the latest 30 days are served.", "-1130")
     bars = page(closed_bars(state, VENUE, symbol, start, end), limit, from_start=start is not None)
+    if coin_m:
+        return web.json_response(
+            [
+                {
+                    "pair": _pair(instrument),
+                    "contractType": "PERPETUAL",
+                    "sumOpenInterest": num(contracts(row.open_interest_usd, instrument)),
+                    "sumOpenInterestValue": num(row.open_interest_usd / row.close),
+                    "timestamp": to_ms(row.ts),
+                }
+                for row in bars.itertuples()
+            ]
+        )
     return web.json_response(
         [
             {
@@ -226,20 +291,99 @@ async def binance_open_interest_hist(request: web.Request) -> web.Response:
     )
 
 
+def _requested(request: web.Request):
+    """The perps a market-wide endpoint answers for: the one named by `symbol`, else all the API lists."""
+    if request.query.get("symbol"):
+        return [_binance_instrument(request)]
+    return list(listed(request.app[STATE], VENUE, _margin(request)).itertuples())
+
+
+def _one_or_all(request: web.Request, items: list[dict]) -> web.Response:
+    """USD-M answers one object when a symbol is named, COIN-M always a list."""
+    if request.query.get("symbol") and _margin(request) == "linear":
+        return web.json_response(items[0])
+    return web.json_response(items)
+
+
+async def binance_premium_index(request: web.Request) -> web.Response:
+    """/premiumIndex: mark and index price at the last closed hour, the running window's predicted rate."""
+    state = request.app[STATE]
+    now = state.clock.now()
+    day = last_day_bars(state, VENUE)
+    items = []
+    for row in _requested(request):
+        bars = day[day["symbol"] == row.symbol]
+        if bars.empty:
+            continue
+        last = bars.iloc[-1]
+        funding_time, _ = next_funding_times(row, now, state.market, VENUE)
+        item = {
+            "symbol": ADAPTER.native_symbol(row.symbol),
+            "markPrice": num(last["mark_price"]),
+            "indexPrice": num(last["index_price"]),
+            "estimatedSettlePrice": num(last["index_price"]),
+            "lastFundingRate": num(predicted_rate(state, VENUE, row.symbol, now)),
+            "interestRate": num(ADAPTER.facts.interest_rate_8h),
+            "nextFundingTime": to_ms(funding_time),
+            "time": to_ms(now),
+        }
+        items.append({"pair": _pair(row)} | item if row.margin == "inverse" else item)
+    return _one_or_all(request, items)
+
+
+async def binance_ticker_24hr(request: web.Request) -> web.Response:
+    """/ticker/24hr over the last 24 closed hours (COIN-M: volume in contracts, baseVolume in the coin)."""
+    state = request.app[STATE]
+    day = last_day_bars(state, VENUE)
+    items = []
+    for row in _requested(request):
+        bars = day[day["symbol"] == row.symbol]
+        if bars.empty:
+            continue
+        usd = float(bars["volume_usd"].sum())
+        coins = float((bars["volume_usd"] / bars["close"]).sum())
+        first, last = bars["open"].iloc[0], bars["close"].iloc[-1]
+        item = {
+            "symbol": ADAPTER.native_symbol(row.symbol),
+            "priceChange": num(last - first),
+            "priceChangePercent": num(100 * (last / first - 1)),
+            "weightedAvgPrice": num(usd / coins),
+            "lastPrice": num(last),
+            "openPrice": num(first),
+            "highPrice": num(bars["high"].max()),
+            "lowPrice": num(bars["low"].min()),
+            "openTime": to_ms(bars["ts"].iloc[0]),
+            "closeTime": to_ms(bars["ts"].iloc[-1] + HOUR - MS),
+        }
+        if row.margin == "inverse":
+            item |= {"pair": _pair(row), "volume": num(contracts(usd, row)), "baseVolume": num(coins)}
+        else:
+            item |= {"volume": num(coins), "quoteVolume": num(usd)}
+        items.append(item)
+    return _one_or_all(request, items)
+
+
 async def binance_time(request: web.Request) -> web.Response:
     return web.json_response({"serverTime": to_ms(request.app[STATE].clock.now())})
 
 
+# The futures routes USD-M serves under /fapi/v1 and COIN-M under /dapi/v1, with their page limits.
+FUTURES_ROUTES: list[tuple[str, Handler]] = [
+    ("/time", binance_time),
+    ("/exchangeInfo", binance_futures_exchange_info),
+    ("/fundingRate", binance_funding_rate),
+    ("/fundingInfo", binance_funding_info),
+    ("/premiumIndex", binance_premium_index),
+    ("/ticker/24hr", binance_ticker_24hr),
+    ("/klines", _binance_klines("perp", 1500)),
+    ("/markPriceKlines", _binance_klines("mark", 1500)),
+    ("/indexPriceKlines", _binance_klines("index", 1500, symbol_param="pair")),
+    ("/premiumIndexKlines", binance_premium_index_klines),
+]
+
 ROUTES: list[tuple[str, str, Handler]] = [
-    ("GET", "/fapi/v1/time", binance_time),
     ("GET", "/api/v3/exchangeInfo", binance_spot_exchange_info),
     ("GET", "/api/v3/klines", _binance_klines("spot", 1000)),
-    ("GET", "/fapi/v1/exchangeInfo", binance_futures_exchange_info),
-    ("GET", "/fapi/v1/fundingRate", binance_funding_rate),
-    ("GET", "/fapi/v1/fundingInfo", binance_funding_info),
-    ("GET", "/fapi/v1/klines", _binance_klines("perp", 1500)),
-    ("GET", "/fapi/v1/markPriceKlines", _binance_klines("mark", 1500)),
-    ("GET", "/fapi/v1/indexPriceKlines", _binance_klines("index", 1500, symbol_param="pair")),
-    ("GET", "/fapi/v1/premiumIndexKlines", binance_premium_index_klines),
+    *(("GET", f"/{api}/v1{path}", handler) for api in ("fapi", "dapi") for path, handler in FUTURES_ROUTES),
     ("GET", "/futures/data/openInterestHist", binance_open_interest_hist),
 ]

@@ -1,4 +1,9 @@
-"""Hyperliquid's REST API (one POST /info endpoint) in its real format, from the simulated market."""
+"""Hyperliquid's REST API (one POST /info endpoint) in its real format, from the simulated market.
+
+The request types ccxt's default `load_markets` sends are all served: `metaAndAssetCtxs` (the perps and
+their live contexts), `spotMetaAndAssetCtxs` (USDC only: no spot pair is simulated) and `perpDexs` (the
+first, default dex only: no HIP-3 dex is simulated).
+"""
 
 from __future__ import annotations
 
@@ -14,9 +19,11 @@ from fund_pipeline.emulator.rest_core import (
     closed_bars,
     depth_floor,
     from_ms,
+    last_day_bars,
     listed,
     num,
     page,
+    predicted_rate,
     settled_prints,
     symbol_of,
     timeframe_hours,
@@ -33,6 +40,47 @@ VENUE = ADAPTER.name
 def _hyperliquid_symbol(state, coin) -> str:
     inst = listed(state, VENUE)
     return symbol_of(inst, str(coin), inst["base"])
+
+
+USDC = {
+    "name": "USDC",
+    "szDecimals": 8,
+    "weiDecimals": 8,
+    "index": 0,
+    "tokenId": "0x6d1e7cde53ba9467b783cb7c530ce054",
+    "isCanonical": True,
+    "evmContract": None,
+    "fullName": None,
+}
+
+
+def _asset_contexts(state, inst: pd.DataFrame) -> list[dict]:
+    """Each perp's context now: the running hour's predicted rate, OI (coins) and prices at the last closed
+    hour, 24h notional volume and the price 24h earlier."""
+    now = state.clock.now()
+    day = last_day_bars(state, VENUE)
+    out = []
+    for row in inst.itertuples():
+        bars = day[day["symbol"] == row.symbol]
+        if bars.empty:
+            raise VenueRequestError(500, f"no closed hour yet for {row.base}")
+        last = bars.iloc[-1]
+        mark = num(last["mark_price"])
+        out.append(
+            {
+                "funding": num(predicted_rate(state, VENUE, row.symbol, now)),
+                "openInterest": num(last["open_interest_usd"] / last["close"]),
+                "prevDayPx": num(bars["open"].iloc[0]),
+                "dayNtlVlm": num(bars["volume_usd"].sum()),
+                "premium": num(last["mark_price"] / last["index_price"] - 1),
+                "oraclePx": num(last["index_price"]),
+                "markPx": mark,
+                "midPx": num(last["close"]),
+                "impactPxs": [num(last["close"]), num(last["close"])],
+                "dayBaseVlm": num((bars["volume_usd"] / bars["close"]).sum()),
+            }
+        )
+    return out
 
 
 def _json_ms(body: dict, key: str) -> pd.Timestamp | None:
@@ -53,30 +101,13 @@ async def hyperliquid_info(request: web.Request) -> web.Response:
             {"name": row.base, "szDecimals": 4, "maxLeverage": int(row.max_leverage), "marginTableId": 1}
             for row in inst.itertuples()
         ]
-        contexts = [
-            {
-                "funding": "0.0",
-                "openInterest": "0.0",
-                "markPx": "0.0",
-                "oraclePx": "0.0",
-                "dayNtlVlm": "0.0",
-                "prevDayPx": "0.0",
-            }
-            for _ in universe
-        ]
-        return web.json_response([{"universe": universe, "marginTables": []}, contexts])
+        return web.json_response([{"universe": universe, "marginTables": []}, _asset_contexts(state, inst)])
     if kind == "spotMeta":
-        usdc = {
-            "name": "USDC",
-            "szDecimals": 8,
-            "weiDecimals": 8,
-            "index": 0,
-            "tokenId": "0x6d1e7cde53ba9467b783cb7c530ce054",
-            "isCanonical": True,
-            "evmContract": None,
-            "fullName": None,
-        }
-        return web.json_response({"tokens": [usdc], "universe": []})
+        return web.json_response({"tokens": [USDC], "universe": []})
+    if kind == "spotMetaAndAssetCtxs":
+        return web.json_response([{"tokens": [USDC], "universe": []}, []])
+    if kind == "perpDexs":
+        return web.json_response([None])
     if kind == "fundingHistory":
         symbol = _hyperliquid_symbol(state, body.get("coin"))
         start = _json_ms(body, "startTime")

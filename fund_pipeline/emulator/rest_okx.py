@@ -1,4 +1,8 @@
-"""OKX's v5 REST endpoints (SPOT and SWAP) in their real formats, from the simulated market."""
+"""OKX's v5 REST endpoints (SPOT and SWAP) in their real formats, from the simulated market.
+
+Swaps count size in contracts: a USDT-margined swap's contract is LINEAR_CONTRACT of the base coin, a
+coin-margined one's (BTC-USD-SWAP, `ctType` inverse, settled in the coin) its `ctVal` in USD.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from fund_pipeline.emulator.rest_core import (
     Handler,
     VenueRequestError,
     closed_bars,
+    contracts,
     depth_floor,
     from_ms,
     history_start,
@@ -34,6 +39,8 @@ from fund_pipeline.venues.okx import ADAPTER
 # ---------------------------------------------------------------- okx (v5; SPOT and SWAP)
 
 VENUE = ADAPTER.name
+# Base coin per contract of the simulated USDT-margined swaps.
+LINEAR_CONTRACT = 0.01
 
 
 def okx_ok(data: list) -> web.Response:
@@ -69,7 +76,11 @@ async def okx_instruments(request: web.Request) -> web.Response:
     kind = request.query.get("instType", "")
     if kind not in ("SPOT", "SWAP", "FUTURES", "OPTION", "MARGIN"):
         raise VenueRequestError(400, "Parameter instType error", "51000")
-    inst = listed(state, VENUE) if kind in ("SPOT", "SWAP") else listed(state, VENUE)[:0]
+    inst = (
+        listed(state, VENUE, "linear" if kind == "SPOT" else None)
+        if kind in ("SPOT", "SWAP")
+        else listed(state, VENUE)[:0]
+    )
     listed_ms = str(to_ms(history_start()))
     common = {
         "alias": "",
@@ -114,11 +125,11 @@ async def okx_instruments(request: web.Request) -> web.Response:
                 uly=okx_family(r.symbol),
                 baseCcy="",
                 quoteCcy="",
-                settleCcy=r.quote,
-                ctVal="0.01",
+                settleCcy=r.settle,
+                ctVal=num(r.contract_size) if r.margin == "inverse" else num(LINEAR_CONTRACT),
                 ctMult="1",
-                ctValCcy=r.base,
-                ctType="linear",
+                ctValCcy=r.quote if r.margin == "inverse" else r.base,
+                ctType=r.margin,
                 lever=str(int(r.max_leverage)),
                 lotSz="0.01",
                 minSz="0.01",
@@ -130,39 +141,41 @@ async def okx_instruments(request: web.Request) -> web.Response:
 
 
 async def okx_funding_rate(request: web.Request) -> web.Response:
-    """The running window: its predicted rate, its settlement time and the next one (their gap = interval)."""
+    """The running window of one swap, or of every swap with `instId=ANY`: its predicted rate, its settlement
+    time and the next one (their gap = interval)."""
     state = request.app[STATE]
-    symbol, kind = _okx_instrument(request)
-    if kind != "swap":
-        raise VenueRequestError(400, "Instrument ID does not exist", "51001")
     now = state.clock.now()
     inst = listed(state, VENUE)
-    row = next(inst[inst["symbol"] == symbol].itertuples())
+    if request.query.get("instId") != "ANY":
+        symbol, kind = _okx_instrument(request)
+        if kind != "swap":
+            raise VenueRequestError(400, "Instrument ID does not exist", "51001")
+        inst = inst[inst["symbol"] == symbol]
+    return okx_ok([_okx_running_window(state, row, now) for row in inst.itertuples()])
+
+
+def _okx_running_window(state, row, now: pd.Timestamp) -> dict:
     funding_time, next_time = next_funding_times(row, now, state.market, VENUE)
-    rate = num(predicted_rate(state, VENUE, symbol, now))
-    return okx_ok(
-        [
-            {
-                "instType": "SWAP",
-                "instId": ADAPTER.native_symbol(symbol),
-                "fundingRate": rate,
-                "nextFundingRate": "",
-                "fundingTime": str(to_ms(funding_time)),
-                "nextFundingTime": str(to_ms(next_time)),
-                "minFundingRate": "-0.015",
-                "maxFundingRate": "0.015",
-                "method": "current_period",
-                "formulaType": "withRate",
-                "interestRate": "0.0001",
-                "impactValue": "20000",
-                "premium": "0",
-                "sign": "",
-                "settState": "settled",
-                "settFundingRate": rate,
-                "ts": str(to_ms(now)),
-            }
-        ]
-    )
+    rate = num(predicted_rate(state, VENUE, row.symbol, now))
+    return {
+        "instType": "SWAP",
+        "instId": ADAPTER.native_symbol(row.symbol),
+        "fundingRate": rate,
+        "nextFundingRate": "",
+        "fundingTime": str(to_ms(funding_time)),
+        "nextFundingTime": str(to_ms(next_time)),
+        "minFundingRate": "-0.015",
+        "maxFundingRate": "0.015",
+        "method": "current_period",
+        "formulaType": "withRate",
+        "interestRate": "0.0001",
+        "impactValue": "20000",
+        "premium": "0",
+        "sign": "",
+        "settState": "settled",
+        "settFundingRate": rate,
+        "ts": str(to_ms(now)),
+    }
 
 
 async def okx_funding_rate_history(request: web.Request) -> web.Response:
@@ -222,6 +235,7 @@ def _okx_candles(price: str, max_limit: int, recent_only: bool) -> Handler:
         symbol, kind = _okx_instrument(request)
         if (price == "mark" and kind != "swap") or (price == "index" and kind != "spot"):
             raise VenueRequestError(400, "Instrument ID does not exist", "51001")
+        instrument = _okx_row(state, symbol)
         timeframe_hours(request.query.get("bar"), OKX_BARS, "bar")
         start, end = _okx_bounds(request)
         if recent_only:
@@ -236,7 +250,7 @@ def _okx_candles(price: str, max_limit: int, recent_only: bool) -> Handler:
             row = [str(to_ms(bars["ts"].iloc[i])), num(o.iloc[i]), num(h.iloc[i]), num(l.iloc[i]), num(c.iloc[i])]
             if price == "perp":
                 base_volume = quote_volume.iloc[i] / c.iloc[i]
-                first = base_volume if kind == "spot" else base_volume / 0.01  # swaps count 0.01-base contracts
+                first = base_volume if kind == "spot" else _okx_contracts(quote_volume.iloc[i], base_volume, instrument)
                 row += [
                     num(first),
                     num(base_volume if kind == "swap" else quote_volume.iloc[i]),
@@ -246,6 +260,19 @@ def _okx_candles(price: str, max_limit: int, recent_only: bool) -> Handler:
         return okx_ok(rows)
 
     return candles
+
+
+def _okx_row(state, symbol: str):
+    inst = listed(state, VENUE)
+    return next(inst[inst["symbol"] == symbol].itertuples())
+
+
+def _okx_contracts(usd: float, coins: float, instrument) -> float:
+    """An amount (`usd`, or `coins` of the base) in a swap's contracts: USD ones for coin-margined swaps,
+    LINEAR_CONTRACT coins otherwise."""
+    if instrument.margin == "inverse":
+        return contracts(usd, instrument)
+    return coins / LINEAR_CONTRACT
 
 
 OKX_OI_PERIODS = {"1H": 1}
@@ -271,33 +298,55 @@ async def okx_open_interest_volume(request: web.Request) -> web.Response:
 
 
 async def okx_tickers(request: web.Request) -> web.Response:
-    """24h volumes over the last 24 closed hours (swap vol24h in contracts, volCcy24h in base)."""
+    """/market/tickers: every instrument of `instType` (SPOT or SWAP), optionally of one `instFamily`."""
     state = request.app[STATE]
     kind = request.query.get("instType", "")
     if kind not in ("SPOT", "SWAP"):
         raise VenueRequestError(400, "Parameter instType error", "51000")
+    inst = listed(state, VENUE, "linear" if kind == "SPOT" else None)
+    family = request.query.get("instFamily") or request.query.get("uly")
+    if family:
+        inst = inst[inst["symbol"].map(okx_family) == family]
+    return okx_ok(_okx_tickers(state, inst, spot=kind == "SPOT"))
+
+
+async def okx_ticker(request: web.Request) -> web.Response:
+    """/market/ticker: one instrument's ticker (a swap, or a spot pair)."""
+    state = request.app[STATE]
+    symbol, kind = _okx_instrument(request)
+    inst = listed(state, VENUE, "linear" if kind == "spot" else None)
+    return okx_ok(_okx_tickers(state, inst[inst["symbol"] == symbol], spot=kind == "spot"))
+
+
+def _okx_tickers(state, inst: pd.DataFrame, spot: bool) -> list[dict]:
+    """24h volumes over the last 24 closed hours (swap vol24h in contracts, volCcy24h in the base coin)."""
     day = last_day_bars(state, VENUE)
-    prefix = "spot_" if kind == "SPOT" else ""
+    prefix = "spot_" if spot else ""
     now_ms = str(to_ms(state.clock.now()))
     out = []
-    for symbol, bars in day.groupby("symbol", sort=True):
+    for row in inst.sort_values("symbol").itertuples():
+        bars = day[day["symbol"] == row.symbol]
+        if bars.empty:
+            continue
+        usd = bars[f"{prefix}volume_usd"].sum()
         base_volume = (bars[f"{prefix}volume_usd"] / bars[f"{prefix}close"]).sum()
+        last = bars[f"{prefix}close"].iloc[-1]
         out.append(
             {
-                "instType": kind,
-                "instId": okx_family(symbol) if kind == "SPOT" else ADAPTER.native_symbol(symbol),
-                "last": num(bars[f"{prefix}close"].iloc[-1]),
+                "instType": "SPOT" if spot else "SWAP",
+                "instId": okx_family(row.symbol) if spot else ADAPTER.native_symbol(row.symbol),
+                "last": num(last),
                 "open24h": num(bars[f"{prefix}open"].iloc[0]),
                 "high24h": num(bars[f"{prefix}high"].max()),
                 "low24h": num(bars[f"{prefix}low"].min()),
-                "vol24h": num(base_volume if kind == "SPOT" else base_volume / 0.01),
-                "volCcy24h": num(bars[f"{prefix}volume_usd"].sum() if kind == "SPOT" else base_volume),
+                "vol24h": num(base_volume if spot else _okx_contracts(usd, base_volume, row)),
+                "volCcy24h": num(usd if spot else base_volume),
                 "sodUtc0": num(bars[f"{prefix}open"].iloc[0]),
                 "sodUtc8": num(bars[f"{prefix}open"].iloc[0]),
                 "ts": now_ms,
             }
         )
-    return okx_ok(out)
+    return out
 
 
 async def okx_open_interest(request: web.Request) -> web.Response:
@@ -307,14 +356,17 @@ async def okx_open_interest(request: web.Request) -> web.Response:
         raise VenueRequestError(400, "Parameter instType error", "51000")
     day = last_day_bars(state, VENUE)
     out = []
-    for symbol, bars in day.groupby("symbol", sort=True):
+    for row in listed(state, VENUE).sort_values("symbol").itertuples():
+        bars = day[day["symbol"] == row.symbol]
+        if bars.empty:
+            continue
         last = bars.iloc[-1]
         base = last["open_interest_usd"] / last["close"]
         out.append(
             {
                 "instType": "SWAP",
-                "instId": ADAPTER.native_symbol(symbol),
-                "oi": num(base / 0.01),
+                "instId": ADAPTER.native_symbol(row.symbol),
+                "oi": num(_okx_contracts(last["open_interest_usd"], base, row)),
                 "oiCcy": num(base),
                 "oiUsd": num(last["open_interest_usd"]),
                 "ts": str(to_ms(last["ts"] + HOUR)),
@@ -341,5 +393,6 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/v5/market/history-index-candles", _okx_candles("index", 100, recent_only=False)),
     ("GET", "/api/v5/rubik/stat/contracts/open-interest-volume", okx_open_interest_volume),
     ("GET", "/api/v5/market/tickers", okx_tickers),
+    ("GET", "/api/v5/market/ticker", okx_ticker),
     ("GET", "/api/v5/public/open-interest", okx_open_interest),
 ]
