@@ -179,14 +179,24 @@ def test_live_curve_moves_bad_segments_aside_counts_them_once_and_stores_every_g
     good_rows = land_window_snapshots(root, [1])
     (root / "snapshots" / "000000000001.parquet").write_bytes(b"")
     (root / "snapshots" / "000000000002.parquet").write_bytes(b"PAR1 truncated")
+    table = prints_table([a_print(0.0002, 1)])  # live_curve reads 3 of its columns: the rate is judged too
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("rate"), "rate", pa.array(["0.0002"])),
+        root / "prints" / "000000000003.parquet",
+    )
     good_rows += land_window_snapshots(root, [2, 3])
     result, check, stored = materialise_live_curve(tmp_path)
     assert result.success and len(stored) == good_rows
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
-    assert check.metadata["segments_rejected"].value == 2
-    assert set(check.metadata["rejected"].data) == {"snapshots/000000000001.parquet", "snapshots/000000000002.parquet"}
+    assert check.metadata["segments_rejected"].value == 3
+    assert check.metadata["rejected"].data == {
+        "snapshots/000000000001.parquet": "unreadable: Parquet file size is 0 bytes",
+        "snapshots/000000000002.parquet": check.metadata["rejected"].data["snapshots/000000000002.parquet"],
+        "prints/000000000003.parquet": "column 'rate' is string, expected double",
+    }
+    assert check.metadata["rejected"].data["snapshots/000000000002.parquet"].startswith("unreadable")
     assert (root / "rejected" / "snapshots" / "000000000002.parquet").read_bytes() == b"PAR1 truncated"
     result, check, stored = materialise_live_curve(tmp_path)
     assert result.success and len(stored) == good_rows
     assert check.passed and check.metadata["segments_rejected"].value == 0
-    assert check.metadata["rejected_in_landing"].value == 2
+    assert check.metadata["rejected_in_landing"].value == 3

@@ -260,6 +260,20 @@ def segment_problem(path: Path, columns: Sequence[str] | None = None) -> str | N
     return None
 
 
+def landing_problems(landing_dir: Path) -> list[SegmentProblem]:
+    """Every segment, of every kind, that cannot be read or lacks its kind's full schema (footers only).
+
+    A reader of a few columns would pass a segment whose other columns are wrong; judged whole,
+    it is found by whichever reader looks first.
+    """
+    return [
+        SegmentProblem(str(path), reason)
+        for kind in LANDING_KINDS
+        for _, path in list_segments(landing_dir, kind)
+        if (reason := segment_problem(path)) is not None
+    ]
+
+
 def read_segments(
     paths: Sequence[Path],
     columns: list[str] | None = None,

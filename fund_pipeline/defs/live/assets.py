@@ -6,7 +6,7 @@ import pandas as pd
 from fund_pipeline.defs.partitions import FUNDING_WINDOW_PARTITIONS
 from fund_pipeline.domain.curve import missing_bucket_pct, snapshots_frame
 from fund_pipeline.domain.quality import MAX_MISSING_BUCKET_PCT, MAX_SNAPSHOT_LAG, snapshot_lag, stale_streams
-from fund_pipeline.live.landing import SegmentProblem, list_rejected, read_landed, reject_segments
+from fund_pipeline.live.landing import SegmentProblem, landing_problems, list_rejected, read_landed, reject_segments
 from fund_pipeline.resources import WAREHOUSE_POOL, LandingZone, Warehouse
 
 
@@ -48,22 +48,25 @@ def snapshots_in_window(
 def live_curve(context: dg.AssetExecutionContext, landing: LandingZone, warehouse: Warehouse):
     """Snapshots taken during the window (by ts_snap), replacing the partition: re-runs refresh it in place.
 
-    A landing segment that cannot be read or has the wrong schema is moved into the landing's
-    `rejected/` folder with a sidecar naming it and the reason (`landing.reject_segment`), counted
-    by the run that moved it, so a re-run neither fails on it nor counts it again.
+    Every landing segment that cannot be read or lacks its kind's full schema (not only the columns
+    read here) is moved into the landing's `rejected/` folder with a sidecar naming it and the
+    reason (`landing.reject_segment`), counted by the run that moved it, so a re-run neither fails
+    on it nor counts it again.
     """
     start, end = context.partition_time_window
     start, end = pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
-    problems: list[SegmentProblem] = []
-    snapshots = snapshots_in_window(landing.root(), start, end, problems)
+    root = landing.root()
+    rejected = {r.original: r.reason for r in reject_segments(root, landing_problems(root), "live_curve")}
+    read_problems: list[SegmentProblem] = []  # segments whose data, not their footer, is damaged
+    snapshots = snapshots_in_window(root, start, end, read_problems)
     prints = read_landed(
-        landing.root(), "prints", columns=["venue", "symbol", "ts"],
-        filters=[("kind", "=", "predicted"), ("ts", ">=", start), ("ts", "<", end)], problems=problems,
+        root, "prints", columns=["venue", "symbol", "ts"],
+        filters=[("kind", "=", "predicted"), ("ts", ">=", start), ("ts", "<", end)], problems=read_problems,
     )  # fmt: skip
-    rejected = {r.original: r.reason for r in reject_segments(landing.root(), problems, "live_curve")}
+    rejected |= {r.original: r.reason for r in reject_segments(root, read_problems, "live_curve")}
     for original, reason in rejected.items():
         context.log.warning(f"landing segment {original} moved to rejected/: {reason}")
-    rejected_in_landing = len(list_rejected(landing.root()))
+    rejected_in_landing = len(list_rejected(root))
     warehouse.replace("live_curve", snapshots, {"ts_snap": (start, end)})
     missing_pct = missing_bucket_pct(snapshots)
     lag = snapshot_lag(snapshots, prints) if len(prints) else pd.DataFrame(columns=["venue", "symbol", "lag"])
