@@ -1,4 +1,5 @@
-"""Deribit's v2 REST endpoints (USDC linear perpetuals) in their real formats, from the simulated market."""
+"""Deribit's v2 REST endpoints (USDC linear and BTC/ETH inverse perpetuals) in their real formats, from the simulated
+market. The inverse ones (`BTC-PERPETUAL`, instrument_type "reversed") count amounts in USD contracts."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from fund_pipeline.emulator.rest_core import (
     listed,
     predicted_rate,
     settled_prints,
-    symbol_of,
     timeframe_hours,
     to_ms,
 )
@@ -38,12 +38,19 @@ def deribit_ok(state, result) -> web.Response:
     )
 
 
-def _deribit_instrument(request: web.Request) -> str:
+def _deribit_row(request: web.Request):
     raw = request.query.get("instrument_name")
     if not raw:
         raise VenueRequestError(400, "Invalid params: instrument_name is required")
     inst = listed(request.app[STATE], VENUE)
-    return symbol_of(inst, raw, inst["symbol"].map(ADAPTER.native_symbol))
+    found = inst[inst["symbol"].map(ADAPTER.native_symbol) == raw]
+    if found.empty:
+        raise VenueRequestError(400, f"Invalid params: instrument_name {raw!r} not found", "-32602")
+    return next(found.itertuples())
+
+
+def _deribit_instrument(request: web.Request) -> str:
+    return str(_deribit_row(request).symbol)
 
 
 def _deribit_range(request: web.Request) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -80,7 +87,7 @@ async def deribit_currencies(request: web.Request) -> web.Response:
 
 
 async def deribit_instruments(request: web.Request) -> web.Response:
-    """USDC linear perpetuals (kind future); other kinds and currencies are served empty."""
+    """Perpetuals (kind future): USDC linear ones and the coin's inverse ones; other kinds are served empty."""
     state = request.app[STATE]
     inst = listed(state, VENUE)
     currency, kind = request.query.get("currency", "any"), request.query.get("kind", "future")
@@ -96,21 +103,21 @@ async def deribit_instruments(request: web.Request) -> web.Response:
                 "instrument_name": ADAPTER.native_symbol(r.symbol),
                 "instrument_id": 100 + i,
                 "kind": "future",
-                "instrument_type": "linear",
-                "future_type": "linear",
+                "instrument_type": _kind(r),
+                "future_type": _kind(r),
                 "settlement_period": "perpetual",
                 "base_currency": r.base,
                 "quote_currency": r.quote,
                 "counter_currency": r.quote,
-                "settlement_currency": r.quote,
+                "settlement_currency": r.settle,
                 "price_index": f"{r.base.lower()}_{r.quote.lower()}",
                 "is_active": True,
                 "max_leverage": int(r.max_leverage),
                 "max_liquidation_commission": 0.0075,
                 "tick_size": 0.5,
                 "tick_size_steps": [],
-                "min_trade_amount": 0.0001,
-                "contract_size": 0.0001,
+                "min_trade_amount": r.contract_size if r.margin == "inverse" else 0.0001,
+                "contract_size": r.contract_size if r.margin == "inverse" else 0.0001,
                 "taker_commission": 0.0005,
                 "maker_commission": 0.0,
                 "block_trade_commission": 0.00025,
@@ -123,6 +130,16 @@ async def deribit_instruments(request: web.Request) -> web.Response:
             for i, r in enumerate(inst.itertuples())
         ],
     )
+
+
+def _kind(row) -> str:
+    """Deribit's instrument_type: "reversed" for an inverse perpetual."""
+    return "reversed" if row.margin == "inverse" else "linear"
+
+
+def _amount(coins: float, usd: float, row) -> float:
+    """An amount as deribit counts it: USD contracts for inverse perpetuals, the coin for linear ones."""
+    return usd if row.margin == "inverse" else coins
 
 
 DERIBIT_FUNDING_PAGE = 744
@@ -169,6 +186,61 @@ async def deribit_funding_rate_history(request: web.Request) -> web.Response:
         if not np.isnan(interest_8h.iloc[i])
     ]
     return deribit_ok(state, out)
+
+
+async def deribit_funding_rate_value(request: web.Request) -> web.Response:
+    """/public/get_funding_rate_value: the funding accrued over [start, end], the sum of the hourly rates
+    (deribit's formula on each closed hour's premium) of the hours that have closed inside it."""
+    from fund_pipeline.sources.simulated import funding_rate
+
+    state = request.app[STATE]
+    symbol = _deribit_instrument(request)
+    start, end = _deribit_range(request)
+    bars = closed_bars(state, VENUE, symbol, start.floor("h"), end - HOUR)
+    premium = (bars["mark_price"] / bars["index_price"] - 1).to_numpy()
+    return deribit_ok(state, float(funding_rate(VENUE, premium, 1).sum()))
+
+
+async def deribit_ticker(request: web.Request) -> web.Response:
+    """/public/ticker: prices and open interest at the last closed hour, 24h stats, the running funding."""
+    state = request.app[STATE]
+    row = _deribit_row(request)
+    day = last_day_bars(state, VENUE)
+    bars = day[day["symbol"] == row.symbol]
+    if bars.empty:
+        raise VenueRequestError(400, f"no closed hour yet for {row.symbol}")
+    last = bars.iloc[-1]
+    now = state.clock.now()
+    coins = float((bars["volume_usd"] / bars["close"]).sum())
+    rate = predicted_rate(state, VENUE, str(row.symbol), now)
+    return deribit_ok(
+        state,
+        {
+            "instrument_name": ADAPTER.native_symbol(row.symbol),
+            "timestamp": to_ms(now),
+            "state": "open",
+            "last_price": float(last["close"]),
+            "mark_price": float(last["mark_price"]),
+            "index_price": float(last["index_price"]),
+            "estimated_delivery_price": float(last["index_price"]),
+            "settlement_price": float(last["mark_price"]),
+            "open_interest": _amount(
+                float(last["open_interest_usd"] / last["close"]), float(last["open_interest_usd"]), row
+            ),
+            "current_funding": rate,
+            "funding_8h": rate,
+            "interest_value": 0.0,
+            "min_price": float(last["mark_price"]) * 0.985,
+            "max_price": float(last["mark_price"]) * 1.015,
+            "stats": {
+                "volume": coins,
+                "volume_usd": float(bars["volume_usd"].sum()),
+                "price_change": float(100 * (last["close"] / bars["open"].iloc[0] - 1)),
+                "high": float(bars["high"].max()),
+                "low": float(bars["low"].min()),
+            },
+        },
+    )
 
 
 DERIBIT_RESOLUTIONS = {"60": 1}
@@ -218,20 +290,26 @@ async def deribit_book_summary(request: web.Request) -> web.Response:
     if not currency:
         raise VenueRequestError(400, "Invalid params: currency is required")
     day = last_day_bars(state, VENUE)
-    if currency != "USDC":
-        day = day[day["base"] == currency]
+    inst = listed(state, VENUE)
+    inst = inst[inst["margin"] == "linear"] if currency == "USDC" else inst[inst["base"] == currency]
     now = state.clock.now()
     out = []
-    for symbol, bars in day.groupby("symbol", sort=True):
+    for row in inst.sort_values("symbol").itertuples():
+        symbol = str(row.symbol)
+        bars = day[day["symbol"] == symbol]
+        if bars.empty:
+            continue
         last = bars.iloc[-1]
         out.append(
             {
                 "instrument_name": ADAPTER.native_symbol(symbol),
-                "base_currency": last["base"],
-                "quote_currency": "USDC",
+                "base_currency": row.base,
+                "quote_currency": row.quote,
                 "volume": float((bars["volume_usd"] / bars["close"]).sum()),
                 "volume_usd": float(bars["volume_usd"].sum()),
-                "open_interest": float(last["open_interest_usd"] / last["close"]),
+                "open_interest": _amount(
+                    float(last["open_interest_usd"] / last["close"]), float(last["open_interest_usd"]), row
+                ),
                 "mark_price": float(last["mark_price"]),
                 "estimated_delivery_price": float(last["index_price"]),
                 "last": float(last["close"]),
@@ -262,4 +340,6 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/v2/public/get_funding_rate_history", deribit_funding_rate_history),
     ("GET", "/api/v2/public/get_tradingview_chart_data", deribit_chart_data),
     ("GET", "/api/v2/public/get_book_summary_by_currency", deribit_book_summary),
+    ("GET", "/api/v2/public/get_funding_rate_value", deribit_funding_rate_value),
+    ("GET", "/api/v2/public/ticker", deribit_ticker),
 ]
