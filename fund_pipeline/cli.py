@@ -1,4 +1,4 @@
-"""`fund-pipeline demo | real-sample | import | init-home | exchange-emulator | collect`."""
+"""`fund-pipeline demo | real-sample | import | backfill | init-home | exchange-emulator | collect`."""
 
 from __future__ import annotations
 
@@ -38,6 +38,19 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--clock", default="utc", help="the files' clock: utc (default), +3 (local = UTC+3), or infer")
     imp.add_argument("--since", help="first day to import (YYYY-MM-DD, UTC)")
     imp.add_argument("--until", help="day after the last one to import (YYYY-MM-DD, UTC)")
+    back = sub.add_parser(
+        "backfill",
+        help="backfill settled prints and curves from the venues' REST APIs (ccxt) through Dagster",
+        description="Materialise raw_funding_prints and curve_history for the day x venue partitions from --since into "
+        "data/backfill and the project's DAGSTER_HOME, paced by each venue's rate limits, with a progress bar; run it "
+        "again to resume. A --since older than a venue keeps is clamped to its oldest whole day, with a warning.",
+    )
+    back.add_argument("--venues", required=True, help="comma-separated venues, e.g. binance,okx")
+    back.add_argument("--bases", required=True, help="comma-separated base assets, e.g. BTC,ETH")
+    back.add_argument("--since", required=True, help="first day (YYYY-MM-DD, UTC)")
+    back.add_argument("--until", help="day after the last one (YYYY-MM-DD, UTC); default each venue's today")
+    back.add_argument("--api-base-url", help="the venues' REST APIs under this address (the exchange emulator)")
+    back.add_argument("--days-per-run", type=int, help="days of one venue per Dagster run (a kill loses at most one)")
     sub.add_parser("init-home", help="prepare the project-local DAGSTER_HOME")
     sub.add_parser("exchange-emulator", help="serve the venues' REST and WebSocket formats on 127.0.0.1")
     sub.add_parser("collect", help="run the live collector")
@@ -56,6 +69,20 @@ def main(argv: list[str] | None = None) -> int:
             return run_import(args.paths, args.venue, args.symbol, args.fmt, args.clock, args.since, args.until)
         except SourceConfigError as exc:
             parser.error(str(exc))
+
+    if args.command == "backfill":
+        from fund_pipeline.backfill import BackfillConfigError, run_backfill
+        from fund_pipeline.sources.ccxt import VenueUnavailableError
+        from fund_pipeline.venues.registry import UnknownVenueError
+
+        try:
+            sizing = {} if args.days_per_run is None else {"days_per_run": args.days_per_run}
+            return run_backfill(args.venues, args.bases, args.since, args.until, args.api_base_url, **sizing)
+        except (BackfillConfigError, UnknownVenueError) as bad:
+            parser.error(str(bad))
+        except VenueUnavailableError as down:
+            print(f"fund-pipeline backfill: {down}", file=sys.stderr)
+            return 1
 
     from fund_pipeline import demo as demo_module
 

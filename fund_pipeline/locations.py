@@ -2,15 +2,17 @@
 
 `fund_pipeline` (definitions.py) is the simulated demo with its schedules and live sensor;
 `real_sample` is the real public sample shipped with the package; `imports` is whatever
-`fund-pipeline import` brought in (its manifest). Each source has its own warehouse under the
-data folder, and the assets of the real sample and of imports carry the source as a key prefix
-(`real_sample/raw_funding_prints`), so their runs, materialisations, checks and plots sit beside
-the demo's in `make ui` and never mix with them. Those two locations hold the asset graph only:
-the schedules and the live sensor are the demo's.
+`fund-pipeline import` brought in (its manifest); `backfill` is what `fund-pipeline backfill`
+read from the venues' REST APIs through ccxt (its manifest: the bases and the API's address).
+Each source has its own warehouse under the data folder, and the assets of these three carry the
+source as a key prefix (`real_sample/raw_funding_prints`), so their runs, materialisations,
+checks and plots sit beside the demo's in `make ui` and never mix with them. Those locations hold
+the asset graph only: the schedules and the live sensor are the demo's.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -20,7 +22,8 @@ from fund_pipeline.resources import LandingZone, MarketSourceResource, Warehouse
 # Source name → what its market_source reads; the name is also the asset key prefix and data folder.
 REAL_SAMPLE = "real_sample"
 IMPORTS = "imports"
-SOURCES = (REAL_SAMPLE, IMPORTS)
+BACKFILL = "backfill"
+SOURCES = (REAL_SAMPLE, IMPORTS, BACKFILL)
 
 
 def source_dir(source: str) -> Path:
@@ -34,6 +37,18 @@ def manifest_path() -> Path:
     return source_dir(IMPORTS) / "manifest.json"
 
 
+def backfill_manifest_path() -> Path:
+    """Where `fund-pipeline backfill` records the bases and API address the backfill location reads."""
+    return source_dir(BACKFILL) / "manifest.json"
+
+
+def backfill_market() -> MarketSourceResource:
+    """The ccxt source as the last backfill configured it; before any, every listed base of the real venues."""
+    path = backfill_manifest_path()
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    return MarketSourceResource(kind="ccxt", bases=recorded.get("bases"), api_base_url=recorded.get("api_base_url"))
+
+
 def source_resources(source: str) -> dict:
     """The warehouse, market source and (unused) landing zone of one source, all under its data folder."""
     from fund_pipeline.sources.files import SAMPLE_ROOT
@@ -41,6 +56,8 @@ def source_resources(source: str) -> dict:
     root = source_dir(source)
     if source == REAL_SAMPLE:
         market = MarketSourceResource(kind="files", files_root=str(SAMPLE_ROOT), files_clock="infer")
+    elif source == BACKFILL:
+        market = backfill_market()
     else:
         market = MarketSourceResource(kind="files", files_manifest=str(manifest_path()))
     return {
@@ -94,3 +111,8 @@ def real_sample() -> dg.Definitions:
 @dg.definitions
 def imports() -> dg.Definitions:
     return source_definitions(IMPORTS)
+
+
+@dg.definitions
+def backfill() -> dg.Definitions:
+    return source_definitions(BACKFILL)

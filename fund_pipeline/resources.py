@@ -72,7 +72,7 @@ class MarketSourceResource(dg.ConfigurableResource):
             )
         from fund_pipeline.sources.ccxt import CcxtSource
 
-        return CcxtSource(api_base_url=self.api_base_url)
+        return CcxtSource(api_base_url=self.api_base_url, bases=self.bases)
 
     def venue_source(self, venue: str) -> MarketSource:
         """The source, after checking it serves `venue` (clear error otherwise)."""

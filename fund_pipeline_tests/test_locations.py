@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def test_workspace_lists_a_location_per_source_and_each_loads():
     entries = [e["python_module"] for e in yaml.safe_load(WORKSPACE.read_text())["load_from"]]
-    assert [e["location_name"] for e in entries] == ["fund_pipeline", "real_sample", "imports"]
+    assert [e["location_name"] for e in entries] == ["fund_pipeline", "real_sample", "imports", "backfill"]
     for entry in entries[1:]:
         defs = getattr(locations, entry["attribute"])
         assert isinstance(defs(), dg.Definitions)

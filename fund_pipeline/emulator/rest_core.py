@@ -96,6 +96,9 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
     if faults.http_5xx_every_n and n % faults.http_5xx_every_n == 0:
         return error_response(venue, 502, "Bad gateway")
+    if faults.http_drop_every_n and n % faults.http_drop_every_n == 0 and request.transport is not None:
+        request.transport.abort()  # the client sees its connection reset; the response below is never sent
+        return web.Response(status=502)
     if faults.rate_limits:
         refused = state.limits.admit(venue, request.path.removeprefix(f"/{venue}"))
         if refused is not None:

@@ -57,6 +57,7 @@ class Faults:
     http_429_first_n: int = 0
     http_418_first_n: int = 0
     http_5xx_every_n: int = 0
+    http_drop_every_n: int = 0  # the connection is closed without an answer
     retry_after_s: int = 1  # the Retry-After of 429 and 418 answers
     venue_down: frozenset[str] = frozenset()
     # The venues' own REST rate limits (adapters' RateLimit), their windows multiplied by the scale.

@@ -1,7 +1,7 @@
 """REST backfill from the real venues through ccxt (synchronous API).
 
-About 500 lines: pagination, retries and the three MarketSource reads share one exchange cache and
-one pacer (`sources.pacing`); what is venue-specific sits in the adapters' `RestSpec`.
+One module: pagination, retries and the MarketSource reads share one exchange cache, one pacer and
+the venues' clocks (`sources.pacing`); what is venue-specific sits in the adapters' `RestSpec`.
 
 Pagination is done here, not by ccxt's `paginate` (which steps by a fixed 8h and silently
 drops rows of 4h/1h symbols): each request asks for a time window that holds fewer rows than
@@ -48,7 +48,7 @@ from fund_pipeline.domain.prints import (
     validate_prints,
 )
 from fund_pipeline.domain.time import KNOWN_INTERVALS_H, MS_PER_HOUR
-from fund_pipeline.sources.pacing import Pacer
+from fund_pipeline.sources.pacing import Pacer, VenueClocks
 from fund_pipeline.venues.adapter import RestSpec, VenueAdapter
 from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError, adapter
 
@@ -93,10 +93,13 @@ class CcxtSource:
         throttle: bool = True,
         rate_limit_scale: float = 1.0,
         venue_now: Callable[[str], pd.Timestamp] | None = None,
+        bases: tuple[str, ...] | list[str] | None = None,
     ) -> None:
-        """`now` is the venues' current time (default the wall clock; the emulator's clock in tests).
+        """`now` is the venues' current time (the emulator's clock in tests); by default each venue's own
+        clock as its REST API states it (`VenueClocks`), which is the one its history depths count from.
 
         `venue_now(venue)`, when given, is each venue's own clock (the live collector's) and wins over `now`.
+        `bases` keeps the venues' linear perps of those base assets (default every listed one).
         `throttle` paces requests to the venues' documented limits (each adapter's RateLimit data;
         `rate_limit_scale` multiplies their windows, for an emulator that compresses them alike).
         Tests against an emulator without limits turn it off; 429s are still retried.
@@ -116,8 +119,11 @@ class CcxtSource:
         self._max_retries = max_retries
         self._backoff_base_s = backoff_base_s
         self._timeout_ms = int(timeout_s * 1000)
-        clock = now or (lambda: pd.Timestamp.now(tz="UTC"))
-        self._venue_now = venue_now or (lambda venue: clock())
+        at_now: Callable[[str], pd.Timestamp] | None = (lambda venue: now()) if now is not None else None
+        self._venue_now = venue_now or at_now or VenueClocks(self.server_time)
+        self._bases = tuple(bases) if bases is not None else None
+        if self._bases is not None and not self._bases:
+            raise ValueError("ccxt source: bases is empty; leave it unset for every listed base, or name at least one")
         self._throttle = throttle
         self._local = threading.local()
         self._pacers = {v: Pacer(self._spec(v).rate_limits, rate_limit_scale) for v in self._venues}
@@ -215,7 +221,16 @@ class CcxtSource:
         return exchange.markets
 
     def _perp_symbols(self, venue: str) -> list[str]:
-        listed = sorted(s for s, m in self._markets(venue).items() if m.get("swap") and m.get("linear"))
+        markets = self._markets(venue)
+        listed = sorted(s for s, m in markets.items() if m.get("swap") and m.get("linear"))
+        if self._bases is not None:
+            have = {markets[s]["base"] for s in listed}
+            absent = [b for b in self._bases if b not in have]
+            if absent:
+                raise UnknownVenueError(
+                    f"{venue}: no listed linear perp of base(s) {absent}; listed bases: {sorted(have)}"
+                )
+            listed = [s for s in listed if markets[s]["base"] in self._bases]
         wanted = self._symbols.get(venue)
         if wanted is None:
             return listed
@@ -296,19 +311,33 @@ class CcxtSource:
             self._check_symbol(venue, symbol)
         return self._adapter(venue).stream_intervals(self.caller(venue), symbols)
 
-    def check_depth(self, venue: str, method: str, start: pd.Timestamp) -> bool:
-        """Whether `method` still serves `start`; HistoryDepthError for funding, a warning and False for the rest."""
+    def venue_now(self, venue: str) -> pd.Timestamp:
+        """The venue's current time, by the clock this source counts history depths from."""
+        return utc(self._venue_now(venue))
+
+    def oldest_served(self, venue: str, method: str) -> pd.Timestamp | None:
+        """The oldest time `method` still answers for on `venue` now (None: its whole history)."""
         depth = self._spec(venue).depth(method)
         if depth is None:
-            return True
-        oldest = pd.Timestamp(depth.oldest_ms(ms(utc(self._venue_now(venue)))), unit="ms", tz="UTC")
-        if start >= oldest:
-            return True
+            return None
+        return pd.Timestamp(depth.oldest_ms(ms(self.venue_now(venue))), unit="ms", tz="UTC")
+
+    def depth_shortfall(self, venue: str, method: str, start: pd.Timestamp) -> str | None:
+        """What is wrong with asking `method` from `start` (venue, endpoint, depth, oldest), None when it serves it."""
+        depth, oldest = self._spec(venue).depth(method), self.oldest_served(venue, method)
+        if depth is None or oldest is None or start >= oldest:
+            return None
         kept = f"{depth.days:g} days" if depth.rows == 0 else f"the latest {depth.rows} rows"
-        message = (
+        return (
             f"{venue} {depth.endpoint} keeps only {kept} (oldest {oldest:%Y-%m-%d %H:%M} UTC); "
             f"asked from {start:%Y-%m-%d %H:%M} UTC"
         )
+
+    def check_depth(self, venue: str, method: str, start: pd.Timestamp) -> bool:
+        """Whether `method` still serves `start`; HistoryDepthError for funding, a warning and False for the rest."""
+        message = self.depth_shortfall(venue, method, start)
+        if message is None:
+            return True
         if method == "fetch_funding_rate_history":
             raise HistoryDepthError(message + ": settled prints older than that cannot be backfilled from this venue")
         log.warning("%s: left out (NaN)", message)
@@ -363,6 +392,24 @@ class CcxtSource:
                 source="rest",
             )
         )
+
+    def earliest_settled(self, venue: str, start, end) -> pd.Timestamp | None:
+        """The first settlement time in [start, end) among the venue's symbols (None: none), read forward page
+        by page: where a backfill's history begins when it asks from before the symbols were listed."""
+        start, end = utc(start), utc(end)
+        spec, firsts = self._spec(venue), []
+        method = "fetch_funding_rate_history"
+        for symbol in self._perp_symbols(venue):
+            step_ms = int((spec.funding_record_h or self._interval_h(venue, symbol)) * HOUR_MS)
+            span_ms = (spec.funding_page - 1) * step_ms
+            for lo in range(ms(start), ms(end), span_ms):
+                hi = min(lo + span_ms, ms(end))
+                got = self._call(venue, method, symbol, lo, spec.funding_page, params={spec.funding_until: hi - 1})
+                times = [r["timestamp"] for r in got if lo <= r["timestamp"] < hi]
+                if times:
+                    firsts.append(min(times))
+                    break
+        return pd.Timestamp(min(firsts), unit="ms", tz="UTC") if firsts else None
 
     def funding_prints(self, venue: str, start, end) -> pd.DataFrame:
         start, end = utc(start), utc(end)

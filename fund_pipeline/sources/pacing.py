@@ -1,9 +1,14 @@
-"""Client-side pacing of REST requests by a venue's documented limits (its adapter's RateLimit data)."""
+"""Client-side timing of REST requests: pacing by a venue's documented limits (its adapter's RateLimit data),
+and the venue's own clock."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import pandas as pd
 
 from fund_pipeline.venues.adapter import RateLimit
 
@@ -32,3 +37,26 @@ class Pacer:
                 self._next[n] = slot + self._gap_s[n]
         if slot > now:
             time.sleep(slot - now)
+
+
+class StatedClock(NamedTuple):
+    asked_at: float  # local monotonic seconds when the venue was asked
+    offset: pd.Timedelta  # the venue's time minus the local wall clock
+
+
+class VenueClocks:
+    """Each venue's clock as its REST API states it: asked once, then advanced by the local clock, and asked
+    again every `REFRESH_S` (an emulator may run its clock fast)."""
+
+    REFRESH_S = 60.0
+
+    def __init__(self, server_time: Callable[[str], pd.Timestamp]) -> None:
+        self._server_time = server_time
+        self._stated: dict[str, StatedClock] = {}
+
+    def __call__(self, venue: str) -> pd.Timestamp:
+        stated = self._stated.get(venue)
+        if stated is None or time.monotonic() - stated.asked_at > self.REFRESH_S:
+            venue_time = self._server_time(venue)
+            stated = self._stated[venue] = StatedClock(time.monotonic(), venue_time - pd.Timestamp.now(tz="UTC"))
+        return pd.Timestamp.now(tz="UTC") + stated.offset
