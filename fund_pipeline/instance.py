@@ -12,6 +12,12 @@ in the UI; the run and its error are there, and `fund-pipeline import` names the
 
 `materialisation_listeners` lets a command in the same process watch materialisations as they
 are stored (the import's progress bar and ledger).
+
+PostgreSQL, when configured: with `DAGSTER_PG_HOST` set when the home is prepared, dagster.yaml
+puts runs, the event log and schedules in PostgreSQL (dagster-postgres). The host and password
+are read from the environment whenever the instance loads, so no secret is written to the file;
+`DAGSTER_PG_PORT`, `_DB` and `_USERNAME` (defaults 5432, dagster, postgres) are written when the
+home is made. SQLite stays the default.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from pathlib import Path
 from dagster import DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster_postgres.event_log import PostgresEventLogStorage
+from dagster_postgres.utils import pg_url_from_config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
@@ -58,9 +66,45 @@ event_log_storage:
     base_dir: {base_dir}
 """
 
+# PostgreSQL settings: the host and the password are read from the environment when the instance
+# loads (never written into the file); port, database and user are written when the home is made.
+POSTGRES_DEFAULTS = {"DAGSTER_PG_PORT": "5432", "DAGSTER_PG_DB": "dagster", "DAGSTER_PG_USERNAME": "postgres"}
+
+
+def postgres_dagster_yaml(env: dict[str, str]) -> str:
+    """dagster.yaml for runs, event log and schedules in PostgreSQL, from `env` (DAGSTER_PG_*)."""
+    port = int(env.get("DAGSTER_PG_PORT") or POSTGRES_DEFAULTS["DAGSTER_PG_PORT"])
+    db_name = env.get("DAGSTER_PG_DB") or POSTGRES_DEFAULTS["DAGSTER_PG_DB"]
+    username = env.get("DAGSTER_PG_USERNAME") or POSTGRES_DEFAULTS["DAGSTER_PG_USERNAME"]
+    lines = [
+        "      hostname:\n        env: DAGSTER_PG_HOST\n",
+        f"      port: {port}\n      db_name: {db_name!r}\n      username: {username!r}\n",
+        # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3, whose server-side parameters break
+        # dagster-postgres's `NOTIFY run_events, %s`; its own driver is psycopg2.
+        "      scheme: postgresql+psycopg2\n",
+    ]
+    if env.get("DAGSTER_PG_PASSWORD"):
+        lines.append("      password:\n        env: DAGSTER_PG_PASSWORD\n")
+    db = "".join(lines)
+    blocks = [
+        ("run_storage", "dagster_postgres.run_storage", "PostgresRunStorage"),
+        ("event_log_storage", "fund_pipeline.instance", "ListeningPostgresEventLogStorage"),
+        ("schedule_storage", "dagster_postgres.schedule_storage", "PostgresScheduleStorage"),
+    ]
+    return EARLIER_DAGSTER_YAML + "".join(
+        f"{kind}:\n  module: {module}\n  class: {cls}\n  config:\n    postgres_db:\n{db}"
+        for kind, module, cls in blocks
+    )
+
 
 # Called with every stored asset materialisation, in the process that stores it.
 materialisation_listeners: list[Callable[[EventLogEntry], None]] = []
+
+
+def _notify(event: EventLogEntry) -> None:
+    if event.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION:
+        for listener in list(materialisation_listeners):
+            listener(event)
 
 
 def _pragmas(dbapi_connection, _record) -> None:
@@ -80,9 +124,7 @@ class LocalSqliteEventLogStorage(SqliteEventLogStorage):
 
     def store_event(self, event: EventLogEntry) -> None:
         super().store_event(event)
-        if event.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION:
-            for listener in list(materialisation_listeners):
-                listener(event)
+        _notify(event)
 
     def _engine(self, shard: str) -> Engine:
         engines: OrderedDict[str, Engine] = self.__dict__.setdefault("_kept_engines", OrderedDict())
@@ -116,16 +158,46 @@ class LocalSqliteEventLogStorage(SqliteEventLogStorage):
         super().dispose()
 
 
+class ListeningPostgresEventLogStorage(PostgresEventLogStorage):
+    """dagster-postgres's event log, telling `materialisation_listeners` of what it stores."""
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value) -> ListeningPostgresEventLogStorage:
+        return cls(
+            inst_data=inst_data,
+            postgres_url=pg_url_from_config(config_value),
+            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+        )
+
+    def store_event(self, event: EventLogEntry) -> None:
+        super().store_event(event)
+        _notify(event)
+
+    def store_event_batch(self, events) -> None:
+        super().store_event_batch(events)
+        for each in events:
+            _notify(each)
+
+
+def uses_postgres() -> bool:
+    """PostgreSQL is configured: `DAGSTER_PG_HOST` is set (the other settings have defaults)."""
+    return bool(os.environ.get("DAGSTER_PG_HOST"))
+
+
 def prepare_home(home: Path | None = None) -> Path:
     """Make DAGSTER_HOME (default `data/dagster_home`) with the project's dagster.yaml, and point the env at it.
 
-    One slot per pool: the warehouse takes one writer. A dagster.yaml this function wrote is
+    One slot per pool: the warehouse takes one writer. The storage is SQLite, or PostgreSQL when
+    `DAGSTER_PG_HOST` is set (see the module docstring). A dagster.yaml this function wrote is
     refreshed; one without the marker line is the user's and left alone.
     """
     home = (home or Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home")).resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists() or config.read_text().startswith(MARKER) or config.read_text() == EARLIER_DAGSTER_YAML:
-        config.write_text(MARKER + DAGSTER_YAML.format(base_dir=home / "history" / "runs"))
+        if uses_postgres():
+            config.write_text(MARKER + postgres_dagster_yaml(dict(os.environ)))
+        else:
+            config.write_text(MARKER + DAGSTER_YAML.format(base_dir=home / "history" / "runs"))
     os.environ["DAGSTER_HOME"] = str(home)
     return home

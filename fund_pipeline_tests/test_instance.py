@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import dagster as dg
+import psycopg2
+import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from fund_pipeline import instance as project_instance
-from fund_pipeline.instance import EARLIER_DAGSTER_YAML, MARKER, LocalSqliteEventLogStorage, prepare_home
+from fund_pipeline.instance import (
+    EARLIER_DAGSTER_YAML,
+    MARKER,
+    ListeningPostgresEventLogStorage,
+    LocalSqliteEventLogStorage,
+    prepare_home,
+)
+from fund_pipeline_tests.postgres_server import running_postgres, server_binaries
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2023-01-01")
 
@@ -53,3 +62,51 @@ def test_range_run_stores_every_partition_and_calls_listeners(tmp_path, monkeypa
     assert sorted(stored) == keys
     assert sorted(seen) == keys
     assert len(planned) == 1
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    if server_binaries() is None:
+        pytest.skip("no PostgreSQL server installed here (.ci/run installs and starts one for CI)")
+    with running_postgres() as server:
+        conn = psycopg2.connect(server.url("postgres"))
+        conn.autocommit = True
+        conn.cursor().execute("CREATE DATABASE dagster")
+        conn.close()
+        yield server
+
+
+@pytest.mark.slow
+def test_instance_on_postgres_when_configured_stores_runs_and_partitions_there(tmp_path, monkeypatch, postgres):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("DAGSTER_PG_HOST", postgres.host)
+    monkeypatch.setenv("DAGSTER_PG_PORT", str(postgres.port))
+    monkeypatch.delenv("DAGSTER_PG_PASSWORD", raising=False)
+    home = prepare_home(tmp_path / "home")
+    text = (home / "dagster.yaml").read_text()
+    assert "env: DAGSTER_PG_HOST" in text and postgres.host not in text, "the host is read at load, not written"
+    seen: list[str] = []
+    project_instance.materialisation_listeners.append(lambda e: seen.append(e.get_dagster_event().partition))
+    try:
+        with dg.DagsterInstance.get() as instance:
+            assert isinstance(instance.event_log_storage, ListeningPostgresEventLogStorage)
+            result = dg.materialize(
+                [days_asset],
+                instance=instance,
+                tags={ASSET_PARTITION_RANGE_START_TAG: "2023-02-01", ASSET_PARTITION_RANGE_END_TAG: "2023-02-05"},
+            )
+            assert result.success
+    finally:
+        project_instance.materialisation_listeners.clear()
+    keys = [f"2023-02-{d:02d}" for d in range(1, 6)]
+    assert sorted(seen) == keys
+    with dg.DagsterInstance.get() as reloaded:
+        assert sorted(reloaded.get_materialized_partitions(days_asset.key)) == keys
+        assert reloaded.get_run_by_id(result.run_id).is_success
+    with psycopg2.connect(postgres.url("dagster")) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM event_logs WHERE run_id = %s", (result.run_id,))
+        (events,) = cursor.fetchone()
+        cursor.execute("SELECT count(*) FROM runs WHERE run_id = %s", (result.run_id,))
+        (runs,) = cursor.fetchone()
+    assert events > len(keys) and runs == 1, "runs and events are stored in PostgreSQL"
+    assert not (home / "history").exists(), "nothing went to SQLite"
