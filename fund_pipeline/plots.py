@@ -92,3 +92,19 @@ def markdown_table(frame: pd.DataFrame, float_format: str = "{:.6g}") -> str:
         for row in table.itertuples(index=False)
     ]
     return "\n".join([header, rule, *body])
+
+
+def arbitrage_spreads(pairs: pd.DataFrame, title: str) -> bytes:
+    """One row per base: gross and net APR of its best pair in %, labelled with its long and short venue."""
+    fig, ax = plt.subplots(figsize=(9, max(2.5, 0.35 * len(pairs) + 1.5)))
+    y = np.arange(len(pairs))
+    ax.barh(y - 0.2, pairs["gross_apr"].to_numpy() * 100, height=0.4, label="gross")
+    ax.barh(y + 0.2, pairs["net_apr"].to_numpy() * 100, height=0.4, label="net of taker fees")
+    labels = [f"{r.base}: long {r.long_venue} / short {r.short_venue}" for r in pairs.itertuples()]
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel("APR, % a year")
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    return _png(fig)

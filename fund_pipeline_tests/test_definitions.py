@@ -15,6 +15,7 @@ ASSETS = {
     "basket_performance",
     "aggregate_funding_rate",
     "cumulative_funding_rate",
+    "funding_arbitrage",
 }
 
 

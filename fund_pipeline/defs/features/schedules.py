@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-DAILY_ASSETS = ["feature_store", "aggregate_funding_rate", "cumulative_funding_rate"]
+DAILY_ASSETS = ["feature_store", "aggregate_funding_rate", "cumulative_funding_rate", "funding_arbitrage"]
 
 daily_job = dg.define_asset_job(
     "daily_job",
