@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -55,10 +54,10 @@ def per_partition_ms(home: Path, size: dict) -> dict[str, float]:
     return {"range": 1000 * range_s / len(keys), "single": 1000 * single_s / size["single_runs"]}
 
 
-def _home(root: Path, name: str, write: Callable[[Path], None]) -> Path:
-    home = root / name
+def _dagster_own_home(root: Path) -> Path:
+    home = root / "sqlite_dagster"
     home.mkdir()
-    write(home)
+    (home / "dagster.yaml").write_text(SQLITE_DAGSTER_YAML)
     return home
 
 
@@ -71,8 +70,7 @@ def run(quick: bool = False) -> BenchResult:
             root = Path(tmp)
             for var in ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB"):
                 os.environ.pop(var, None)
-            dagster_own = _home(root, "sqlite_dagster", lambda h: (h / "dagster.yaml").write_text(SQLITE_DAGSTER_YAML))
-            results = {"SQLite, Dagster's own (reference)": per_partition_ms(dagster_own, size)}
+            results = {"SQLite, Dagster's own (reference)": per_partition_ms(_dagster_own_home(root), size)}
             project = prepare_home(root / "sqlite_project")
             results["SQLite, kept connections (project default)"] = per_partition_ms(project, size)
             if server_binaries() is not None:

@@ -40,7 +40,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _run(command: list) -> None:
+def _run(command: list[str | Path]) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     if done.returncode:
         raise RuntimeError(f"{' '.join(map(str, command))} failed ({done.returncode}): {done.stderr or done.stdout}")
@@ -56,7 +56,7 @@ def running_postgres() -> Iterator[PostgresServer]:
     if as_postgres:
         shutil.chown(root, "postgres")
     data, port = root / "data", _free_port()
-    pg_ctl = [*as_postgres, binaries / "pg_ctl", "-D", data]
+    pg_ctl: list[str | Path] = [*as_postgres, binaries / "pg_ctl", "-D", data]
     try:
         _run([*as_postgres, binaries / "initdb", "-D", data, "-A", "trust", "-U", "postgres"])
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
