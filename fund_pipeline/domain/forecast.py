@@ -66,6 +66,8 @@ FORECAST_COLUMNS = [
     *PREDICTION_COLUMNS,
 ]
 EXTRA_FEATURES = ["ewma_8h", "rolling_mean_8h", *MASS_FEATURES]
+# What training reads besides the feature columns and the horizons' targets (mass points, AR(1), baselines).
+TRAINING_BASE_COLUMNS = ["funding_time", "interval_h", "rate_8h", "ewma_8h", "rolling_mean_8h"]
 # Baselines the regressor may start from: the one with the lowest training MAE for the horizon.
 # Parameter-free ones only: the AR(1) is fitted on the same rows and would win in sample.
 ANCHORS = ("last", "rolling_mean", "ewma")
@@ -232,8 +234,11 @@ def train_forecast_model(
     """
     columns = _checked_feature_columns(feature_columns)
     start = _utc_timestamp(week_start, "week_start")
-    require_columns(frame, [*STREAM, "funding_time", "rate_8h", "ewma_8h", *columns], "forecast training rows")
-    past = frame.loc[frame["funding_time"] < start].reset_index(drop=True)
+    targets = [name for horizon in horizons for name in (f"y_{horizon}", f"target_time_{horizon}")]
+    needed = list(dict.fromkeys([*STREAM, *TRAINING_BASE_COLUMNS, *columns, *targets]))
+    require_columns(frame, needed, "forecast training rows")
+    # Only the columns training reads: at universe scale every copy of the whole frame costs seconds.
+    past = frame.loc[frame["funding_time"] < start, needed].reset_index(drop=True)
     if past.empty:
         raise InsufficientHistoryError(f"train_forecast_model: no rows before the week {start}")
     mass_points = find_mass_points(past)
@@ -243,9 +248,7 @@ def train_forecast_model(
     models: dict[str, HorizonModel] = {}
     train_end = pd.Timestamp.min.tz_localize("UTC")
     for horizon in horizons:
-        known = rows[f"y_{horizon}"].notna() & (rows[f"target_time_{horizon}"] < start)
-        train = rows.loc[known].sort_values("funding_time", kind="stable").tail(params.max_rows_per_horizon)
-        train = train.sort_index().reset_index(drop=True)
+        train = horizon_training_rows(rows, horizon, start, params.max_rows_per_horizon)
         if len(train) < MIN_HORIZON_ROWS:
             raise InsufficientHistoryError(
                 f"train_forecast_model, horizon {horizon}: {len(train)} row(s) with the target settled before "
@@ -274,6 +277,17 @@ def train_forecast_model(
         train_end=train_end,
         top_features=tuple((names[i], float(importances[i])) for i in order),
     )
+
+
+def horizon_training_rows(rows: pd.DataFrame, horizon: str, week_start: pd.Timestamp, max_rows: int) -> pd.DataFrame:
+    """The `max_rows` most recent rows (by funding_time, ties in row order) whose horizon target settled
+    before the week, in their original row order."""
+    if max_rows < 1:
+        raise ValueError(f"max_rows_per_horizon must be at least 1, got {max_rows}")
+    known = np.flatnonzero((rows[f"y_{horizon}"].notna() & (rows[f"target_time_{horizon}"] < week_start)).to_numpy())
+    times = rows["funding_time"].to_numpy()[known]
+    newest = known[np.argsort(times, kind="stable")][max(len(known) - max_rows, 0) :]
+    return rows.take(np.sort(newest)).reset_index(drop=True)
 
 
 def predict_y(model: TrainedModel, frame: pd.DataFrame, horizon: str) -> np.ndarray:
