@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from bench.fault_records import AT_ONCE_S, FaultCase, Outcome, names_all, timed, unreadable_segments
 from fund_pipeline.defs.live.assets import live_curve
-from fund_pipeline.domain.curve import replay_curves
+from fund_pipeline.domain.curve import SnapshotPolicy, replay_curves
 from fund_pipeline.domain.prints import MAX_PLAUSIBLE_RATE, SchemaError, storable_prints
 from fund_pipeline.domain.records import PRINT_COLUMNS, FundingPrint
 from fund_pipeline.live.landing import (
@@ -43,6 +43,7 @@ from fund_pipeline_tests.test_warehouse import HOLD_LOCK, OPEN_ONCE, frame
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 BTC = "BTC/USDT:USDT"
+SYMBOLS = [BTC, "ETH/USDT:USDT", "SOL/USDT:USDT"]
 WINDOW = "2025-03-03-08:00"
 WINDOW_START = pd.Timestamp("2025-03-03 08:00", tz="UTC")
 DAY, NEXT_DAY = pd.Timestamp("2025-01-05", tz="UTC"), pd.Timestamp("2025-01-06", tz="UTC")
@@ -62,20 +63,20 @@ def missing_rows(expected: pd.DataFrame, stored: pd.DataFrame, columns: list[str
 # --- point 1: bad landing segments are moved aside, not fatal -----------------------------------------------------
 
 
-def _land_window(root: Path, minutes: list[int]) -> int:
-    """One good segment of prints and their snapshots in the window; the snapshot rows landed."""
-    times = [WINDOW_START + pd.Timedelta(minutes=m) for m in minutes]
+def _land_window(root: Path, minutes: range) -> int:
+    """One good segment of three symbols' prints, a snapshot per print, in the window; the snapshot rows landed."""
     funding = WINDOW_START + pd.Timedelta(hours=8)
-    prints = pd.DataFrame(
-        {"venue": "binance", "symbol": BTC, "funding_time": funding, "ts": times, "rate": 1e-4, "interval_h": 8.0}
-    )
-    snapshots, _ = replay_curves(prints)
+    times = [WINDOW_START + pd.Timedelta(minutes=m) for m in minutes]
     records = [
-        FundingPrint("binance", BTC, "BTC", "predicted", funding.value, t.value, t.value, 1e-4, 8.0, 1.0, 1.0, "ws")
+        FundingPrint("binance", symbol, symbol[:3], "predicted", funding.value, t.value, t.value, 1e-4 * (1 + k), 8.0,
+                     1.0, 1.0, "ws")
         for t in times
-    ]
+        for k, symbol in enumerate(SYMBOLS)
+    ]  # fmt: skip
+    table = prints_table(records)
+    snapshots, _ = replay_curves(table.to_pandas(), SnapshotPolicy("every_update"))
     writer = SegmentWriter(root)
-    writer.write({"snapshots": frame_table(snapshots), "prints": prints_table(records)})
+    writer.write({"snapshots": frame_table(snapshots), "prints": table})
     writer.close()
     return len(snapshots)
 
@@ -110,9 +111,9 @@ def _materialise_live_curve(folder: Path):
 
 def _landing_with_bad_segments(folder: Path) -> tuple[int, dict[str, bytes]]:
     root = folder / "landing"
-    good_rows = _land_window(root, [1, 2])
+    good_rows = _land_window(root, range(0, 60))
     bad = _plant_bad_segments(root)
-    good_rows += _land_window(root, [3, 4])
+    good_rows += _land_window(root, range(60, 120))
     return good_rows, bad
 
 
