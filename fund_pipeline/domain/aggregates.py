@@ -150,50 +150,44 @@ def _market_hours(
 
 def _weighted_means(panel: pd.DataFrame, weight: str, values: list[str]) -> pd.DataFrame:
     """Σ w·v / Σ w of each value column per GROUP_KEY, over each venue and `all`, each margin type and
-    `all_margin`, with the counts; a market has a value when the first value column is known."""
+    `all_margin`, with the counts; a market has a value when the first value column is known.
+
+    Sums add up, so the coarser groups are sums of the per venue × margin ones; n_venues counts the
+    finer groups with a contributing market."""
     has_value = panel[values[0]].notna().to_numpy()
     has_weight = (panel[weight] > 0).to_numpy()
     contributing = has_value & has_weight
     w = np.where(contributing, panel[weight].to_numpy(dtype="float64"), 0.0)
-    parts = pd.DataFrame(
-        {
-            "ts": panel["ts"],
-            "venue": panel["venue"],
-            "base": panel["base"],
-            "margin": panel["margin"],
-            "total_weight_usd": w,
-            "contributing_venue": panel["venue"].where(contributing),
-            "n_markets": contributing.astype("int64"),
-            "n_missing_weight": (has_value & ~has_weight).astype("int64"),
-            "n_missing_rate": (has_weight & ~has_value).astype("int64"),
-        }
-    )
-    for column in values:
-        parts[f"weighted_{column}"] = np.where(contributing, w * panel[column].to_numpy(dtype="float64"), 0.0)
-    parts = parts.loc[has_value | has_weight]
-    scoped = pd.concat(
+    sums = {
+        "total_weight_usd": w,
+        "n_markets": contributing.astype("int64"),
+        "n_missing_weight": (has_value & ~has_weight).astype("int64"),
+        "n_missing_rate": (has_weight & ~has_value).astype("int64"),
+        **{f"weighted_{c}": np.where(contributing, w * panel[c].to_numpy(dtype="float64"), 0.0) for c in values},
+    }
+    parts = pd.DataFrame({**{c: panel[c] for c in GROUP_KEY}, **sums}).loc[has_value | has_weight]
+    by_venue = parts.groupby(GROUP_KEY, sort=False).sum()
+    by_venue_all_margin = by_venue.groupby(["ts", "venue", "base"], sort=False).sum()
+    for level in (by_venue, by_venue_all_margin):
+        level["n_venues"] = (level["n_markets"] > 0).astype("int64")
+    all_venues = by_venue.groupby(["ts", "base", "margin"], sort=False).sum()
+    all_venues_all_margin = by_venue_all_margin.groupby(["ts", "base"], sort=False).sum()
+    out = pd.concat(
         [
-            parts,
-            parts.assign(venue=ALL_VENUES),
-            parts.assign(margin=ALL_MARGIN),
-            parts.assign(venue=ALL_VENUES, margin=ALL_MARGIN),
+            by_venue.reset_index(),
+            by_venue_all_margin.reset_index().assign(margin=ALL_MARGIN),
+            all_venues.reset_index().assign(venue=ALL_VENUES),
+            all_venues_all_margin.reset_index().assign(venue=ALL_VENUES, margin=ALL_MARGIN),
         ],
         ignore_index=True,
-    )
-    out = scoped.groupby(GROUP_KEY, sort=True).agg(
-        total_weight_usd=("total_weight_usd", "sum"),
-        n_venues=("contributing_venue", "nunique"),
-        n_markets=("n_markets", "sum"),
-        n_missing_weight=("n_missing_weight", "sum"),
-        n_missing_rate=("n_missing_rate", "sum"),
-        **{f"weighted_{c}": (f"weighted_{c}", "sum") for c in values},
     )
     total = out["total_weight_usd"].to_numpy()
     for column in values:
         out[column] = np.divide(
             out[f"weighted_{column}"].to_numpy(), total, out=np.full(len(out), np.nan), where=total > 0
         )
-    return out.drop(columns=[f"weighted_{c}" for c in values]).reset_index()
+    out = out.sort_values(GROUP_KEY, kind="stable").reset_index(drop=True)
+    return out[[*GROUP_KEY, *COUNT_COLUMNS, "total_weight_usd", *values]]
 
 
 def _settled_rates(prints: pd.DataFrame) -> pd.DataFrame:

@@ -18,7 +18,6 @@ from fund_pipeline.domain.arbitrage import PREDICTED, ArbitrageCosts, QuoteRule,
 from fund_pipeline.domain.arbitrage import funding_arbitrage as best_arbitrage
 from fund_pipeline.domain.forecast import TrainedModel, forecast_as_of
 from fund_pipeline.domain.forecast_horizons import FORECAST_INPUT_WARMUP, HORIZONS, forecast_frame
-from fund_pipeline.domain.time import MAX_INTERVAL_H
 from fund_pipeline.domain.universe import LiquidityFilter
 from fund_pipeline.plots import arbitrage_spreads, markdown_image, markdown_table
 from fund_pipeline.resources import Warehouse
@@ -28,8 +27,9 @@ from fund_pipeline.resources import Warehouse
 # Hyperliquid perps 0.045 % (tier 0), Deribit BTC/ETH perpetuals and USDC perpetuals 0.05 %.
 DEFAULT_TAKER_FEES = {"binance": 0.0005, "bybit": 0.00055, "okx": 0.0005, "hyperliquid": 0.00045, "deribit": 0.0005}
 _LIQUIDITY = LiquidityFilter()
-# Quotes of windows settling on the day are read from the prints partitioned by their funding_time.
-QUOTE_LOOKAHEAD = pd.Timedelta(hours=MAX_INTERVAL_H)
+DAY = pd.Timedelta(days=1)
+# Reads are half-open: a print stamped exactly at a decision is known at it.
+QUOTE_TIME_RESOLUTION = pd.Timedelta(microseconds=1)
 TABLE_ROWS = 15
 
 
@@ -47,20 +47,18 @@ class ArbitrageConfig(dg.Config):
     forecast_horizon: str = "7d"
 
 
+ModelCache = dict[pd.Timestamp, tuple[TrainedModel | None, str]]
+
+
 def forecast_carry(
-    warehouse: Warehouse, as_of_times: pd.DatetimeIndex, horizon: str
+    warehouse: Warehouse, as_of_times: pd.DatetimeIndex, horizon: str, models: ModelCache
 ) -> tuple[pd.DataFrame | None, dict[str, str]]:
-    """The week's model's mean 8h rate over `horizon` per stream at each as_of, and why a week has none."""
+    """The week's model's mean 8h rate over `horizon` per stream at each as_of, and why a week has none.
+
+    `models` keeps each week's stored model (or the reason there is none) across the days of a run."""
     if horizon not in HORIZONS:
         raise dg.Failure(f"funding_arbitrage: unknown forecast_horizon {horizon!r}; known: {list(HORIZONS)}")
-    features = warehouse.read(
-        "feature_store", {"funding_time": (as_of_times.min() - FORECAST_INPUT_WARMUP, as_of_times.max())}
-    )
-    if features.empty:
-        return None, {"all": "no feature_store rows before the decisions"}
-    frame = forecast_frame(features)
-    models: dict[pd.Timestamp, tuple[TrainedModel | None, str]] = {}
-    rows, missing = [], {}
+    missing, usable = {}, []
     for as_of in as_of_times:
         week = week_start_of(as_of)
         if week not in models:
@@ -68,10 +66,21 @@ def forecast_carry(
         model, note = models[week]
         if model is None or horizon not in model.horizons:
             missing[f"{week:%Y-%m-%d}"] = note or f"the week's model has no {horizon} horizon"
-            continue
-        carry = forecast_as_of(model, frame, as_of, horizon)
-        rows.append(carry.assign(as_of=as_of).rename(columns={"y_8h": "rate_8h"}))
-    return (pd.concat(rows, ignore_index=True) if rows else None), missing
+        else:
+            usable.append((as_of, model))
+    if not usable:
+        return None, missing
+    features = warehouse.read(
+        "feature_store", {"funding_time": (as_of_times.min() - FORECAST_INPUT_WARMUP, as_of_times.max())}
+    )
+    if features.empty:
+        return None, missing | {"features": "no feature_store rows before the decisions"}
+    frame = forecast_frame(features)
+    rows = [
+        forecast_as_of(model, frame, as_of, horizon).assign(as_of=as_of).rename(columns={"y_8h": "rate_8h"})
+        for as_of, model in usable
+    ]
+    return pd.concat(rows, ignore_index=True), missing
 
 
 @dg.asset(
@@ -89,21 +98,21 @@ def funding_arbitrage(
     parts = []
     excluded = {"outside_universe": 0, "below_liquidity_floors": 0}
     no_forecast: dict[str, str] = {}
-    for start, end in daily_spans(context):
+    models: ModelCache = {}
+    for start in (day for first, last in daily_spans(context) for day in pd.date_range(first, last, freq="D")[:-1]):
+        end = start + DAY
         times = decision_times(start, end, pd.Timedelta(minutes=config.decision_lead_minutes))
-        window = (start, end + QUOTE_LOOKAHEAD)
+        # every print that can be a quote at the day's decisions, live (landed) or rebuilt
+        known = {"ts": (times.min() - rule.max_age, times.max() + QUOTE_TIME_RESOLUTION)}
         predicted = pd.concat(
-            [
-                warehouse.predicted_prints(*window),
-                warehouse.read(RECONSTRUCTED_TABLE, {"funding_time": window}),
-            ],
+            [warehouse.read("predicted_prints", known), warehouse.read(RECONSTRUCTED_TABLE, known)],
             ignore_index=True,
         )
-        universe = warehouse.read("market_universe", {"date": (start - pd.Timedelta(days=1), end)})
+        universe = warehouse.read("market_universe", {"date": (start - DAY, end)})
         if predicted.empty or universe.empty:
-            context.log.warning(f"funding_arbitrage: no predicted prints or universe in [{start}, {end})")
+            context.log.warning(f"funding_arbitrage: no predicted prints or universe for {start:%Y-%m-%d}")
             continue
-        carry, missing = forecast_carry(warehouse, times, config.forecast_horizon)
+        carry, missing = forecast_carry(warehouse, times, config.forecast_horizon, models)
         no_forecast |= missing
         table = best_arbitrage(predicted, universe, times, costs, liquidity, rule, carry)
         parts.append((table.rows, {"as_of": (start, end)}))
