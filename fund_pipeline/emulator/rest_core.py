@@ -215,13 +215,14 @@ def window_premiums(state, venue: str, prints: pd.DataFrame) -> list[float]:
     first = prints["funding_time"].min() - pd.to_timedelta(prints["interval_h"].max(), unit="h")
     symbol = prints["symbol"].iloc[0]
     samples = state.market.premium_samples(venue, first, prints["funding_time"].max())
-    samples = samples[samples["symbol"] == symbol]
-    out = []
-    for row in prints.itertuples():
-        start = row.funding_time - pd.to_timedelta(row.interval_h, unit="h")
-        inside = samples[(samples["ts"] >= start) & (samples["ts"] < row.funding_time)]
-        out.append(float(inside["premium"].mean()))
-    return out
+    samples = samples[samples["symbol"] == symbol].sort_values("ts")
+    ts = samples["ts"].to_numpy()
+    summed = np.concatenate([[0.0], np.cumsum(samples["premium"].to_numpy(dtype=np.float64))])
+    ends = prints["funding_time"].to_numpy()
+    starts = (prints["funding_time"] - pd.to_timedelta(prints["interval_h"], unit="h")).to_numpy()
+    lo, hi = np.searchsorted(ts, starts, side="left"), np.searchsorted(ts, ends, side="left")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return [float(x) for x in (summed[hi] - summed[lo]) / (hi - lo)]
 
 
 def closed_bars(state, venue: str, symbol: str, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
