@@ -123,10 +123,41 @@ def future_print_quarantined(folder: Path, quick: bool) -> Outcome:
     offset_s = collector.clocks["binance"].offset_ns / 1e9
     clear = len(quarantine) > 0 and bool(quarantine["reason"].str.contains("ahead of the venue's clock").all())
     held = clear and stats["future:binance"] == len(quarantine) and abs(offset_s) < 60
-    ticks = landed_ticks(folder)
-    lost = len(set(range(ticks[0], ticks[-1] + 1)) - set(ticks)) if ticks else stream.tick
     observed = f"{len(quarantine)} 2099 prints quarantined naming the clock; binance clock offset {offset_s:.2f} s"
-    return Outcome(held, observed, clear, lost, unreadable_segments(folder / "landing"))
+    return Outcome(held, observed, clear, _ticks_lost(folder), unreadable_segments(folder / "landing"))
+
+
+def _ticks_lost(folder: Path) -> int:
+    """Ticks missing between the first and the last landed: numbered frames sent but not landed."""
+    ticks = landed_ticks(folder)
+    return len(set(range(ticks[0], ticks[-1] + 1)) - set(ticks)) if ticks else 1
+
+
+def malformed_frames_quarantined(folder: Path, quick: bool) -> Outcome:
+    junk = (
+        '{"e":"markPriceUpdate","E":1,"s":"BTCUSDT","r":"0.0001","T":17',
+        '{"e":"aggTrade","E":1,"s":"BTCUSDT"}',
+        '{"e":"markPriceUpdate","E":1,"s":"BTCUSDT","r":"NaN","T":1714550400000}',
+        b"\x00\xff binary",
+    )
+    stream = TickStream(period_s=0.05, junk=junk)
+    _, stats = run_against_ticks(folder, stream, CollectorConfig(), seconds=1.0)
+    quarantine = read_landed(folder / "landing", "quarantine")
+    reasons = quarantine["reason"] if len(quarantine) else pd.Series(dtype=str)
+    clear = bool(reasons.str.contains("not JSON").any() and reasons.str.contains("unknown message").any())
+    held = stats["connects:binance"] == 1 and stats["quarantined:binance"] == len(quarantine) > 0 and clear
+    observed = f"{len(quarantine)} junk frames quarantined with reasons on 1 connection; ticks between them kept"
+    return Outcome(held, observed, clear, _ticks_lost(folder), unreadable_segments(folder / "landing"))
+
+
+def rotation_loses_no_print(folder: Path, quick: bool) -> Outcome:
+    """Connections rotated every 0.4 s (a venue's age limit, shrunk): the next opens before the old one closes."""
+    stream = TickStream(period_s=0.01)
+    _, stats = run_against_ticks(folder, stream, CollectorConfig(max_age_s={"binance": 0.4}, silence_s=5.0), 2.0)
+    rotations = stats["rotations:binance"]
+    held = rotations >= 3 and stats["connects:binance"] == rotations + 1 and _ticks_lost(folder) == 0
+    observed = f"{rotations} rotations, {len(landed_ticks(folder))} ticks landed"
+    return Outcome(held, observed, None, _ticks_lost(folder), unreadable_segments(folder / "landing"))
 
 
 def one_clock_per_venue(folder: Path, quick: bool) -> Outcome:
@@ -255,6 +286,8 @@ CASES = [
               killed_writer_leaves_whole_segments),
     FaultCase(4, "future_print_quarantined", "2099 print quarantined naming the clock; clock unmoved",
               future_print_quarantined),
+    FaultCase(4, "malformed_frames_quarantined", "junk frames quarantined with reasons; connection and ticks kept",
+              malformed_frames_quarantined),
     FaultCase(4, "one_clock_per_venue", "emulator a day ahead: prints on its time, received-at local",
               one_clock_per_venue),
     FaultCase(4, "sensor_ignores_absurd_times_and_keys", "2099 time, 2024 window, bad segment: one valid run",
@@ -262,6 +295,8 @@ CASES = [
     FaultCase(6, "reconnect_backs_off", "dropped after 1 frame: delays double (jittered)", reconnect_backs_off),
     FaultCase(6, "silent_stream_reconnected", "silent but pinging: watchdog reconnects, data resumes",
               silent_stream_reconnected),
+    FaultCase(6, "rotation_loses_no_print", "rotation before the age limit, make-before-break: no tick lost",
+              rotation_loses_no_print),
     FaultCase(6, "failed_call_cause_kept", "the error names method and last error; __cause__ kept",
               failed_call_cause_kept),
     FaultCase(6, "warm_start_idempotent", "two restarts land each settled print once", warm_start_idempotent),
