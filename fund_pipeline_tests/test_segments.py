@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 
@@ -136,6 +137,19 @@ def test_a_different_file_under_the_rejected_name_is_kept_beside_it(landing_with
     assert moved is not None and moved.moved_to == "rejected/prints/000000000001-1.parquet"
     assert (root / "rejected" / "prints" / "000000000001.parquet").read_bytes() == b"an earlier reject"
     assert (root / "rejected" / "prints" / "000000000001-1.parquet").read_bytes() == b""
+
+
+def test_without_hard_links_the_segment_is_renamed_aside(landing_with_bad_segments, monkeypatch):
+    def no_links(src, dst):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    root = landing_with_bad_segments
+    data = (root / "prints" / "000000000002.parquet").read_bytes()
+    monkeypatch.setattr(os, "link", no_links)
+    moved = reject_segment(root, root / "prints" / "000000000002.parquet", "unreadable: truncated", "test")
+    assert moved is not None and not (root / "prints" / "000000000002.parquet").exists()
+    assert (root / "rejected" / "prints" / "000000000002.parquet").read_bytes() == data
+    assert [r.reason for r in list_rejected(root)] == ["unreadable: truncated"]
 
 
 def test_only_segments_of_the_landing_can_be_rejected(tmp_path, landing_with_bad_segments):

@@ -24,6 +24,7 @@ segment aside neither loses its bytes nor lets a later segment take its place be
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
@@ -358,12 +359,35 @@ def _free_rejected_name(folder: Path, segment: Path) -> Path:
     return candidate
 
 
+# What os.link raises on a file system without hard links (some network and FUSE mounts).
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
+
+
+def _set_aside(folder: Path, segment: Path) -> tuple[Path, bool]:
+    """`segment` hard-linked into `folder` under a free name: (that name, linked). Where the file
+    system has no hard links it is renamed there instead (linked False): one atomic step as well."""
+    while True:
+        target = _free_rejected_name(folder, segment)
+        try:
+            os.link(segment, target)
+            return target, True
+        except FileExistsError:
+            if os.path.samefile(target, segment):
+                return target, True
+        except OSError as error:
+            if error.errno not in _NO_HARD_LINKS:
+                raise
+            os.rename(segment, target)
+            return target, False
+
+
 def reject_segment(landing_dir: Path, segment: Path, reason: str, rejected_by: str) -> RejectedSegment | None:
     """Move a bad segment into `rejected/<kind>/` with a sidecar naming the original file and the reason.
 
     Never deletes data: the segment is hard-linked under its new name (atomic, never over another
     file), the sidecar written atomically, and only then the original name removed, so a crash at
-    any point leaves the bytes under at least one name and a re-run finishes the move. None when
+    any point leaves the bytes under at least one name and a re-run finishes the move (renamed
+    aside in one step where the file system has no hard links). None when
     the segment is already gone (another reader moved it first): only one reader counts it.
     """
     root, segment = Path(landing_dir), Path(segment)
@@ -373,14 +397,7 @@ def reject_segment(landing_dir: Path, segment: Path, reason: str, rejected_by: s
     folder = root / REJECTED_DIR / kind
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        while True:
-            target = _free_rejected_name(folder, segment)
-            try:
-                os.link(segment, target)
-                break
-            except FileExistsError:
-                if os.path.samefile(target, segment):
-                    break
+        target, linked = _set_aside(folder, segment)
     except FileNotFoundError:
         return None
     sidecar = {
@@ -392,10 +409,11 @@ def reject_segment(landing_dir: Path, segment: Path, reason: str, rejected_by: s
     }
     text = json.dumps(sidecar, indent=1).encode()
     _write_atomically(target.with_name(target.name[: -len(SEGMENT_SUFFIX)] + SIDECAR_SUFFIX), lambda h: h.write(text))
-    try:
-        os.unlink(segment)
-    except FileNotFoundError:
-        return None
+    if linked:
+        try:
+            os.unlink(segment)
+        except FileNotFoundError:
+            return None
     _fsync_dir(segment.parent)
     return RejectedSegment(sidecar["segment"], sidecar["moved_to"], reason)
 
