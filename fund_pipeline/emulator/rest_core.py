@@ -71,7 +71,8 @@ def _is_stream(request: web.Request, venue: str) -> bool:
     if spec is None:
         return False
     path = request.path.removeprefix(f"/{venue}")
-    routes = (spec.route, *spec.dead_routes, spec.route.removesuffix("/ws") + "/stream")
+    inverse = () if spec.inverse_route is None else (spec.inverse_route,)
+    routes = (spec.route, *inverse, *spec.dead_routes, spec.route.removesuffix("/ws") + "/stream")
     return any(path == r or path.startswith(r + "/") for r in routes)
 
 

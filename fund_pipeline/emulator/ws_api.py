@@ -8,7 +8,10 @@ the adapters' encoders. Each connection pushes its subscribed symbols' predicted
 emulator clock's now at the venue's cadence in emulator seconds (OKX every 30-90 s, Bybit every
 100 ms with book-only deltas between funding changes); whole-market frames carry every listed
 symbol (configured or not) and a dated contract. Venues that ping their clients (Binance) do so at
-their stated interval; application pings are answered by the adapters.
+their stated interval; application pings are answered by the adapters. Coin-margined perps
+(`start_emulator(inverse=True)`) stream in the same frames under their own ids, on the venue's
+inverse route where it has one (Bybit's `/v5/public/inverse`), else on its route (Binance's
+COIN-M host `dstream` is not told apart from `fstream`).
 
 WebSocket faults (`Faults`): 429 on the first connects, a drop (transport aborted) or silence
 (data stops, pings still answered) some wall seconds into each connection, every n-th data
@@ -51,6 +54,8 @@ def add_ws_routes(app: web.Application, state: Any) -> None:
             continue
         spec = _spec(venue)
         app.router.add_get(f"/{venue}{spec.route}", _handler(state, venue))
+        if spec.inverse_route is not None:
+            app.router.add_get(f"/{venue}{spec.inverse_route}", _handler(state, venue))
         for dead in spec.dead_routes:
             app.router.add_get(f"/{venue}{dead}", _handler(state, venue, dead=True))
         if spec.route.endswith("/ws"):  # binance: raw streams by path and combined streams by query

@@ -141,6 +141,8 @@ class StreamSpec:
     route: str  # path of the funding (mark-price) stream under `url`
     # Routes of the venue that exist but deliver no funding data (Binance's retired `/ws`).
     dead_routes: tuple[str, ...] = ()
+    # Where its coin-margined perps stream when not on `route` (Bybit's `/v5/public/inverse`); None: on `route`.
+    inverse_route: str | None = None
     app_ping: tuple[str, float] | None = None  # (frame, every seconds); None when the venue pings the client
     server_ping_s: float | None = None  # how often the venue sends protocol pings, when it does
     stamps_messages: bool = True  # whether its messages carry the venue's event time (Hyperliquid's do not)

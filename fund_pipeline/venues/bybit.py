@@ -64,6 +64,7 @@ class BybitAdapter(VenueAdapter):
     stream = StreamSpec(
         url="wss://stream.bybit.com",
         route="/v5/public/linear",
+        inverse_route="/v5/public/inverse",
         app_ping=('{"op":"ping"}', 20.0),
         push_every_s=(0.1, 0.1),
         subscribe_batch=10,
