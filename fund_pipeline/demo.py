@@ -132,8 +132,8 @@ def print_summary(results, database: str, ui_hint: str = "make ui   (then http:/
         print(summary.to_string())
     if "forecast_scorecard" in tables:
         card = conn.execute(
-            "SELECT horizon, predictor, smape, mae, hit_rate, n FROM forecast_scorecard WHERE venue = 'all' "
-            "ORDER BY horizon, smape"
+            "SELECT horizon, predictor, smape, mae, hit_rate, n FROM forecast_scorecard "
+            "WHERE venue = 'all' AND forecasts = 'weekly' ORDER BY horizon, smape"
         ).df()
         print("\nforecast scorecard, out of sample, all venues (lower SMAPE/MAE is better):")
         print(card.to_string(index=False, float_format=lambda x: f"{x:.6g}"))

@@ -12,6 +12,7 @@ from fund_pipeline.domain.forecast_metrics import (
     SCORECARD_COLUMNS,
     calibration_deciles,
     direction_hit_rate,
+    labelled_scores,
     mae,
     scorecard,
     scorecard_summary,
@@ -68,6 +69,8 @@ def forecasts_frame(horizons=("next", "7d")) -> pd.DataFrame:
                     "pred_ewma": np.array([1.5e-4, 1.5e-4, 1e-4, 2.5e-4]) * scale,
                     "pred_interest": 1e-4 * scale,
                     "pred_ar1": np.array([1.2e-4, 1.8e-4, 1e-4, 1.1e-4]) * scale,
+                    # No venue quote in these rows: the baseline is the last value (and loses the tie to it).
+                    "pred_venue": np.array([1e-4, 2e-4, 1e-4, 1e-4]) * scale,
                 }
             )
         )
@@ -137,3 +140,19 @@ def test_smape_is_zero_iff_forecasts_are_exact(pair):
     actual, forecast = pair
     assert (smape(actual, forecast) == 0.0) == bool(np.array_equal(actual, forecast))
     assert smape(actual, actual) == 0.0
+
+
+def test_live_forecasts_get_their_own_rows_never_pooled_with_the_weekly_ones():
+    weekly = forecasts_frame()
+    live = forecasts_frame(horizons=("next",))
+    live["pred_model"] = live["actual"] * 2.0
+    card, table = labelled_scores(weekly, live)
+    assert set(card["forecasts"]) == {"weekly", "live"}
+    pd.testing.assert_frame_equal(
+        card.loc[card["forecasts"] == "weekly"].drop(columns=["forecasts"]).reset_index(drop=True), scorecard(weekly)
+    )
+    live_model = card.loc[(card["forecasts"] == "live") & (card["venue"] == "all") & (card["predictor"] == "model")]
+    assert live_model["mae"].item() == pytest.approx(np.abs(live["actual"]).mean())
+    assert set(table.loc[table["forecasts"] == "live", "horizon"]) == {"next"}
+    only_weekly, _ = labelled_scores(weekly, None)
+    assert set(only_weekly["forecasts"]) == {"weekly"}

@@ -1,5 +1,6 @@
 """Offline end to end: emulator → collector across two rolls → sensor → live_curve, the open window's
-live_features and live_forecasts (+ the stress check); a forecast whose window then settled is scored."""
+live_features and live_forecasts (+ the stress check); a forecast whose window then settled is scored
+in forecast_scorecard's live rows."""
 
 import asyncio
 import json
@@ -12,10 +13,11 @@ import pytest
 from fund_pipeline.defs.live.alerts import StressWebhook, live_curve_stress
 from fund_pipeline.defs.live.assets import live_curve
 from fund_pipeline.defs.live.features import LIVE_FEATURES_TABLE, live_features
-from fund_pipeline.defs.live.forecasts import live_forecast_scorecard, live_forecasts, week_start_of
+from fund_pipeline.defs.live.forecasts import live_forecasts, week_start_of
 from fund_pipeline.defs.live.sensors import build_live_snapshot_sensor
+from fund_pipeline.defs.models.assets import forecast_scorecard
 from fund_pipeline.domain.curve import SnapshotPolicy
-from fund_pipeline.domain.forecast import ModelParams, train_forecast_model
+from fund_pipeline.domain.forecast import ModelParams, build_forecasts, train_forecast_model
 from fund_pipeline.domain.forecast_horizons import forecast_frame
 from fund_pipeline.domain.live_forecast import LIVE_HORIZONS
 from fund_pipeline.emulator.server import start_emulator
@@ -77,6 +79,10 @@ def store_model(warehouse: Warehouse, features: pd.DataFrame) -> None:
          "skip_reason": [""]}
     )  # fmt: skip
     warehouse.replace("funding_forecast_model", record, {})
+    # The week before's weekly forecasts: forecast_scorecard scores those beside the live ones.
+    before = week - pd.Timedelta(days=7)
+    weekly = build_forecasts(model, forecast_frame(features), before, week).assign(week_start=before)
+    warehouse.replace("funding_forecasts", weekly, {})
 
 
 def test_collector_to_live_forecasts_scored_once_settled(tmp_path):
@@ -115,9 +121,10 @@ def test_collector_to_live_forecasts_scored_once_settled(tmp_path):
         live_feats = warehouse.read(LIVE_FEATURES_TABLE)
         assert live_feats["at"].nunique() == len(keys) and live_feats["predicted_now"].notna().all()
 
-        scored = dg.materialize([live_forecast_scorecard], instance=instance, resources=resources)
+        scored = dg.materialize([forecast_scorecard], instance=instance, resources=resources)
         assert scored.success
-    card = warehouse.read("live_forecast_scorecard")
+    card = warehouse.read("forecast_scorecard")
+    card = card[card["forecasts"] == "live"]
     # Windows that settled during the run (08:00, 16:00, 00:00) were forecast inside them: scored.
     assert "next" in set(card["horizon"])
     overall = card[(card["venue"] == "all") & (card["horizon"] == "next")].set_index("predictor")

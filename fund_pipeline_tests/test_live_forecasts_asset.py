@@ -1,13 +1,14 @@
-"""live_forecasts and live_forecast_scorecard through dg.materialize on a temporary warehouse."""
+"""live_forecasts, and forecast_scorecard's live rows, through dg.materialize on a temporary warehouse."""
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
 
-from fund_pipeline.defs.live.forecasts import live_forecast_scorecard, live_forecasts
+from fund_pipeline.defs.live.forecasts import live_forecasts
+from fund_pipeline.defs.models.assets import forecast_scorecard
 from fund_pipeline.defs.partitions import DAILY_PARTITIONS, FUNDING_WINDOW_PARTITIONS, WEEKLY_PARTITIONS
-from fund_pipeline.domain.forecast import ModelParams, train_forecast_model
+from fund_pipeline.domain.forecast import ModelParams, build_forecasts, train_forecast_model
 from fund_pipeline.domain.forecast_horizons import forecast_frame
 from fund_pipeline.domain.live_forecast import LIVE_HORIZONS
 from fund_pipeline.resources import Warehouse
@@ -33,6 +34,9 @@ def store(tmp_path, features: pd.DataFrame, with_model: bool = True) -> Warehous
     )  # fmt: skip
     if with_model:
         warehouse.replace("funding_forecast_model", record, {})
+        # The weekly forecasts of the week before, which forecast_scorecard needs to run at all.
+        weekly = build_forecasts(model, forecast_frame(features), week - pd.Timedelta(days=7), week)
+        warehouse.replace("funding_forecasts", weekly.assign(week_start=week - pd.Timedelta(days=7)), {})
     times = [OPEN_START + pd.Timedelta(minutes=m) for m in (10, 20)]
     snaps = pd.DataFrame(
         [
@@ -62,17 +66,31 @@ def test_live_forecasts_stored_at_the_newest_snapshot_then_scored(tmp_path):
     dg.materialize([live_forecasts], partition_key=WINDOW, resources={"warehouse": warehouse})
     assert len(warehouse.read("live_forecasts")) == len(stored)
 
-    # Nothing settled yet: the scorecard says so.
-    first = dg.materialize([live_forecast_scorecard], resources={"warehouse": warehouse})
-    assert first.asset_materializations_for_node("live_forecast_scorecard")[0].metadata["dagster/row_count"].value == 0
+    # Nothing settled yet: the scorecard has weekly rows only.
+    first = dg.materialize([forecast_scorecard], resources={"warehouse": warehouse})
+    assert first.asset_materializations_for_node("forecast_scorecard")[0].metadata["live_forecasts_scored"].value == 0
+    weekly_card = warehouse.read("forecast_scorecard")
+    assert set(weekly_card["forecasts"]) == {"weekly"}
     # Two days later the feature store has the next windows: next and 1d are scored, 3d is not yet.
-    warehouse.replace("feature_store", features[features["funding_time"] <= OPEN_START + pd.Timedelta(days=2)], {})
-    result = dg.materialize([live_forecast_scorecard], resources={"warehouse": warehouse})
-    card = warehouse.read("live_forecast_scorecard")
-    assert set(card["horizon"]) == {"next", "1d"}
-    assert {"model", "venue", "last"} <= set(card["predictor"])
-    assert (card.loc[card["venue"] == "all", "n"] == 2).all()
-    assert np.isfinite(card["mae"]).all()
+    later = features[features["funding_time"] <= OPEN_START + pd.Timedelta(days=2)]
+    warehouse.replace("feature_store", later, {})
+    dg.materialize([forecast_scorecard], resources={"warehouse": warehouse})
+    card = warehouse.read("forecast_scorecard")
+    live = card[card["forecasts"] == "live"]
+    assert set(live["horizon"]) == {"next", "1d"}
+    assert {"model", "venue", "last"} <= set(live["predictor"])
+    assert (live.loc[live["venue"] == "all", "n"] == 2).all()
+    # The weekly rows are the weekly forecasts' alone, as before the live ones settled.
+    weekly_again = card[card["forecasts"] == "weekly"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(weekly_again, weekly_card, check_like=True)
+    # The live model row, computed here from the stored forecasts and the store's realised windows.
+    truth = later.set_index(["symbol", "funding_time"])["rate"]
+    nxt = stored[stored["horizon"] == "next"]
+    realised = [truth[(s, t)] for s, t in zip(nxt["symbol"], nxt["target_time"], strict=True)]
+    row = live[(live["venue"] == "all") & (live["horizon"] == "next")].set_index("predictor")
+    assert row.loc["model", "mae"] == pytest.approx(np.mean(np.abs(nxt["pred_model"].to_numpy() - realised)))
+    verdicts = warehouse.read("forecast_verdicts")
+    assert {"weekly", "live"} == set(verdicts["forecasts"])
 
 
 def test_a_week_without_model_writes_nothing_and_says_why(tmp_path):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from fund_pipeline.defs.ingest.reconstructed import RECONSTRUCTED_TABLE
 from fund_pipeline.defs.models.assets import funding_forecast_model, funding_forecasts
 from fund_pipeline.domain.features import FEATURE_COLUMNS
 from fund_pipeline.resources import Warehouse
@@ -22,6 +24,17 @@ def test_a_week_with_too_little_history_is_skipped_with_a_note_and_the_others_ma
         if column not in features:
             features[column] = np.nan
     warehouse.replace("feature_store", features, {})
+    # Reconstructed quotes of one open window: one in force at its row's time, one sent after it.
+    quoted_at = pd.Timestamp("2024-01-30 00:00", tz="UTC")
+    quotes = pd.DataFrame(
+        {
+            "venue": "binance", "symbol": "BTC/USDT:USDT", "base": "BTC", "kind": "predicted",
+            "funding_time": quoted_at + pd.Timedelta(hours=8),
+            "ts": [quoted_at - pd.Timedelta(minutes=5), quoted_at + pd.Timedelta(minutes=5)],
+            "rate": [3e-4, 9e-4], "interval_h": 8.0, "source": "reconstructed",
+        }
+    )  # fmt: skip
+    warehouse.replace(RECONSTRUCTED_TABLE, quotes, {})
     result = dg.materialize(
         [funding_forecast_model, funding_forecasts],
         resources={"warehouse": warehouse},
@@ -40,3 +53,9 @@ def test_a_week_with_too_little_history_is_skipped_with_a_note_and_the_others_ma
     assert len(metadata["weeks_skipped"].value) == len(skipped)
     forecasts = warehouse.read("funding_forecasts")
     assert set(forecasts["week_start"]) == set(trained.index)
+    nxt = forecasts.loc[forecasts["horizon"] == "next"].set_index(["venue", "funding_time"])
+    assert nxt.loc[("binance", quoted_at), "pred_venue"] == pytest.approx(3e-4)
+    others = nxt.drop(index=("binance", quoted_at))
+    np.testing.assert_allclose(others["pred_venue"], others["pred_last"])
+    forecast_meta = result.asset_materializations_for_node("funding_forecasts")[0].metadata
+    assert 0 < forecast_meta["venue_quote_share"].value["2024-01-29"] < 0.05

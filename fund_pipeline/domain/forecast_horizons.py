@@ -45,7 +45,11 @@ FRAME_INPUT_COLUMNS = [
 ]
 # The issue's measured EWMA: α = 0.5 on past settled rates (BTC/ETH −10 % MAE against the last value).
 EWMA_ALPHA = 0.5
-BASELINES = ("last", "rolling_mean", "ewma", "interest", "ar1")
+# "venue": the venue's own predicted rate of the open window (`with_venue_quotes`), held flat over the horizon.
+BASELINES = ("last", "rolling_mean", "ewma", "interest", "ar1", "venue")
+# The venue's quote of the open window as an 8h-equivalent rate; NaN where the data has none.
+VENUE_QUOTE = "venue_quote_8h"
+QUOTE_INPUT_COLUMNS = ["venue", "symbol", "kind", "funding_time", "ts", "rate", "interval_h"]
 # A per-stream AR(1) needs this many consecutive training pairs; with fewer it falls back to the last value.
 AR1_MIN_PAIRS = 30
 AR1_MAX_PHI = 0.999
@@ -170,18 +174,54 @@ class AR1:
 
 
 def baseline_y(frame: pd.DataFrame, horizon: str, ar1: AR1) -> pd.DataFrame:
-    """Each trader baseline's forecast of `y_<horizon>`, from the row's information only."""
+    """Each trader baseline's forecast of `y_<horizon>`, from the row's information only.
+
+    The venue's quote exists only where predicted prints do; elsewhere "venue" is the last value
+    (as the AR(1) is for a stream without a fit), so every baseline scores the same rows.
+    """
     require_columns(frame, ["rate_8h", "ewma_8h", "rolling_mean_8h", "interval_h"], "baseline rows")
+    last = frame["rate_8h"].to_numpy(dtype="float64")
+    quote = frame[VENUE_QUOTE].to_numpy(dtype="float64") if VENUE_QUOTE in frame else np.full(len(frame), np.nan)
     return pd.DataFrame(
         {
-            "last": frame["rate_8h"].to_numpy(dtype="float64"),
+            "last": last,
             "rolling_mean": frame["rolling_mean_8h"].to_numpy(dtype="float64"),
             "ewma": frame["ewma_8h"].to_numpy(dtype="float64"),
             "interest": np.full(len(frame), INTEREST_RATE_8H),
             "ar1": ar1.mean_forecast(frame, horizon_windows(frame, horizon)),
+            "venue": np.where(np.isfinite(quote), quote, last),
         },
         index=frame.index,
     )
+
+
+def with_venue_quotes(frame: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with VENUE_QUOTE: the venue's predicted rate of each row's next window, in force at the row's time.
+
+    At a row's funding_time T the open window is the one settling at its target_time; its quote is
+    the newest predicted print (live or reconstructed) for that window stamped at or before T, the
+    model's own information time. Rows without one get NaN, never a quote sent after T.
+    """
+    require_columns(frame, [*STREAM, "funding_time", "target_time", "target_interval_h"], "venue-quote rows")
+    require_columns(predicted, QUOTE_INPUT_COLUMNS, "predicted prints")
+    keys = [*STREAM, "target_time"]
+    quotes = predicted.loc[predicted["kind"] == "predicted", [*STREAM, "funding_time", "ts", "rate", "interval_h"]]
+    quotes = quotes.rename(columns={"funding_time": "target_time", "interval_h": "quote_interval_h"})
+    quotes = _ns_times(quotes, ["target_time", "ts"]).dropna(subset=["rate"]).sort_values("ts", kind="stable")
+    probe = _ns_times(frame[keys].assign(ts=frame["funding_time"], _row=np.arange(len(frame))), ["target_time", "ts"])
+    probe = probe.dropna(subset=["target_time"]).sort_values("ts", kind="stable")
+    found = pd.merge_asof(probe, quotes, on="ts", by=keys, direction="backward").sort_values("_row")
+    quote_8h = np.full(len(frame), np.nan)
+    rate = found["rate"].to_numpy(dtype="float64")
+    quote_8h[found["_row"].to_numpy()] = rate * 8.0 / found["quote_interval_h"].to_numpy(dtype="float64")
+    out = frame.copy()
+    out[VENUE_QUOTE] = quote_8h
+    return out
+
+
+def _ns_times(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The columns as datetime64[ns, UTC], so quotes and rows of any stored unit join."""
+    return frame.assign(**{c: pd.to_datetime(frame[c], utc=True).astype("datetime64[ns, UTC]") for c in columns})
 
 
 def find_mass_points(frame: pd.DataFrame) -> pd.DataFrame:

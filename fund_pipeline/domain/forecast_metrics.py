@@ -14,6 +14,9 @@ from fund_pipeline.domain.forecast_horizons import BASELINES
 from fund_pipeline.domain.prints import SchemaError, require_columns
 
 SCORECARD_COLUMNS = ["venue", "horizon", "predictor", "smape", "mae", "hit_rate", "n"]
+# Which forecasts a stored scorecard or verdict row scores: the weekly walk-forward ones or the live ones.
+FORECASTS_COLUMN = "forecasts"
+WEEKLY_FORECASTS, LIVE_FORECASTS = "weekly", "live"
 VERDICT_COLUMNS = [
     "venue",
     "horizon",
@@ -145,6 +148,25 @@ def scorecard_summary(card: pd.DataFrame, metric: str = "smape", horizon: str = 
         "model_vs_best_pct": float(verdict["model_vs_best_pct"]),
         "model_beats_best_baseline": bool(verdict["model_value"] < verdict["best_baseline_value"]),
     }
+
+
+def labelled_scores(weekly: pd.DataFrame, live: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scorecard and verdicts of the weekly forecasts and, in their own rows, of the settled live ones.
+
+    Each row says which forecasts it scores (FORECASTS_COLUMN): live forecasts are made at a later
+    information time (inside the open window, beside the venue's quote then), so they are never
+    pooled with the weekly ones. `live` may be None or empty: no live rows.
+    """
+    cards, tables = [], []
+    for kind, forecasts in ((WEEKLY_FORECASTS, weekly), (LIVE_FORECASTS, live)):
+        if forecasts is None or forecasts.empty:
+            continue
+        card = scorecard(forecasts)
+        cards.append(card.assign(**{FORECASTS_COLUMN: kind})[[FORECASTS_COLUMN, *SCORECARD_COLUMNS]])
+        tables.append(verdicts(card).assign(**{FORECASTS_COLUMN: kind})[[FORECASTS_COLUMN, *VERDICT_COLUMNS]])
+    if not cards:
+        raise ValueError("labelled_scores: no forecasts to score")
+    return pd.concat(cards, ignore_index=True), pd.concat(tables, ignore_index=True)
 
 
 def calibration_deciles(forecasts: pd.DataFrame, predictor: str = "model") -> pd.DataFrame:

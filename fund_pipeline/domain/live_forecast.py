@@ -6,11 +6,12 @@ window follows, with the same horizons, baselines and units as the weekly foreca
 (`forecast_horizons`): "next" is the open window's settlement, "1d"/"3d" the funding accrued over
 the windows settling in (T, T + 1 or 3 days], T the last settlement. Nothing after t is used:
 the feature rows are those settled before t with their targets blanked, the model the week's
-(fitted before the week). The venue's own quote is held flat over each horizon beside them.
+(fitted before the week). The venue's own quote at t is the "venue" baseline, held flat over
+each horizon beside them.
 
 Once a horizon's windows have settled, `score_live_forecasts` gives the rows
-`forecast_metrics.scorecard` scores, the realised value taken from the feature store exactly as
-for the weekly forecasts, and `venue_quote_scores` the same metrics for the venue's quote.
+`forecast_metrics.scorecard` scores (the venue's quote among the baselines), the realised value
+taken from the feature store exactly as for the weekly forecasts.
 """
 
 from __future__ import annotations
@@ -22,18 +23,17 @@ from fund_pipeline.domain.forecast import FORECAST_COLUMNS, TrainedModel, predic
 from fund_pipeline.domain.forecast_horizons import (
     BASELINES,
     STREAM,
+    VENUE_QUOTE,
     add_mass_features,
     baseline_y,
     forecast_frame,
     to_accrued,
 )
-from fund_pipeline.domain.forecast_metrics import ALL_VENUES, SCORECARD_COLUMNS, direction_hit_rate, mae, smape
 from fund_pipeline.domain.prints import rate_to_8h, require_columns
 from fund_pipeline.domain.time import NS_PER_HOUR, utc_timestamp
 
 LIVE_HORIZONS = ("next", "1d", "3d")
-VENUE_PREDICTOR = "venue"
-LIVE_FORECAST_COLUMNS = [*FORECAST_COLUMNS, "ts_forecast", "open_funding_time", f"pred_{VENUE_PREDICTOR}"]
+LIVE_FORECAST_COLUMNS = [*FORECAST_COLUMNS, "ts_forecast", "open_funding_time"]
 SNAPSHOT_INPUT_COLUMNS = ["venue", "symbol", "ts_snap", "funding_time", "interval_h", "b0"]
 _TARGETS = ["target_time", "target_rate", "target_interval_h"]
 
@@ -82,7 +82,7 @@ def live_forecasts(model: TrainedModel, rows: pd.DataFrame, horizons=LIVE_HORIZO
     if rows.empty:
         return pd.DataFrame(columns=LIVE_FORECAST_COLUMNS)
     rows = add_mass_features(rows.reset_index(drop=True), model.mass_points)
-    quote_8h = rate_to_8h(rows["quote"], rows["target_interval_h"])
+    rows[VENUE_QUOTE] = rate_to_8h(rows["quote"], rows["target_interval_h"])
     blocks = []
     for horizon in horizons:
         scale = to_accrued(np.ones(len(rows)), rows, horizon)
@@ -97,7 +97,6 @@ def live_forecasts(model: TrainedModel, rows: pd.DataFrame, horizons=LIVE_HORIZO
         baselines = baseline_y(rows, horizon, model.ar1)
         for name in BASELINES:
             block[f"pred_{name}"] = baselines[name].to_numpy() * scale
-        block[f"pred_{VENUE_PREDICTOR}"] = quote_8h * scale
         blocks.append(block)
     return pd.concat(blocks, ignore_index=True)[LIVE_FORECAST_COLUMNS]
 
@@ -118,25 +117,3 @@ def score_live_forecasts(forecasts: pd.DataFrame, features: pd.DataFrame) -> pd.
         realised.append(block.merge(truth, on=[*STREAM, "funding_time"], how="inner"))
     scored = pd.concat(realised, ignore_index=True)
     return scored.loc[scored["actual"].notna(), LIVE_FORECAST_COLUMNS].reset_index(drop=True)
-
-
-def venue_quote_scores(scored: pd.DataFrame) -> pd.DataFrame:
-    """SCORECARD_COLUMNS rows for the venue's own quote held over the horizon, per venue and overall."""
-    require_columns(scored, LIVE_FORECAST_COLUMNS, "scored live forecasts")
-    rows = []
-    column = f"pred_{VENUE_PREDICTOR}"
-    for horizon, block in scored.groupby("horizon", sort=False):
-        groups = [(str(v), frame) for v, frame in block.groupby("venue", sort=True)] + [(ALL_VENUES, block)]
-        for venue, frame in groups:
-            rows.append(
-                {
-                    "venue": venue,
-                    "horizon": str(horizon),
-                    "predictor": VENUE_PREDICTOR,
-                    "smape": smape(frame["actual"], frame[column]),
-                    "mae": mae(frame["actual"], frame[column]),
-                    "hit_rate": direction_hit_rate(frame["pred_last"], frame["actual"], frame[column]),
-                    "n": len(frame),
-                }
-            )
-    return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)

@@ -5,8 +5,8 @@ at the window's newest live snapshot t, every live symbol gets the week's model 
 open window's settlement and of the funding accrued over 1 and 3 days, beside the naive baselines
 and the venue's own quote (`domain/live_forecast.py`). Reads the feature rows of the days before
 t and the model of the week containing t (fitted before the week); a forecast made at t is stored
-once (keyed by t), so the open window's forecasts accumulate through it. `live_forecast_scorecard`
-scores those whose horizon has settled.
+once (keyed by t), so the open window's forecasts accumulate through it. `forecast_scorecard`
+scores those whose horizon has settled, in rows of their own.
 """
 
 import dagster as dg
@@ -14,10 +14,9 @@ import pandas as pd
 
 from fund_pipeline.defs.partitions import FUNDING_WINDOW_PARTITIONS, WEEKLY_PARTITIONS
 from fund_pipeline.domain.forecast import TrainedModel
-from fund_pipeline.domain.forecast_metrics import scorecard
 from fund_pipeline.domain.live_forecast import live_forecasts as forecast_live
-from fund_pipeline.domain.live_forecast import live_rows, score_live_forecasts, venue_quote_scores
-from fund_pipeline.plots import grouped_bars, markdown_image, markdown_table
+from fund_pipeline.domain.live_forecast import live_rows
+from fund_pipeline.plots import grouped_bars, markdown_image
 from fund_pipeline.warehouse import WAREHOUSE_POOL, Warehouse
 
 # Feature rows read before t: the EWMA input of forecast_frame settles within a few windows.
@@ -96,29 +95,3 @@ def live_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
     if len(forecasts):
         metadata["forecast_plot"] = dg.MetadataValue.md(forecast_plot(forecasts, t))
     return dg.MaterializeResult(metadata=metadata)
-
-
-@dg.asset(group_name="models", kinds={"duckdb"}, pool=WAREHOUSE_POOL, deps=["live_forecasts", "feature_store"])
-def live_forecast_scorecard(warehouse: Warehouse) -> dg.MaterializeResult:
-    """SMAPE, MAE and hit rate of the live forecasts whose horizon has settled, the venue's quote beside them."""
-    live = warehouse.read("live_forecasts")
-    if live.empty:
-        raise dg.Failure("live_forecast_scorecard: no live_forecasts stored yet")
-    # The feature rows from before the first forecast's inputs to past the last horizon's end.
-    first, last = pd.Timestamp(live["funding_time"].min()), pd.Timestamp(live["target_time"].max())
-    features = warehouse.read(
-        "feature_store", {"funding_time": (first - FEATURE_LOOKBACK, last + pd.Timedelta(days=1))}
-    )
-    scored = score_live_forecasts(live, features)
-    if scored.empty:
-        return dg.MaterializeResult(metadata={"dagster/row_count": 0, "note": "no live forecast has settled yet"})
-    card = pd.concat([scorecard(scored), venue_quote_scores(scored)], ignore_index=True)
-    warehouse.replace("live_forecast_scorecard", card, {})
-    overall = card[card["venue"] == "all"].set_index(["horizon", "predictor"])[["smape", "mae", "hit_rate", "n"]]
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(card),
-            "forecasts_scored": len(scored),
-            "scorecard_all_venues": dg.MetadataValue.md(markdown_table(overall)),
-        }
-    )

@@ -5,6 +5,8 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from fund_pipeline.defs.ingest.reconstructed import RECONSTRUCTED_TABLE
+from fund_pipeline.defs.live.forecasts import FEATURE_LOOKBACK as LIVE_FEATURE_LOOKBACK
 from fund_pipeline.defs.models.calibration_plot import calibration_png
 from fund_pipeline.defs.partitions import MODEL_LOOKBACK, WEEKLY_PARTITIONS, weeks_before
 from fund_pipeline.defs.scope import weekly_windows
@@ -18,8 +20,23 @@ from fund_pipeline.domain.forecast import (
     train_forecast_model,
     walk_forward_split,
 )
-from fund_pipeline.domain.forecast_horizons import FORECAST_INPUT_WARMUP, MAX_HORIZON, forecast_frame
-from fund_pipeline.domain.forecast_metrics import ALL_VENUES, calibration_deciles, scorecard, verdicts
+from fund_pipeline.domain.forecast_horizons import (
+    FORECAST_INPUT_WARMUP,
+    MAX_HORIZON,
+    QUOTE_INPUT_COLUMNS,
+    VENUE_QUOTE,
+    forecast_frame,
+    with_venue_quotes,
+)
+from fund_pipeline.domain.forecast_metrics import (
+    ALL_VENUES,
+    FORECASTS_COLUMN,
+    LIVE_FORECASTS,
+    WEEKLY_FORECASTS,
+    calibration_deciles,
+    labelled_scores,
+)
+from fund_pipeline.domain.live_forecast import score_live_forecasts
 from fund_pipeline.plots import markdown_image, markdown_table
 from fund_pipeline.resources import WAREHOUSE_POOL, Warehouse
 
@@ -53,6 +70,24 @@ def whole_weeks(span: pd.Timedelta) -> int:
 FORECAST_INPUTS = dg.TimeWindowPartitionMapping(
     start_offset=-whole_weeks(FORECAST_INPUT_WARMUP), end_offset=whole_weeks(MAX_HORIZON)
 )
+
+
+# The open windows of a week's rows settle by its end plus the longest funding interval (8h).
+OPEN_WINDOW_REACH = pd.Timedelta(hours=8)
+
+
+def week_frame(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """`forecast_frame` of the week with its warm-up and horizons, each row with the venue's quote of its
+    open window at its time (live and reconstructed predicted prints; NaN where neither has one)."""
+    frame = forecast_frame(
+        warehouse.read("feature_store", {"funding_time": (start - FORECAST_INPUT_WARMUP, end + MAX_HORIZON)})
+    )
+    window = {"funding_time": (start, end + OPEN_WINDOW_REACH + pd.Timedelta(1, "us"))}
+    parts = [warehouse.predicted_prints(*window["funding_time"]), warehouse.read(RECONSTRUCTED_TABLE, window)]
+    quotes = [p[QUOTE_INPUT_COLUMNS] for p in parts if not p.empty]
+    if not quotes:
+        return frame.assign(**{VENUE_QUOTE: float("nan")})
+    return with_venue_quotes(frame, pd.concat(quotes, ignore_index=True))
 
 
 def stored_model(warehouse: Warehouse, key: str, start: pd.Timestamp) -> TrainedModel | str:
@@ -131,63 +166,104 @@ def funding_forecast_model(
 
 @dg.asset(
     kinds={"duckdb"},
-    deps=["funding_forecast_model", dg.AssetDep("feature_store", partition_mapping=FORECAST_INPUTS)],
+    deps=[
+        "funding_forecast_model",
+        dg.AssetDep("feature_store", partition_mapping=FORECAST_INPUTS),
+        "raw_funding_prints",
+        RECONSTRUCTED_TABLE,
+    ],
     **WEEKLY,
 )
 def funding_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Out-of-sample forecasts of the week's windows at every horizon, beside the trader baselines.
+
+    The "venue" baseline is the venue's own predicted rate of the open window at the row's time,
+    from the live and reconstructed predicted prints (the last value where there are none).
 
     A horizon's row is stored once all its windows have settled (`build_forecasts`); re-running the
     week later completes the longer horizons. Weeks whose model was skipped are skipped too.
     """
     written = 0
     skipped: dict[str, str] = {}
+    quoted: dict[str, float] = {}
     for key, start, end in weekly_windows(context):
         model = stored_model(warehouse, key, start)
         if isinstance(model, str):
             skipped[key] = f"no model for the week: {model}"
             context.log.warning(f"week {key}: skipped, no model ({model})")
             continue
-        window = {"funding_time": (start - FORECAST_INPUT_WARMUP, end + MAX_HORIZON)}
-        forecasts = build_forecasts(model, forecast_frame(warehouse.read("feature_store", window)), start, end)
+        frame = week_frame(warehouse, start, end)
+        forecasts = build_forecasts(model, frame, start, end)
         if forecasts.empty:
             raise dg.Failure(f"funding_forecasts {key}: no feature rows with a settled target in the week")
+        in_week = frame.loc[(frame["funding_time"] >= start) & (frame["funding_time"] < end)]
+        quoted[key] = round(float(in_week[VENUE_QUOTE].notna().mean()), 4) if len(in_week) else 0.0
         forecasts.insert(0, "week_start", start)
         written += warehouse.replace("funding_forecasts", forecasts, {"week_start": start})
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": written, "weeks_skipped": dg.MetadataValue.json(skipped)}
+        metadata={
+            "dagster/row_count": written,
+            "weeks_skipped": dg.MetadataValue.json(skipped),
+            # Share of the week's rows whose "venue" baseline is the venue's quote (the rest: the last value).
+            "venue_quote_share": dg.MetadataValue.json(quoted),
+        }
     )
+
+
+def live_summary(labelled: pd.DataFrame) -> dict:
+    """The live forecasts' verdicts over all venues as metadata (none before a live forecast has settled)."""
+    live = labelled.loc[(labelled[FORECASTS_COLUMN] == LIVE_FORECASTS) & (labelled["venue"] == ALL_VENUES)]
+    if live.empty:
+        return {}
+    table = live.drop(columns=[FORECASTS_COLUMN, "venue"]).set_index(["horizon", "metric"])
+    return {"live_verdicts_all_venues": dg.MetadataValue.md(markdown_table(table))}
+
+
+def settled_live_forecasts(warehouse: Warehouse) -> pd.DataFrame:
+    """The stored live forecasts whose horizon has settled, `actual` from the feature store (empty if none)."""
+    live = warehouse.read("live_forecasts")
+    if live.empty:
+        return live
+    # The feature rows from before the first forecast's inputs to past the last horizon's end.
+    first, last = pd.Timestamp(live["funding_time"].min()), pd.Timestamp(live["target_time"].max())
+    features = warehouse.read(
+        "feature_store", {"funding_time": (first - LIVE_FEATURE_LOOKBACK, last + pd.Timedelta(days=1))}
+    )
+    return score_live_forecasts(live, features)
 
 
 @dg.asset(
     group_name="models",
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
-    deps=["funding_forecasts"],
+    deps=["funding_forecasts", "live_forecasts", "feature_store"],
     check_specs=[
         dg.AssetCheckSpec(
             "model_beats_best_baseline",
             asset="forecast_scorecard",
-            description="Out of sample, at every horizon, the model's MAE and SMAPE are below the best baseline's "
-            "over all venues (warns otherwise).",
+            description="Out of sample, at every horizon, the weekly model's MAE and SMAPE are below the best "
+            "baseline's over all venues (warns otherwise).",
         )
     ],
 )
 def forecast_scorecard(warehouse: Warehouse):
     """SMAPE, MAE and hit rate per venue, horizon and predictor; the best baseline named per venue and horizon.
 
-    Also stores the verdicts (forecast_verdicts), how often the model and the realised rate land on
-    each venue's mass points (forecast_mass_landing) and the calibration deciles (forecast_calibration).
+    Weekly forecasts and, in their own rows (`forecasts` = live), the live forecasts whose windows
+    have settled. Also stores the verdicts (forecast_verdicts), how often the weekly model and the
+    realised rate land on each venue's mass points (forecast_mass_landing) and the weekly
+    calibration deciles (forecast_calibration).
     """
     forecasts = warehouse.read("funding_forecasts")
     if forecasts.empty:
         raise dg.Failure("forecast_scorecard: no funding_forecasts stored yet")
-    card = scorecard(forecasts)
-    table = verdicts(card)
+    live = settled_live_forecasts(warehouse)
+    card, labelled = labelled_scores(forecasts, live)
+    table = labelled.loc[labelled[FORECASTS_COLUMN] == WEEKLY_FORECASTS].drop(columns=[FORECASTS_COLUMN])
     landing = landing_rates(forecasts)
     deciles = calibration_deciles(forecasts)
     warehouse.replace("forecast_scorecard", card, {})
-    warehouse.replace("forecast_verdicts", table, {})
+    warehouse.replace("forecast_verdicts", labelled, {})
     warehouse.replace("forecast_mass_landing", landing, {})
     warehouse.replace("forecast_calibration", deciles, {})
     overall = table.loc[table["venue"] == ALL_VENUES]
@@ -200,11 +276,13 @@ def forecast_scorecard(warehouse: Warehouse):
         metadata={
             "dagster/row_count": len(card),
             "forecasts_scored": len(forecasts),
+            "live_forecasts_scored": len(live),
             "weeks": int(forecasts["week_start"].nunique()),
             "verdicts_all_venues": dg.MetadataValue.md(
                 markdown_table(overall.drop(columns=["venue"]).set_index(["horizon", "metric"]))
             ),
             "calibration_plot": dg.MetadataValue.md(markdown_image(calibration_png(deciles), "calibration")),
+            **live_summary(labelled),
             **summary,
         }
     )
