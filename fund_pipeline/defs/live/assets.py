@@ -39,8 +39,8 @@ def snapshots_in_window(
             "live_segments_readable",
             asset="live_curve",
             description=(
-                "Every landing segment read had its kind's schema; bad ones are moved aside into rejected/ "
-                "with the reason, counted once, and the good ones still flow (warns)."
+                "Every landing segment is readable with its kind's schema; bad ones are moved aside into rejected/ "
+                "with the reason, counted once by the run that moved them, and the good ones still flow (warns)."
             ),
         ),
     ],
