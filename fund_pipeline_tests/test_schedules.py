@@ -51,11 +51,11 @@ def built(instance: dg.DagsterInstance, weeks: list[str], assets=WEEKLY_ASSETS) 
 
 def monday(instance: dg.DagsterInstance, when: str) -> list[str]:
     scheduled = pd.Timestamp(when, tz="UTC").to_pydatetime()
-    requests = monday_models_and_baskets(
-        dg.build_schedule_context(instance=instance, scheduled_execution_time=scheduled)
-    )
-    assert len({r.run_key for r in requests}) == len(requests)
-    return [r.partition_key for r in requests]
+    result = monday_models_and_baskets(dg.build_schedule_context(instance=instance, scheduled_execution_time=scheduled))
+    assert isinstance(result, list)
+    requests = [r for r in result if isinstance(r, dg.RunRequest)]
+    assert len(requests) == len(result) and len({r.run_key for r in requests}) == len(requests)
+    return [str(r.partition_key) for r in requests]
 
 
 def test_monday_also_requests_the_earlier_weeks_a_weekly_asset_lacks():
