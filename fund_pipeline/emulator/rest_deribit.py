@@ -64,7 +64,7 @@ def _deribit_range(request: web.Request) -> tuple[pd.Timestamp, pd.Timestamp]:
 async def deribit_currencies(request: web.Request) -> web.Response:
     state = request.app[STATE]
     inst = listed(state, VENUE)
-    codes = list(dict.fromkeys([*inst["base"], *inst["quote"]]))
+    codes = list(dict.fromkeys([*inst["base"], *inst["settle"]]))  # the inverse perps' USD is no currency there
     return deribit_ok(
         state,
         [
