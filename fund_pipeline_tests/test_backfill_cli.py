@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from fund_pipeline.backfill import (
     parse_request,
     plan,
     record_backfill,
+    run_backfill,
     venue_span,
 )
 from fund_pipeline.emulator.server import Faults, start_emulator
@@ -117,10 +119,11 @@ def test_venue_spans_follow_depth_listing_and_the_venues_clock(emulator):
 # ---------------------------------------------------------------- kill -9 and resume, faults on
 
 FAULTS = dict(rate_limits=True, http_429_first_n=2, http_5xx_every_n=9, http_drop_every_n=13, retry_after_s=0)
-SINCE, UNTIL = "2024-12-01", "2025-01-21"
+SINCE, UNTIL = "2024-12-01", "2025-01-09"
 # binance from its first settlement (2025-01-01), okx from the first day it still keeps (2025-01-04)
 EXPECTED = {"binance": (utc("2025-01-01"), utc(UNTIL)), "okx": (utc("2025-01-04"), utc(UNTIL))}
 TOTAL = sum((end - first).days for first, end in EXPECTED.values())
+DAYS_PER_RUN = 3
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +134,7 @@ def faulty_emulator():
 def command(base_url: str) -> list[str]:
     return [
         sys.executable, "-m", "fund_pipeline.cli", "backfill", "--venues", "binance,okx", "--bases", "BTC,ETH",
-        "--since", SINCE, "--until", UNTIL, "--api-base-url", base_url, "--days-per-run", "5",
+        "--since", SINCE, "--until", UNTIL, "--api-base-url", base_url, "--days-per-run", str(DAYS_PER_RUN),
     ]  # fmt: skip
 
 
@@ -151,17 +154,23 @@ CURVE_KEY = ["venue", "symbol", "ts_snap"]
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_kill_9_mid_backfill_then_resume_stores_what_a_clean_run_stores(faulty_emulator, tmp_path):
+def test_kill_9_mid_backfill_then_resume_stores_what_a_clean_run_stores(
+    faulty_emulator, tmp_path, monkeypatch, capsys, caplog
+):
     counters = faulty_emulator.state.counters
     clean, resumed = tmp_path / "clean", tmp_path / "resumed"
     counters.clear()
-    run = subprocess.run(
-        command(faulty_emulator.base_url), env=environment(clean), capture_output=True, text=True, timeout=600
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert f"backfilled {TOTAL} partition(s)" in run.stdout
-    assert "--since clamped to 2025-01-04 for okx" in run.stderr
-    assert "failed (attempt 1 of" in run.stderr  # the faults were met, and retried
+    # the clean run in this process (the same command, without a process start's imports), the other two as commands
+    for name, value in environment(clean).items():
+        monkeypatch.setenv(name, value)
+    with caplog.at_level(logging.WARNING, logger="fund_pipeline.sources.ccxt"):
+        assert run_backfill("binance,okx", "BTC,ETH", SINCE, UNTIL, faulty_emulator.base_url, DAYS_PER_RUN) == 0
+    out, err = capsys.readouterr()
+    assert f"backfilled {TOTAL} partition(s)" in out
+    assert "--since clamped to 2025-01-04 for okx" in err
+    retried = caplog.text
+    assert "RateLimitExceeded" in retried or "DDoSProtection" in retried  # the injected 429s, retried
+    assert "NetworkError" in retried and "502" in retried  # the dropped connections and the gateway errors
 
     counters.clear()  # the injected 429s again, for the killed run
     ledger = resumed / "backfill" / "backfill_ledger.json"
