@@ -14,7 +14,9 @@ import pytest
 
 from fund_pipeline.defs.ingest.reconstructed import RECONSTRUCTED_TABLE
 from fund_pipeline.defs.market.arbitrage import DEFAULT_TAKER_FEES
+from fund_pipeline.defs.market.assets import bars_with_contract_size
 from fund_pipeline.demo import load_definitions
+from fund_pipeline.domain.aggregates import aggregate_funding_rate
 from fund_pipeline.domain.predicted import reconstruct_predicted
 from fund_pipeline.domain.prints import MARKET_COLUMNS
 from fund_pipeline.resources import LandingZone, MarketSourceResource, Warehouse
@@ -27,7 +29,7 @@ DAY = pd.Timestamp("2025-02-10", tz="UTC")
 NEXT = DAY + pd.Timedelta(days=1)
 MARKET = ["aggregate_funding_rate", "cumulative_funding_rate", "funding_arbitrage"]
 # Seeding the simulated market and three materialisations take ~15 s on a quiet 2-core machine.
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 
 
 def seed_warehouse(warehouse: Warehouse) -> None:
@@ -77,6 +79,7 @@ def metadata(result, asset: str) -> dict:
     return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
 
 
+@slow
 def test_market_assets_store_the_rows_they_report(market):
     warehouse, result, _, _ = market
     assert result.success
@@ -85,9 +88,11 @@ def test_market_assets_store_the_rows_they_report(market):
         assert len(stored) > 0 and metadata(result, asset)["dagster/row_count"] == len(stored), asset
     assert "data:image/png;base64," in metadata(result, "funding_arbitrage")["best_pairs_plot"]
     assert "| base |" in metadata(result, "funding_arbitrage")["best_pairs"]
+    assert "coin_margin volume APR" in metadata(result, "aggregate_funding_rate")["latest_hour_by_base"]
     assert metadata(result, "funding_arbitrage")["weeks_without_forecast"]  # no model stored: said, not hidden
 
 
+@slow
 def test_stored_aggregate_matches_a_hand_computation_with_coin_margined_markets(market):
     warehouse, _, _, _ = market
     afr = warehouse.read("aggregate_funding_rate")
@@ -113,6 +118,7 @@ def test_stored_aggregate_matches_a_hand_computation_with_coin_margined_markets(
         assert row["total_weight_usd"].item() == pytest.approx(total, rel=1e-12)
 
 
+@slow
 def test_stored_arbitrage_matches_a_brute_force_over_the_quotes(market):
     warehouse, _, _, _ = market
     pairs = warehouse.read("funding_arbitrage")
@@ -135,6 +141,7 @@ def test_stored_arbitrage_matches_a_brute_force_over_the_quotes(market):
     assert row["n_markets"].item() == len(eth)
 
 
+@slow
 def test_a_quoted_venue_without_a_taker_fee_fails_naming_it(market):
     _, _, assets, resources = market
     config = {"ops": {"funding_arbitrage": {"config": {"taker_fees": {"binance": 0.0005}}}}}
@@ -150,3 +157,47 @@ def test_a_quoted_venue_without_a_taker_fee_fails_naming_it(market):
     assert not result.success
     errors = str([e.event_specific_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"])
     assert "no taker fee configured" in errors and "bybit" in errors
+
+
+def test_open_interest_stated_in_contracts_takes_the_contract_size_the_universe_states(tmp_path):
+    warehouse = Warehouse(database=str(tmp_path / "w.duckdb"))
+    hours = pd.date_range(DAY - pd.Timedelta(hours=24), NEXT, freq="h", inclusive="left")
+    bars = pd.DataFrame(
+        {
+            "venue": "binance",
+            "symbol": "BTC/USD:BTC",
+            "base": "BTC",
+            "ts": hours,
+            "close": 1e5,
+            "volume_usd": 1e6,
+            "open_interest_usd": float("nan"),
+            "open_interest_contracts": 20_000.0,
+        }
+    )
+    universe = pd.DataFrame(
+        {
+            "date": [DAY - pd.Timedelta(days=1)],
+            "venue": ["binance"],
+            "symbol": ["BTC/USD:BTC"],
+            "contract_size": [100.0],
+        }
+    )
+    warehouse.replace("market_bars", bars, {"venue": ["binance"]})
+    warehouse.replace("market_universe", universe, {"venue": ["binance"]})
+    merged = bars_with_contract_size(warehouse, DAY - pd.Timedelta(hours=24), NEXT)
+    assert (merged["contract_size"] == 100.0).all()
+    prints = pd.DataFrame(
+        {
+            "venue": "binance",
+            "symbol": "BTC/USD:BTC",
+            "base": "BTC",
+            "kind": "settled",
+            "funding_time": [DAY - pd.Timedelta(hours=8)],
+            "ts": [DAY - pd.Timedelta(hours=8)],
+            "rate": [1e-4],
+            "interval_h": [8.0],
+        }
+    )
+    afr = aggregate_funding_rate(prints, merged, DAY, DAY + pd.Timedelta(hours=1))
+    # 20,000 contracts of 100 USD each
+    assert afr.loc[(afr["venue"] == "all") & (afr["weighting"] == "oi"), "total_weight_usd"].tolist() == [2e6, 2e6]

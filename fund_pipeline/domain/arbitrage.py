@@ -91,7 +91,7 @@ class QuoteRule:
 
 
 class ArbitrageTable(NamedTuple):
-    """The best pair per as_of × base × ranking, and how many markets were left out and why."""
+    """The best pair per as_of × base × ranking, and how many quotes were left out and why (summed over them)."""
 
     rows: pd.DataFrame
     excluded: dict[str, int]

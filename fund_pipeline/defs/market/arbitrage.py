@@ -118,27 +118,25 @@ def funding_arbitrage(
         parts.append((table.rows, {"as_of": (start, end)}))
         excluded = {k: excluded[k] + v for k, v in table.excluded.items()}
     rows = warehouse.replace_partitions("funding_arbitrage", parts) if parts else 0
-    newest = parts[-1][0] if parts else pd.DataFrame()
+    written = pd.concat([frame for frame, _ in parts], ignore_index=True) if parts else pd.DataFrame()
+    by_ranking = written["ranking"].value_counts().to_dict() if len(written) else {}
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
-            "rows_by_ranking": dg.MetadataValue.json(
-                {str(k): int(v) for k, v in pd.concat([p[0] for p in parts])["ranking"].value_counts().items()}
-                if parts
-                else {}
-            ),
+            "rows_by_ranking": dg.MetadataValue.json({str(k): int(v) for k, v in by_ranking.items()}),
             "markets_excluded": dg.MetadataValue.json(excluded),
             "weeks_without_forecast": dg.MetadataValue.json(no_forecast),
-            **latest_pairs(newest, config.holding_days),
+            **latest_pairs(written, config.holding_days),
         }
     )
 
 
 def latest_pairs(rows: pd.DataFrame, holding_days: float) -> dict[str, dg.MetadataValue]:
     """The last decision's predicted-rate pairs, best net APR first: a table and a plot."""
-    if rows.empty:
+    predicted = rows.loc[rows["ranking"] == PREDICTED] if len(rows) else rows
+    if predicted.empty:
         return {}
-    last = rows.loc[(rows["as_of"] == rows["as_of"].max()) & (rows["ranking"] == PREDICTED)]
+    last = predicted.loc[predicted["as_of"] == predicted["as_of"].max()]
     last = last.sort_values("net_apr", ascending=False).head(TABLE_ROWS)
     columns = ["base", "long_venue", "long_symbol", "short_venue", "short_symbol", "spread_8h", "gross_apr", "net_apr"]
     title = f"best pairs at {last['as_of'].max():%Y-%m-%d %H:%M} UTC (predicted rates; fees over {holding_days:g} days)"
