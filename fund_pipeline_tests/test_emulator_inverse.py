@@ -162,3 +162,25 @@ def test_websocket_streams_coin_margined_perps_in_the_venues_frames(streaming_em
     )
     assert found.rate == pytest.approx(float(expected["rate"].iloc[0]), rel=1e-6, abs=1e-12)
     assert found.funding_time == expected["funding_time"].iloc[0].value
+
+
+@pytest.mark.e2e
+def test_coin_margined_endpoints_keep_the_documented_limits(emulator):
+    """COIN-M pages like USD-M (fundingRate at most 1000 rows, klines 1500); OKX's coin-margined swap keeps
+    the 3-month funding-history window and its 400-row page."""
+    start = int(pd.Timestamp("2025-01-01", tz="UTC").value // 1_000_000)
+    funding = _get(emulator, "/binance/dapi/v1/fundingRate", symbol="BTCUSD_PERP", startTime=start, limit=5000)
+    assert len(funding) == 1000 and funding[0]["symbol"] == "BTCUSD_PERP"
+    klines = _get(emulator, "/binance/dapi/v1/klines", symbol="BTCUSD_PERP", interval="1h", startTime=start, limit=9999)
+    assert len(klines) == 1500
+    okx = _get(emulator, "/okx/api/v5/public/funding-rate-history", instId="BTC-USD-SWAP", limit=1000)["data"]
+    window = SimulatedMarket(bases=BASES, inverse=True).funding_prints("okx", NOW - pd.Timedelta(days=92), NOW)
+    window = window[window["symbol"] == "BTC/USD:BTC"]
+    # 92 days of 8h settlements (fewer than one 400-row page), newest first
+    assert [int(r["fundingTime"]) for r in okx] == [int(t.value // 1_000_000) for t in window["funding_time"][::-1]]
+    oldest = pd.Timestamp(int(okx[-1]["fundingTime"]), unit="ms", tz="UTC")
+    assert NOW - pd.Timedelta(days=92) <= oldest < NOW - pd.Timedelta(days=91)
+    older = _get(
+        emulator, "/okx/api/v5/public/funding-rate-history", instId="BTC-USD-SWAP", after=okx[-1]["fundingTime"]
+    )
+    assert older["data"] == []
