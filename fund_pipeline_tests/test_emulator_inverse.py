@@ -184,3 +184,28 @@ def test_coin_margined_endpoints_keep_the_documented_limits(emulator):
         emulator, "/okx/api/v5/public/funding-rate-history", instId="BTC-USD-SWAP", after=okx[-1]["fundingTime"]
     )
     assert older["data"] == []
+
+
+def test_binance_coin_m_frame_has_the_documented_fields():
+    """Binance's documented COIN-M mark-price event (developers.binance.com, coin-margined-futures
+    Mark-Price-Stream): e, E, s, p, P, i, r, T, the perp named `BTCUSD_PERP`; parsed back to the same print."""
+    from fund_pipeline.domain.records import FundingPrint
+    from fund_pipeline.venues.adapter import EmulatedSession
+
+    binance = adapter("binance")
+    session = EmulatedSession("binance", lambda native: "BTC/USD:BTC" if native == "BTCUSD_PERP" else None)
+    assert binance.subscribe_streams(["btcusd_perp@markPrice@1s"], session) is None
+    sent = FundingPrint(
+        "binance", "BTC/USD:BTC", "BTC", "predicted", 1_781_078_400_000_000_000, 1_781_071_234_000_000_000, 0,
+        0.0001, 8.0, 70_010.5, 70_000.25, "ws",
+    )  # fmt: skip
+    (frame,) = binance.encode_prints([sent], session)
+    event = json.loads(frame)
+    assert set(event) == {"e", "E", "s", "p", "P", "i", "r", "T"} and event["s"] == "BTCUSD_PERP"
+    (parsed,) = binance.parse(event, 5, ParseContext("binance", intervals={"BTC/USD:BTC": 8.0}))
+    assert (parsed.symbol, parsed.funding_time, parsed.ts, parsed.rate) == (
+        sent.symbol,
+        sent.funding_time,
+        sent.ts,
+        sent.rate,
+    )
