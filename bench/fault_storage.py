@@ -194,7 +194,7 @@ def unrelated_partition_unaffected(folder: Path, quick: bool) -> Outcome:
     )
     held = result.success and warned and skipped == 1
     verdict = "succeeded" if result.success else "FAILED"
-    observed = f"day|venue run {verdict}, {len(stored)} rows, landing check warned: {warned}"
+    observed = f"day × venue run {verdict}, {len(stored)} rows, landing check warned: {warned}"
     return Outcome(held, observed, None, missing_rows(source, stored, PRINT_COLUMNS), unreadable_segments(root) - 1)
 
 

@@ -65,6 +65,10 @@ def _yes_no(value: bool | None) -> str:
     return "-" if value is None else ("yes" if value else "no")
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "/")
+
+
 def table(results: list[CaseResult]) -> str:
     """The markdown table of the run: one row per case."""
     lines = [
@@ -74,7 +78,7 @@ def table(results: list[CaseResult]) -> str:
     for r in results:
         o = r.outcome
         lines.append(
-            f"| {r.case.point} | {r.case.name} | {r.case.expected} | {o.observed} | {_yes_no(o.held)} | "
+            f"| {r.case.point} | {r.case.name} | {_cell(r.case.expected)} | {_cell(o.observed)} | {_yes_no(o.held)} | "
             f"{_yes_no(o.clear_error)} | {_measure(o.rows_lost)} | {_measure(o.corrupt_segments)} | {r.seconds:.1f} |"
         )
     return "\n".join(lines)
