@@ -112,6 +112,7 @@ def test_venue_spans_follow_depth_listing_and_the_venues_clock(emulator):
     # 92 days before the emulator's now is 2025-01-03 00:00; the first whole day after it (and the margin) is 01-04
     assert (okx.first, okx.end) == (utc("2025-01-04"), NOW)
     assert any("keeps only 92 days" in note and "clamped to 2025-01-04" in note for note in okx.notes)
+    assert source.earliest_settled("okx", utc("2025-01-10 00:00:01"), NOW) == utc("2025-01-10 08:00")
     with pytest.raises(UnknownVenueError, match=r"base\(s\) \['DOGE'\]"):
         CcxtSource(venues=("okx",), api_base_url=emulator.base_url, bases=("DOGE",)).funding_prints("okx", NOW, NOW)
 

@@ -405,6 +405,8 @@ class CcxtSource:
             for lo in range(ms(start), ms(end), span_ms):
                 hi = min(lo + span_ms, ms(end))
                 got = self._call(venue, method, symbol, lo, spec.funding_page, params={spec.funding_until: hi - 1})
+                if len(got) >= spec.funding_page:  # denser than its interval now: the page may not hold the first
+                    got = self._paged(venue, method, symbol, lo, hi, step_ms, spec.funding_page, spec.funding_until)
                 times = [r["timestamp"] for r in got if lo <= r["timestamp"] < hi]
                 if times:
                     firsts.append(min(times))
