@@ -111,7 +111,7 @@ def next_window_quotes(predicted: pd.DataFrame, as_of, rule: QuoteRule) -> pd.Da
     require_columns(predicted, PREDICTED_INPUT_COLUMNS, "predicted prints")
     at = aware_utc(as_of, "as_of")
     rows = predicted.loc[predicted["kind"] == "predicted", PREDICTED_INPUT_COLUMNS]
-    ts, funding_time = to_utc(rows["ts"]), to_utc(rows["funding_time"])
+    ts, funding_time = _utc(rows["ts"]), _utc(rows["funding_time"])
     rows = rows.loc[(ts <= at) & (ts >= at - rule.max_age) & (funding_time > at)].assign(ts=ts)
     rate = pd.to_numeric(rows["rate"], errors="coerce")
     if not np.isfinite(rate.to_numpy(dtype="float64")).all():
@@ -135,10 +135,12 @@ def funding_arbitrage(
     A base needs quotes on two venues; markets without a quote, outside the day-before universe or
     below the liquidity floors are left out and counted.
     """
+    require_columns(predicted, PREDICTED_INPUT_COLUMNS, "predicted prints")
     require_columns(universe, UNIVERSE_INPUT_COLUMNS, "market universe")
     if forecast_carry is not None:
         require_columns(forecast_carry, FORECAST_INPUT_COLUMNS, "forecast carry")
-    days = to_utc(universe["date"]).dt.floor("D")
+    days = _utc(universe["date"]).dt.floor("D")
+    predicted = predicted.assign(ts=_utc(predicted["ts"]), funding_time=_utc(predicted["funding_time"]))
     excluded = {"outside_universe": 0, "below_liquidity_floors": 0}
     parts = []
     for as_of in as_of_times:
@@ -146,7 +148,7 @@ def funding_arbitrage(
         liquid = listed.loc[liquidity.passes(listed), [*MARKET_KEY, "base"]]
         rankings = {PREDICTED: next_window_quotes(predicted, as_of, rule)}
         if forecast_carry is not None:
-            at = to_utc(forecast_carry["as_of"]) == as_of
+            at = _utc(forecast_carry["as_of"]) == as_of
             rankings[FORECAST] = forecast_carry.loc[at, [*MARKET_KEY, "rate_8h"]]
         for ranking, quotes in rankings.items():
             listed_quotes = quotes.merge(listed[MARKET_KEY], on=MARKET_KEY)
@@ -191,3 +193,8 @@ def best_pairs(quotes: pd.DataFrame, costs: ArbitrageCosts) -> pd.DataFrame:
     best = table.drop_duplicates("base", keep="first")
     counts = legs.groupby("base").agg(n_markets=("symbol", "size"), n_venues=("venue", "nunique"))
     return best.merge(counts, left_on="base", right_index=True).reset_index(drop=True)
+
+
+def _utc(times: pd.Series) -> pd.Series:
+    """Times as tz-aware UTC nanoseconds, parsed only when they are not already (parsing scans every value)."""
+    return times if times.dtype == "datetime64[ns, UTC]" else to_utc(times)
