@@ -119,7 +119,7 @@ def _landing_with_bad_segments(folder: Path) -> tuple[int, dict[str, bytes]]:
 
 def _damage(root: Path, bad: dict[str, bytes]) -> int:
     """Unreadable segments left in the live folders, plus bad segments not kept byte for byte in rejected/."""
-    moved = {r.original: (root / r.moved_to) for r in list_rejected(root)}
+    moved = {r.original: (root / r.moved_to) for r in list_rejected(root) if r.moved_to is not None}
     kept = sum(name in moved and moved[name].read_bytes() == data for name, data in bad.items())
     return unreadable_segments(root) + len(bad) - kept
 

@@ -152,6 +152,18 @@ def test_without_hard_links_the_segment_is_renamed_aside(landing_with_bad_segmen
     assert [r.reason for r in list_rejected(root)] == ["unreadable: truncated"]
 
 
+def test_a_landing_this_reader_cannot_change_lists_the_segment_and_keeps_it(landing_with_bad_segments, monkeypatch):
+    def read_only(src, dst):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    root = landing_with_bad_segments
+    monkeypatch.setattr(os, "link", read_only)
+    listed = reject_segments(root, bad_segment_problems(root), "test")
+    assert [(r.original, r.moved_to) for r in listed] == [(f"prints/00000000000{i}.parquet", None) for i in (1, 2, 3)]
+    assert all("not moved aside: [Errno 30] Read-only file system" in r.reason for r in listed)
+    assert [s for s, _ in list_segments(root, "prints")] == [0, 1, 2, 3, 4] and list_rejected(root) == []
+
+
 def test_only_segments_of_the_landing_can_be_rejected(tmp_path, landing_with_bad_segments):
     stray = tmp_path / "elsewhere.parquet"
     stray.write_bytes(b"")

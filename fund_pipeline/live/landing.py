@@ -342,10 +342,14 @@ def read_landed_prints(
 
 
 class RejectedSegment(NamedTuple):
-    """A bad segment moved aside: its original file (relative to the landing), where it is now, why."""
+    """A bad segment set aside: its original file (relative to the landing), where it is now, why.
+
+    `moved_to` is None when the landing could not be changed (read-only to this reader): the segment
+    stays where it was, listed and skipped, and is counted again by the next run.
+    """
 
     original: str
-    moved_to: str
+    moved_to: str | None
     reason: str
 
 
@@ -419,12 +423,20 @@ def reject_segment(landing_dir: Path, segment: Path, reason: str, rejected_by: s
 
 
 def reject_segments(landing_dir: Path, problems: Sequence[SegmentProblem], rejected_by: str) -> list[RejectedSegment]:
-    """Move every listed bad segment aside (see `reject_segment`); the ones this call moved, in order."""
+    """Move every listed bad segment aside (see `reject_segment`): the ones this call moved, in order, and
+    the ones it could not move (landing not writable), listed with `moved_to` None and why."""
     first_reasons: dict[Path, str] = {}
     for problem in problems:
         first_reasons.setdefault(Path(problem.path), problem.reason)
-    moved = (reject_segment(landing_dir, path, reason, rejected_by) for path, reason in first_reasons.items())
-    return [done for done in moved if done is not None]
+    done = []
+    for path, reason in first_reasons.items():
+        try:
+            moved = reject_segment(landing_dir, path, reason, rejected_by)
+        except OSError as error:  # a read-only or full landing: listed and skipped, as before the move existed
+            moved = RejectedSegment(f"{path.parent.name}/{path.name}", None, f"{reason}; not moved aside: {error}")
+        if moved is not None:
+            done.append(moved)
+    return done
 
 
 def list_rejected(landing_dir: Path) -> list[RejectedSegment]:

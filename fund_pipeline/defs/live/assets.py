@@ -56,16 +56,18 @@ def live_curve(context: dg.AssetExecutionContext, landing: LandingZone, warehous
     start, end = context.partition_time_window
     start, end = pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
     root = landing.root()
-    rejected = {r.original: r.reason for r in reject_segments(root, landing_problems(root), "live_curve")}
+    set_aside = reject_segments(root, landing_problems(root), "live_curve")
     read_problems: list[SegmentProblem] = []  # segments whose data, not their footer, is damaged
     snapshots = snapshots_in_window(root, start, end, read_problems)
     prints = read_landed(
         root, "prints", columns=["venue", "symbol", "ts"],
         filters=[("kind", "=", "predicted"), ("ts", ">=", start), ("ts", "<", end)], problems=read_problems,
     )  # fmt: skip
-    rejected |= {r.original: r.reason for r in reject_segments(root, read_problems, "live_curve")}
-    for original, reason in rejected.items():
-        context.log.warning(f"landing segment {original} moved to rejected/: {reason}")
+    set_aside += reject_segments(root, read_problems, "live_curve")
+    for segment in set_aside:
+        where = f"moved to {segment.moved_to}" if segment.moved_to else "skipped"
+        context.log.warning(f"landing segment {segment.original} {where}: {segment.reason}")
+    rejected = {segment.original: segment.reason for segment in set_aside}
     rejected_in_landing = len(list_rejected(root))
     warehouse.replace("live_curve", snapshots, {"ts_snap": (start, end)})
     missing_pct = missing_bucket_pct(snapshots)
