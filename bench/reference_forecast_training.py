@@ -2,7 +2,8 @@
 
 The whole feature frame is copied before the week, given its mass features, and sorted whole per
 horizon to keep each horizon's most recent rows. Same fits, same bytes as `train_forecast_model`
-(the benchmark compares the two); what differs is only how the training rows are gathered.
+(the benchmark compares the two); what differs is only how the training rows are gathered (each
+horizon is fitted by the library's `fit_horizon`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from catboost import CatBoostRegressor
 
 from fund_pipeline.domain.forecast import (
-    ANCHORS,
     EXTRA_FEATURES,
     MIN_HORIZON_ROWS,
     TOP_FEATURES,
@@ -23,14 +22,12 @@ from fund_pipeline.domain.forecast import (
     InsufficientHistoryError,
     ModelParams,
     TrainedModel,
-    _catboost_args,
     _checked_feature_columns,
-    _fit_classifier,
     _make_reproducible,
-    _pool,
     _utc_timestamp,
+    fit_horizon,
 )
-from fund_pipeline.domain.forecast_horizons import AR1, HORIZONS, add_mass_features, baseline_y, find_mass_points
+from fund_pipeline.domain.forecast_horizons import AR1, HORIZONS, add_mass_features, find_mass_points
 
 
 def reference_train_forecast_model(
@@ -57,13 +54,7 @@ def reference_train_forecast_model(
         train = train.sort_index().reset_index(drop=True)
         if len(train) < MIN_HORIZON_ROWS:
             raise InsufficientHistoryError(f"reference training, horizon {horizon}: {len(train)} row(s)")
-        baselines = baseline_y(train, horizon, ar1)
-        y = train[f"y_{horizon}"].to_numpy()
-        anchor = min(ANCHORS, key=lambda name: float(np.abs(y - baselines[name].to_numpy()).mean()))
-        regressor = CatBoostRegressor(loss_function="MAE", **_catboost_args(params, params.iterations))
-        regressor.fit(_pool(train, inputs, y - baselines[anchor].to_numpy()))
-        classifier = _fit_classifier(train, horizon, inputs, params)
-        models[horizon] = HorizonModel(anchor, regressor, classifier, len(train))
+        models[horizon] = fit_horizon(train, horizon, inputs, ar1, params)
         train_end = max(train_end, pd.Timestamp(train[f"target_time_{horizon}"].max()))
     for model in models.values():
         for part in (model.regressor, model.classifier):
