@@ -70,7 +70,7 @@ def test_real_prints_land_on_the_utc_grid_and_score_against_baselines(real):
     assert binance_hours == {0, 8, 16}
     assert set(prints.loc[prints["venue"] == "kucoin", "funding_time"].dt.hour) == {4, 12, 20}
     card = warehouse.read("forecast_scorecard")
-    assert set(card["predictor"]) == {"model", "interest", "last", "rolling_mean", "ewma", "ar1"}
+    assert set(card["predictor"]) == {"model", "interest", "last", "rolling_mean", "ewma", "ar1", "venue"}
     assert (card["n"] > 0).all()
     forecasts = warehouse.read("funding_forecasts")
     assert (forecasts["funding_time"] >= pd.Timestamp("2023-02-06 12:00", tz="UTC")).all()
