@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import dagster as dg
-from pydantic import PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from fund_pipeline.sources.base import MarketSource, UnknownVenueError
 from fund_pipeline.warehouse import WAREHOUSE_POOL, Warehouse, data_dir, open_readonly
@@ -24,6 +24,14 @@ class MarketSourceResource(dg.ConfigurableResource):
     kind: Literal["simulated", "files", "ccxt"] = "simulated"
     seed: int = 7
     bases: list[str] | None = None
+    inverse: bool = Field(
+        default=False,
+        description=(
+            "simulated only: also list the venues' coin-margined (inverse) perps, BTC/USD:BTC and ETH/USD:ETH on "
+            "binance COIN-M, bybit inverse, okx coin-margined swaps and deribit; off by default so the default "
+            "universe and every figure computed from it stay as they were"
+        ),
+    )
     files_root: str | None = None
     # files only: what a format lacks (venue, ccxt symbol), the format by name, the files' clock
     # ("utc", "+3" for local = UTC+3, "infer" for the shipped sample), or an import manifest.
@@ -52,7 +60,8 @@ class MarketSourceResource(dg.ConfigurableResource):
         if self.kind == "simulated":
             from fund_pipeline.sources.simulated import SimulatedMarket
 
-            return SimulatedMarket(seed=self.seed, bases=tuple(self.bases) if self.bases else None)
+            bases = tuple(self.bases) if self.bases else None
+            return SimulatedMarket(seed=self.seed, bases=bases, inverse=self.inverse)
         if self.kind == "files":
             from fund_pipeline.sources.files import FileSource, SourceConfigError
 

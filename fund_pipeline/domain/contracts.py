@@ -13,11 +13,13 @@ perpetuals state USD; OKX states contracts, coins and USD.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
-from fund_pipeline.domain.prints import SchemaError, require_columns
+from fund_pipeline.domain.prints import MARKET_TERMS_COLUMNS, SchemaError, require_columns
 
 USD_MARGIN = "usd_margin"
 COIN_MARGIN = "coin_margin"
@@ -30,15 +32,55 @@ OI_CONTRACTS = "open_interest_contracts"
 OI_BASE = "open_interest_base"
 CONTRACT_SIZE = "contract_size"
 
+# How the market universe states a contract's margin, in ccxt's words (the adapters' MarketTerms.margin).
+LINEAR = "linear"
+INVERSE = "inverse"
+
 _UNIFIED = re.compile(r"^(?P<base>[^/:]+)/(?P<quote>[^/:]+):(?P<settle>[^/:-]+)$")
 
 
-def margin_type(symbol: str) -> str:
-    """`coin_margin` when the contract settles in its base coin, `usd_margin` otherwise."""
+class UnifiedSymbol(NamedTuple):
+    """The parts of a ccxt unified perp symbol BASE/QUOTE:SETTLE."""
+
+    base: str
+    quote: str
+    settle: str
+
+
+def unified_parts(symbol: str) -> UnifiedSymbol:
     found = _UNIFIED.match(str(symbol))
     if not found:
         raise SchemaError(f"symbol {symbol!r} is not a ccxt unified perp symbol BASE/QUOTE:SETTLE")
-    return COIN_MARGIN if found["settle"] == found["base"] else USD_MARGIN
+    return UnifiedSymbol(found["base"], found["quote"], found["settle"])
+
+
+def contract_margin(symbol: str) -> str:
+    """`inverse` when the contract settles in its base coin (BTC/USD:BTC), `linear` otherwise: the one rule."""
+    parts = unified_parts(symbol)
+    return INVERSE if parts.settle == parts.base else LINEAR
+
+
+def margin_type(symbol: str) -> str:
+    """`coin_margin` for an inverse contract, `usd_margin` for a linear one (the aggregates' groups)."""
+    return COIN_MARGIN if contract_margin(symbol) == INVERSE else USD_MARGIN
+
+
+def market_terms(symbols: pd.Series, contract_size: ArrayLike | None = None) -> pd.DataFrame:
+    """MARKET_TERMS_COLUMNS of each unified symbol: margin and settlement asset by `contract_margin`, the contract
+    size where the source states one (ccxt's `contractSize`), else 1 base unit for a linear contract and unknown
+    (NaN) for an inverse one, whose size in USD only the venue knows."""
+    distinct = pd.unique(symbols)
+    margin = symbols.map({s: contract_margin(s) for s in distinct}).astype("object")
+    settle = symbols.map({s: unified_parts(s).settle for s in distinct}).astype("object")
+    stated = (
+        pd.Series(np.nan, index=symbols.index, dtype="float64")
+        if contract_size is None
+        else pd.to_numeric(pd.Series(np.asarray(contract_size, dtype=object), index=symbols.index), errors="coerce")
+    )
+    if (stated <= 0).any():
+        raise SchemaError(f"market terms: non-positive contract size for {sorted(set(symbols[stated <= 0]))}")
+    size = stated.astype("float64").fillna(pd.Series(np.where(margin == LINEAR, 1.0, np.nan), index=symbols.index))
+    return pd.DataFrame(dict(zip(MARKET_TERMS_COLUMNS, (margin, settle, size), strict=True)), index=symbols.index)
 
 
 def margin_types(symbols: pd.Series) -> pd.Series:

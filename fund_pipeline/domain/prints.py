@@ -24,6 +24,9 @@ PRINT_SOURCES = ("sim", "file", "rest", "ws", "reconstructed")
 # beyond 10 % per interval is a unit error (percent read as a decimal), not a market.
 MAX_PLAUSIBLE_RATE = 0.10
 
+# How each market is margined: "linear" | "inverse" (domain.contracts), its margin and settlement asset, and its
+# contract size (ccxt's convention: base units for a linear contract, USD for an inverse one).
+MARKET_TERMS_COLUMNS = ["margin", "settle", "contract_size"]
 MARKET_COLUMNS = [
     "date",
     "venue",
@@ -34,6 +37,7 @@ MARKET_COLUMNS = [
     "volume_usd_24h",
     "open_interest_usd",
     "max_leverage",
+    *MARKET_TERMS_COLUMNS,
 ]
 
 BAR_COLUMNS = [

@@ -27,7 +27,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fund_pipeline.domain.prints import BAR_COLUMNS, MARKET_COLUMNS, empty_prints, normalise_prints
+from fund_pipeline.domain.contracts import market_terms
+from fund_pipeline.domain.prints import (
+    BAR_COLUMNS,
+    MARKET_COLUMNS,
+    MARKET_TERMS_COLUMNS,
+    empty_prints,
+    normalise_prints,
+)
 from fund_pipeline.domain.time import NS_PER_DAY, NS_PER_HOUR, floor_to_grid, to_utc, utc_timestamp
 from fund_pipeline.sources.base import UnknownVenueError, check_venue
 from fund_pipeline.sources.clock import (
@@ -371,12 +378,14 @@ def load(specs: Sequence[FileSpec]) -> Loaded:
 
 
 def daily_listing(prints: pd.DataFrame) -> pd.DataFrame:
-    """Every UTC day's markets: each symbol with a print that day, at that day's first interval."""
+    """Every UTC day's markets: each symbol with a print that day, at that day's first interval, margined as its
+    unified symbol says (contract size unknown for an inverse contract: files do not state it)."""
     day_ns = prints["funding_time"].to_numpy(dtype="int64") // NS_PER_DAY * NS_PER_DAY
     frame = pd.DataFrame({"day": day_ns, "symbol": prints["symbol"].to_numpy(), "interval_h": prints["interval_h"]})
     first = frame.drop_duplicates(["day", "symbol"]).sort_values(["day", "symbol"], kind="stable")
     n = len(first)
     symbols = first["symbol"].to_numpy(dtype=object)
+    terms = market_terms(pd.Series(symbols, dtype=object))
     return pd.DataFrame(
         {
             "date": pd.to_datetime(first["day"].to_numpy(), utc=True).astype("datetime64[ns, UTC]"),
@@ -388,6 +397,7 @@ def daily_listing(prints: pd.DataFrame) -> pd.DataFrame:
             "volume_usd_24h": np.full(n, np.nan),
             "open_interest_usd": np.full(n, np.nan),
             "max_leverage": np.full(n, np.nan),
+            **{name: terms[name].to_numpy() for name in MARKET_TERMS_COLUMNS},
         },
         columns=MARKET_COLUMNS,
     )

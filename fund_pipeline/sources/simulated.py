@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from fund_pipeline.domain.predicted import SAMPLE_COLUMNS, FundingFormula
-from fund_pipeline.domain.prints import BAR_COLUMNS, MARKET_COLUMNS, PRINT_COLUMNS
+from fund_pipeline.domain.prints import BAR_COLUMNS, MARKET_COLUMNS, MARKET_TERMS_COLUMNS, PRINT_COLUMNS
 from fund_pipeline.domain.time import NS_PER_HOUR as HOUR_NS
 from fund_pipeline.domain.time import NS_PER_MS, NS_PER_SECOND
 from fund_pipeline.sources.sim_paths import (
@@ -140,6 +140,7 @@ class SimulatedMarket:
                 raise UnknownVenueError(f"base(s) {unknown} are not simulated; valid bases are {list(names)}")
             self._bases = tuple(b for b in names if b in set(bases))
         self._listings: dict[str, Listing] = {}
+        self._listing_terms: dict[str, dict[str, np.ndarray]] = {}
 
     def venues(self) -> tuple[str, ...]:
         return self._venues
@@ -178,8 +179,8 @@ class SimulatedMarket:
         at = _as_utc(at, "instruments: at")
         hour = (at.value - SIM_EPOCH.value) // HOUR_NS
         listing = self._listing(venue)
-        listing = listing.take(listing.listed_hour <= hour)
-        terms = [adapter(venue).terms(str(s)) for s in listing.symbol]
+        listed = listing.listed_hour <= hour
+        listing = listing.take(listed)
         return pd.DataFrame(
             {
                 "symbol": listing.symbol,
@@ -187,11 +188,26 @@ class SimulatedMarket:
                 "quote": listing.quote,
                 "interval_h": listing.interval_at(hour).astype(np.float64),
                 "max_leverage": listing.max_leverage,
-                "margin": [t.margin for t in terms],
-                "settle": [t.settle for t in terms],
-                "contract_size": np.array([t.contract_size for t in terms], dtype=np.float64),
+                **self._terms(venue, listed),
             }
         )
+
+    def _terms(self, venue: str, listed: np.ndarray) -> dict[str, np.ndarray]:
+        """MARKET_TERMS_COLUMNS of the listed perps, as the venue's adapter states them (computed once per venue)."""
+        if venue not in self._listing_terms:
+            terms = [adapter(venue).terms(str(s)) for s in self._listing(venue).symbol]
+            self._listing_terms[venue] = dict(
+                zip(
+                    MARKET_TERMS_COLUMNS,
+                    (
+                        np.array([t.margin for t in terms], dtype=object),
+                        np.array([t.settle for t in terms], dtype=object),
+                        np.array([t.contract_size for t in terms], dtype=np.float64),
+                    ),
+                    strict=True,
+                )
+            )
+        return {name: values[listed] for name, values in self._listing_terms[venue].items()}
 
     def markets(self, venue: str, day: pd.Timestamp) -> pd.DataFrame:
         """Daily summary of `day` (as published at its end): 24h perp volume, OI at the day's close."""
@@ -211,6 +227,7 @@ class SimulatedMarket:
                 "volume_usd_24h": bars["volume_usd"].sum(axis=0)[listed],
                 "open_interest_usd": bars["open_interest_usd"][-1][listed],
                 "max_leverage": listing.max_leverage[listed],
+                **self._terms(venue, listed),
             },
             columns=MARKET_COLUMNS,
         )

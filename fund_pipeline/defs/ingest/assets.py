@@ -45,9 +45,10 @@ def market_universe(
     market_source: MarketSourceResource,
     warehouse: Warehouse,
 ) -> dg.MaterializeResult:
-    """Perp markets per day and venue that pass the liquidity filters, with each symbol's funding interval."""
+    """Perp markets per day and venue that pass the liquidity filters, with each symbol's funding interval, margin
+    (linear or inverse), margin and settlement asset and contract size."""
     listed = unknown = 0
-    liquidity, parts = config.liquidity_filter(), []
+    liquidity, parts, by_margin = config.liquidity_filter(), [], pd.Series(dtype="int64")
     for venue, start, end in daily_venue_spans(context):
         source = market_source.venue_source(venue)
         days = pd.date_range(start, end - pd.Timedelta(days=1), freq="D")
@@ -59,7 +60,9 @@ def market_universe(
             )
         unknown += without_liquidity_figures(markets)
         listed += len(markets)
-        parts.append((markets.loc[liquidity.passes(markets), MARKET_COLUMNS], {"venue": [venue], "date": (start, end)}))
+        passing = markets.loc[liquidity.passes(markets), MARKET_COLUMNS]
+        by_margin = by_margin.add(passing["margin"].value_counts(), fill_value=0)
+        parts.append((passing, {"venue": [venue], "date": (start, end)}))
     kept = warehouse.replace_partitions("market_universe", parts)
     return dg.MaterializeResult(
         metadata={
@@ -67,6 +70,7 @@ def market_universe(
             "markets_listed": listed,
             "markets_filtered_out": listed - kept,
             "markets_without_liquidity_figures": unknown,
+            "markets_by_margin": dg.MetadataValue.json({str(k): int(v) for k, v in by_margin.items()}),
         }
     )
 
