@@ -9,7 +9,7 @@ export FUND_PIPELINE_DATA_DIR := $(CURDIR)/data
 export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-fast lint ui bench real-sample import emulator collect lock
+.PHONY: demo test test-fast lint ui bench faults real-sample import emulator collect lock
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: $(STAMP)
 # The fast part: no slow or end-to-end tests (under a minute).
 test-fast: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile -m "not slow and not e2e"
+
+# The reliability fault suite: every case of the reliability rules provoked for real on 127.0.0.1, a table of figures.
+faults: $(STAMP)
+	$(BIN)/python -m bench.faults
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,7 +13,7 @@ from pathlib import Path
 from bench._common import BenchResult, format_value, machine, report
 from bench.curve_data import predicted_prints
 
-# Live collector and memory last: they share the machine with the emulator they start.
+# Live collector, memory and the fault suite last: they share the machine with the emulator they start.
 BENCHMARKS = [
     "curve_streaming",
     "curve_replay",
@@ -25,8 +25,10 @@ BENCHMARKS = [
     "files_source",
     "real_sample",
     "rate_limited_backfill",
+    "event_log",
     "collector",
     "memory",
+    "faults",
 ]
 
 
