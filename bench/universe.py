@@ -63,6 +63,8 @@ class Size:
 FULL = Size((25, 100, 300), 365)
 QUICK = Size((3,), 50)  # a basket needs 30 days of bars before its week
 DEFAULT_BUDGET_S = 1400.0
+# The budget's split between the sizes, smallest first: a larger one costs more.
+BUDGET_SHARES = (2.0, 3.0, 5.0)
 
 
 class RssSampler:
@@ -107,8 +109,10 @@ def market_for(bases: int):
             named = tuple(self.bases) if self.bases else None
             return SimulatedMarket(seed=self.seed, bases=named, n_extra_bases=self.extra_bases)
 
-    named = min(bases, len(NAMED_BASES))
-    return UniverseMarket(bases=[b.name for b in NAMED_BASES[:named]], extra_bases=bases - named)
+    if bases <= len(NAMED_BASES):
+        return UniverseMarket(bases=[b.name for b in NAMED_BASES[:bases]])
+    # a base list would leave the synthetic listings out: every named base, then the extras
+    return UniverseMarket(extra_bases=bases - len(NAMED_BASES))
 
 
 def child(bases: int, days: int, out: Path) -> None:
@@ -136,6 +140,8 @@ def child(bases: int, days: int, out: Path) -> None:
             {"warehouse": warehouse, "market_source": market, "landing": LandingZone(path=str(Path(folder) / "l"))}
         )
         assets, resources = asset_definitions(defs), resources_of(defs)
+        listed = {v: len(market.get().instruments(v, last_day)) for v in VENUES}
+        emit({"stage": "universe", "symbols_per_venue": listed})
         with dg.DagsterInstance.get() as instance:
 
             def materialise(selection: list[str], first: str | None, last: str | None) -> None:
@@ -272,8 +278,9 @@ def run(quick: bool = False, budget_s: float = DEFAULT_BUDGET_S) -> BenchResult:
     extras: dict[int, dict[str, dict]] = {}
     figures: dict = {}
     for i, bases in enumerate(size.bases):
-        # each size gets an equal share of what is left; what a smaller one does not use passes on
-        left = (budget_s - (time.perf_counter() - started)) / (len(size.bases) - i)
+        # each size gets its share (BUDGET_SHARES) of what is left; what a smaller one does not use passes on
+        shares = BUDGET_SHARES[-len(size.bases) :]
+        left = (budget_s - (time.perf_counter() - started)) * shares[i] / sum(shares[i:])
         records, ended = run_size(bases, size.days, left)
         totals[bases] = stage_totals(records)
         runs[bases] = {(r["stage"], r["run"]): r["wall_s"] for r in records if "wall_s" in r}
@@ -286,7 +293,14 @@ def run(quick: bool = False, budget_s: float = DEFAULT_BUDGET_S) -> BenchResult:
             figures[f"{bases} bases: {name} wall s / cpu s{share}"] = f"{t['wall_s']:.1f} / {t['cpu_s']:.1f}"
             figures[f"{bases} bases: {name} ms per partition"] = 1e3 * t["wall_s"] / t["partitions"]
             figures[f"{bases} bases: {name} peak RSS MiB"] = round(t["peak"])
+        if "universe" in extras[bases]:
+            figures[f"{bases} bases: symbols per venue"] = extras[bases]["universe"]["symbols_per_venue"]
         figures[f"{bases} bases: ended"] = ended
+        if "check" in extras[bases]:
+            figures[f"{bases} bases: {CHECK_VENUE} symbols, settled prints (stored / simulated)"] = (
+                f"{extras[bases]['check']['symbols']}, "
+                f"{extras[bases]['check']['stored_settled']:,} / {extras[bases]['check']['simulated_settled']:,}"
+            )
         figures[f"{bases} bases: total wall s (finished runs)"] = sum(t["wall_s"] for t in totals[bases].values())
         if "fixed cost" in extras[bases]:
             fixed = extras[bases]["fixed cost"]
@@ -318,7 +332,7 @@ def run(quick: bool = False, budget_s: float = DEFAULT_BUDGET_S) -> BenchResult:
         agree=agree,
         figures=figures,
         notes=[
-            "each size in its own process, with an equal share of the budget left; stages as make demo runs them "
+            "each size in its own process, with its share of the budget left (2:3:5); stages as make demo runs them "
             "(one single-run backfill per venue); a stopped size reports the runs it finished",
             f"the {reference}-base run is the reference of the growth exponents (runs both finished; k = 1: linear)",
             f"outputs agree: {CHECK_VENUE}'s stored settled prints equal the simulated market's count for the range",
