@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import dagster as dg
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from fund_pipeline.sources.base import MarketSource, UnknownVenueError
 from fund_pipeline.warehouse import WAREHOUSE_POOL, Warehouse, data_dir, open_readonly
@@ -50,6 +50,15 @@ class MarketSourceResource(dg.ConfigurableResource):
         if value is not None and not any(base.strip() for base in value):
             raise ValueError("market_source.bases is empty: leave it unset for every base, or name at least one")
         return value
+
+    @model_validator(mode="after")
+    def _inverse_where_listed(self) -> MarketSourceResource:
+        if self.inverse and self.kind != "simulated":
+            lists = "the markets its files hold" if self.kind == "files" else "the venues' linear perps only"
+            raise ValueError(
+                f"market_source.inverse is for the simulated source; the {self.kind!r} source lists {lists}"
+            )
+        return self
 
     def get(self) -> MarketSource:
         if self._source is None:

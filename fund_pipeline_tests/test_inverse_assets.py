@@ -106,6 +106,14 @@ def test_files_listing_states_an_inverse_contract_with_an_unknown_size():
     np.testing.assert_array_equal(listing["contract_size"], [np.nan, 1.0, np.nan])
 
 
+@pytest.mark.parametrize("kind", ["files", "ccxt"])
+def test_inverse_is_refused_for_a_source_that_cannot_list_them(kind):
+    with pytest.raises(ValueError, match=f"inverse is for the simulated source; the '{kind}' source lists"):
+        MarketSourceResource(kind=kind, inverse=True, files_root="sample")
+    simulated = MarketSourceResource(inverse=True).get()
+    assert isinstance(simulated, SimulatedMarket) and simulated.inverse
+
+
 # ------------------------------------------------------------------ through Dagster
 
 
