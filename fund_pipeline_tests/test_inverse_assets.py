@@ -215,3 +215,35 @@ def test_universe_metadata_counts_markets_by_margin(tmp_path):
         [market_universe], resources=resources, instance=dg.DagsterInstance.ephemeral(), partition_key=f"{FIRST}|okx"
     )
     assert materialisation_metadata(result, "market_universe")["markets_by_margin"] == {LINEAR: 2, INVERSE: 2}
+
+
+class MarketsWithoutTerms(MarketSourceResource):
+    """The simulated market as a source written before the market terms: its markets lack them."""
+
+    def _build(self):
+        market = SimulatedMarket(bases=("BTC",))
+
+        class Source:
+            name = "old"
+
+            def venues(self):
+                return market.venues()
+
+            def markets(self, venue, day):
+                return market.markets(venue, day).drop(columns=MARKET_TERMS_COLUMNS)
+
+        return Source()
+
+
+@pytest.mark.slow
+def test_a_source_without_market_terms_fails_naming_them(tmp_path):
+    result = dg.materialize(
+        [market_universe],
+        resources={"warehouse": Warehouse(database=str(tmp_path / "w.duckdb")), "market_source": MarketsWithoutTerms()},
+        instance=dg.DagsterInstance.ephemeral(),
+        partition_key=f"{FIRST}|binance",
+        raise_on_error=False,
+    )
+    assert not result.success
+    errors = str([e.event_specific_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"])
+    assert "source's markets on binance: missing column(s) ['margin', 'settle', 'contract_size']" in errors

@@ -9,7 +9,7 @@ from fund_pipeline.defs.ingest.expectations import validate_raw_prints
 from fund_pipeline.defs.partitions import DAILY_VENUE_PARTITIONS
 from fund_pipeline.defs.scope import daily_venue_spans
 from fund_pipeline.domain.predicted import ReconstructionConfig, thin_to_cadence
-from fund_pipeline.domain.prints import MARKET_COLUMNS, storable_prints
+from fund_pipeline.domain.prints import MARKET_COLUMNS, require_columns, storable_prints
 from fund_pipeline.domain.quality import off_grid_prints
 from fund_pipeline.domain.universe import LiquidityFilter, without_liquidity_figures
 from fund_pipeline.live.landing import SegmentProblem, read_landed_prints
@@ -58,6 +58,8 @@ def market_universe(
                 f"market_universe: the {market_source.kind} source lists no markets on {venue} "
                 f"in [{start:%Y-%m-%d}, {end:%Y-%m-%d})"
             )
+        what = f"market_universe: the {market_source.kind} source's markets on {venue}"
+        require_columns(markets, MARKET_COLUMNS, what)
         unknown += without_liquidity_figures(markets)
         listed += len(markets)
         passing = markets.loc[liquidity.passes(markets), MARKET_COLUMNS]
