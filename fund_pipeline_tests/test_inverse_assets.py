@@ -6,6 +6,9 @@ perps listed and once without, so the linear rows can be compared between the tw
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -15,7 +18,10 @@ from fund_pipeline.defs.ingest.assets import market_universe
 from fund_pipeline.domain.contracts import INVERSE, LINEAR, contract_margin, margin_type, market_terms
 from fund_pipeline.domain.prints import MARKET_COLUMNS, MARKET_TERMS_COLUMNS, SchemaError
 from fund_pipeline.domain.records import PRINT_KEY
+from fund_pipeline.emulator.rest_okx import LINEAR_CONTRACT as OKX_LINEAR_CONTRACT
+from fund_pipeline.emulator.server import start_emulator
 from fund_pipeline.resources import LandingZone, MarketSourceResource, Warehouse
+from fund_pipeline.sources.ccxt import CcxtSource
 from fund_pipeline.sources.files import daily_listing
 from fund_pipeline.sources.simulated import SimulatedMarket
 from fund_pipeline.venues.registry import adapter
@@ -247,3 +253,34 @@ def test_a_source_without_market_terms_fails_naming_them(tmp_path):
     assert not result.success
     errors = str([e.event_specific_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"])
     assert "source's markets on binance: missing column(s) ['margin', 'settle', 'contract_size']" in errors
+
+
+# ------------------------------------------------------------------ the ccxt source against the emulator
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    start = pd.Timestamp("2025-01-20", tz="UTC")
+    running = asyncio.run_coroutine_threadsafe(start_emulator(bases=("BTC",), start=start, speed=1.0), loop).result()
+    yield running
+    asyncio.run_coroutine_threadsafe(running.stop(), loop).result()
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=5)
+
+
+@pytest.mark.e2e
+def test_ccxt_markets_state_the_terms_the_venues_serve(emulator):
+    source = CcxtSource(api_base_url=emulator.base_url, now=emulator.state.clock.now, throttle=False)
+    day = pd.Timestamp("2025-01-18", tz="UTC")
+    # the venues' own contract sizes as the emulator serves them: okx ctVal, deribit contract_size; one base unit
+    # where the venue states none or 1
+    sizes = {"okx": OKX_LINEAR_CONTRACT, "deribit": 0.0001}
+    for venue in source.venues():
+        markets = source.markets(venue, day)
+        assert list(markets.columns) == MARKET_COLUMNS
+        assert (markets["margin"] == LINEAR).all(), venue
+        assert (markets["settle"] == markets["quote"]).all(), venue
+        np.testing.assert_array_equal(markets["contract_size"], sizes.get(venue, 1.0), err_msg=venue)

@@ -39,9 +39,11 @@ import ccxt
 import numpy as np
 import pandas as pd
 
+from fund_pipeline.domain.contracts import market_terms
 from fund_pipeline.domain.prints import (
     BAR_COLUMNS,
     MARKET_COLUMNS,
+    MARKET_TERMS_COLUMNS,
     empty_prints,
     floor_to_grid,
     to_utc,
@@ -497,7 +499,8 @@ class CcxtSource:
         return out.sort_values(["symbol", "ts"]).reset_index(drop=True)
 
     def markets(self, venue: str, day) -> pd.DataFrame:
-        """Listed perps on `day`: interval of the day's last settlement, the day's perp volume, OI at day end."""
+        """Listed perps on `day`: interval of the day's last settlement, the day's perp volume, OI at day end, and
+        the market terms (margin by the unified symbol, contract size as ccxt states it)."""
         day = utc(day).floor("D")
         end = day + pd.Timedelta(days=1)
         rows = []
@@ -521,9 +524,11 @@ class CcxtSource:
                     if bars["open_interest_usd"].notna().any()
                     else np.nan,
                     "max_leverage": _float(leverage),
+                    "contract_size": market.get("contractSize"),
                 }
             )
         out = pd.DataFrame(rows, columns=MARKET_COLUMNS)
+        out[MARKET_TERMS_COLUMNS] = market_terms(out["symbol"], out["contract_size"])
         out["date"] = to_utc(out["date"])
         for col in ("interval_h", "volume_usd_24h", "open_interest_usd", "max_leverage"):
             out[col] = pd.to_numeric(out[col]).astype("float64")
