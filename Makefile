@@ -9,7 +9,7 @@ export FUND_PIPELINE_DATA_DIR := $(CURDIR)/data
 export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-fast lint ui bench faults real-sample import emulator collect lock
+.PHONY: demo test test-fast lint ui bench faults real-sample import backfill emulator collect lock
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ real-sample: $(STAMP)
 # make import PATHS="exports/ more.csv.gz" ARGS="--venue bybit --clock utc"
 import: $(STAMP)
 	$(BIN)/fund-pipeline import $(PATHS) $(ARGS)
+
+# make backfill ARGS="--venues binance,okx --bases BTC,ETH --since 2020-01-01"
+backfill: $(STAMP)
+	$(BIN)/fund-pipeline backfill $(ARGS)
 
 emulator: $(STAMP)
 	$(BIN)/fund-pipeline exchange-emulator --port 8765 --speed 60

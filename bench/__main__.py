@@ -25,6 +25,7 @@ BENCHMARKS = [
     "files_source",
     "real_sample",
     "rate_limited_backfill",
+    "universe",
     "event_log",
     "collector",
     "memory",

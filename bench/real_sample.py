@@ -25,9 +25,10 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from bench._common import BenchResult, quick_parser, report
 from fund_pipeline.demo import run_real_sample
-from fund_pipeline.importer import INGEST_ASSETS, QUIET
+from fund_pipeline.importer import INGEST_ASSETS
 from fund_pipeline.instance import prepare_home
 from fund_pipeline.locations import REAL_SAMPLE, asset_definitions, resources_of, source_definitions
+from fund_pipeline.partition_runs import QUIET
 
 TARGET_S = 60.0
 REFERENCE_VENUE = "gate"

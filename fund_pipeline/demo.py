@@ -15,9 +15,10 @@ import pandas as pd
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from fund_pipeline.defs.partitions import WEEKLY_PARTITIONS
-from fund_pipeline.importer import INGEST_ASSETS, QUIET
+from fund_pipeline.importer import INGEST_ASSETS
 from fund_pipeline.instance import prepare_home
 from fund_pipeline.locations import resources_of
+from fund_pipeline.partition_runs import QUIET
 from fund_pipeline.resources import open_readonly
 from fund_pipeline.sources.base import PremiumHistorySource
 

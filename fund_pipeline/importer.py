@@ -26,9 +26,6 @@ import pandas as pd
 from fund_pipeline.domain.time import NS_PER_DAY
 from fund_pipeline.locations import resources_of
 from fund_pipeline.partition_runs import (
-    QUIET as QUIET,  # demo and bench import it from here
-)
-from fund_pipeline.partition_runs import (
     FailedRun,
     Ledger,
     Outcome,
