@@ -32,8 +32,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import cvxpy as cp
 import numpy as np
+
+
+def _cvxpy():
+    """cvxpy, imported on first use: it takes seconds to import, and every process that loads the
+    definitions (the UI, each run, each multiprocess step) imports this module."""
+    import cvxpy
+
+    return cvxpy
+
 
 DEFAULT_SOLVER = "CLARABEL"
 # Interior-point defaults (gap 1e-8) leave weights off by ~1e-5 on exact fits; these keep them to ~1e-8.
@@ -103,6 +111,7 @@ class HedgeProblem:
         self.active_set_warm_start = active_set_warm_start
         self.previous_weights: np.ndarray | None = None
         n = self.n_candidates
+        cp = _cvxpy()
         self.factor = cp.Parameter((n, n), name="factor")
         self.projected_target = cp.Parameter(n, name="projected_target")
         self.carry_reward = cp.Parameter(n, name="carry_reward")
@@ -116,6 +125,7 @@ class HedgeProblem:
 
     def solve(self, returns, target_returns, carry, cap) -> HedgeSolution:
         """Solve for one week's data; `returns` is (n_obs × n_candidates), padded names have cap 0."""
+        cp = _cvxpy()
         R, r, carry, cap = self._validated(returns, target_returns, carry, cap)
         started = time.perf_counter()
         n = self.n_candidates
@@ -150,6 +160,7 @@ class HedgeProblem:
 
     def _solve_interior_point(self, stacked, carry, cap, scale) -> tuple[np.ndarray, str]:
         """The cvxpy problem's answer clipped into the bounds, and its status; raises HedgeSolveError without one."""
+        cp = _cvxpy()
         # QR of [R | r] without forming Q: its last column holds Qᵀr next to the factor F of R.
         triangular = np.asarray(np.linalg.qr(stacked, mode="r"))[: self.n_candidates]
         factor = np.zeros((self.n_candidates, self.n_candidates))
