@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/fund-pipeline demo
 
 test: $(STAMP)
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25
 
 # The fast part: no slow or end-to-end tests (under a minute).
 test-fast: $(STAMP)
