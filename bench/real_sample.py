@@ -83,7 +83,7 @@ def ingest_one_venue(home_config: str | None, first: str, last: str) -> tuple[fl
 
 
 def run(quick: bool = False) -> BenchResult:
-    start, end = ("2023-09-01", "2024-01-01") if quick else ("2022-01-01", "2024-01-01")
+    start, end = ("2023-11-15", "2024-01-01") if quick else ("2022-01-01", "2024-01-01")
     with tempfile.TemporaryDirectory() as tmp, data_folder(Path(tmp)):
         first_run: dict[str, float] = {}
         started = time.perf_counter()
@@ -95,7 +95,7 @@ def run(quick: bool = False) -> BenchResult:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             run_real_sample(start, end, second_run)
         again = time.perf_counter() - started
-    days = ("2023-11-01", "2023-12-31") if quick else ("2023-01-01", "2023-04-30")
+    days = ("2023-12-01", "2023-12-31") if quick else ("2023-01-01", "2023-04-30")
     project_s, project_rows = ingest_one_venue(None, *days)
     default_s, default_rows = ingest_one_venue("telemetry:\n  enabled: false\n", *days)
     n_days = len({r[1].date() for r in project_rows})

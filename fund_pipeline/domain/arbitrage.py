@@ -112,7 +112,9 @@ def next_window_quotes(predicted: pd.DataFrame, as_of, rule: QuoteRule) -> pd.Da
     at = aware_utc(as_of, "as_of")
     rows = predicted.loc[predicted["kind"] == "predicted", PREDICTED_INPUT_COLUMNS]
     ts, funding_time = _utc(rows["ts"]), _utc(rows["funding_time"])
-    rows = rows.loc[(ts <= at) & (ts >= at - rule.max_age) & (funding_time > at)].assign(ts=ts)
+    in_force = (ts <= at) & (ts >= at - rule.max_age) & (funding_time > at)
+    # `ts` filtered too: assigning the whole column to an empty selection would bring back every row, as NaN.
+    rows = rows.loc[in_force].assign(ts=ts[in_force])
     rate = pd.to_numeric(rows["rate"], errors="coerce")
     if not np.isfinite(rate.to_numpy(dtype="float64")).all():
         raise SchemaError(f"predicted prints: NaN or infinite rate among the quotes at {at}")
