@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fund_pipeline.domain.records import FundingPrint
 from fund_pipeline.domain.time import MAX_EPOCH_MS, MAX_INTERVAL_H, MIN_INTERVAL_H, NS_PER_MS
@@ -25,6 +25,10 @@ class UnknownMessage(MalformedMessage):
 
 class NoInterval(MalformedMessage):
     """A print whose funding interval neither the message nor the venue's REST metadata gives."""
+
+
+class NoContractSize(MalformedMessage):
+    """A size in contracts of a symbol whose contract size the caller has not learned (REST metadata)."""
 
 
 def number(value: Any) -> float:
@@ -99,6 +103,47 @@ def parse_items(
         if found is not None:
             out.append(found)
     return out
+
+
+Item = TypeVar("Item")
+
+
+def collect_items(
+    items: list[Any],
+    ctx: ParseContext,
+    one: Callable[[Any, int, ParseContext], list[Item]],
+    received_at_ns: int,
+) -> list[Item]:
+    """`parse_items` for items that each give several records (an OKX liquidation item lists its fills).
+
+    A bad item goes to `ctx.bad_items`; a frame of one item is that item, its error the frame's.
+    """
+    if len(items) == 1:
+        return one(items[0], received_at_ns, ctx)
+    out: list[Item] = []
+    for item in items:
+        try:
+            out.extend(one(item, received_at_ns, ctx))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as bad:
+            reason = str(bad) if isinstance(bad, MalformedMessage) else f"{type(bad).__name__}: {bad}"
+            ctx.bad_items.append((f"{ctx.venue}: {reason}", item))
+    return out
+
+
+def liquidated_side(value: Any, sides: dict[str, str], what: str) -> str:
+    """The liquidated position's side ("long" | "short") from the venue's word for it, by its own mapping."""
+    side = sides.get(value) if isinstance(value, str) else None
+    if side is None:
+        raise MalformedMessage(f"{what}: side {value!r} is none of {sorted(sides)}")
+    return side
+
+
+def positive(value: Any, what: str) -> float:
+    """A price or size that must be a finite number above zero."""
+    found = number(value)
+    if not (math.isfinite(found) and found > 0):
+        raise MalformedMessage(f"{what}: {value!r} is not a positive number")
+    return found
 
 
 def unified(adapter: Any, ctx: ParseContext, native: Any) -> tuple[str, str] | None:
