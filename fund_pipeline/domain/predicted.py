@@ -4,8 +4,9 @@ A venue quotes, during an open window, the rate its formula gives on the premium
 far. Venues publish the premium history (binance `premiumIndexKlines`, bybit
 `premium-index-price-kline`, okx `premium-history`, hyperliquid `fundingHistory.premium`), so the
 open window's predicted path can be rebuilt for the past and history gets the same intra-window
-signal as the live collector. A formula is data (`FundingFormula`); the venue adapters and the
-sources state which one a market uses. What the venues document (their help pages):
+signal as the live collector. A formula is data (`FundingFormula`); each venue adapter states its
+venue's documented one (`VenueAdapter.funding_formula`), and the simulated market settles with it.
+What the venues document (their help pages):
 
 - binance, bybit: the average premium is time-weighted with weights 1, 2, ..., n over the
   window's samples (binance: every 5 s, 5,760 per 8 h; bybit: every minute, 480 per 8 h);
@@ -13,8 +14,7 @@ sources state which one a market uses. What the venues document (their help page
   F = P + clamp(I - P, ±0.05 %), so F = I exactly inside the band.
 - okx: MA(premium - interest) with interest 0, uniform minute samples, clamped to a per-symbol
   floor and cap; from 2024-03-05 the average runs over the last N hours instead of the window
-  so far (same value at the window's last minute). The clamped variant with the 0.01 % interest
-  is what the simulated market settles with.
+  so far (same value at the window's last minute).
 - hyperliquid: the premium sampled every 5 s and averaged uniformly over the hour, the 8 h
   formula F = P + clamp(I - P, ±0.05 %) paid hourly at 1/8, capped at 4 % per hour.
 - deribit: funding accrues every millisecond on the instantaneous premium (mark vs index) with
@@ -134,12 +134,19 @@ def funding_rate(avg_premium, interval_h, formula: FundingFormula) -> np.ndarray
     return np.clip(uncapped_rate(avg_premium, interval_h, formula), formula.lower, formula.cap)
 
 
+def sample_values(premium, interval_h, formula: FundingFormula) -> np.ndarray:
+    """What each premium sample adds to the window's average: its banded rate under a per-sample dead band
+    (deribit), else the premium itself. `funding_rate` of the (weighted) average is the window's rate."""
+    p = np.asarray(premium, dtype=np.float64)
+    return _band(p, interval_h, formula) if formula.band_per_sample else p
+
+
 def window_rate(premium, slot, interval_h: float, formula: FundingFormula) -> float:
     """The formula on one window's samples (`slot`: 1-based sample slot in the window)."""
     p = np.asarray(premium, dtype=np.float64)
     if len(p) == 0:
         raise ValueError("window_rate: no premium samples in the window")
-    values = _band(p, interval_h, formula) if formula.band_per_sample else p
+    values = sample_values(p, interval_h, formula)
     weights = np.asarray(slot, dtype=np.float64) if formula.weighting is Weighting.LINEAR else np.ones(len(p))
     return float(funding_rate(np.dot(weights, values) / weights.sum(), interval_h, formula))
 
@@ -200,7 +207,7 @@ def _group_path(
         weight = ((ts - start) // int(formula.sample_step_s * NS_PER_SECOND) + 1).astype(np.float64)
     else:
         weight = np.ones(len(ts))
-    values = _band(premium, interval_h, formula) if formula.band_per_sample else premium
+    values = sample_values(premium, interval_h, formula)
     sample_index = np.arange(len(ts))
     # Points run to the first one that has used the symbol's last sample, not past its data.
     sym_last = np.full(int(sym.max()) + 1, np.iinfo(np.int64).min)

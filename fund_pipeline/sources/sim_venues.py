@@ -1,6 +1,7 @@
 """The simulated venues: market structure (listings, intervals, liquidity), premium paths and funding formula.
 
-The formula's constants (interest, clamp, dead band, cap, shape) are the venue adapters' facts;
+The formula (interest, clamp, dead band, caps, weighting, averaging window) is the venue adapters' documented
+`FundingFormula`, applied to the minute premium samples the market serves;
 what is only the simulation's (premium offsets, volume shares, which bases each venue lists,
 interval overrides and changes) is in VENUE_SPECS.
 """
@@ -14,8 +15,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from fund_pipeline.domain.predicted import FormulaKind, FundingFormula
-from fund_pipeline.domain.time import NS_PER_HOUR
+from fund_pipeline.domain.predicted import AveragingWindow, FundingFormula, Weighting, sample_values
+from fund_pipeline.domain.predicted import funding_rate as predicted_rate
+from fund_pipeline.domain.time import KNOWN_INTERVALS_H, NS_PER_HOUR
 from fund_pipeline.sources.sim_paths import (
     EXTRA_BASE_KEY_OFFSET,
     NAMED_BASES,
@@ -30,6 +32,7 @@ from fund_pipeline.sources.sim_paths import (
 )
 from fund_pipeline.venues.registry import SIM_VENUES, adapter, facts
 
+MINUTES_PER_HOUR = 60
 # The OKX symbol whose funding interval changes from 8h to 4h, and when.
 OKX_INTERVAL_CHANGE_BASE = "SUI"
 OKX_INTERVAL_CHANGE_AT = pd.Timestamp("2025-07-01 00:00", tz="UTC")
@@ -148,47 +151,80 @@ def venue_columns(venue: str, n_extra: int) -> np.ndarray:
     return np.array(listed, dtype=np.int64)
 
 
-def funding_rate(venue: str, avg_premium: npt.ArrayLike, interval_h: npt.ArrayLike) -> np.ndarray:
-    """The venue's settled rate per interval from the window-average premium (perp / index - 1).
+def symbol_formulas(venue: str, symbols) -> list[FundingFormula]:
+    """The documented formula of each symbol, as the venue's adapter states it (the simulation starts after
+    every formula change the adapters know of, so the formulas in force now)."""
+    venue_adapter = adapter(venue)
+    return [venue_adapter.funding_formula(str(s)) for s in symbols]
 
-    The shape and constants are the adapter's facts: "clamped" F = P + clamp(I - P, ±0.05 %) with
-    P and the 0.01 %/8h interest I scaled to the interval (inside the clamp F is exactly I, the real
-    mass point of funding); "hourly_clamped" the 8h formula paid hourly (1/8 of it); "dead_band"
-    no interest and nothing inside the band. Every venue caps |F| at its own limit.
+
+def funding_rate(
+    venue: str, premium: npt.ArrayLike, interval_h: npt.ArrayLike, symbol: str | None = None
+) -> np.ndarray:
+    """The rate per interval of a window whose premium stays at `premium` throughout, by the venue's formula
+    (the symbol's own, when named: OKX caps by currency)."""
+    formula = adapter(venue).funding_formula(symbol) if symbol else facts(venue).funding
+    return predicted_rate(sample_values(premium, interval_h, formula), interval_h, formula)
+
+
+def minute_weights(lo: np.ndarray, hi: np.ndarray, hour: np.ndarray, formula: FundingFormula) -> np.ndarray:
+    """Weight of hour `hour`'s minute samples (minutes [60·hour, 60·hour + 60) from the window's start) among
+    the window's samples in minutes [lo, hi): how many of them, or their linear slots 1, 2, ... summed.
+
+    A minute sample is the hour's premium (the simulated premium is hourly), so a window's average is a
+    weighted sum of its hours' premiums, exactly what the reconstruction computes from the served samples.
     """
-    rules = facts(venue)
-    avg_premium = np.asarray(avg_premium, dtype=np.float64)
-    scale = np.asarray(interval_h, dtype=np.float64) / 8.0
-    if rules.formula == "dead_band":
-        band = rules.dead_band_8h
-        rate = scale * (np.maximum(0.0, avg_premium - band) + np.minimum(0.0, avg_premium + band))
-    else:
-        premium: np.ndarray
-        interest: float | np.ndarray
-        pay: float | np.ndarray
-        if rules.formula == "hourly_clamped":
-            premium, interest, pay = avg_premium, rules.interest_rate_8h, scale
-        else:
-            premium, interest, pay = scale * avg_premium, rules.interest_rate_8h * scale, 1.0
-        gap = interest - premium
-        clamp = rules.clamp_8h
-        rate = pay * np.where(np.abs(gap) <= clamp, interest, premium + np.clip(gap, -clamp, clamp))
-    return np.clip(rate, -rules.rate_cap, rules.rate_cap)
+    a = np.clip(MINUTES_PER_HOUR * hour, lo, hi).astype(np.float64)
+    b = np.clip(MINUTES_PER_HOUR * (hour + 1), lo, hi).astype(np.float64)
+    if formula.weighting is Weighting.LINEAR:
+        return (b * (b + 1) - a * (a + 1)) / 2
+    return b - a
 
 
-def sim_formula(venue: str) -> FundingFormula:
-    """`funding_rate` as data, for the reconstruction: uniform averages of the hourly premium.
+def window_rates(
+    path: VenuePath,
+    listing: Listing,
+    formulas: list[FundingFormula],
+    rows: np.ndarray,
+    start_hour: np.ndarray,
+    interval_h: np.ndarray,
+    minutes_done: np.ndarray,
+    current_premium: np.ndarray,
+) -> np.ndarray:
+    """Each row's rate by its symbol's formula on the minute samples of its window known after `minutes_done`
+    minutes: the window so far, or the last N hours under a moving average (samples only from the listing on).
 
-    "clamped": premium and interest scaled to the interval, the clamp as it is; "hourly_clamped":
-    the 8h formula paid at interval/8, so premium, interest and clamp all scaled; "dead_band": the
-    band applied to the window's average, scaled like the hourly formula.
+    `rows` index `listing` (and `formulas`), `start_hour` is the window's first hour since the epoch. A window
+    with no sample yet (the first minute) quotes the formula on `current_premium`.
     """
-    rules = facts(venue)
-    if rules.formula == "dead_band":
-        return FundingFormula(0.0, rules.dead_band_8h, rules.rate_cap, kind=FormulaKind.DEAD_BAND, clamp_scaled=True)
-    return FundingFormula(
-        rules.interest_rate_8h, rules.clamp_8h, rules.rate_cap, clamp_scaled=rules.formula == "hourly_clamped"
-    )
+    span = int(max(KNOWN_INTERVALS_H))
+    slot = np.arange(-span, span)[None, :]  # hour of the window; negative: the previous window
+    hours = start_hour[:, None] + slot
+    premium = path.premium[np.clip(hours, 0, len(path.premium) - 1), listing.path_column[rows][:, None]]
+    premium = premium + listing.premium_offset[rows][:, None]
+    known = hours >= listing.listed_hour[rows][:, None]
+    rate = np.empty(len(rows))
+    codes, groups = _formula_groups(formulas, rows)
+    for code, formula in enumerate(groups):
+        at = np.flatnonzero(codes == code)
+        done, interval = minutes_done[at][:, None], interval_h[at][:, None]
+        moving = formula.window is AveragingWindow.MOVING
+        lo = done - MINUTES_PER_HOUR * interval if moving else np.zeros_like(done)
+        weights = np.where(known[at], minute_weights(lo, done, slot, formula), 0.0)
+        values = sample_values(premium[at], interval, formula)
+        total = weights.sum(axis=1)
+        fallback = sample_values(current_premium[at], interval_h[at], formula)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            average = np.where(total > 0, (weights * values).sum(axis=1) / total, fallback)
+        rate[at] = predicted_rate(average, interval_h[at], formula)
+    return rate
+
+
+def _formula_groups(formulas: list[FundingFormula], rows: np.ndarray) -> tuple[np.ndarray, list[FundingFormula]]:
+    """Each row's formula as a code into the distinct formulas."""
+    distinct: dict[FundingFormula, int] = {}
+    code_of_row = np.array([distinct.setdefault(f, len(distinct)) for f in formulas], dtype=np.int64)
+    return code_of_row[rows], list(distinct)
 
 
 def hours_since_epoch_ceil(ts: pd.Timestamp) -> int:

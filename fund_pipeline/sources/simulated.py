@@ -40,6 +40,7 @@ from fund_pipeline.sources.sim_paths import (
     universe,
 )
 from fund_pipeline.sources.sim_venues import (
+    MINUTES_PER_HOUR,
     OI_TO_DAILY_VOLUME,
     OKX_INTERVAL_CHANGE_AT,
     OKX_INTERVAL_CHANGE_BASE,
@@ -51,9 +52,10 @@ from fund_pipeline.sources.sim_venues import (
     funding_rate,
     hours_since_epoch_ceil,
     settlement_hours,
-    sim_formula,
     simulate_venue,
+    symbol_formulas,
     venue_listing,
+    window_rates,
 )
 from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError, adapter
 
@@ -141,6 +143,7 @@ class SimulatedMarket:
             self._bases = tuple(b for b in names if b in set(bases))
         self._listings: dict[str, Listing] = {}
         self._listing_terms: dict[str, dict[str, np.ndarray]] = {}
+        self._listing_formulas: dict[str, list[FundingFormula]] = {}
 
     def venues(self) -> tuple[str, ...]:
         return self._venues
@@ -252,7 +255,11 @@ class SimulatedMarket:
         interval = listing.take(rows).interval_at(settle - 1)
         col = listing.path_column[rows]
         offset = listing.premium_offset[rows]
-        avg = (path.premium_cumsum[settle, col] - path.premium_cumsum[settle - interval, col]) / interval + offset
+        minutes = MINUTES_PER_HOUR * interval
+        last_premium = path.premium[settle - 1, col] + offset
+        rate = window_rates(
+            path, listing, self._formulas(venue), rows, settle - interval, interval, minutes, last_premium
+        )
         jitter_ms = 1 + np.floor(250 * unit_hash(self.seed, 20 + venue_index, keys, settle)).astype(np.int64)
         funding_ns = SIM_EPOCH.value + settle * HOUR_NS
         index_price = base_path.index_close[settle - 1, path.columns[col]]
@@ -264,9 +271,9 @@ class SimulatedMarket:
                 "kind": "settled",
                 "funding_time": _utc_times(funding_ns),
                 "ts": _utc_times(funding_ns + jitter_ms * 1_000_000),
-                "rate": funding_rate(venue, avg, interval),
+                "rate": rate,
                 "interval_h": interval.astype(np.float64),
-                "mark_price": index_price * (1 + path.premium[settle - 1, col] + offset),
+                "mark_price": index_price * (1 + last_premium),
                 "index_price": index_price,
                 "source": "sim",
             },
@@ -367,8 +374,8 @@ class SimulatedMarket:
         """Premium-index history, one sample a minute with ts in [start, end): SAMPLE_COLUMNS + mark, index.
 
         A sample is stamped at its minute's close (1 ms before the next minute, as a one-minute
-        kline closes) and is the hour's premium: the simulated premium is hourly, so the uniform
-        average of a window's samples is exactly the average its settled rate was computed from.
+        kline closes) and is the hour's premium: the simulated premium is hourly, and a window's settled
+        rate is its formula on exactly these samples (`window_rates`), weighted as the venue documents.
         """
         self._check_venue(venue)
         start, end = _as_utc(start, "premium_samples: start"), _as_utc(end, "premium_samples: end")
@@ -406,17 +413,27 @@ class SimulatedMarket:
         )
 
     def funding_formulas(self, venue: str, symbols: list[str]) -> dict[str, FundingFormula]:
-        """The formula the simulated venue settles with, per symbol: uniform averages (see `sim_formula`)."""
+        """The formula each symbol settles with: its venue adapter's documented one (`window_rates`)."""
         self._check_venue(venue)
-        formula = sim_formula(venue)
-        return dict.fromkeys(symbols, formula)
+        listed = set(self._listing(venue).symbol.tolist())
+        unknown = [s for s in symbols if s not in listed]
+        if unknown:
+            raise UnknownVenueError(f"symbol(s) {unknown} are not listed on simulated {venue}")
+        return dict(zip(symbols, symbol_formulas(venue, symbols), strict=True))
+
+    def _formulas(self, venue: str) -> list[FundingFormula]:
+        """The formula of each row of the venue's listing (computed once per venue)."""
+        if venue not in self._listing_formulas:
+            self._listing_formulas[venue] = symbol_formulas(venue, self._listing(venue).symbol)
+        return self._listing_formulas[venue]
 
     def predicted_rates(self, venue: str, symbols: list[str] | None, times: pd.DatetimeIndex) -> pd.DataFrame:
         """Intra-window predicted rates at `times` for `symbols` (None: all listed).
 
-        At t the venue formula is applied to the premium averaged from the window start to t,
-        plus per-second noise that shrinks to zero at the window end, so the prediction
-        converges to the window's settled rate. funding_time = settlement of the window containing t.
+        At t the symbol's formula is applied to the minute samples known at t (`window_rates`: the window so
+        far, or the last N hours under a moving average), plus per-second noise that shrinks to zero at the
+        window end, so the prediction converges to the window's settled rate. funding_time = settlement of the
+        window containing t.
         """
         self._check_venue(venue)
         times = pd.DatetimeIndex(times)
@@ -443,18 +460,18 @@ class SimulatedMarket:
         within_hour = (t_ns % HOUR_NS / HOUR_NS)[:, None]
         offset = listing.premium_offset[None, :]
         current = path.premium[hour, col] + offset
-        summed = (
-            path.premium_cumsum[hour, col]
-            - path.premium_cumsum[window_start // HOUR_NS, col]
-            + offset * (hour - window_start // HOUR_NS)
-            + within_hour * current
-        )
-        avg = np.where(elapsed > 0, summed / np.maximum(elapsed, 1e-12), current)
+        rows = np.broadcast_to(np.arange(len(listing)), interval.shape).ravel()
+        minutes_done = (t_ns[:, None] - window_start) // (MINUTES_PER_HOUR * NS_PER_SECOND)
+        formulas = symbol_formulas(venue, listing.symbol)
+        start_hour = (window_start // HOUR_NS).ravel()
+        settled_so_far = window_rates(
+            path, listing, formulas, rows, start_hour, interval.ravel(), minutes_done.ravel(), current.ravel()
+        ).reshape(interval.shape)
         seconds = (t_ns // 1_000_000_000)[:, None]
         u = unit_hash(self.seed, 30 + SIM_VENUES.index(venue), listing.key[None, :], seconds)
         z = np.clip(norm.ppf(u), -3.0, 3.0)
         remaining = np.sqrt(np.clip(1 - elapsed / interval, 0.0, 1.0))
-        rate = funding_rate(venue, avg, interval) + PREDICTED_NOISE * interval / 8 * remaining * z
+        rate = settled_so_far + PREDICTED_NOISE * interval / 8 * remaining * z
         uni_col = path.columns[col]
         index_open = np.where(
             hour == 0,

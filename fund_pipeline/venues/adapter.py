@@ -13,12 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from fund_pipeline.domain.predicted import FundingFormula
 from fund_pipeline.domain.records import FundingPrint
 
-if TYPE_CHECKING:
-    from fund_pipeline.domain.liquidations import Liquidation
+# The form most venues document (binance's, gate's): F = P + clamp(I - P, ±0.05 %) with the 0.01 %/8h interest;
+# uniform averages where a venue states no weighting of its own.
+COMMON_FORMULA = FundingFormula(interest_rate_8h=0.0001, clamp_8h=0.0005, cap=0.0075)
 
 
 @dataclass(frozen=True)
@@ -30,18 +32,20 @@ class VenueFacts:
     settlement_phase_h: float = 0.0
     # Interval of a symbol the venue lists without an interval of its own.
     default_interval_h: float = 8.0
-    # The interest component of the venue's formula per 8h (0.01 %), the mass point of funding.
-    interest_rate_8h: float = 0.0001
-    # |premium-derived adjustment| bound of the formula, per 8h (±0.05 %).
-    clamp_8h: float = 0.0005
     # Quote currency of its linear perps.
     quote: str = "USDT"
-    # The formula's shape: "clamped" F = P + clamp(I - P); "hourly_clamped" the 8h formula paid
-    # hourly (1/8 of it); "dead_band" no interest, nothing charged inside ±dead_band_8h of premium.
-    formula: str = "clamped"
-    dead_band_8h: float = 0.0
-    # Largest |rate| per interval the venue settles (its cap).
-    rate_cap: float = 0.0075
+    # The venue's documented funding formula for a symbol with no rule of its own (`VenueAdapter.funding_formula`).
+    funding: FundingFormula = COMMON_FORMULA
+
+    @property
+    def interest_rate_8h(self) -> float:
+        """The interest component per 8h (0.01 % where the venue has one), the mass point of funding."""
+        return self.funding.interest_rate_8h
+
+    @property
+    def rate_cap(self) -> float:
+        """Largest |rate| per interval the venue settles for a symbol with no cap of its own."""
+        return max(self.funding.cap, -self.funding.lower)
 
 
 @dataclass(frozen=True)
@@ -187,10 +191,6 @@ class ParseContext:
         self.symbols: dict[str, tuple[str, str] | None] = {}
         # The venue's clock at this frame, for messages that carry no time (None: the receive time).
         self.now_ns: int | None = None
-        # Liquidations parsed from the frame (the venue's liquidation channel), taken by the caller after each frame;
-        # `contract_sizes` the size of a contract per unified symbol where the frames count contracts (OKX).
-        self.liquidations: list[Liquidation] = []
-        self.contract_sizes: dict[str, float] = {}
 
     def control(self) -> list[FundingPrint]:
         self.control_messages += 1
@@ -208,8 +208,6 @@ class VenueAdapter:
     stream: StreamSpec | None = None
     # The coin-margined perps the venue lists (none by default).
     inverse_perps: tuple[InversePerp, ...] = ()
-    # The venue's public liquidation channel, on the same connection as its funding stream; None: it has none.
-    liquidation_channel: str | None = None
 
     @property
     def name(self) -> str:
@@ -241,6 +239,12 @@ class VenueAdapter:
     def unified_symbol(self, native: str) -> tuple[str, str] | None:
         """The venue's id to (ccxt unified symbol, base); None for ids that are not linear perps (dated contracts)."""
         raise NotImplementedError(f"{self.name}: no native symbol mapping")
+
+    # ------------------------------------------------------------ funding formula
+
+    def funding_formula(self, symbol: str, at_ms: int | None = None) -> FundingFormula:
+        """The documented formula `symbol` settles with at `at_ms` (None: now): the venue's by default."""
+        return self.facts.funding
 
     # ------------------------------------------------------------ REST
 
@@ -279,17 +283,6 @@ class VenueAdapter:
         """The venue's REST error body; None when its gateway answers plain text."""
         return None
 
-    # ------------------------------------------------------------ liquidations
-
-    def liquidation_subscribe_messages(self, symbols: list[str]) -> list[str]:
-        """Frames subscribing to the liquidations of `symbols` (of every contract where the channel is whole-market);
-        `parse` then leaves what the channel pushes in `ParseContext.liquidations`."""
-        raise NotImplementedError(f"{self.name}: no liquidation channel")
-
-    def encode_liquidations(self, liquidations: list[Liquidation], session: EmulatedSession) -> list[str]:
-        """Frames the venue would push on its liquidation channel for `liquidations` (the emulator's side)."""
-        raise NotImplementedError(f"{self.name}: no liquidation channel")
-
 
 class EmulatedSession:
     """The emulator's view of one client connection, as the adapters' server-side encoders need it.
@@ -305,6 +298,3 @@ class EmulatedSession:
         self.all_market = False
         self.sent: dict[str, dict[str, Any]] = {}  # per native id, the last ticker pushed (bybit deltas)
         self.fail_subscriptions: set[str] = set()  # unified symbols whose subscribe the emulator refuses
-        # The liquidation channel: per unified symbol its topic, or every contract (`liquidations_all`).
-        self.liquidation_symbols: dict[str, str] = {}
-        self.liquidations_all = False

@@ -1,7 +1,7 @@
 """Deribit perpetuals, USDC linear and BTC/ETH inverse: symbols and REST mapping onto ccxt (no stream is collected).
 
 Deribit's formula has no interest component and a dead band: nothing is charged while the premium
-stays within ±0.05 %. Its funding history is an hourly record of the trailing 8h rate; the
+stays within ±0.025 % (±0.05 % formerly). Its funding history is an hourly record of the trailing 8h rate; the
 settlements are the records on the 8h grid. Public (non-matching-engine) requests: 20 a second.
 The inverse perpetuals are `BTC-PERPETUAL` (10 USD a contract) and `ETH-PERPETUAL` (1 USD), margined
 and settled in their coin; the linear ones `<BASE>_USDC-PERPETUAL`.
@@ -11,12 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from fund_pipeline.domain.predicted import FormulaKind, FundingFormula
 from fund_pipeline.venues.adapter import InversePerp, RateLimit, RestSpec, VenueAdapter, VenueFacts
 
 
 class DeribitAdapter(VenueAdapter):
+    # Funding (support centre, "Funding Specifications"): the premium rate (mark vs index) measured continuously,
+    # a damper max(0.025 %, P) + min(-0.025 %, P) on each measurement, capped per instrument, expressed per 8h
+    # and paid by the time fraction: the band applies per sample, scaled with the interval.
     facts = VenueFacts(
-        "deribit", quote="USDC", formula="dead_band", dead_band_8h=0.0005, interest_rate_8h=0.0, rate_cap=0.005
+        "deribit",
+        quote="USDC",
+        funding=FundingFormula(
+            0.0, 0.00025, cap=0.005, kind=FormulaKind.DEAD_BAND, clamp_scaled=True, band_per_sample=True
+        ),
     )
     rest = RestSpec(
         "deribit",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fund_pipeline.domain.predicted import FundingFormula
 from fund_pipeline.domain.records import FundingPrint
 from fund_pipeline.domain.time import NS_PER_HOUR, floor_hour_ns
 from fund_pipeline.venues.adapter import (
@@ -29,7 +30,15 @@ from fund_pipeline.venues.wire import UnknownMessage, emit_number, funding_rate,
 
 
 class HyperliquidAdapter(VenueAdapter):
-    facts = VenueFacts("hyperliquid", default_interval_h=1.0, quote="USDC", formula="hourly_clamped", rate_cap=0.04)
+    # Funding (docs, "Trading > Funding"): the premium sampled every 5 s and averaged over the hour, the 8h
+    # formula F = P + clamp(I - P, ±0.05 %) with 0.01 %/8h interest paid hourly at 1/8 (premium, interest and
+    # clamp all scaled), capped at 4 % an hour.
+    facts = VenueFacts(
+        "hyperliquid",
+        default_interval_h=1.0,
+        quote="USDC",
+        funding=FundingFormula(0.0001, 0.0005, cap=0.04, clamp_scaled=True, sample_step_s=5.0),
+    )
     rest = RestSpec(
         "hyperliquid",
         {"defaultType": "swap", "fetchMarkets": {"types": ["swap"]}},

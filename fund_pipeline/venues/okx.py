@@ -8,13 +8,6 @@ from F to F' gives the window ending at F' the interval F' - F, and before the f
 caller's REST interval stands. `funding-rate` pushes every 30-90 s, so a silence limit tuned for
 per-second streams would reconnect it forever. Funding history reaches back 3 months (at most
 400 rows a request); open-interest history about 30 days.
-
-Liquidations ("Liquidation orders channel", `liquidation-orders` with instType SWAP, whole-market): each
-data item is an instrument with `details` [{bkPx (bankruptcy price), sz (contracts), posSide, side, ts}];
-`posSide` is the liquidated position (long/short; "net" in one-way mode, where the order `side` tells:
-sell closes a long). A linear swap's contract is `ctVal` base coins (0.01 BTC for BTC-USDT-SWAP), learned
-from the instruments; a coin-margined one's `ctVal` USD. REST history: `GET /api/v5/public/liquidation-orders`
-(instType=SWAP, instFamily, state=filled, at most 100 rows a page, `after` pages back in time).
 """
 
 from __future__ import annotations
@@ -22,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fund_pipeline.domain.liquidations import LONG, SHORT, Liquidation, sized
+from fund_pipeline.domain.predicted import AveragingWindow, FormulaKind, FundingFormula
 from fund_pipeline.domain.records import FundingPrint
 from fund_pipeline.domain.time import NS_PER_HOUR, NS_PER_MS
 from fund_pipeline.venues.adapter import (
@@ -38,33 +31,35 @@ from fund_pipeline.venues.adapter import (
 )
 from fund_pipeline.venues.wire import (
     MalformedMessage,
-    NoContractSize,
     UnknownMessage,
-    collect_items,
     emit_number,
     funding_rate,
     interval_hours,
     known_interval,
-    liquidated_side,
     parse_items,
-    positive,
     time_ns,
     unified,
     wanted,
 )
 
-LIQUIDATION_CHANNEL = "liquidation-orders"
-LIQUIDATION_HISTORY_PATH = "/api/v5/public/liquidation-orders"
-LIQUIDATION_PAGE = 100
-# posSide in long/short mode; in one-way ("net") mode the order's side: a sell closes a long.
-POSITION_SIDES = {"long": LONG, "short": SHORT}
-ORDER_SIDES = {"sell": LONG, "buy": SHORT}
-# ctVal of BTC-USDT-SWAP (base coins per contract), the emulator's for every linear swap.
-LINEAR_CONTRACT_COINS = 0.01
+# Funding (help centre, "Introduction to perpetual swap funding fee"): F = Clamp[MA(P - I), floor, cap] with
+# interest I = 0 and the premium of every minute averaged uniformly; caps by currency (±0.375 % BTC, ±0.75 % the
+# majors below, ±1.5 % the others). From 2024-03-05 08:00 UTC ("OKX to optimize funding rate calculation") the
+# average runs over the last N hours instead of the window so far (the same value at the window's last minute).
+OTHER_CAP = 0.015
+CAP_BY_BASE = {"BTC": 0.00375} | dict.fromkeys(
+    ("ADA", "AVAX", "BCH", "DOT", "EOS", "ETC", "ETH", "FIL", "LINK", "LTC", "TRX", "XRP"), 0.0075
+)
+MOVING_AVERAGE_FROM_MS = 1_709_625_600_000  # 2024-03-05 08:00 UTC
+
+
+def documented_formula(cap: float, window: AveragingWindow = AveragingWindow.MOVING) -> FundingFormula:
+    """OKX's formula with one cap (and floor -cap): premium only, no interval scaling, uniform minute samples."""
+    return FundingFormula(0.0, 0.0, cap=cap, kind=FormulaKind.PREMIUM_ONLY, window=window, premium_scaled=False)
 
 
 class OkxAdapter(VenueAdapter):
-    facts = VenueFacts("okx", rate_cap=0.015)
+    facts = VenueFacts("okx", funding=documented_formula(OTHER_CAP))
     rest = RestSpec(
         "okx",
         {"defaultType": "swap", "fetchMarkets": {"types": ["spot", "swap"]}, "fetchCurrencies": False},
@@ -93,13 +88,18 @@ class OkxAdapter(VenueAdapter):
     )
     # Coin-margined swaps (settleCcy the coin), `ctVal` USD per contract.
     inverse_perps = (InversePerp("BTC", 100.0), InversePerp("ETH", 10.0))
-    liquidation_channel = LIQUIDATION_CHANNEL
     stream = StreamSpec(
         url="wss://ws.okx.com:8443",
         route="/ws/v5/public",
         app_ping=("ping", 25.0),
         push_every_s=(30.0, 90.0),
     )
+
+    def funding_formula(self, symbol: str, at_ms: int | None = None) -> FundingFormula:
+        """The currency's cap; the window so far before the moving average began."""
+        before = at_ms is not None and at_ms < MOVING_AVERAGE_FROM_MS
+        window = AveragingWindow.CURRENT if before else AveragingWindow.MOVING
+        return documented_formula(CAP_BY_BASE.get(symbol.partition("/")[0], OTHER_CAP), window)
 
     def native_symbol(self, symbol: str) -> str:
         base, _, rest = symbol.partition("/")
@@ -142,9 +142,6 @@ class OkxAdapter(VenueAdapter):
                 raise UnknownMessage(f"okx: error event {msg.get('code')} {msg.get('msg')}")
             return ctx.control()
         arg = msg.get("arg") or {}
-        if arg.get("channel") == LIQUIDATION_CHANNEL and isinstance(msg.get("data"), list):
-            ctx.liquidations.extend(collect_items(msg["data"], ctx, self._liquidations, received_at_ns))
-            return []
         if arg.get("channel") != "funding-rate" or "data" not in msg:
             raise UnknownMessage(f"okx: unknown message keys {sorted(msg)[:8]}")
         if not isinstance(msg["data"], list):
@@ -179,7 +176,7 @@ class OkxAdapter(VenueAdapter):
                 continue
             native = self.native_symbol(p.symbol)
             funding_ms = p.funding_time // NS_PER_MS
-            cap = self.facts.rate_cap
+            cap = self.funding_formula(p.symbol).cap
             item = {
                 "formulaType": "withRate", "fundingRate": emit_number(p.rate), "fundingTime": str(funding_ms),
                 "impactValue": "", "instId": native, "instType": "SWAP", "interestRate": "0.0001",
@@ -203,10 +200,6 @@ class OkxAdapter(VenueAdapter):
             return [json.dumps({"event": "error", "code": "60012", "msg": f"Illegal request: {op!r}", "connId": "emu"})]
         out = []
         for arg in msg.get("args", []):
-            if arg.get("channel") == LIQUIDATION_CHANNEL and arg.get("instType") == "SWAP":
-                session.liquidations_all = True
-                out.append({"event": "subscribe", "arg": arg, "connId": "emu"})
-                continue
             symbol = session.known(arg.get("instId", "")) if arg.get("channel") == "funding-rate" else None
             if symbol is None or symbol in session.fail_subscriptions:
                 out.append({"event": "error", "code": "60018", "msg": f"Wrong URL or channel:{arg}", "connId": "emu"})
@@ -217,90 +210,6 @@ class OkxAdapter(VenueAdapter):
 
     def error_body(self, status: int, message: str, code: str | None) -> dict[str, Any] | None:
         return {"code": code or ("50011" if status == 429 else "51001"), "msg": message, "data": []}
-
-    # ------------------------------------------------------------ liquidations
-
-    def liquidation_subscribe_messages(self, symbols: list[str]) -> list[str]:
-        """The whole-market channel for swaps: the parser keeps the connection's symbols (`ParseContext.wanted`)."""
-        return [json.dumps({"op": "subscribe", "args": [{"channel": LIQUIDATION_CHANNEL, "instType": "SWAP"}]})]
-
-    def contract_size(self, symbol: str, ctx: ParseContext) -> float:
-        """USD per contract of a coin-margined swap (its listing), base coins of a linear one (learned `ctVal`)."""
-        inverse = self.inverse_perp(symbol)
-        if inverse is not None:
-            return inverse.contract_usd
-        size = ctx.contract_sizes.get(symbol)
-        if size is None:
-            raise NoContractSize(f"okx: contract size (ctVal) of {symbol} not known; its liquidations count contracts")
-        return size
-
-    def _liquidations(self, item: Any, received_at_ns: int, ctx: ParseContext, source: str = "ws") -> list[Liquidation]:
-        """One instrument's liquidation details (the channel's and the REST history's items are alike)."""
-        found = unified(self, ctx, item["instId"])
-        if not wanted(ctx, found):
-            return []
-        assert found is not None
-        symbol, base = found
-        what = f"okx liquidation {symbol}"
-        size_of = self.contract_size(symbol, ctx)
-        out = []
-        for detail in item["details"]:
-            position = detail.get("posSide")
-            side = (
-                liquidated_side(position, POSITION_SIDES, what)
-                if position in POSITION_SIDES
-                else liquidated_side(detail.get("side"), ORDER_SIDES, what)
-            )
-            price = positive(detail["bkPx"], f"{what} bkPx")
-            size = sized(symbol, positive(detail["sz"], f"{what} sz"), size_of, price)
-            out.append(Liquidation("okx", symbol, base, time_ns(detail["ts"]), received_at_ns, side, price,
-                                   size.quantity, size.notional_usd, source))  # fmt: skip
-        return out
-
-    def liquidation_history_params(self, symbol: str, before_ms: int | None = None) -> dict[str, str]:
-        """Query of one page of filled swap liquidations of `symbol`'s family, older than `before_ms` when given."""
-        base, _, rest = symbol.partition("/")
-        params = {"instType": "SWAP", "instFamily": f"{base}-{rest.partition(':')[0]}", "state": "filled",
-                  "limit": str(LIQUIDATION_PAGE)}  # fmt: skip
-        if before_ms is not None:
-            params["after"] = str(before_ms)
-        return params
-
-    def parse_liquidation_history(self, body: Any, received_at_ns: int, ctx: ParseContext) -> list[Liquidation]:
-        """One REST page (`{"code": "0", "data": [...]}`) to liquidations; a refused request raises naming the code."""
-        if not isinstance(body, dict) or body.get("code") != "0" or not isinstance(body.get("data"), list):
-            raise MalformedMessage(f"okx {LIQUIDATION_HISTORY_PATH}: unexpected answer {str(body)[:200]}")
-        return [liq for item in body["data"] for liq in self._liquidations(item, received_at_ns, ctx, source="rest")]
-
-    def liquidation_items(self, liquidations: list[Liquidation]) -> list[dict[str, Any]]:
-        """Items as the channel and the REST history state them, one per instrument, its details newest first."""
-        items: dict[str, dict[str, Any]] = {}
-        for liq in sorted(liquidations, key=lambda x: -x.ts):
-            native = self.native_symbol(liq.symbol)
-            inverse = self.inverse_perp(liq.symbol)
-            contracts = liq.notional_usd / inverse.contract_usd if inverse else liq.quantity / LINEAR_CONTRACT_COINS
-            family = native.removesuffix("-SWAP")
-            item = items.setdefault(
-                native, {"details": [], "instFamily": family, "instId": native, "instType": "SWAP", "uly": family}
-            )
-            item["details"].append(
-                {
-                    "bkLoss": "0",
-                    "bkPx": emit_number(liq.price),
-                    "ccy": "",
-                    "posSide": liq.side,
-                    "side": "sell" if liq.side == LONG else "buy",
-                    "sz": emit_number(contracts),
-                    "ts": str(liq.ts // NS_PER_MS),
-                }  # fmt: skip
-            )
-        return list(items.values())
-
-    def encode_liquidations(self, liquidations: list[Liquidation], session: EmulatedSession) -> list[str]:
-        if not session.liquidations_all or not liquidations:
-            return []
-        arg = {"channel": LIQUIDATION_CHANNEL, "instType": "SWAP"}
-        return [json.dumps({"arg": arg, "data": self.liquidation_items(liquidations)})]
 
 
 ADAPTER = OkxAdapter()
