@@ -13,10 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fund_pipeline.domain.predicted import FundingFormula
 from fund_pipeline.domain.records import FundingPrint
+
+if TYPE_CHECKING:
+    from fund_pipeline.domain.liquidations import Liquidation
 
 # The form most venues document (binance's, gate's): F = P + clamp(I - P, ±0.05 %) with the 0.01 %/8h interest;
 # uniform averages where a venue states no weighting of its own.
@@ -191,6 +194,10 @@ class ParseContext:
         self.symbols: dict[str, tuple[str, str] | None] = {}
         # The venue's clock at this frame, for messages that carry no time (None: the receive time).
         self.now_ns: int | None = None
+        # Liquidations parsed from the frame (the venue's liquidation channel), taken by the caller after each frame;
+        # `contract_sizes` the size of a contract per unified symbol where the frames count contracts (OKX).
+        self.liquidations: list[Liquidation] = []
+        self.contract_sizes: dict[str, float] = {}
 
     def control(self) -> list[FundingPrint]:
         self.control_messages += 1
@@ -208,6 +215,8 @@ class VenueAdapter:
     stream: StreamSpec | None = None
     # The coin-margined perps the venue lists (none by default).
     inverse_perps: tuple[InversePerp, ...] = ()
+    # The venue's public liquidation channel, on the same connection as its funding stream; None: it has none.
+    liquidation_channel: str | None = None
 
     @property
     def name(self) -> str:
@@ -283,6 +292,17 @@ class VenueAdapter:
         """The venue's REST error body; None when its gateway answers plain text."""
         return None
 
+    # ------------------------------------------------------------ liquidations
+
+    def liquidation_subscribe_messages(self, symbols: list[str]) -> list[str]:
+        """Frames subscribing to the liquidations of `symbols` (of every contract where the channel is whole-market);
+        `parse` then leaves what the channel pushes in `ParseContext.liquidations`."""
+        raise NotImplementedError(f"{self.name}: no liquidation channel")
+
+    def encode_liquidations(self, liquidations: list[Liquidation], session: EmulatedSession) -> list[str]:
+        """Frames the venue would push on its liquidation channel for `liquidations` (the emulator's side)."""
+        raise NotImplementedError(f"{self.name}: no liquidation channel")
+
 
 class EmulatedSession:
     """The emulator's view of one client connection, as the adapters' server-side encoders need it.
@@ -298,3 +318,6 @@ class EmulatedSession:
         self.all_market = False
         self.sent: dict[str, dict[str, Any]] = {}  # per native id, the last ticker pushed (bybit deltas)
         self.fail_subscriptions: set[str] = set()  # unified symbols whose subscribe the emulator refuses
+        # The liquidation channel: per unified symbol its topic, or every contract (`liquidations_all`).
+        self.liquidation_symbols: dict[str, str] = {}
+        self.liquidations_all = False

@@ -11,6 +11,12 @@ pushes every second, `!markPrice@arr@1s` one frame with every USD-M contract (da
 `BTCUSDT_YYMMDD` included, with an empty `r` and `T` 0). 200 streams per connection; the server
 pings, the client's protocol pongs answer; connections close after 24h. Fields: E (event ms),
 s, p (mark), i (index), P (estimated settle), r (rate), T (next funding ms).
+
+Liquidations ("Liquidation Order Streams"): `!forceOrder@arr` on the same market-data base URL pushes
+a `forceOrder` event per liquidated contract, at most the latest one per symbol each 1000 ms: `o.S`
+is the liquidation ORDER's side (SELL closes a long), `o.ap` the average fill price, `o.z` the filled
+quantity (base coins on USDⓈ-M, contracts of `contractSize` USD on COIN-M), `o.T` the trade time.
+The REST history `GET /fapi/v1/allForceOrders` is retired: the stream is the only source.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import json
 import math
 from typing import Any
 
+from fund_pipeline.domain.liquidations import LONG, SHORT, Liquidation, sized
 from fund_pipeline.domain.predicted import FundingFormula, Weighting
 from fund_pipeline.domain.records import FundingPrint
 from fund_pipeline.domain.time import MAX_EPOCH_MS, NS_PER_MS
@@ -39,8 +46,10 @@ from fund_pipeline.venues.wire import (
     emit_number,
     funding_rate,
     known_interval,
+    liquidated_side,
     optional_price,
     parse_items,
+    positive,
     split_linear,
     time_ns,
     unified,
@@ -48,6 +57,11 @@ from fund_pipeline.venues.wire import (
 )
 
 ALL_MARKET = "!markPrice@arr@1s"
+ALL_LIQUIDATIONS = "!forceOrder@arr"
+# The id of the liquidation SUBSCRIBE, apart from the funding ones (1, 2, ...).
+LIQUIDATION_REQUEST_ID = 1_000_001
+# forceOrder's `S` is the order's side: a SELL closes (liquidates) a long.
+ORDER_SIDES = {"SELL": LONG, "BUY": SHORT}
 _UNSEEN: Any = object()
 
 
@@ -104,6 +118,7 @@ class BinanceAdapter(VenueAdapter):
     )
     # COIN-M perpetuals (dapi), contract sizes as exchangeInfo's `contractSize` states them.
     inverse_perps = (InversePerp("BTC", 100.0), InversePerp("ETH", 10.0))
+    liquidation_channel = ALL_LIQUIDATIONS
     stream = StreamSpec(
         url="wss://fstream.binance.com",
         route="/market/ws",
@@ -161,6 +176,9 @@ class BinanceAdapter(VenueAdapter):
             if msg.get("e") == "markPriceUpdate":
                 found = self._print(msg, received_at_ns, ctx)
                 return [] if found is None else [found]
+            if msg.get("e") == "forceOrder":
+                self._liquidation(msg, received_at_ns, ctx)
+                return []
             if "result" in msg and "id" in msg:
                 return ctx.control()
             if isinstance(msg.get("error"), dict) and "id" in msg:
@@ -226,9 +244,14 @@ class BinanceAdapter(VenueAdapter):
             if name.startswith("!markPrice@arr"):
                 session.all_market = True
                 continue
+            if name == ALL_LIQUIDATIONS:
+                session.liquidations_all = True
+                continue
             symbol = session.known(name.split("@", 1)[0].upper())
             if symbol is not None and "@markPrice" in name:
                 session.symbols[symbol] = name
+            elif symbol is not None and name.endswith("@forceOrder"):
+                session.liquidation_symbols[symbol] = name
         return None
 
     def serve_request(self, text: str, session: EmulatedSession) -> list[str]:
@@ -246,6 +269,58 @@ class BinanceAdapter(VenueAdapter):
 
     def error_body(self, status: int, message: str, code: str | None) -> dict[str, Any] | None:
         return {"code": int(code or {429: -1003, 418: -1003}.get(status, -1121)), "msg": message}
+
+    # ------------------------------------------------------------ liquidations
+
+    def liquidation_subscribe_messages(self, symbols: list[str]) -> list[str]:
+        """The whole-market `!forceOrder@arr`: the parser keeps the connection's symbols (`ParseContext.wanted`)."""
+        return [json.dumps({"method": "SUBSCRIBE", "params": [ALL_LIQUIDATIONS], "id": LIQUIDATION_REQUEST_ID})]
+
+    def _liquidation(self, msg: dict[str, Any], received_at_ns: int, ctx: ParseContext) -> None:
+        order = msg["o"]
+        found = unified(self, ctx, order["s"])
+        if not wanted(ctx, found):
+            return
+        assert found is not None
+        symbol, base = found
+        side = liquidated_side(order["S"], ORDER_SIDES, f"binance forceOrder {symbol}")
+        average = optional_price(order.get("ap"))
+        price = average if average > 0 else positive(order["p"], f"binance forceOrder {symbol} price")
+        size = sized(symbol, positive(order["z"], f"binance forceOrder {symbol} filled quantity"),
+                     self.terms(symbol).contract_size, price)  # fmt: skip
+        ctx.liquidations.append(
+            Liquidation(
+                "binance",
+                symbol,
+                base,
+                _ms(order["T"]),
+                received_at_ns,
+                side,
+                price,
+                size.quantity,
+                size.notional_usd,
+                "ws",
+            )  # fmt: skip
+        )
+
+    def encode_liquidations(self, liquidations: list[Liquidation], session: EmulatedSession) -> list[str]:
+        frames = []
+        for liq in liquidations:
+            stream = ALL_LIQUIDATIONS if session.liquidations_all else session.liquidation_symbols.get(liq.symbol)
+            if stream is None:
+                continue
+            inverse = self.inverse_perp(liq.symbol)
+            filled = emit_number(liq.quantity if inverse is None else liq.notional_usd / inverse.contract_usd)
+            ms = liq.ts // NS_PER_MS
+            order = {
+                "s": self.native_symbol(liq.symbol), "S": "SELL" if liq.side == LONG else "BUY", "o": "LIMIT",
+                "f": "IOC", "q": filled, "p": emit_number(liq.price), "ap": emit_number(liq.price), "X": "FILLED",
+                "l": filled, "z": filled, "T": ms,
+            }  # fmt: skip
+            if inverse is not None:
+                order["ps"] = inverse.base + "USD"
+            frames.append(self._wrap(session, stream, {"e": "forceOrder", "E": ms, "o": order}))
+        return frames
 
 
 ADAPTER = BinanceAdapter()

@@ -7,6 +7,11 @@ them per symbol and emits a print only when a funding field (rate, next funding 
 mark, index) changed. At most 10 topics per subscribe request; a refused subscribe answers
 `success: false` with the bad topics in `ret_msg`. The client pings `{"op":"ping"}` every 20 s.
 REST: 600 requests per 5 s per IP; past it the gateway answers 403 "access too frequent".
+
+Liquidations ("All Liquidation", `allLiquidation.<symbol>`, one topic per symbol, pushed every 500 ms):
+`data` is a list of {T (ms), s, S, v (executed size), p (price)}; `S` is the POSITION's side ("When you
+receive a Buy update, this means that a long position has been liquidated"); `v` is base coins on
+linear contracts, contracts of 1 USD on inverse ones. Bybit has no public REST history of liquidations.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 import math
 from typing import Any
 
+from fund_pipeline.domain.liquidations import LONG, SHORT, Liquidation, sized
 from fund_pipeline.domain.predicted import FundingFormula, Weighting
 from fund_pipeline.domain.records import FundingPrint
 from fund_pipeline.venues.adapter import (
@@ -30,10 +36,13 @@ from fund_pipeline.venues.adapter import (
 from fund_pipeline.venues.wire import (
     MalformedMessage,
     UnknownMessage,
+    collect_items,
     emit_number,
     funding_rate,
     interval_hours,
+    liquidated_side,
     optional_price,
+    positive,
     split_linear,
     time_ns,
     unified,
@@ -45,6 +54,9 @@ QUOTES = ("USDT", "USDC")
 INVERSE_QUOTE = "USD"
 # Ticker fields a print is made of: a delta changing none of them is book traffic, not funding.
 FUNDING_FIELDS = ("fundingRate", "nextFundingTime", "fundingIntervalHour", "markPrice", "indexPrice")
+LIQUIDATION_TOPIC = "allLiquidation"
+# allLiquidation's `S` is the liquidated position's side.
+POSITION_SIDES = {"Buy": LONG, "Sell": SHORT}
 
 
 class BybitAdapter(VenueAdapter):
@@ -67,6 +79,7 @@ class BybitAdapter(VenueAdapter):
     )
     # Inverse perpetuals (category=inverse): one contract is 1 USD.
     inverse_perps = (InversePerp("BTC", 1.0), InversePerp("ETH", 1.0))
+    liquidation_channel = LIQUIDATION_TOPIC
     stream = StreamSpec(
         url="wss://stream.bybit.com",
         route="/v5/public/linear",
@@ -117,6 +130,11 @@ class BybitAdapter(VenueAdapter):
                     ctx.failed_subscriptions.append(f"{msg.get('req_id', '')}: {msg.get('ret_msg', '')}")
                 return ctx.control()
             raise UnknownMessage(f"bybit: unknown message keys {sorted(msg)[:8]}")
+        if topic.startswith(LIQUIDATION_TOPIC + "."):
+            if not isinstance(msg.get("data"), list):
+                raise MalformedMessage(f"bybit: {topic} data is not a list")
+            ctx.liquidations.extend(collect_items(msg["data"], ctx, self._liquidation, received_at_ns))
+            return []
         if not topic.startswith("tickers."):
             raise UnknownMessage(f"bybit: unknown topic {topic!r}")
         data = msg["data"]
@@ -198,11 +216,12 @@ class BybitAdapter(VenueAdapter):
             return [json.dumps({"success": False, "ret_msg": f"unknown op {op!r}", **reply})]
         bad = []
         for arg in msg.get("args", []):
-            symbol = session.known(arg.removeprefix("tickers.")) if str(arg).startswith("tickers.") else None
+            channel, _, native = str(arg).partition(".")
+            symbol = session.known(native) if channel in ("tickers", LIQUIDATION_TOPIC) else None
             if symbol is None or symbol in session.fail_subscriptions:
                 bad.append(arg)
             else:
-                session.symbols[symbol] = arg
+                (session.symbols if channel == "tickers" else session.liquidation_symbols)[symbol] = arg
         return [json.dumps({"success": not bad, "ret_msg": f"Invalid symbol :{bad}" if bad else "", **reply})]
 
     def error_body(self, status: int, message: str, code: str | None) -> dict[str, Any] | None:
@@ -215,6 +234,52 @@ class BybitAdapter(VenueAdapter):
             "retExtInfo": {},
             "time": 0,
         }
+
+    # ------------------------------------------------------------ liquidations
+
+    def liquidation_subscribe_messages(self, symbols: list[str]) -> list[str]:
+        topics = [f"{LIQUIDATION_TOPIC}.{self.native_symbol(s)}" for s in symbols]
+        batch = self.stream.subscribe_batch if self.stream else len(topics)
+        return [
+            json.dumps({"op": "subscribe", "req_id": f"liq{i // batch}", "args": topics[i : i + batch]})
+            for i in range(0, len(topics), batch)
+        ]
+
+    def _liquidation(self, item: Any, received_at_ns: int, ctx: ParseContext) -> list[Liquidation]:
+        found = unified(self, ctx, item["s"])
+        if not wanted(ctx, found):
+            return []
+        assert found is not None
+        symbol, base = found
+        what = f"bybit allLiquidation {symbol}"
+        price = positive(item["p"], f"{what} price")
+        size = sized(symbol, positive(item["v"], f"{what} size"), self.terms(symbol).contract_size, price)
+        side = liquidated_side(item["S"], POSITION_SIDES, what)
+        return [Liquidation("bybit", symbol, base, time_ns(item["T"]), received_at_ns, side, price, size.quantity,
+                            size.notional_usd, "ws")]  # fmt: skip
+
+    def encode_liquidations(self, liquidations: list[Liquidation], session: EmulatedSession) -> list[str]:
+        """One snapshot frame per symbol with its liquidations, as the 500 ms push batches them."""
+        by_topic: dict[str, list[dict[str, Any]]] = {}
+        for liq in liquidations:
+            topic = session.liquidation_symbols.get(liq.symbol)
+            if topic is None:
+                continue
+            inverse = self.inverse_perp(liq.symbol)
+            size = liq.quantity if inverse is None else liq.notional_usd / inverse.contract_usd
+            by_topic.setdefault(topic, []).append(
+                {
+                    "T": liq.ts // 1_000_000,
+                    "s": self.native_symbol(liq.symbol),
+                    "S": "Buy" if liq.side == LONG else "Sell",
+                    "v": emit_number(size),
+                    "p": emit_number(liq.price),
+                }  # fmt: skip
+            )
+        return [
+            json.dumps({"topic": topic, "type": "snapshot", "ts": max(i["T"] for i in items), "data": items})
+            for topic, items in by_topic.items()
+        ]
 
 
 ADAPTER = BybitAdapter()

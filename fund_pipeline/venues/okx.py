@@ -8,6 +8,13 @@ from F to F' gives the window ending at F' the interval F' - F, and before the f
 caller's REST interval stands. `funding-rate` pushes every 30-90 s, so a silence limit tuned for
 per-second streams would reconnect it forever. Funding history reaches back 3 months (at most
 400 rows a request); open-interest history about 30 days.
+
+Liquidations ("Liquidation orders channel", `liquidation-orders` with instType SWAP, whole-market): each
+data item is an instrument with `details` [{bkPx (bankruptcy price), sz (contracts), posSide, side, ts}];
+`posSide` is the liquidated position (long/short; "net" in one-way mode, where the order `side` tells:
+sell closes a long). A linear swap's contract is `ctVal` base coins (0.01 BTC for BTC-USDT-SWAP), learned
+from the instruments; a coin-margined one's `ctVal` USD. REST history: `GET /api/v5/public/liquidation-orders`
+(instType=SWAP, instFamily, state=filled, at most 100 rows a page, `after` pages back in time).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fund_pipeline.domain.liquidations import LONG, SHORT, Liquidation, sized
 from fund_pipeline.domain.predicted import AveragingWindow, FormulaKind, FundingFormula
 from fund_pipeline.domain.records import FundingPrint
 from fund_pipeline.domain.time import NS_PER_HOUR, NS_PER_MS
@@ -31,16 +39,29 @@ from fund_pipeline.venues.adapter import (
 )
 from fund_pipeline.venues.wire import (
     MalformedMessage,
+    NoContractSize,
     UnknownMessage,
+    collect_items,
     emit_number,
     funding_rate,
     interval_hours,
     known_interval,
+    liquidated_side,
     parse_items,
+    positive,
     time_ns,
     unified,
     wanted,
 )
+
+LIQUIDATION_CHANNEL = "liquidation-orders"
+LIQUIDATION_HISTORY_PATH = "/api/v5/public/liquidation-orders"
+LIQUIDATION_PAGE = 100
+# posSide in long/short mode; in one-way ("net") mode the order's side: a sell closes a long.
+POSITION_SIDES = {"long": LONG, "short": SHORT}
+ORDER_SIDES = {"sell": LONG, "buy": SHORT}
+# ctVal of BTC-USDT-SWAP (base coins per contract), the emulator's for every linear swap.
+LINEAR_CONTRACT_COINS = 0.01
 
 # Funding (help centre, "Introduction to perpetual swap funding fee"): F = Clamp[MA(P - I), floor, cap] with
 # interest I = 0 and the premium of every minute averaged uniformly; caps by currency (±0.375 % BTC, ±0.75 % the
@@ -86,8 +107,10 @@ class OkxAdapter(VenueAdapter):
             HistoryDepth("fetch_open_interest_history", "/api/v5/rubik/stat/contracts/open-interest-volume", days=30),
         ),
     )
+
     # Coin-margined swaps (settleCcy the coin), `ctVal` USD per contract.
     inverse_perps = (InversePerp("BTC", 100.0), InversePerp("ETH", 10.0))
+    liquidation_channel = LIQUIDATION_CHANNEL
     stream = StreamSpec(
         url="wss://ws.okx.com:8443",
         route="/ws/v5/public",
@@ -142,6 +165,9 @@ class OkxAdapter(VenueAdapter):
                 raise UnknownMessage(f"okx: error event {msg.get('code')} {msg.get('msg')}")
             return ctx.control()
         arg = msg.get("arg") or {}
+        if arg.get("channel") == LIQUIDATION_CHANNEL and isinstance(msg.get("data"), list):
+            ctx.liquidations.extend(collect_items(msg["data"], ctx, self._liquidations, received_at_ns))
+            return []
         if arg.get("channel") != "funding-rate" or "data" not in msg:
             raise UnknownMessage(f"okx: unknown message keys {sorted(msg)[:8]}")
         if not isinstance(msg["data"], list):
@@ -200,6 +226,10 @@ class OkxAdapter(VenueAdapter):
             return [json.dumps({"event": "error", "code": "60012", "msg": f"Illegal request: {op!r}", "connId": "emu"})]
         out = []
         for arg in msg.get("args", []):
+            if arg.get("channel") == LIQUIDATION_CHANNEL and arg.get("instType") == "SWAP":
+                session.liquidations_all = True
+                out.append({"event": "subscribe", "arg": arg, "connId": "emu"})
+                continue
             symbol = session.known(arg.get("instId", "")) if arg.get("channel") == "funding-rate" else None
             if symbol is None or symbol in session.fail_subscriptions:
                 out.append({"event": "error", "code": "60018", "msg": f"Wrong URL or channel:{arg}", "connId": "emu"})
@@ -210,6 +240,90 @@ class OkxAdapter(VenueAdapter):
 
     def error_body(self, status: int, message: str, code: str | None) -> dict[str, Any] | None:
         return {"code": code or ("50011" if status == 429 else "51001"), "msg": message, "data": []}
+
+    # ------------------------------------------------------------ liquidations
+
+    def liquidation_subscribe_messages(self, symbols: list[str]) -> list[str]:
+        """The whole-market channel for swaps: the parser keeps the connection's symbols (`ParseContext.wanted`)."""
+        return [json.dumps({"op": "subscribe", "args": [{"channel": LIQUIDATION_CHANNEL, "instType": "SWAP"}]})]
+
+    def contract_size(self, symbol: str, ctx: ParseContext) -> float:
+        """USD per contract of a coin-margined swap (its listing), base coins of a linear one (learned `ctVal`)."""
+        inverse = self.inverse_perp(symbol)
+        if inverse is not None:
+            return inverse.contract_usd
+        size = ctx.contract_sizes.get(symbol)
+        if size is None:
+            raise NoContractSize(f"okx: contract size (ctVal) of {symbol} not known; its liquidations count contracts")
+        return size
+
+    def _liquidations(self, item: Any, received_at_ns: int, ctx: ParseContext, source: str = "ws") -> list[Liquidation]:
+        """One instrument's liquidation details (the channel's and the REST history's items are alike)."""
+        found = unified(self, ctx, item["instId"])
+        if not wanted(ctx, found):
+            return []
+        assert found is not None
+        symbol, base = found
+        what = f"okx liquidation {symbol}"
+        size_of = self.contract_size(symbol, ctx)
+        out = []
+        for detail in item["details"]:
+            position = detail.get("posSide")
+            side = (
+                liquidated_side(position, POSITION_SIDES, what)
+                if position in POSITION_SIDES
+                else liquidated_side(detail.get("side"), ORDER_SIDES, what)
+            )
+            price = positive(detail["bkPx"], f"{what} bkPx")
+            size = sized(symbol, positive(detail["sz"], f"{what} sz"), size_of, price)
+            out.append(Liquidation("okx", symbol, base, time_ns(detail["ts"]), received_at_ns, side, price,
+                                   size.quantity, size.notional_usd, source))  # fmt: skip
+        return out
+
+    def liquidation_history_params(self, symbol: str, before_ms: int | None = None) -> dict[str, str]:
+        """Query of one page of filled swap liquidations of `symbol`'s family, older than `before_ms` when given."""
+        base, _, rest = symbol.partition("/")
+        params = {"instType": "SWAP", "instFamily": f"{base}-{rest.partition(':')[0]}", "state": "filled",
+                  "limit": str(LIQUIDATION_PAGE)}  # fmt: skip
+        if before_ms is not None:
+            params["after"] = str(before_ms)
+        return params
+
+    def parse_liquidation_history(self, body: Any, received_at_ns: int, ctx: ParseContext) -> list[Liquidation]:
+        """One REST page (`{"code": "0", "data": [...]}`) to liquidations; a refused request raises naming the code."""
+        if not isinstance(body, dict) or body.get("code") != "0" or not isinstance(body.get("data"), list):
+            raise MalformedMessage(f"okx {LIQUIDATION_HISTORY_PATH}: unexpected answer {str(body)[:200]}")
+        return [liq for item in body["data"] for liq in self._liquidations(item, received_at_ns, ctx, source="rest")]
+
+    def liquidation_items(self, liquidations: list[Liquidation]) -> list[dict[str, Any]]:
+        """Items as the channel and the REST history state them, one per instrument, its details newest first."""
+        items: dict[str, dict[str, Any]] = {}
+        for liq in sorted(liquidations, key=lambda x: -x.ts):
+            native = self.native_symbol(liq.symbol)
+            inverse = self.inverse_perp(liq.symbol)
+            contracts = liq.notional_usd / inverse.contract_usd if inverse else liq.quantity / LINEAR_CONTRACT_COINS
+            family = native.removesuffix("-SWAP")
+            item = items.setdefault(
+                native, {"details": [], "instFamily": family, "instId": native, "instType": "SWAP", "uly": family}
+            )
+            item["details"].append(
+                {
+                    "bkLoss": "0",
+                    "bkPx": emit_number(liq.price),
+                    "ccy": "",
+                    "posSide": liq.side,
+                    "side": "sell" if liq.side == LONG else "buy",
+                    "sz": emit_number(contracts),
+                    "ts": str(liq.ts // NS_PER_MS),
+                }  # fmt: skip
+            )
+        return list(items.values())
+
+    def encode_liquidations(self, liquidations: list[Liquidation], session: EmulatedSession) -> list[str]:
+        if not session.liquidations_all or not liquidations:
+            return []
+        arg = {"channel": LIQUIDATION_CHANNEL, "instType": "SWAP"}
+        return [json.dumps({"arg": arg, "data": self.liquidation_items(liquidations)})]
 
 
 ADAPTER = OkxAdapter()
