@@ -1,4 +1,4 @@
-"""The DuckDB warehouse: atomic partition writes, named reads, and connections that never linger.
+"""The warehouse: atomic partition writes, named reads, and connections that never linger.
 
 A run's partition writes go in one transaction (delete each partition's rows, insert the new ones):
 re-materialising never duplicates, a failed run leaves every stored row as it was, and what is
@@ -6,6 +6,10 @@ stored always matches what Dagster recorded. Assets read through named methods (
 a window, rows at an instant), so no query is written twice. DuckDB allows one writer process:
 connections are held only while reading or writing, closed on every path, and a lock held by
 another process is reported within seconds, naming the holder.
+
+With `url` set (`FUND_PIPELINE_WAREHOUSE_URL`, the password apart in `FUND_PIPELINE_WAREHOUSE_PASSWORD`)
+the same interface stores into PostgreSQL (`warehouse_postgres`), which takes many writers at once:
+the `warehouse` pool then admits `FUND_PIPELINE_WAREHOUSE_WRITERS` steps (default 4) instead of one.
 """
 
 from __future__ import annotations
@@ -16,14 +20,18 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import dagster as dg
 import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
-from pydantic import field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from fund_pipeline.domain.prints import SchemaError
+
+if TYPE_CHECKING:
+    from fund_pipeline.warehouse_postgres import PostgresWarehouse
 
 WAREHOUSE_POOL = "warehouse"
 PRINTS_TABLE = "raw_funding_prints"
@@ -33,6 +41,10 @@ PRINT_VIEWS = {"settled_prints": "settled", "predicted_prints": "predicted"}
 PRINT_ORDER = "venue, symbol, ts, funding_time"
 # How long a conflicting lock is waited for before the error: a writer's transaction is seconds.
 LOCK_WAIT_S = 5.0
+WAREHOUSE_URL_ENV = "FUND_PIPELINE_WAREHOUSE_URL"
+WAREHOUSE_PASSWORD_ENV = "FUND_PIPELINE_WAREHOUSE_PASSWORD"
+WAREHOUSE_WRITERS_ENV = "FUND_PIPELINE_WAREHOUSE_WRITERS"
+DEFAULT_POSTGRES_WRITERS = 4
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
 
 Where = dict[str, Any]
@@ -47,32 +59,50 @@ def data_dir() -> Path:
     return Path(os.environ.get("FUND_PIPELINE_DATA_DIR", Path.cwd() / "data"))
 
 
-def _quote(identifier: str) -> str:
+def quote_identifier(identifier: str) -> str:
     if not identifier.replace("_", "").isalnum():
         raise ValueError(f"not a plain SQL identifier: {identifier!r}")
     return f'"{identifier}"'
+
+
+def warehouse_writers() -> int:
+    """Slots of the `warehouse` pool: one for the DuckDB file, `FUND_PIPELINE_WAREHOUSE_WRITERS` for PostgreSQL."""
+    if not os.environ.get(WAREHOUSE_URL_ENV):
+        return 1
+    raw = os.environ.get(WAREHOUSE_WRITERS_ENV, str(DEFAULT_POSTGRES_WRITERS))
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{WAREHOUSE_WRITERS_ENV} must be a whole number >= 1, got {raw!r}")
+    return int(raw)
+
+
+def changed_columns_error(table: str, stored: list[str], new: list[str]) -> SchemaError:
+    """A table's columns differ from the frame's: the one refusal both backends give."""
+    return SchemaError(
+        f"table {table}: columns changed; stored {stored}, new {new}. "
+        f"Drop the table (or the warehouse file) to rebuild it."
+    )
 
 
 def _sql_value(value: Any) -> Any:
     return value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
 
 
-def _where_sql(where: Where) -> tuple[str, list]:
+def where_sql(where: Where) -> tuple[str, list]:
     """`{col: [values]}` → IN, `{col: (start, end)}` → half-open range, `{col: instant}` → equality."""
     clauses, params = [], []
     for col, cond in where.items():
         if isinstance(cond, tuple):
             start, end = cond
-            clauses.append(f"{_quote(col)} >= ? AND {_quote(col)} < ?")
+            clauses.append(f"{quote_identifier(col)} >= ? AND {quote_identifier(col)} < ?")
             params += [pd.Timestamp(start).to_pydatetime(), pd.Timestamp(end).to_pydatetime()]
         elif isinstance(cond, (list, set, frozenset)):
             values = list(cond)
             if not values:
                 raise ValueError(f"empty value list for partition column {col!r}")
-            clauses.append(f"{_quote(col)} IN ({', '.join('?' * len(values))})")
+            clauses.append(f"{quote_identifier(col)} IN ({', '.join('?' * len(values))})")
             params += values
         else:
-            clauses.append(f"{_quote(col)} = ?")
+            clauses.append(f"{quote_identifier(col)} = ?")
             params.append(_sql_value(cond))
     return (" AND ".join(clauses) or "TRUE"), params
 
@@ -94,7 +124,8 @@ def _open_error(database: str, error: duckdb.Error) -> WarehouseError:
         return WarehouseError(
             f"warehouse {database} is in use by another process: {holder['program']} (PID {holder['pid']}). "
             f"DuckDB allows one writer process. Wait for that run to finish, or stop the process "
-            f"(for a stale one: kill {holder['pid']}), then run again; waited {LOCK_WAIT_S:.0f} s."
+            f"(for a stale one: kill {holder['pid']}), then run again; waited {LOCK_WAIT_S:.0f} s. "
+            f"To run writers at once, store the warehouse in PostgreSQL ({WAREHOUSE_URL_ENV})."
         )
     if "not a valid DuckDB database" in text or "Unable to open database" in text:
         return WarehouseError(
@@ -120,9 +151,38 @@ def connect(database: str, read_only: bool = False, config: dict | None = None) 
 
 
 class Warehouse(DuckDBResource):
-    """The DuckDB warehouse, with atomic partition writes and named reads."""
+    """The warehouse (a DuckDB file, or PostgreSQL when `url` is set), with atomic partition writes and named reads."""
 
     database: str = str(data_dir() / "warehouse.duckdb")
+    url: str | None = Field(
+        default=None,
+        description=(
+            "PostgreSQL instead of the DuckDB file: postgresql://user@host:port/database, without the password "
+            f"(that goes in `password`, from {WAREHOUSE_PASSWORD_ENV})"
+        ),
+    )
+    password: str | None = Field(default=None, description=f"the PostgreSQL password, from {WAREHOUSE_PASSWORD_ENV}")
+
+    _postgres_backend: PostgresWarehouse | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_env(cls) -> Warehouse:
+        """The DuckDB file by default; PostgreSQL when `FUND_PIPELINE_WAREHOUSE_URL` is set, read as a
+        `dg.EnvVar` (with the password) so neither is written into Dagster's storage."""
+        if not os.environ.get(WAREHOUSE_URL_ENV):
+            return cls()
+        password = dg.EnvVar(WAREHOUSE_PASSWORD_ENV) if os.environ.get(WAREHOUSE_PASSWORD_ENV) else None
+        return cls(url=dg.EnvVar(WAREHOUSE_URL_ENV), password=password)
+
+    def _postgres(self) -> PostgresWarehouse | None:
+        """The PostgreSQL backend when `url` is set (built once; the URL checked then), else None."""
+        if not self.url:
+            return None
+        if self._postgres_backend is None:
+            from fund_pipeline.warehouse_postgres import PostgresWarehouse
+
+            self._postgres_backend = PostgresWarehouse(self.url, self.password)
+        return self._postgres_backend
 
     @field_validator("database")
     @classmethod
@@ -136,7 +196,9 @@ class Warehouse(DuckDBResource):
 
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection for one read or write, closed on every path (a failed step keeps no lock)."""
+        """A connection to the DuckDB file for one read or write, closed on every path (a failed step keeps no lock)."""
+        if self.url:
+            raise WarehouseError("warehouse.connection() opens the DuckDB file; on PostgreSQL use query() or read()")
         path = Path(self.database)
         if path.is_dir():
             raise WarehouseError(f"warehouse {self.database} is a directory; `database` must name a file")
@@ -166,21 +228,23 @@ class Warehouse(DuckDBResource):
         """
         if not parts:
             return 0
-        name = _quote(table)
+        name = quote_identifier(table)
         columns = sorted(parts[0][0].columns)
         for frame, _ in parts[1:]:
             if sorted(frame.columns) != columns:
                 raise SchemaError(f"table {table}: the partitions of one write have different columns")
-        statements = [_where_sql(where) for _, where in parts]
+        statements = [where_sql(where) for _, where in parts]
+        views = {view: f"kind = '{kind}'" for view, kind in PRINT_VIEWS.items()} if table == PRINTS_TABLE else {}
+        postgres = self._postgres()
+        if postgres is not None:
+            postgres.replace_partitions(table, parts, views)
+            return sum(len(frame) for frame, _ in parts)
         with self.connection() as conn:
             exists = self._has_table(conn, table)
             if exists:
                 stored = [r[0] for r in conn.execute(f"DESCRIBE {name}").fetchall()]
                 if sorted(stored) != columns:
-                    raise SchemaError(
-                        f"table {table}: columns changed; stored {stored}, new {list(parts[0][0].columns)}. "
-                        f"Drop the table (or the warehouse file) to rebuild it."
-                    )
+                    raise changed_columns_error(table, stored, list(parts[0][0].columns))
             conn.execute("BEGIN TRANSACTION")
             try:
                 for (frame, _), (clause, params) in zip(parts, statements, strict=True):
@@ -191,9 +255,8 @@ class Warehouse(DuckDBResource):
                     conn.execute(f"DELETE FROM {name} WHERE {clause}", params)
                     conn.execute(f"INSERT INTO {name} BY NAME SELECT * FROM partition_rows")
                     conn.unregister("partition_rows")
-                if table == PRINTS_TABLE:
-                    for view, kind in PRINT_VIEWS.items():
-                        conn.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {name} WHERE kind = '{kind}'")
+                for view, condition in views.items():
+                    conn.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {name} WHERE {condition}")
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -208,10 +271,17 @@ class Warehouse(DuckDBResource):
         return bool(found and found[0])
 
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        """Any SQL both backends understand (`?` placeholders), as a frame."""
+        postgres = self._postgres()
+        if postgres is not None:
+            return postgres.query(sql, params or [])
         with self.connection() as conn:
             return utc_frame(conn.execute(sql, params or []).df())
 
     def has_table(self, table: str) -> bool:
+        postgres = self._postgres()
+        if postgres is not None:
+            return postgres.has_table(table)
         with self.connection() as conn:
             return self._has_table(conn, table)
 
@@ -219,10 +289,14 @@ class Warehouse(DuckDBResource):
         self, table: str, where: Where | None = None, columns: list[str] | None = None, order_by: str | None = None
     ) -> pd.DataFrame:
         """Rows of `table` matching `where` (same form as `replace`); empty frame if no table."""
-        name = _quote(table)
-        clause, params = _where_sql(where or {})
-        cols = ", ".join(_quote(c) for c in columns) if columns else "*"
+        name = quote_identifier(table)
+        clause, params = where_sql(where or {})
+        cols = ", ".join(quote_identifier(c) for c in columns) if columns else "*"
         order = f" ORDER BY {order_by}" if order_by else ""
+        postgres = self._postgres()
+        if postgres is not None:
+            rows = postgres.read(table, clause, params, cols, order)
+            return pd.DataFrame(columns=columns or []) if rows is None else rows
         with self.connection() as conn:
             if not self._has_table(conn, table):
                 return pd.DataFrame(columns=columns or [])
@@ -249,13 +323,20 @@ class Warehouse(DuckDBResource):
 
     def latest(self, table: str, column: str) -> pd.Timestamp | None:
         """The newest value of a time column, None when the table is missing or empty."""
-        with self.connection() as conn:
-            if not self._has_table(conn, table):
-                return None
-            value = conn.execute(f"SELECT max({_quote(column)}) FROM {_quote(table)}").fetchone()
-        if not value or value[0] is None:
+        postgres = self._postgres()
+        if postgres is not None:
+            newest = postgres.latest(table, column)
+        else:
+            with self.connection() as conn:
+                if not self._has_table(conn, table):
+                    return None
+                found = conn.execute(
+                    f"SELECT max({quote_identifier(column)}) FROM {quote_identifier(table)}"
+                ).fetchone()
+            newest = found[0] if found else None
+        if newest is None:
             return None
-        stamp = pd.Timestamp(value[0])
+        stamp = pd.Timestamp(newest)
         return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 

@@ -19,3 +19,14 @@ def only_the_emulator(monkeypatch):
         build(self, *args, **kwargs)
 
     monkeypatch.setattr(CcxtSource, "__init__", guarded)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL server for the session's warehouse tests; skipped where none is installed."""
+    from fund_pipeline_tests.postgres_server import running_postgres, server_binaries
+
+    if server_binaries() is None:
+        pytest.skip("no PostgreSQL server installed here (.ci/run installs one for CI)")
+    with running_postgres() as server:
+        yield server

@@ -65,3 +65,18 @@ def running_postgres() -> Iterator[PostgresServer]:
     finally:
         subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, timeout=60)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def create_database(server: PostgresServer, name: str) -> str:
+    """A new empty database on the server (dropped first if a test left one); its URL."""
+    import psycopg2
+
+    conn = psycopg2.connect(server.url("postgres"))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        conn.close()
+    return server.url(name)
