@@ -7,7 +7,7 @@ is vectorised and uses, for a row at funding_time T, only rows with funding_time
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -187,8 +187,14 @@ def rolling_pcs(
     refit_every: pd.Timedelta,
     n_components: int = 2,
     min_rows: int = 24,
+    chain: PcaSignChain | None = None,
 ) -> np.ndarray:
-    """`rolling_curve_pcs` on arrays (UTC ns times, curve matrix): the feature store's form, without a frame."""
+    """`rolling_curve_pcs` on arrays (UTC ns times, curve matrix): the feature store's form, without a frame.
+
+    With `chain`, a refit time the chain already holds uses the chain's fit; any other is fitted with
+    its signs following the chain's latest fit before it, and recorded. Consecutive calls over
+    overlapping spans, oldest first, then score as one call over the whole span would.
+    """
     window, refit_every = pd.Timedelta(window), pd.Timedelta(refit_every)
     if window <= pd.Timedelta(0) or refit_every <= pd.Timedelta(0):
         raise ValueError(f"rolling_curve_pcs: window and refit_every must be > 0, got {window}, {refit_every}")
@@ -203,13 +209,37 @@ def rolling_pcs(
     block_ends = np.append(block_first[1:], len(blocks))[: len(block_first)]
     fit_from = np.searchsorted(sorted_times, block_starts - window.value, side="left")
     previous = None
-    for lo, first, last in zip(fit_from, block_first, block_ends, strict=True):
+    for block, lo, first, last in zip(block_starts, fit_from, block_first, block_ends, strict=True):
         if first - lo < max(min_rows, n_components + 1):
             continue
-        fit = fit_curve_pca(sorted_values[lo:first], n_components, previous)
-        previous = fit
+        if chain is None:
+            fit = previous = fit_curve_pca(sorted_values[lo:first], n_components, previous)
+        else:
+            fit = chain.fits.get(int(block)) or chain.record(
+                int(block), fit_curve_pca(sorted_values[lo:first], n_components, chain.before(int(block)))
+            )
         scores[order[first:last]] = fit.transform(sorted_values[first:last])
     return scores
+
+
+@dataclass
+class PcaSignChain:
+    """The fits of successive `rolling_pcs` calls by refit time (UTC ns), the first one made kept.
+
+    A later call's first fits, made from a window truncated by the start of its input, never replace
+    an earlier call's fits of the same refit times, made from the whole window.
+    """
+
+    fits: dict[int, CurvePCA] = field(default_factory=dict)
+
+    def before(self, block: int) -> CurvePCA | None:
+        """The latest fit before this refit time, the one a new fit's signs follow."""
+        earlier = [b for b in self.fits if b < block]
+        return self.fits[max(earlier)] if earlier else None
+
+    def record(self, block: int, fit: CurvePCA) -> CurvePCA:
+        self.fits[block] = fit
+        return fit
 
 
 def cross_venue_dispersion(rates: pd.DataFrame, rate_column: str = "rate") -> pd.DataFrame:

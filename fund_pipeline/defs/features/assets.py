@@ -1,7 +1,5 @@
 """Features: the daily feature store and the weekly symbol clusters."""
 
-from typing import NamedTuple
-
 import dagster as dg
 import pandas as pd
 
@@ -15,23 +13,18 @@ from fund_pipeline.defs.partitions import (
 )
 from fund_pipeline.defs.scope import daily_spans, weekly_windows
 from fund_pipeline.domain.features import (
+    FEATURE_CHUNK_DAYS,
     FEATURE_WARMUP,
     FUNDING_FEATURES,
-    INTRA_WINDOW_FEATURES,
-    build_feature_store,
+    FeatureInputs,
+    FeatureSummary,
+    MissingCurves,
+    build_feature_chunks,
     cluster_symbols,
-    feature_warmup_report,
     symbol_features,
 )
 from fund_pipeline.plots import markdown_image, scatter_clusters
 from fund_pipeline.resources import WAREHOUSE_POOL, Warehouse
-
-
-class FeatureInputs(NamedTuple):
-    curves: pd.DataFrame
-    prints: pd.DataFrame
-    bars: pd.DataFrame
-    predicted: pd.DataFrame
 
 
 def feature_inputs(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp) -> FeatureInputs:
@@ -44,6 +37,12 @@ def feature_inputs(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp)
         bars=warehouse.read("market_bars", {"ts": (lo, end)}),
         predicted=warehouse.read(RECONSTRUCTED_TABLE, {"funding_time": (start, end)}),
     )
+
+
+class FeatureStoreConfig(dg.Config):
+    """Days built (read, computed and written) at a time: a run's memory is one chunk's, not its span's."""
+
+    chunk_days: int = FEATURE_CHUNK_DAYS
 
 
 @dg.asset(
@@ -61,32 +60,38 @@ def feature_inputs(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp)
         )
     ],
 )
-def feature_store(context: dg.AssetExecutionContext, warehouse: Warehouse):
+def feature_store(context: dg.AssetExecutionContext, config: FeatureStoreConfig, warehouse: Warehouse):
     """One row per settled window: curve factors, dispersion, market features and the next window's target.
+
+    Built and written a chunk of days at a time (`build_feature_chunks`), each chunk in its own
+    transaction: a run failing in the middle leaves its earlier chunks written (the rows any run of
+    those days writes) and records no materialisation, so Dagster shows the days as failed.
 
     Day × venue upstreams: Dagster's built-in mappings cannot declare this daily asset's 7-day warm-up
     and 1-day target look-ahead onto them (see defs/partitions.py), so the deps map the same day.
     """
-    frames, parts = [], []
-    for start, end in daily_spans(context):
-        curves, prints, bars, predicted = feature_inputs(warehouse, start, end)
-        if curves.empty:
-            raise dg.Failure(
-                f"feature_store: no curve_history in [{start:%Y-%m-%d}, {end:%Y-%m-%d}); materialise curves first"
-            )
-        features = build_feature_store(curves, prints, bars, start, end, predicted)
-        parts.append((features, {"funding_time": (start, end)}))
-        frames.append(features)
-    warehouse.replace_partitions("feature_store", parts)
-    features = pd.concat(frames, ignore_index=True)
-    report = feature_warmup_report(features)
+    summary = FeatureSummary()
+
+    def read(start: pd.Timestamp, end: pd.Timestamp) -> FeatureInputs:
+        return feature_inputs(warehouse, start, end)
+
+    try:
+        for start, end in daily_spans(context):
+            for chunk, features in build_feature_chunks(read, start, end, config.chunk_days):
+                where = {"funding_time": (chunk.start, chunk.end)}
+                warehouse.replace_partitions("feature_store", [(features, where)])
+                summary.add(features)
+                context.log.debug(f"feature_store: {chunk.start:%Y-%m-%d} .. {chunk.end:%Y-%m-%d} written")
+    except MissingCurves as error:
+        raise dg.Failure(str(error)) from error
+    report = summary.warmup_report()
     yield dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(features),
-            "venues": int(features["venue"].nunique()),
-            "symbols": int(features["symbol"].nunique()),
-            "rows_with_target": int(features["target_rate"].notna().sum()),
-            "rows_with_intra_window_path": int(features[INTRA_WINDOW_FEATURES[0]].notna().sum()),
+            "dagster/row_count": summary.rows,
+            "venues": len(summary.venues),
+            "symbols": len(summary.symbols),
+            "rows_with_target": summary.rows_with_target,
+            "rows_with_intra_window_path": summary.rows_with_intra_window_path,
         }
     )
     yield dg.AssetCheckResult(

@@ -11,6 +11,8 @@ its drift and its quotes h hours before T. Those columns are NaN where no predic
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -18,6 +20,7 @@ from fund_pipeline.domain.factors import (
     ANN_BUCKETS,
     DECAY_COLUMNS,
     RATE_BUCKETS,
+    PcaSignChain,
     decay_ratio_matrix,
     hourly_dispersion,
     hours_since_shock,
@@ -81,12 +84,14 @@ def build_feature_store(
     start,
     end,
     predicted: pd.DataFrame | None = None,
+    pca_chain: PcaSignChain | None = None,
 ) -> pd.DataFrame:
     """Features and next-window targets for every settled window with funding_time in [start, end).
 
     Pass inputs from at least `start - FEATURE_WARMUP`; pass prints after `end` to get targets for
     the last windows. Streams without bars get NaN market features; without `predicted` prints of a
-    window, NaN intra-window features.
+    window, NaN intra-window features. Builds of consecutive spans, oldest first, that share a
+    `pca_chain` sign their PCs as one build over the whole span would (see `rolling_pcs`).
 
     Streams are integer codes and every column a numpy array in (stream, funding_time) order; the
     input frames are read column by column and never copied whole.
@@ -105,7 +110,7 @@ def build_feature_store(
     rate_8h = rate_to_8h(rate, interval_h)
 
     curve_vectors = curves[ANN_BUCKETS].to_numpy(dtype="float64")[rows]
-    pcs = rolling_pcs(funding_ns, curve_vectors, PCA_WINDOW, PCA_REFIT_EVERY, n_components=2)
+    pcs = rolling_pcs(funding_ns, curve_vectors, PCA_WINDOW, PCA_REFIT_EVERY, n_components=2, chain=pca_chain)
     stream_base = base.code[stream]
     dispersion = hourly_dispersion(stream_base, streams.venue_code[stream], stream, funding_ns, interval_h, rate)
     dispersion_8h, n_venues = dispersion.at(stream_base, funding_ns // NS_PER_HOUR)
@@ -154,6 +159,34 @@ def _settling_window_path(predicted: pd.DataFrame | None, features: dict) -> dic
     return {name: path[name].to_numpy(dtype="float64") for name in INTRA_WINDOW_FEATURES}
 
 
+class WarmupCount(NamedTuple):
+    """Of one feature column: the rows it is checked on, and how many of them are NaN."""
+
+    nan_rows: int
+    rows_checked: int
+
+
+def warmup_counts(features: pd.DataFrame) -> dict[str, WarmupCount]:
+    """NaN rows of each feature column among the rows it is checked on (see `feature_warmup_report`).
+
+    Counts of several chunks of a build add up to the whole build's: `warmup_report_of`.
+    """
+    require_columns(features, [*FEATURE_COLUMNS, BARS_FLAG], "feature store")
+    has_bars = features[BARS_FLAG].to_numpy(dtype=bool)
+    several_venues = features["dispersion_n_venues"].to_numpy(dtype="float64") >= 2
+    counts = {}
+    for name in [*FEATURE_COLUMNS, *(c for c in INTRA_WINDOW_FEATURES if c in features)]:
+        if name in MARKET_FEATURES:
+            checked = has_bars
+        elif name == "dispersion_8h":
+            checked = several_venues
+        else:
+            checked = np.ones(len(features), dtype=bool)
+        values = features[name].to_numpy(dtype="float64")[checked]
+        counts[name] = WarmupCount(int(np.isnan(values).sum()), int(checked.sum()))
+    return counts
+
+
 def feature_warmup_report(features: pd.DataFrame) -> dict:
     """Share of NaN rows per feature column, and which required columns are incomplete.
 
@@ -163,24 +196,18 @@ def feature_warmup_report(features: pd.DataFrame) -> dict:
     streams that have bars. Returns {"columns": {name: {nan_share, rows_checked, required, complete}},
     "failed": [names], "complete": bool}.
     """
-    require_columns(features, [*FEATURE_COLUMNS, BARS_FLAG], "feature store")
-    has_bars = features[BARS_FLAG].to_numpy(dtype=bool)
-    several_venues = features["dispersion_n_venues"].to_numpy(dtype="float64") >= 2
+    return warmup_report_of(warmup_counts(features))
+
+
+def warmup_report_of(counts: dict[str, WarmupCount]) -> dict:
+    """`feature_warmup_report` from the NaN counts of its columns."""
     columns = {}
-    for name in [*FEATURE_COLUMNS, *(c for c in INTRA_WINDOW_FEATURES if c in features)]:
-        if name in MARKET_FEATURES:
-            checked = has_bars
-        elif name == "dispersion_8h":
-            checked = several_venues
-        else:
-            checked = np.ones(len(features), dtype=bool)
-        values = features.loc[checked, name].to_numpy(dtype="float64")
-        nan_share = float(np.isnan(values).mean()) if len(values) else 0.0
-        required = name not in OPTIONAL_FEATURES and name not in INTRA_WINDOW_FEATURES
+    for name, count in counts.items():
+        nan_share = count.nan_rows / count.rows_checked if count.rows_checked else 0.0
         columns[name] = {
             "nan_share": nan_share,
-            "rows_checked": int(checked.sum()),
-            "required": required,
+            "rows_checked": count.rows_checked,
+            "required": name not in OPTIONAL_FEATURES and name not in INTRA_WINDOW_FEATURES,
             "complete": nan_share == 0.0,
         }
     failed = [name for name, info in columns.items() if info["required"] and not info["complete"]]
