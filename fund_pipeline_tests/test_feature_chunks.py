@@ -39,6 +39,12 @@ def reader(curves: pd.DataFrame, prints: pd.DataFrame, bars: pd.DataFrame):
     return read
 
 
+def build_once(read, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """One build over [start, end) from its reads: what a run without chunks writes."""
+    inputs = read(start, end)
+    return build_feature_store(inputs.curves, inputs.prints, inputs.bars, start, end)
+
+
 @pytest.fixture(scope="module")
 def month():
     """A 40-day market with a fourth stream listed on day 20, and its span after the warm-up."""
@@ -52,7 +58,7 @@ def month():
 def whole_and_chunked(month, days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     frames, start, end = month
     read = reader(*frames)
-    whole = build_feature_store(*read(start, end)[:3], start, end)
+    whole = build_once(read, start, end)
     chunks = [features for _, features in build_feature_chunks(read, start, end, days)]
     # a build's rows are in (stream, funding_time) order; the chunks' in that order within each chunk
     return whole, pd.concat(chunks).sort_values(["venue", "symbol", "funding_time"], ignore_index=True)
@@ -71,10 +77,10 @@ def test_pca_signs_are_chained_across_chunks(month):
     """Without the chain, each chunk's first fit would take canonical signs: here some flip."""
     frames, start, end = month
     read = reader(*frames)
-    whole = build_feature_store(*read(start, end)[:3], start, end)
-    unchained = pd.concat(
-        [build_feature_store(*read(c.start, c.end)[:3], c.start, c.end) for c in feature_chunks(start, end, 4)]
-    ).sort_values(["venue", "symbol", "funding_time"], ignore_index=True)
+    whole = build_once(read, start, end)
+    unchained = pd.concat([build_once(read, c.start, c.end) for c in feature_chunks(start, end, 4)]).sort_values(
+        ["venue", "symbol", "funding_time"], ignore_index=True
+    )
     flipped = ~np.isclose(unchained[["pc1", "pc2"]], whole[["pc1", "pc2"]], rtol=1e-9)
     assert flipped.any()
     _, chunked = whole_and_chunked(month, 4)
