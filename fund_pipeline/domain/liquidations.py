@@ -82,6 +82,14 @@ def liquidations_frame(rows: list[Liquidation]) -> pd.DataFrame:
     return normalise_liquidations(frame)
 
 
+def liquidation_records(frame: pd.DataFrame) -> list[Liquidation]:
+    """A frame of LIQUIDATION_COLUMNS back to records, times as int ns."""
+    columns = {name: frame[name].tolist() for name in LIQUIDATION_COLUMNS}
+    for col in ("ts", "received_at"):
+        columns[col] = frame[col].astype("int64").tolist()
+    return [Liquidation(*values) for values in zip(*columns.values(), strict=True)]
+
+
 def normalise_liquidations(frame: pd.DataFrame) -> pd.DataFrame:
     """LIQUIDATION_COLUMNS with their types; bad sides or non-positive sizes are refused, naming rows."""
     require_columns(frame, LIQUIDATION_COLUMNS, "liquidations")

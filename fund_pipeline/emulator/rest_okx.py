@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 from aiohttp import web
 
+from fund_pipeline.domain.liquidations import liquidation_records
 from fund_pipeline.emulator.rest_core import (
     HOUR,
     MS,
@@ -34,13 +35,14 @@ from fund_pipeline.emulator.rest_core import (
     timeframe_hours,
     to_ms,
 )
-from fund_pipeline.venues.okx import ADAPTER
+from fund_pipeline.sources.sim_liquidations import simulated_liquidations
+from fund_pipeline.venues.okx import ADAPTER, LINEAR_CONTRACT_COINS, LIQUIDATION_HISTORY_DAYS, LIQUIDATION_PAGE
 
 # ---------------------------------------------------------------- okx (v5; SPOT and SWAP)
 
 VENUE = ADAPTER.name
-# Base coin per contract of the simulated USDT-margined swaps.
-LINEAR_CONTRACT = 0.01
+# Base coin per contract of the simulated USDT-margined swaps (the adapter's, which its liquidation frames count in).
+LINEAR_CONTRACT = LINEAR_CONTRACT_COINS
 
 
 def okx_ok(data: list) -> web.Response:
@@ -379,6 +381,40 @@ async def okx_time(request: web.Request) -> web.Response:
     return okx_ok([{"ts": str(to_ms(request.app[STATE].clock.now()))}])
 
 
+# Hours of simulated liquidations the history handler takes at a time, walking back from the cursor.
+LIQUIDATION_CHUNK = pd.Timedelta(hours=12)
+
+
+async def okx_liquidation_orders(request: web.Request) -> web.Response:
+    """Filled swap liquidations of one instrument family (instFamily or uly), newest first, at most `limit`
+    (<= 100) a page; `after` pages back in time, `before` keeps newer ones; LIQUIDATION_HISTORY_DAYS deep."""
+    state = request.app[STATE]
+    query = request.query
+    if query.get("instType") != "SWAP":
+        raise VenueRequestError(400, f"Parameter instType error: {query.get('instType')!r} (swaps are served)", "51000")
+    family = query.get("instFamily") or query.get("uly")
+    if not family:
+        raise VenueRequestError(400, "Parameter instFamily can not be empty", "50014")
+    if query.get("state") not in ("filled", "unfilled"):
+        raise VenueRequestError(400, "Parameter state error", "51000")
+    symbols = {s for s in listed(state, VENUE)["symbol"] if okx_family(s) == family}
+    if not symbols:
+        raise VenueRequestError(400, f"Instrument family {family} does not exist", "51001")
+    limit = int_param(query.get("limit"), "limit", LIQUIDATION_PAGE, LIQUIDATION_PAGE)
+    lower, upper = _okx_bounds(request)
+    now = state.clock.now()
+    floor = now - pd.Timedelta(days=LIQUIDATION_HISTORY_DAYS)
+    oldest = floor if lower is None else max(lower, floor)
+    end = now if upper is None else min(upper + MS, now)
+    found: list = []
+    while query["state"] == "filled" and end > oldest and len(found) < limit:
+        start = max(oldest, end - LIQUIDATION_CHUNK)
+        chunk = simulated_liquidations(state.market, VENUE, start, end)
+        found += liquidation_records(chunk[chunk["symbol"].isin(symbols)])[::-1]
+        end = start
+    return okx_ok(ADAPTER.liquidation_items(found[:limit]))
+
+
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/v5/public/time", okx_time),
     ("GET", "/api/v5/public/instruments", okx_instruments),
@@ -395,4 +431,5 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/v5/market/tickers", okx_tickers),
     ("GET", "/api/v5/market/ticker", okx_ticker),
     ("GET", "/api/v5/public/open-interest", okx_open_interest),
+    ("GET", "/api/v5/public/liquidation-orders", okx_liquidation_orders),
 ]

@@ -13,6 +13,11 @@ their stated interval; application pings are answered by the adapters. Coin-marg
 inverse route where it has one (Bybit's `/v5/public/inverse`), else on its route (Binance's
 COIN-M host `dstream` is not told apart from `fstream`).
 
+Liquidations: a session subscribed to the venue's liquidation channel (binance `!forceOrder@arr`, bybit
+`allLiquidation.<symbol>`, okx `liquidation-orders`) is pushed the simulated liquidations
+(sources/sim_liquidations) whose time passed since its previous liquidation push, at most every
+LIQUIDATION_PUSH_S wall seconds, in the venue's format (the adapters' encoders).
+
 WebSocket faults (`Faults`): 429 on the first connects, a drop (transport aborted) or silence
 (data stops, pings still answered) some wall seconds into each connection, every n-th data
 frame malformed / duplicated / followed by a late frame from the previous window, from
@@ -29,8 +34,10 @@ from typing import Any
 import pandas as pd
 from aiohttp import WSMsgType, web
 
+from fund_pipeline.domain.liquidations import Liquidation, liquidation_records
 from fund_pipeline.domain.records import FundingPrint
-from fund_pipeline.domain.time import NS_PER_SECOND
+from fund_pipeline.domain.time import NS_PER_HOUR, NS_PER_SECOND
+from fund_pipeline.sources.sim_liquidations import simulated_liquidations
 from fund_pipeline.venues.adapter import EmulatedSession, StreamSpec, VenueAdapter
 from fund_pipeline.venues.registry import WS_VENUES, adapter
 
@@ -39,6 +46,8 @@ from fund_pipeline.venues.registry import WS_VENUES, adapter
 RATE_REFRESH_S = 1.0
 # A clock running fast compresses the venues' cadences, but never below this many wall seconds a push.
 MIN_PUSH_WALL_S = 0.1
+# Liquidations are pushed at most this often (wall seconds): Bybit batches them every 500 ms, Binance every 1000 ms.
+LIQUIDATION_PUSH_S = 0.5
 
 
 def _spec(venue: str) -> StreamSpec:
@@ -102,6 +111,10 @@ class _Session:
         self._rng = random.Random(hash((venue, id(self))))
         self._rates: list[FundingPrint] = []
         self._rates_at = -1.0
+        # Liquidations pushed up to this emulator time (ns); the simulated ones per hour, computed once.
+        self._liquidations_until: int | None = None
+        self._liquidations_pushed_at = 0.0
+        self._liquidation_hours: dict[int, list[Liquidation]] = {}
 
     def _known(self, native: str) -> str | None:
         try:
@@ -152,6 +165,31 @@ class _Session:
                 if faults.late_every_n and n % faults.late_every_n == 0:
                     for late in self.venue_adapter.encode_prints(self._prints(now, late=True), self.view):
                         await self.ws.send_str(late)
+            for frame in self._liquidation_frames(now):
+                await self.ws.send_str(frame)
+
+    def _liquidation_frames(self, now: pd.Timestamp) -> list[str]:
+        """Frames of the liquidations since the last liquidation push, when the session subscribed to them."""
+        view = self.view
+        if self.venue_adapter.liquidation_channel is None or not (view.liquidations_all or view.liquidation_symbols):
+            return []
+        if time.monotonic() - self._liquidations_pushed_at < LIQUIDATION_PUSH_S:
+            return []
+        self._liquidations_pushed_at = time.monotonic()
+        since, until = self._liquidations_until, now.value
+        self._liquidations_until = until
+        if since is None or until <= since:
+            return []
+        due = []
+        for hour in range(since // NS_PER_HOUR, until // NS_PER_HOUR + 1):
+            if hour not in self._liquidation_hours:
+                start = pd.Timestamp(hour * NS_PER_HOUR, tz="UTC")
+                frame = simulated_liquidations(self.state.market, self.venue, start, start + pd.Timedelta(hours=1))
+                self._liquidation_hours[hour] = liquidation_records(frame[frame["base"].isin(self.state.bases)])
+            due += [liq for liq in self._liquidation_hours[hour] if since <= liq.ts < until]
+        for hour in [h for h in self._liquidation_hours if h < since // NS_PER_HOUR]:
+            del self._liquidation_hours[hour]
+        return self.venue_adapter.encode_liquidations(due, view)
 
     def _prints(self, now: pd.Timestamp, late: bool = False) -> list[FundingPrint]:
         """The predicted prints to push at `now`, refreshed at most every RATE_REFRESH_S emulator seconds."""

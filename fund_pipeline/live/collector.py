@@ -20,6 +20,14 @@ flushed as one atomic segment set every `flush_seconds` (see landing.py): a `kil
 most the last unflushed interval. Every connect, disconnect (with its reason), refused
 subscription and quarantine is logged when it happens, and a status line every few seconds.
 The collector never opens the warehouse.
+
+Liquidations: on the venues that have a liquidation channel (`CollectorConfig.liquidation_venues`,
+binance, bybit and okx by default) it is subscribed on the same connections; each connection keeps
+its own symbols of a whole-market channel. Liquidation records land in their own `liquidations/`
+segments of the same flush (same sequence number and guarantees as prints); a frame that does not
+parse is quarantined like any other, and a liquidation timed further ahead of the venue's clock than
+the tolerance is quarantined. Contract sizes a channel counts in (OKX `ctVal`) come from ccxt's
+markets at the warm start; until known, those liquidations are quarantined, never guessed.
 """
 
 from __future__ import annotations
@@ -37,12 +45,21 @@ from typing import Any
 import pandas as pd
 
 from fund_pipeline.domain.curve import FundingCurveBuilder, SnapshotPolicy, snapshots_frame
+from fund_pipeline.domain.liquidations import Liquidation
 from fund_pipeline.domain.records import PRINT_COLUMNS, FundingPrint
 from fund_pipeline.domain.time import NS_PER_HOUR, NS_PER_SECOND
 from fund_pipeline.live.clocks import VenueClock, venue_clocks
 from fund_pipeline.live.config import CollectorConfig, backoff_delay
 from fund_pipeline.live.connection import Link, LinkReader
-from fund_pipeline.live.landing import SegmentWriter, frame_table, prints_table, quarantine_table, read_landed
+from fund_pipeline.live.landing import (
+    SegmentWriter,
+    frame_table,
+    liquidations_table,
+    prints_table,
+    quarantine_table,
+    read_landed,
+)
+from fund_pipeline.sources.liquidation_history import contract_sizes
 from fund_pipeline.venues.registry import WS_VENUES, adapter
 from fund_pipeline.venues.streams import NoInterval
 
@@ -92,6 +109,7 @@ class Collector(LinkReader):
         self.durable_lag_s: deque[float] = deque(maxlen=10_000)
         self.builders: dict[tuple[str, str], FundingCurveBuilder] = {}
         self.intervals: dict[str, dict[str, float]] = {v: {} for v in venues}
+        self.contract_sizes: dict[str, dict[str, float]] = {v: {} for v in venues}
         self._last_settled: dict[tuple[str, str], int] = {}
         self._landed_settled: dict[tuple[str, str], int] = {}  # newest settled print landed by earlier runs
         self._seed_rows: dict[tuple[str, str], list[FundingPrint]] = {}
@@ -99,6 +117,7 @@ class Collector(LinkReader):
         self._prints: list[FundingPrint] = []
         self._snapshots: list[Any] = []
         self._quarantine: list[tuple[str, int, str, str]] = []
+        self._liquidations: list[Liquidation] = []
         self._batch_started: float | None = None
         self._stop = asyncio.Event()
         self._connected: Counter[str] = Counter()
@@ -205,6 +224,21 @@ class Collector(LinkReader):
             return
         self.intervals[venue].update(found)
 
+    async def learn_contract_sizes(self, venue: str) -> None:
+        """Contract sizes of the venue's symbols (ccxt's markets) for a liquidation channel counting contracts."""
+        caller = getattr(self.rest(), "caller", None)
+        if venue not in self.config.liquidation_venues or caller is None:
+            return
+        try:
+            found = await asyncio.wait_for(
+                asyncio.to_thread(contract_sizes, caller(venue), self.symbols[venue]), self.config.seed_timeout_s
+            )
+        except Exception as failed:  # noqa: BLE001 - liquidations counted in contracts are quarantined without them
+            self.stats[f"contract_sizes_failed:{venue}"] += 1
+            log.warning("%s: contract sizes not loaded (liquidations in contracts are quarantined): %r", venue, failed)
+            return
+        self.contract_sizes[venue].update(found)
+
     async def sync_clock(self, venue: str) -> None:
         """Set the venue's clock from its REST server time before asking it for "the last" settlements."""
         server_time = getattr(self.rest(), "server_time", None)
@@ -242,6 +276,7 @@ class Collector(LinkReader):
         await asyncio.to_thread(self.rest)  # ccxt takes seconds to import: not on the event loop
         await self.sync_clock(venue)
         await self.learn_intervals(venue)
+        await self.learn_contract_sizes(venue)
         await asyncio.gather(*(seed(s) for s in self.symbols[venue]))
 
     def _seed(self, venue: str, symbol: str, rows: list[FundingPrint]) -> None:
@@ -321,10 +356,15 @@ class Collector(LinkReader):
             for reason, n in ctx.skipped.items():
                 self.stats[f"skipped:{venue}:{reason}"] += n
             ctx.skipped.clear()
+            liquidations, ctx.liquidations = ctx.liquidations, []
+        if liquidations:
+            self._take_liquidations(venue, liquidations, clock, received)
+            if link.first_data is None:
+                link.first_data = time.monotonic()
         if self._stamped[venue]:
             prints = self._in_time(venue, prints, clock, received)
         if not prints:
-            return False
+            return bool(liquidations)
         skipping = self._skipping_windows(prints)
         if skipping:
             await self.gap_fill(venue, skipping)
@@ -334,6 +374,21 @@ class Collector(LinkReader):
         if link.first_data is None:
             link.first_data = time.monotonic()
         return True
+
+    def _take_liquidations(self, venue: str, rows: list[Liquidation], clock: VenueClock, received: int) -> None:
+        """Buffer liquidations for landing; one timed beyond the tolerance ahead of the venue's clock is quarantined."""
+        if self._batch_started is None:
+            self._batch_started = time.monotonic()
+        limit = clock.now_ns() + int(self.config.future_tolerance_s * NS_PER_SECOND)
+        for liq in rows:
+            if liq.ts > limit:
+                self.stats[f"future:{venue}"] += 1
+                at = pd.Timestamp(liq.ts, tz="UTC")
+                reason = f"{venue} {liq.symbol}: liquidation at {at} is ahead of the venue's clock ({clock.now():%T})"
+                self.quarantine(venue, received, reason, repr(liq))
+            else:
+                self._liquidations.append(liq)
+                self.stats["liquidations"] += 1
 
     def _in_time(self, venue: str, prints: list[FundingPrint], clock: VenueClock, received: int) -> list[FundingPrint]:
         """Prints within the tolerance of the venue's clock (which they then update); the others are quarantined.
@@ -374,24 +429,28 @@ class Collector(LinkReader):
 
     # ------------------------------------------------------------ landing and status
 
-    def _take_batch(self) -> tuple[list, list, list, float | None]:
-        batch = (self._prints, self._snapshots, self._quarantine, self._batch_started)
-        self._prints, self._snapshots, self._quarantine, self._batch_started = [], [], [], None
+    def _take_batch(self) -> tuple[list, list, list, list, float | None]:
+        batch = (self._prints, self._snapshots, self._quarantine, self._liquidations, self._batch_started)
+        self._prints, self._snapshots, self._quarantine, self._liquidations = [], [], [], []
+        self._batch_started = None
         return batch
 
-    def _write(self, writer: SegmentWriter, prints: list, snapshots: list, quarantine: list) -> int | None:
+    def _write(
+        self, writer: SegmentWriter, prints: list, snapshots: list, quarantine: list, liquidations: list
+    ) -> int | None:
         tables = {
             "prints": prints_table(prints) if prints else None,
             "snapshots": frame_table(snapshots_frame(snapshots)) if snapshots else None,
             "quarantine": quarantine_table(quarantine) if quarantine else None,
+            "liquidations": liquidations_table(liquidations) if liquidations else None,
         }
         return writer.write(tables)
 
     async def flush(self, writer: SegmentWriter) -> None:
-        prints, snapshots, quarantine, started = self._take_batch()
-        if not (prints or snapshots or quarantine):
+        prints, snapshots, quarantine, liquidations, started = self._take_batch()
+        if not (prints or snapshots or quarantine or liquidations):
             return
-        await asyncio.to_thread(self._write, writer, prints, snapshots, quarantine)
+        await asyncio.to_thread(self._write, writer, prints, snapshots, quarantine, liquidations)
         self.stats["segments"] += 1
         self.stats["snapshots"] += len(snapshots)
         if started is not None:

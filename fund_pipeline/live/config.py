@@ -40,6 +40,10 @@ def _per_connection() -> dict[str, int]:
     return {v: s.streams_per_connection for v, s in _streams().items()}
 
 
+def _liquidation_venues() -> tuple[str, ...]:
+    return tuple(v for v in WS_VENUES if adapter(v).liquidation_channel is not None)
+
+
 @dataclass
 class CollectorConfig:
     """Timings in seconds; the defaults suit the real venues, tests shrink them to run fast."""
@@ -60,6 +64,8 @@ class CollectorConfig:
     app_pings: dict[str, tuple[str, float]] = field(default_factory=_pings)
     streams_per_connection: dict[str, int] = field(default_factory=_per_connection)
     all_market: bool = False  # one whole-market subscription where the venue has one (Binance !markPrice@arr)
+    # Venues whose liquidation channel is subscribed on the funding connections (every venue that has one; () none).
+    liquidation_venues: tuple[str, ...] = field(default_factory=_liquidation_venues)
     status_every_s: float = 5.0
     resubscribe_attempts: int = 3  # per connection, for subscriptions the venue refused
     # A print whose venue time is further ahead of the venue's clock than this is quarantined.

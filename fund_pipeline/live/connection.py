@@ -21,6 +21,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from fund_pipeline.live.config import CollectorConfig, backoff_delay
+from fund_pipeline.venues.registry import adapter
 from fund_pipeline.venues.streams import StreamParser, subscribe_messages
 
 log = logging.getLogger("fund_pipeline.live.collector")
@@ -66,6 +67,7 @@ class LinkReader:
     config: CollectorConfig
     stats: Counter[str]
     intervals: dict[str, dict[str, float]]
+    contract_sizes: dict[str, dict[str, float]]
     _stop: asyncio.Event
     _rng: random.Random
     _connected: Counter[str]
@@ -132,6 +134,13 @@ class LinkReader:
             await self._sleep(delay)
             attempt += 1
 
+    def subscriptions(self, venue: str, symbols: list[str]) -> list[str]:
+        """The frames subscribing one connection: the funding stream of `symbols`, and their liquidations if asked."""
+        frames = subscribe_messages(venue, symbols, self.config.all_market)
+        if venue in self.config.liquidation_venues:
+            frames += adapter(venue).liquidation_subscribe_messages(symbols)
+        return frames
+
     async def _connect(self, venue: str, symbols: list[str]) -> Link:
         """A new connection to the venue's stream, already subscribed, with its own parser."""
         ws = await websockets.connect(
@@ -140,7 +149,7 @@ class LinkReader:
         )  # fmt: skip
         self.stats[f"connects:{venue}"] += 1
         try:
-            for frame in subscribe_messages(venue, symbols, self.config.all_market):
+            for frame in self.subscriptions(venue, symbols):
                 await ws.send(frame)
         except BaseException:
             await ws.close()
@@ -148,6 +157,7 @@ class LinkReader:
         now = time.monotonic()
         ping_every = self.config.app_pings.get(venue, (None, math.inf))[1]
         parser = StreamParser(venue, self.intervals[venue], wanted=set(symbols))
+        parser.ctx.contract_sizes = self.contract_sizes[venue]
         log.info("%s: connected, %d symbol(s) subscribed", venue, len(symbols))
         return Link(ws, parser, opened=now, next_ping=now + ping_every, symbols=list(symbols))
 
@@ -168,7 +178,7 @@ class LinkReader:
 
     async def _resubscribe(self, venue: str, link: Link) -> None:
         link.resubscribe_at = math.inf
-        for frame in subscribe_messages(venue, link.symbols, self.config.all_market):
+        for frame in self.subscriptions(venue, link.symbols):
             await link.ws.send(frame)
         self.stats[f"resubscribes:{venue}"] += 1
         log.info("%s: resubscribed %d symbol(s) after a refusal", venue, len(link.symbols))

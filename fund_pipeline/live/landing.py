@@ -6,6 +6,7 @@ Layout under the landing folder, one sub-folder per kind of row:
                                       collector fed them to its curve builders
     snapshots/000000000042.parquet    curve snapshot rows (the curve builder's columns)
     quarantine/000000000042.parquet   messages that could not be parsed (venue, received_at, reason, raw)
+    liquidations/000000000042.parquet Liquidation rows (LIQUIDATION_COLUMNS) from the venues' liquidation channels
 
 One flush writes at most one segment per kind, all with the same sequence number; numbers grow
 by one per flush and continue across collector restarts, so names sort in write order and a
@@ -36,10 +37,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fund_pipeline.domain.liquidations import LIQUIDATION_COLUMNS, Liquidation, normalise_liquidations
 from fund_pipeline.domain.prints import PRINT_COLUMNS, empty_prints, normalise_prints, to_utc
 from fund_pipeline.domain.records import CURVE_COLUMNS, FundingPrint
 
-LANDING_KINDS = ("prints", "snapshots", "quarantine")
+LANDING_KINDS = ("prints", "snapshots", "quarantine", "liquidations")
 SEGMENT_SUFFIX = ".parquet"
 TEMP_PREFIX = ".tmp-"
 SEQ_DIGITS = 12
@@ -65,6 +67,20 @@ PRINTS_SCHEMA = pa.schema(
 )
 QUARANTINE_SCHEMA = pa.schema(
     [("venue", pa.string()), ("received_at", _TS), ("reason", pa.string()), ("raw", pa.string())]
+)
+LIQUIDATIONS_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("symbol", pa.string()),
+        ("base", pa.string()),
+        ("ts", _TS),
+        ("received_at", _TS),
+        ("side", pa.string()),
+        ("price", pa.float64()),
+        ("quantity", pa.float64()),
+        ("notional_usd", pa.float64()),
+        ("source", pa.string()),
+    ]
 )
 
 
@@ -182,6 +198,16 @@ def prints_table(rows: Sequence[FundingPrint]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=PRINTS_SCHEMA)
 
 
+def liquidations_table(rows: Sequence[Liquidation]) -> pa.Table:
+    """Liquidation records (times as int ns) to an Arrow table, column by field."""
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in LIQUIDATION_COLUMNS]
+    arrays = [
+        pa.array(values, type=pa.int64()).cast(_TS) if field.type == _TS else pa.array(values, type=field.type)
+        for field, values in zip(LIQUIDATIONS_SCHEMA, columns, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=LIQUIDATIONS_SCHEMA)
+
+
 def quarantine_table(rows: list[tuple]) -> pa.Table:
     """(venue, received_at ns, reason, raw text) tuples to an Arrow table."""
     venue, received, reason, raw = (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [], [])
@@ -230,6 +256,8 @@ def _expected_schema(kind: str) -> pa.Schema | None:
         return QUARANTINE_SCHEMA
     if kind == "snapshots":
         return SNAPSHOTS_SCHEMA
+    if kind == "liquidations":
+        return LIQUIDATIONS_SCHEMA
     return None
 
 
@@ -339,6 +367,17 @@ def read_landed_prints(
     if frame.empty:
         return empty_prints()
     return normalise_prints(frame)
+
+
+def read_landed_liquidations(
+    landing_dir: Path, start, end, problems: list[SegmentProblem] | None = None
+) -> pd.DataFrame:
+    """Landed liquidations with ts in [start, end), LIQUIDATION_COLUMNS (empty when nothing is landed)."""
+    start, end = to_utc([start, end])
+    filters = [("ts", ">=", start), ("ts", "<", end)]
+    columns = LIQUIDATION_COLUMNS
+    frame = read_landed(Path(landing_dir), "liquidations", columns=columns, filters=filters, problems=problems)
+    return normalise_liquidations(frame if len(frame) else pd.DataFrame(columns=LIQUIDATION_COLUMNS))
 
 
 class RejectedSegment(NamedTuple):

@@ -217,6 +217,8 @@ class VenueAdapter:
     inverse_perps: tuple[InversePerp, ...] = ()
     # The venue's public liquidation channel, on the same connection as its funding stream; None: it has none.
     liquidation_channel: str | None = None
+    # Its public REST history of liquidations; None where it has none (binance retired allForceOrders, bybit has none).
+    liquidation_history_path: str | None = None
 
     @property
     def name(self) -> str:
@@ -302,6 +304,12 @@ class VenueAdapter:
     def encode_liquidations(self, liquidations: list[Liquidation], session: EmulatedSession) -> list[str]:
         """Frames the venue would push on its liquidation channel for `liquidations` (the emulator's side)."""
         raise NotImplementedError(f"{self.name}: no liquidation channel")
+
+    def liquidation_history(
+        self, call: Callable[..., Any], symbol: str, start_ms: int, end_ms: int, ctx: ParseContext
+    ) -> list[Liquidation]:
+        """Liquidations of `symbol` in [start_ms, end_ms) from `liquidation_history_path`; `call` is a ccxt call."""
+        raise NotImplementedError(f"{self.name}: no REST history of liquidations")
 
 
 class EmulatedSession:

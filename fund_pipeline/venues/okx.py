@@ -57,6 +57,8 @@ from fund_pipeline.venues.wire import (
 LIQUIDATION_CHANNEL = "liquidation-orders"
 LIQUIDATION_HISTORY_PATH = "/api/v5/public/liquidation-orders"
 LIQUIDATION_PAGE = 100
+# How far back the REST history answers: OKX's docs state no depth; third-party clients observe about a week.
+LIQUIDATION_HISTORY_DAYS = 7
 # posSide in long/short mode; in one-way ("net") mode the order's side: a sell closes a long.
 POSITION_SIDES = {"long": LONG, "short": SHORT}
 ORDER_SIDES = {"sell": LONG, "buy": SHORT}
@@ -111,6 +113,7 @@ class OkxAdapter(VenueAdapter):
     # Coin-margined swaps (settleCcy the coin), `ctVal` USD per contract.
     inverse_perps = (InversePerp("BTC", 100.0), InversePerp("ETH", 10.0))
     liquidation_channel = LIQUIDATION_CHANNEL
+    liquidation_history_path = LIQUIDATION_HISTORY_PATH
     stream = StreamSpec(
         url="wss://ws.okx.com:8443",
         route="/ws/v5/public",
@@ -288,6 +291,28 @@ class OkxAdapter(VenueAdapter):
         if before_ms is not None:
             params["after"] = str(before_ms)
         return params
+
+    def liquidation_history(
+        self, call: Any, symbol: str, start_ms: int, end_ms: int, ctx: ParseContext
+    ) -> list[Liquidation]:
+        """Pages back from `end_ms` (newest first, `after` the oldest seen) until `start_ms` or an empty page.
+
+        ccxt has no method for the endpoint: `call("request", path, "public", "GET", params)` is its generic one.
+        """
+        found: list[Liquidation] = []
+        cursor = end_ms
+        while cursor > start_ms:
+            params = self.liquidation_history_params(symbol, before_ms=cursor)
+            body = call("request", LIQUIDATION_HISTORY_PATH.removeprefix("/api/v5/"), "public", "GET", params)
+            page = [liq for liq in self.parse_liquidation_history(body, 0, ctx) if liq.symbol == symbol]
+            if not page:
+                break
+            oldest = min(liq.ts for liq in page) // NS_PER_MS
+            found += [liq for liq in page if start_ms * NS_PER_MS <= liq.ts < end_ms * NS_PER_MS]
+            if oldest >= cursor:
+                break
+            cursor = oldest
+        return sorted(found, key=lambda liq: liq.ts)
 
     def parse_liquidation_history(self, body: Any, received_at_ns: int, ctx: ParseContext) -> list[Liquidation]:
         """One REST page (`{"code": "0", "data": [...]}`) to liquidations; a refused request raises naming the code."""
