@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
+from types import ModuleType
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+
+@functools.cache
+def pyplot() -> ModuleType:
+    """matplotlib's pyplot on the Agg backend, imported on first use: loading the definitions never pays for it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _png(fig) -> bytes:
+    plt = pyplot()
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=90)
@@ -28,6 +38,7 @@ def markdown_image(png: bytes, alt: str) -> str:
 
 def heatmap(matrix: pd.DataFrame, title: str, colorbar_label: str, cmap: str = "RdBu_r") -> bytes:
     """Rows become the y axis, columns the x axis; colour centred on zero."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, max(2.5, 0.25 * len(matrix.index) + 1.5)))
     values = matrix.to_numpy(dtype="float64")
     finite = values[np.isfinite(values)]
@@ -49,6 +60,7 @@ def heatmap(matrix: pd.DataFrame, title: str, colorbar_label: str, cmap: str = "
 
 def scatter_clusters(points: pd.DataFrame, title: str) -> bytes:
     """2-D projection coloured by cluster, each point labelled venue:base."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 6))
     for cluster, g in points.groupby("cluster"):
         ax.scatter(g["x"], g["y"], label=f"cluster {cluster}", s=30)
@@ -63,6 +75,7 @@ def scatter_clusters(points: pd.DataFrame, title: str) -> bytes:
 
 def grouped_bars(table: pd.DataFrame, title: str, ylabel: str) -> bytes:
     """One group per index value, one bar per column."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4))
     table.plot.bar(ax=ax, rot=0)
     ax.set_ylabel(ylabel)
@@ -73,6 +86,7 @@ def grouped_bars(table: pd.DataFrame, title: str, ylabel: str) -> bytes:
 
 def weights_and_tracking(weights: pd.Series, tracking: pd.DataFrame, title: str) -> bytes:
     """Left: basket weights; right: cumulative target vs basket returns."""
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
     weights.sort_values().plot.barh(ax=left, fontsize=7)
     left.set_title("weights")
@@ -96,6 +110,7 @@ def markdown_table(frame: pd.DataFrame, float_format: str = "{:.6g}") -> str:
 
 def arbitrage_spreads(pairs: pd.DataFrame, title: str) -> bytes:
     """One row per base: gross and net APR of its best pair in %, labelled with its long and short venue."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, max(2.5, 0.35 * len(pairs) + 1.5)))
     y = np.arange(len(pairs))
     ax.barh(y - 0.2, pairs["gross_apr"].to_numpy() * 100, height=0.4, label="gross")

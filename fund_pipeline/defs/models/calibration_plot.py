@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from fund_pipeline.plots import _png  # noqa: E402
+from fund_pipeline.plots import _png, pyplot
 
 
 def calibration_png(deciles: pd.DataFrame) -> bytes:
     """One panel per horizon; points on the diagonal are calibrated (values in % per 8h)."""
     horizons = list(dict.fromkeys(deciles["horizon"]))
-    fig, axes = plt.subplots(1, len(horizons), figsize=(3.2 * len(horizons), 3.2), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(horizons), figsize=(3.2 * len(horizons), 3.2), squeeze=False)
     for ax, horizon in zip(axes[0], horizons, strict=True):
         block = deciles.loc[deciles["horizon"] == horizon]
         x, y = block["mean_predicted"] * 100, block["mean_realised"] * 100

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
-from sklearn.decomposition import PCA
 
 from fund_pipeline.domain.factors import STREAM_KEYS
 from fund_pipeline.domain.prints import INTEREST_RATE_8H, require_columns
@@ -67,6 +65,10 @@ def cluster_symbols(sym_features: pd.DataFrame, n_clusters: int, seed: int) -> p
     std = np.nanstd(values, axis=0)
     scaled = np.where(std > 0, (values - mean) / np.where(std > 0, std, 1.0), 0.0)
     scaled = np.nan_to_num(scaled, nan=0.0)
+    # sklearn (with scipy.stats) costs seconds to import: paid by the runs that cluster, not by loading the definitions.
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+
     labels = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(scaled)
     _, first_seen = np.unique(labels, return_index=True)
     renumber = {label: rank for rank, label in enumerate(labels[np.sort(first_seen)])}
