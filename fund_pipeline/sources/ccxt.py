@@ -19,6 +19,7 @@ What each venue offers in `bars` (NaN where it has none):
 Hourly volumes: the venues report base volume per candle; `volume_usd` is base volume × close.
 Binance has no public max-leverage endpoint, so its `max_leverage` is NaN.
 
+Premium-index history (`PremiumHistorySource`, for the predicted-rate reconstruction) is in `ccxt_premium`.
 Funding intervals, pages, rate limits (paced by `Pacer`) and history depths (a backfill older than
 an endpoint keeps fails naming venue, endpoint and depth) come from the venue adapters.
 Deribit publishes an hourly record of the trailing 8h rate; its settlements are the records
@@ -40,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from fund_pipeline.domain.contracts import market_terms
+from fund_pipeline.domain.predicted import FundingFormula
 from fund_pipeline.domain.prints import (
     BAR_COLUMNS,
     MARKET_COLUMNS,
@@ -50,6 +52,7 @@ from fund_pipeline.domain.prints import (
     validate_prints,
 )
 from fund_pipeline.domain.time import KNOWN_INTERVALS_H, MS_PER_HOUR
+from fund_pipeline.sources.ccxt_premium import documented_formulas, premium_history
 from fund_pipeline.sources.pacing import Pacer, VenueClocks
 from fund_pipeline.venues.adapter import RestSpec, VenueAdapter
 from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError, adapter
@@ -436,6 +439,16 @@ class CcxtSource:
         """Settled prints of one symbol with funding_time >= since: gap-fill after a reconnect."""
         end = utc(self._venue_now(venue)) + pd.Timedelta(milliseconds=1)
         return self._settled(venue, symbol, utc(since), end)
+
+    def premium_samples(self, venue: str, start, end) -> pd.DataFrame:
+        """Premium-index history of the venue's perps with ts (when known) in [start, end) (`ccxt_premium`)."""
+        self._check_venue(venue)
+        return premium_history(self, venue, utc(start), utc(end))
+
+    def funding_formulas(self, venue: str, symbols: list[str]) -> dict[str, FundingFormula]:
+        """The documented formula of each symbol, as the venue's adapter states it."""
+        self._check_venue(venue)
+        return documented_formulas(venue, symbols)
 
     def server_time(self, venue: str) -> pd.Timestamp:
         """The venue's clock as its REST API states it (ccxt fetch_time)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fund_pipeline.domain.predicted import FundingFormula
 from fund_pipeline.domain.records import FundingPrint
@@ -119,6 +119,27 @@ class HistoryDepth:
         return int(max(by_days, by_rows, 0))
 
 
+MINUTE_MS = 60_000
+
+
+@dataclass(frozen=True)
+class PremiumHistory:
+    """The venue's premium-index history endpoint, as ccxt's implicit API calls it (`method`), `page` rows a request
+    one every `step_ms` (a minute; hyperliquid's hourly funding records)."""
+
+    method: str
+    endpoint: str
+    page: int
+    step_ms: int
+
+
+class PremiumSample(NamedTuple):
+    """One premium-index value and the instant it is known: the last millisecond of what it averages."""
+
+    known_ms: int
+    premium: float
+
+
 @dataclass(frozen=True)
 class RestSpec:
     """How to talk to the venue through ccxt, and what it offers."""
@@ -138,6 +159,8 @@ class RestSpec:
     history: tuple[HistoryDepth, ...] = ()
     # Status the venue answers an IP that kept exceeding its limits (binance 418, bybit's gateway 403).
     ban_status: int = 429
+    # Its premium-index history (`premium_params`, `premium_rows`); None where it publishes none (deribit).
+    premium: PremiumHistory | None = None
 
     def depth(self, method: str) -> HistoryDepth | None:
         return next((h for h in self.history if h.method == method), None)
@@ -266,6 +289,14 @@ class VenueAdapter:
     def stream_intervals(self, call: Callable[..., Any], symbols: list[str]) -> dict[str, float]:
         """Intervals the parser needs and the stream does not carry (learned over REST); {} when it carries them."""
         return {}
+
+    def premium_params(self, symbol: str, lo_ms: int, hi_ms: int, limit: int) -> dict[str, Any]:
+        """The request of `RestSpec.premium` for the samples of `symbol` known in [lo_ms, hi_ms) (or a little more)."""
+        raise NotImplementedError(f"{self.name}: no premium-index history")
+
+    def premium_rows(self, response: Any) -> list[PremiumSample]:
+        """The samples of one premium-history response; MalformedMessage naming what is wrong otherwise."""
+        raise NotImplementedError(f"{self.name}: no premium-index history")
 
     # ------------------------------------------------------------ WebSocket: client side
 

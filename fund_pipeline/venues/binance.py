@@ -30,10 +30,13 @@ from fund_pipeline.domain.predicted import FundingFormula, Weighting
 from fund_pipeline.domain.records import FundingPrint
 from fund_pipeline.domain.time import MAX_EPOCH_MS, NS_PER_MS
 from fund_pipeline.venues.adapter import (
+    MINUTE_MS,
     EmulatedSession,
     HistoryDepth,
     InversePerp,
     ParseContext,
+    PremiumHistory,
+    PremiumSample,
     RateLimit,
     RestSpec,
     StreamSpec,
@@ -50,6 +53,8 @@ from fund_pipeline.venues.wire import (
     optional_price,
     parse_items,
     positive,
+    premium_list,
+    premium_sample,
     split_linear,
     time_ns,
     unified,
@@ -115,6 +120,8 @@ class BinanceAdapter(VenueAdapter):
         ),
         history=(HistoryDepth("fetch_open_interest_history", "/futures/data/openInterestHist", days=30),),
         ban_status=418,
+        # "Premium index Kline Data": 1,000 one-minute klines weigh 5 (the request weight above).
+        premium=PremiumHistory("fapiPublicGetPremiumIndexKlines", "/fapi/v1/premiumIndexKlines", 1000, MINUTE_MS),
     )
     # COIN-M perpetuals (dapi), contract sizes as exchangeInfo's `contractSize` states them.
     inverse_perps = (InversePerp("BTC", 100.0), InversePerp("ETH", 10.0))
@@ -152,6 +159,25 @@ class BinanceAdapter(VenueAdapter):
 
     def rest_interval_h(self, market: dict[str, Any], call: Any) -> float:
         return self.stream_intervals(call, [market["symbol"]])[market["symbol"]]
+
+    def premium_params(self, symbol: str, lo_ms: int, hi_ms: int, limit: int) -> dict[str, Any]:
+        """One-minute klines closing in [lo, hi): open times from lo - 59,999 to hi - 60,000 (both inclusive)."""
+        return {
+            "symbol": self.native_symbol(symbol),
+            "interval": "1m",
+            "startTime": lo_ms - MINUTE_MS + 1,
+            "endTime": hi_ms - MINUTE_MS,
+            "limit": limit,
+        }
+
+    def premium_rows(self, response: Any) -> list[PremiumSample]:
+        """Klines [openTime, open, high, low, close, ignore, closeTime, ...]: the close, known at closeTime."""
+        what = "binance premiumIndexKlines"
+        rows = premium_list(response, what)
+        bad = next((row for row in rows if not (isinstance(row, list) and len(row) >= 7)), None)
+        if bad is not None:
+            raise MalformedMessage(f"{what}: row {bad!r} is not a kline array")
+        return [premium_sample(row[6], row[4], what) for row in rows]
 
     def stream_intervals(self, call: Any, symbols: list[str]) -> dict[str, float]:
         """fundingInfo's exceptions, Binance's 8h default for every symbol it does not list."""

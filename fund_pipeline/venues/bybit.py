@@ -24,9 +24,12 @@ from fund_pipeline.domain.liquidations import LONG, SHORT, Liquidation, sized
 from fund_pipeline.domain.predicted import FundingFormula, Weighting
 from fund_pipeline.domain.records import FundingPrint
 from fund_pipeline.venues.adapter import (
+    MINUTE_MS,
     EmulatedSession,
     InversePerp,
     ParseContext,
+    PremiumHistory,
+    PremiumSample,
     RateLimit,
     RestSpec,
     StreamSpec,
@@ -43,6 +46,8 @@ from fund_pipeline.venues.wire import (
     liquidated_side,
     optional_price,
     positive,
+    premium_list,
+    premium_sample,
     split_linear,
     time_ns,
     unified,
@@ -76,6 +81,9 @@ class BybitAdapter(VenueAdapter):
         has_mark_index=True,
         rate_limits=(RateLimit("ip", 600, 5.0),),
         ban_status=403,
+        premium=PremiumHistory(
+            "publicGetV5MarketPremiumIndexPriceKline", "/v5/market/premium-index-price-kline", 1000, MINUTE_MS
+        ),
     )
     # Inverse perpetuals (category=inverse): one contract is 1 USD.
     inverse_perps = (InversePerp("BTC", 1.0), InversePerp("ETH", 1.0))
@@ -109,6 +117,29 @@ class BybitAdapter(VenueAdapter):
         if not minutes:
             raise MalformedMessage(f"bybit: instrument {market.get('id')} lists no fundingInterval")
         return float(minutes) / 60.0
+
+    def premium_params(self, symbol: str, lo_ms: int, hi_ms: int, limit: int) -> dict[str, Any]:
+        """One-minute candles closing in [lo, hi): start times from lo - 59,999 to hi - 60,000 (both inclusive)."""
+        return {
+            "category": "linear",
+            "symbol": self.native_symbol(symbol),
+            "interval": "1",
+            "start": lo_ms - MINUTE_MS + 1,
+            "end": hi_ms - MINUTE_MS,
+            "limit": limit,
+        }
+
+    def premium_rows(self, response: Any) -> list[PremiumSample]:
+        """`result.list` of [startTime, open, high, low, close] strings, newest first: the close, known when the
+        minute ends (startTime + 59,999 ms)."""
+        what = "bybit premium-index-price-kline"
+        result = response.get("result") if isinstance(response, dict) else None
+        rows = premium_list(result.get("list") if isinstance(result, dict) else None, what)
+        bad = next((row for row in rows if not (isinstance(row, list) and len(row) >= 5)), None)
+        if bad is not None:
+            raise MalformedMessage(f"{what}: row {bad!r} is not a candle array")
+        opened = [premium_sample(row[0], row[4], what) for row in rows]
+        return [PremiumSample(s.known_ms + MINUTE_MS - 1, s.premium) for s in opened]
 
     # ------------------------------------------------------------ WebSocket: client
 

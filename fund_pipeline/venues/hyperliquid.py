@@ -15,18 +15,30 @@ from typing import Any
 
 from fund_pipeline.domain.predicted import FundingFormula
 from fund_pipeline.domain.records import FundingPrint
-from fund_pipeline.domain.time import NS_PER_HOUR, floor_hour_ns
+from fund_pipeline.domain.time import MS_PER_HOUR, NS_PER_HOUR, floor_hour_ns
 from fund_pipeline.venues.adapter import (
     EmulatedSession,
     HistoryDepth,
     ParseContext,
+    PremiumHistory,
+    PremiumSample,
     RateLimit,
     RestSpec,
     StreamSpec,
     VenueAdapter,
     VenueFacts,
 )
-from fund_pipeline.venues.wire import UnknownMessage, emit_number, funding_rate, optional_price, unified, wanted
+from fund_pipeline.venues.wire import (
+    MalformedMessage,
+    UnknownMessage,
+    emit_number,
+    funding_rate,
+    optional_price,
+    premium_list,
+    premium_sample,
+    unified,
+    wanted,
+)
 
 
 class HyperliquidAdapter(VenueAdapter):
@@ -47,6 +59,8 @@ class HyperliquidAdapter(VenueAdapter):
         rate_limits=(RateLimit("info weight", 1200, 60.0, weight=20.0),),
         history=(HistoryDepth("fetch_ohlcv", "/info candleSnapshot", rows=5000, step_h=1.0),),
         ban_status=418,
+        # `fundingHistory` (500 hourly records a request): each record's `premium` is the hour's average premium.
+        premium=PremiumHistory("publicPostInfo", "/info fundingHistory", 500, MS_PER_HOUR),
     )
     stream = StreamSpec(
         url="wss://api.hyperliquid.xyz",
@@ -65,6 +79,26 @@ class HyperliquidAdapter(VenueAdapter):
 
     def rest_interval_h(self, market: dict[str, Any], call: Any) -> float:
         return self.facts.default_interval_h
+
+    def premium_params(self, symbol: str, lo_ms: int, hi_ms: int, limit: int) -> dict[str, Any]:
+        """Funding records of the hours ending in (lo, hi + 1 h): a record is stamped at (just after) its hour's end."""
+        return {
+            "type": "fundingHistory",
+            "coin": self.native_symbol(symbol),
+            "startTime": lo_ms + 1,
+            "endTime": hi_ms + MS_PER_HOUR,
+        }
+
+    def premium_rows(self, response: Any) -> list[PremiumSample]:
+        """{coin, fundingRate, premium, time}: the hour's average premium, known at the hour's last millisecond
+        (`time` is the settlement, a few ms past the hour)."""
+        what = "hyperliquid fundingHistory"
+        rows = premium_list(response, what)
+        bad = next((row for row in rows if not isinstance(row, dict)), None)
+        if bad is not None:
+            raise MalformedMessage(f"{what}: row {bad!r} is not an object")
+        settled = [premium_sample(row.get("time"), row.get("premium"), what) for row in rows]
+        return [PremiumSample(s.known_ms // MS_PER_HOUR * MS_PER_HOUR - 1, s.premium) for s in settled]
 
     def stream_intervals(self, call: Any, symbols: list[str]) -> dict[str, float]:
         return {s: self.facts.default_interval_h for s in symbols}

@@ -27,10 +27,13 @@ from fund_pipeline.domain.predicted import AveragingWindow, FormulaKind, Funding
 from fund_pipeline.domain.records import FundingPrint
 from fund_pipeline.domain.time import NS_PER_HOUR, NS_PER_MS
 from fund_pipeline.venues.adapter import (
+    MINUTE_MS,
     EmulatedSession,
     HistoryDepth,
     InversePerp,
     ParseContext,
+    PremiumHistory,
+    PremiumSample,
     RateLimit,
     RestSpec,
     StreamSpec,
@@ -49,6 +52,8 @@ from fund_pipeline.venues.wire import (
     liquidated_side,
     parse_items,
     positive,
+    premium_list,
+    premium_sample,
     time_ns,
     unified,
     wanted,
@@ -103,11 +108,20 @@ class OkxAdapter(VenueAdapter):
             RateLimit("funding-rate", 20, 2.0, methods=("fetch_funding_rate",), paths=("/api/v5/public/funding-rate",)),
             RateLimit("candles", 20, 2.0, methods=("fetch_ohlcv",), paths=("/api/v5/market/",)),
             RateLimit("rubik", 5, 2.0, methods=("fetch_open_interest_history",), paths=("/api/v5/rubik/",)),
+            RateLimit(
+                "premium-history",
+                20,
+                2.0,
+                methods=("publicGetPublicPremiumHistory",),
+                paths=("/api/v5/public/premium-history",),
+            ),
         ),
         history=(
             HistoryDepth("fetch_funding_rate_history", "/api/v5/public/funding-rate-history", days=92),
             HistoryDepth("fetch_open_interest_history", "/api/v5/rubik/stat/contracts/open-interest-volume", days=30),
         ),
+        # "Get premium history": 100 rows a request, one a minute, newest first.
+        premium=PremiumHistory("publicGetPublicPremiumHistory", "/api/v5/public/premium-history", 100, MINUTE_MS),
     )
 
     # Coin-margined swaps (settleCcy the coin), `ctVal` USD per contract.
@@ -149,6 +163,24 @@ class OkxAdapter(VenueAdapter):
         if not last:
             raise MalformedMessage(f"okx: {market['symbol']} has no settled funding yet; its interval is unknown")
         return (settles_ms - int(last[-1]["timestamp"])) / 3_600_000
+
+    def premium_params(self, symbol: str, lo_ms: int, hi_ms: int, limit: int) -> dict[str, Any]:
+        """Rows generated in [lo, hi): `before` (newer than) lo - 1, `after` (older than) hi, both exclusive."""
+        return {
+            "instId": self.native_symbol(symbol),
+            "before": str(lo_ms - 1),
+            "after": str(hi_ms),
+            "limit": str(limit),
+        }
+
+    def premium_rows(self, response: Any) -> list[PremiumSample]:
+        """`data` of {instId, premium, ts}: the premium, known at `ts` (its data generation time)."""
+        what = "okx premium-history"
+        rows = premium_list(response.get("data") if isinstance(response, dict) else None, what)
+        bad = next((row for row in rows if not isinstance(row, dict)), None)
+        if bad is not None:
+            raise MalformedMessage(f"{what}: row {bad!r} is not an object")
+        return [premium_sample(row.get("ts"), row.get("premium"), what) for row in rows]
 
     def stream_intervals(self, call: Any, symbols: list[str]) -> dict[str, float]:
         return {s: self.rest_interval_h({"symbol": s}, call) for s in symbols}

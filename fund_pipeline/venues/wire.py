@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from fund_pipeline.domain.records import FundingPrint
 from fund_pipeline.domain.time import MAX_EPOCH_MS, MAX_INTERVAL_H, MIN_INTERVAL_H, NS_PER_MS
-from fund_pipeline.venues.adapter import ParseContext
+from fund_pipeline.venues.adapter import ParseContext, PremiumSample
 
 
 class MalformedMessage(ValueError):
@@ -180,3 +180,22 @@ def split_linear(native: str, quotes: tuple[str, ...]) -> tuple[str, str] | None
             base = native[: -len(quote)]
             return f"{base}/{quote}:{quote}", base
     return None
+
+
+def premium_sample(known_ms: Any, premium: Any, what: str) -> PremiumSample:
+    """A premium-history row as (the instant it is known, its value): epoch milliseconds and a finite number."""
+    try:
+        value = number(premium)
+        known_ns = time_ns(known_ms)
+    except (TypeError, ValueError) as bad:
+        raise MalformedMessage(f"{what}: unusable row ({bad})") from bad
+    if not math.isfinite(value):
+        raise MalformedMessage(f"{what}: premium {premium!r} is not a finite number")
+    return PremiumSample(known_ns // NS_PER_MS, value)
+
+
+def premium_list(rows: Any, what: str) -> list:
+    """The rows of a premium-history response, which must be a list."""
+    if not isinstance(rows, list):
+        raise MalformedMessage(f"{what}: rows are {type(rows).__name__}, not a list")
+    return rows

@@ -1,0 +1,123 @@
+"""Premium-index history through ccxt's implicit API: the ccxt source's half of `PremiumHistorySource`.
+
+An unmodified ccxt calls each venue's endpoint by its implicit method (binance
+`fapiPublicGetPremiumIndexKlines`, bybit `publicGetV5MarketPremiumIndexPriceKline`, okx
+`publicGetPublicPremiumHistory`, hyperliquid `publicPostInfo` with `fundingHistory`); what to ask and how
+to read the answer is the adapter's (`RestSpec.premium`, `premium_params`, `premium_rows`), the paging is
+here. Requests go through the source's `_call`, so they are retried and paced by the venue's documented
+limits like every other history call.
+
+Each sample is stamped when it is known (a one-minute kline at its close, an okx row at its generation
+time, a hyperliquid record at its hour's last millisecond) and carries the interval of the window it falls
+in, from the settled prints around it (the symbol's current interval past the last settlement, or where
+the funding history does not reach back that far). Deribit publishes no premium-index history.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from fund_pipeline.domain.predicted import SAMPLE_COLUMNS, FundingFormula
+from fund_pipeline.domain.time import MAX_INTERVAL_H, to_utc
+from fund_pipeline.venues.adapter import PremiumHistory, PremiumSample
+from fund_pipeline.venues.registry import UnknownVenueError, adapter
+from fund_pipeline.venues.wire import MalformedMessage
+
+if TYPE_CHECKING:
+    from fund_pipeline.sources.ccxt import CcxtSource
+
+log = logging.getLogger(__name__)
+
+# Settled prints this far past the range give the interval of a window still open at its end.
+SETTLED_LEAD = pd.Timedelta(hours=MAX_INTERVAL_H)
+
+
+class NoPremiumHistoryError(UnknownVenueError):
+    """The venue publishes no premium-index history (deribit), so its predicted rates cannot be rebuilt."""
+
+
+def premium_endpoint(venue: str) -> PremiumHistory:
+    """The venue's premium-history endpoint, or NoPremiumHistoryError naming the venue."""
+    rest = adapter(venue).rest
+    spec = None if rest is None else rest.premium
+    if spec is None:
+        raise NoPremiumHistoryError(
+            f"{venue} publishes no premium-index history; its predicted rates cannot be rebuilt"
+        )
+    return spec
+
+
+def documented_formulas(venue: str, symbols: list[str]) -> dict[str, FundingFormula]:
+    """Each symbol's documented funding formula, as the venue's adapter states it."""
+    venue_adapter = adapter(venue)
+    return {symbol: venue_adapter.funding_formula(symbol) for symbol in symbols}
+
+
+def symbol_premiums(source: CcxtSource, venue: str, symbol: str, start_ms: int, end_ms: int) -> list[PremiumSample]:
+    """The samples of one symbol known in [start_ms, end_ms), asked window by window, oldest first, no duplicates.
+
+    A window spans page - 1 rows at the endpoint's density, so a full page never hides a row.
+    """
+    spec = premium_endpoint(venue)
+    venue_adapter = adapter(venue)
+    span = (spec.page - 1) * spec.step_ms
+    found: dict[int, float] = {}
+    for lo in range(start_ms, end_ms, span):
+        hi = min(lo + span, end_ms)
+        response = source.caller(venue)(spec.method, venue_adapter.premium_params(symbol, lo, hi, spec.page))
+        try:
+            rows = venue_adapter.premium_rows(response)
+        except MalformedMessage as bad:
+            raise MalformedMessage(f"{venue} {spec.endpoint} for {symbol}: {bad}") from bad
+        found.update((s.known_ms, s.premium) for s in rows if lo <= s.known_ms < hi)
+    return [PremiumSample(t, found[t]) for t in sorted(found)]
+
+
+def window_intervals(known_ms: np.ndarray, settled: pd.DataFrame, current_h: float) -> np.ndarray:
+    """The interval of the window each instant falls in: that of the first settlement after it, else `current_h`."""
+    funding_ms = (settled["funding_time"].astype("int64") // 1_000_000).to_numpy()
+    order = np.argsort(funding_ms, kind="stable")
+    funding_ms, interval = funding_ms[order], settled["interval_h"].to_numpy(dtype=np.float64)[order]
+    after = np.searchsorted(funding_ms, known_ms, side="right")
+    return np.where(after < len(funding_ms), interval[np.minimum(after, len(funding_ms) - 1)], current_h)
+
+
+def premium_history(source: CcxtSource, venue: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """`PremiumHistorySource.premium_samples` for the source's perps of `venue`: SAMPLE_COLUMNS, ts in [start,
+    end) and not after the venue's clock."""
+    from fund_pipeline.sources.ccxt import HistoryDepthError, ms
+
+    premium_endpoint(venue)
+    if end < start:
+        raise ValueError(f"premium_samples: end {end} is before start {start}")
+    end_ms = min(ms(end), ms(source.venue_now(venue)) + 1)
+    try:
+        settled = source.funding_prints(venue, start, end + SETTLED_LEAD)
+    except HistoryDepthError as shallow:
+        log.warning("%s: windows' intervals taken as the current ones: %s", venue, shallow)
+        settled = pd.DataFrame(columns=["symbol", "funding_time", "interval_h"])
+    frames = []
+    for symbol in source._perp_symbols(venue):
+        samples = symbol_premiums(source, venue, symbol, ms(start), end_ms)
+        if not samples:
+            continue
+        known_ms = np.array([s.known_ms for s in samples], dtype=np.int64)
+        own = settled[settled["symbol"] == symbol]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "symbol": symbol,
+                    "base": source._markets(venue)[symbol]["base"],
+                    "ts": to_utc(pd.Series(known_ms * 1_000_000)),
+                    "premium": np.array([s.premium for s in samples], dtype=np.float64),
+                    "interval_h": window_intervals(known_ms, own, source._interval_h(venue, symbol)),
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame({c: [] for c in SAMPLE_COLUMNS})
+    return pd.concat(frames, ignore_index=True)[SAMPLE_COLUMNS]
