@@ -51,3 +51,52 @@ def test_features_at_the_newest_snapshot_from_the_landed_quotes(tmp_path):
     assert row["predicted_4h_before"] == pytest.approx(1e-4 + 239 * 1e-7)
     assert pd.isna(row["predicted_1h_before"])
     assert (row["level"], row["slope"]) == (0.12, -0.01)
+
+
+def test_the_quote_in_force_may_have_been_sent_before_the_partition_started(tmp_path):
+    """A window's quote sent just before the partition's first instant (the venue rolled its clock a
+    moment early, then the stream stalled) is still the quote in force: the snapshot shows it, so
+    must the features."""
+    writer = SegmentWriter(tmp_path / "landing")
+    writer.write({"prints": prints_table([quote(-1, 1.7e-4)])})
+    writer.close()
+    at = START + pd.Timedelta(seconds=30)
+    warehouse = Warehouse(database=str(tmp_path / "w.duckdb"))
+    snaps = pd.DataFrame(
+        {"venue": "binance", "symbol": SYMBOL, "ts_snap": [at], "funding_time": SETTLE, "level": [0.15],
+         "slope": [0.0], "b0": [1.7e-4]}
+    )  # fmt: skip
+    warehouse.replace("live_curve", snaps, {})
+    result = dg.materialize(
+        [live_features],
+        partition_key=START.strftime("%Y-%m-%d-%H:%M"),
+        resources={"landing": LandingZone(path=str(tmp_path / "landing")), "warehouse": warehouse},
+    )
+    assert result.success
+    (row,) = warehouse.read(LIVE_FEATURES_TABLE).to_dict("records")
+    assert row["predicted_now"] == pytest.approx(1.7e-4)
+    assert row["predicted_drift"] == 0.0
+
+
+def test_the_snapshots_own_quote_is_seen_though_the_warehouse_keeps_microseconds(tmp_path):
+    """A snapshot is stamped with its quote's nanosecond time, stored to the microsecond: the
+    quote is still at or before the snapshot, not 597 ns after it."""
+    stamped = START + pd.Timedelta(seconds=30, nanoseconds=597)
+    writer = SegmentWriter(tmp_path / "landing")
+    quote_row = quote(0, 1.2e-4)._replace(ts=stamped.value, received_at=stamped.value)
+    writer.write({"prints": prints_table([quote(0, 1.1e-4), quote_row])})
+    writer.close()
+    warehouse = Warehouse(database=str(tmp_path / "w.duckdb"))
+    snaps = pd.DataFrame(
+        {"venue": "binance", "symbol": SYMBOL, "ts_snap": [stamped], "funding_time": SETTLE, "level": [0.13],
+         "slope": [0.0], "b0": [1.2e-4]}
+    )  # fmt: skip
+    warehouse.replace("live_curve", snaps, {})
+    result = dg.materialize(
+        [live_features],
+        partition_key=START.strftime("%Y-%m-%d-%H:%M"),
+        resources={"landing": LandingZone(path=str(tmp_path / "landing")), "warehouse": warehouse},
+    )
+    assert result.success
+    (row,) = warehouse.read(LIVE_FEATURES_TABLE).to_dict("records")
+    assert row["predicted_now"] == pytest.approx(1.2e-4)

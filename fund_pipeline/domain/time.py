@@ -20,6 +20,10 @@ NAT_NS = np.iinfo("int64").min
 # Largest epoch-millisecond value whose nanoseconds fit in int64.
 MAX_EPOCH_MS = (2**63 - 1) // NS_PER_MS
 
+# The warehouse stores times to the microsecond; live prints land in nanoseconds. Instants read back
+# from the warehouse are compared with landed times at this resolution.
+STORED_TIME_RESOLUTION = pd.Timedelta(1, "us")
+
 # Funding intervals a venue can plausibly announce: from a minute to a day. Anything outside is a
 # broken field, not a new product.
 MIN_INTERVAL_H = 1 / 60

@@ -13,12 +13,16 @@ import pandas as pd
 
 from fund_pipeline.defs.partitions import FUNDING_WINDOW_PARTITIONS
 from fund_pipeline.domain.predicted import ReconstructionConfig, intra_window_features, thin_to_cadence
+from fund_pipeline.domain.time import MAX_INTERVAL_H, STORED_TIME_RESOLUTION
 from fund_pipeline.live.landing import SegmentProblem, read_landed
 from fund_pipeline.plots import markdown_table
 from fund_pipeline.resources import LandingZone
 from fund_pipeline.warehouse import WAREHOUSE_POOL, Warehouse
 
 LIVE_FEATURES_TABLE = "live_features"
+# A window's quotes start when the previous one settles, which may be before the partition starts
+# (a window longer than 8 h, a quote sent just before the roll): read that far back.
+QUOTES_LEAD = pd.Timedelta(hours=MAX_INTERVAL_H)
 SNAPSHOT_FIELDS = ["level", "slope", "b0"]
 
 
@@ -47,17 +51,21 @@ def live_features(
         raise dg.Failure(f"live_features: no live_curve snapshots in [{start}, {end}); materialise live_curve first")
     t = pd.Timestamp(snapshots["ts_snap"].max())
     problems: list[SegmentProblem] = []
-    prints = read_landed(
-        landing.root(), "prints", filters=[("kind", "=", "predicted"), ("ts", ">=", start), ("ts", "<=", t)],
-        problems=problems,
-    )  # fmt: skip
+    # t was stored to the microsecond: a quote stamped in t's microsecond is at or before t.
+    window_quotes = [
+        ("kind", "=", "predicted"),
+        ("ts", ">=", start - QUOTES_LEAD),
+        ("ts", "<", t + STORED_TIME_RESOLUTION),
+    ]
+    prints = read_landed(landing.root(), "prints", filters=window_quotes, problems=problems)
+    prints["ts"] = prints["ts"].dt.floor(STORED_TIME_RESOLUTION)
     for problem in problems:  # moved aside by the next live_curve run, which counts it
         context.log.warning(f"landing segment skipped: {problem.path}: {problem.reason}")
     rows = open_window_rows(snapshots, t)
     quotes = thin_to_cadence(prints, ReconstructionConfig().cadence_s) if len(prints) else prints
     features = intra_window_features(quotes, rows) if len(quotes) else intra_window_features(_no_quotes(), rows)
     features = features.merge(rows[["venue", "symbol", *SNAPSHOT_FIELDS]], on=["venue", "symbol"], how="left")
-    written = warehouse.replace(LIVE_FEATURES_TABLE, features, {"at": (t, t + pd.Timedelta(1, "us"))})
+    written = warehouse.replace(LIVE_FEATURES_TABLE, features, {"at": (t, t + STORED_TIME_RESOLUTION)})
     shown = features.set_index(["venue", "symbol"]).head(20)
     return dg.MaterializeResult(
         metadata={
