@@ -5,8 +5,9 @@ and the project's instance settings (`instance.prepare_home` in a temporary DAGS
 by stage as `make demo` runs them: ingest (market_universe, raw_funding_prints, market_bars) and
 curves (curve_history) as one single-run backfill per venue over the year, the feature store over
 the year's days, then one weekly partition (clusters, the walk-forward model, its forecasts and the
-hedge baskets). Per stage: wall and CPU seconds, and the peak RSS of the process doing the work
-(sampled every 50 ms from /proc, and getrusage's lifetime maximum). The 25-base run is the
+hedge baskets). Per stage: wall and CPU seconds, the peak RSS of the process doing the work
+(sampled every 50 ms from /proc, and getrusage's lifetime maximum), and the machine's load average
+(on a shared machine the wall time is mostly the wait for a core; the CPU time is the work). The 25-base run is the
 reference the others are compared with: each stage's growth is reported as the exponent k of
 time ∝ bases^k. The fixed cost per partition: one curve_history partition run alone, profiled,
 its time split by the package it was spent in, against the per-partition cost inside the year run.
@@ -15,7 +16,7 @@ The stored prints of one venue must match the simulated market's, counted withou
 Target (issue 11): the 300-base size ≤ 3 min on 2 cores with peak RSS ≤ 4 GiB; reported, never
 asserted. A size that overruns the budget is stopped and reported with the stages it finished.
 
-    .venv/bin/python -m bench.universe [--quick] [--budget-s 1400]
+    .venv/bin/python -m bench.universe [--quick] [--budget-s 1400] [--bases 25,100,300]
 """
 
 from __future__ import annotations
@@ -158,6 +159,7 @@ def child(bases: int, days: int, out: Path) -> None:
                 """One run, appended to `out` as soon as it has finished: wall, CPU and peak memory."""
                 sampler = RssSampler()
                 sampler.start()
+                load_before = os.getloadavg()[0]
                 wall, cpu = time.perf_counter(), time.process_time()
                 materialise(selection, first, last)
                 emit(
@@ -169,6 +171,7 @@ def child(bases: int, days: int, out: Path) -> None:
                         "cpu_s": time.process_time() - cpu,
                         "peak_rss_mib": sampler.stop(),
                         "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                        "load": [load_before, os.getloadavg()[0]],
                     }
                 )
 
@@ -258,6 +261,7 @@ def stage_totals(records: list[dict]) -> dict[str, dict]:
         t["partitions"] += r["partitions"]
         t["runs"] += 1
         t["peak"] = max(t["peak"], r["peak_rss_mib"], r["maxrss_mib"])
+        t.setdefault("load", []).extend(r.get("load", []))
     return totals
 
 
@@ -270,8 +274,10 @@ def growth_exponent(small: float, large: float, bases_small: int, bases_large: i
 RUNS_PER_STAGE = {"ingest": len(VENUES), "curves": len(VENUES), "features": 1, "weekly model + basket": 1}
 
 
-def run(quick: bool = False, budget_s: float = DEFAULT_BUDGET_S) -> BenchResult:
+def run(quick: bool = False, budget_s: float = DEFAULT_BUDGET_S, sizes: tuple[int, ...] | None = None) -> BenchResult:
     size = QUICK if quick else FULL
+    if sizes:
+        size = Size(tuple(sorted(sizes)), size.days)
     started = time.perf_counter()
     totals: dict[int, dict[str, dict]] = {}
     runs: dict[int, dict[tuple[str, str], float]] = {}
@@ -293,6 +299,10 @@ def run(quick: bool = False, budget_s: float = DEFAULT_BUDGET_S) -> BenchResult:
             figures[f"{bases} bases: {name} wall s / cpu s{share}"] = f"{t['wall_s']:.1f} / {t['cpu_s']:.1f}"
             figures[f"{bases} bases: {name} ms per partition"] = 1e3 * t["wall_s"] / t["partitions"]
             figures[f"{bases} bases: {name} peak RSS MiB"] = round(t["peak"])
+            if t.get("load"):
+                figures[f"{bases} bases: {name} load average (1 min) at its runs' ends"] = (
+                    f"{min(t['load']):.1f} .. {max(t['load']):.1f}"
+                )
         if "universe" in extras[bases]:
             figures[f"{bases} bases: symbols per venue"] = extras[bases]["universe"]["symbols_per_venue"]
         figures[f"{bases} bases: ended"] = ended
@@ -302,6 +312,7 @@ def run(quick: bool = False, budget_s: float = DEFAULT_BUDGET_S) -> BenchResult:
                 f"{extras[bases]['check']['stored_settled']:,} / {extras[bases]['check']['simulated_settled']:,}"
             )
         figures[f"{bases} bases: total wall s (finished runs)"] = sum(t["wall_s"] for t in totals[bases].values())
+        figures[f"{bases} bases: total CPU s (finished runs)"] = sum(t["cpu_s"] for t in totals[bases].values())
         if "fixed cost" in extras[bases]:
             fixed = extras[bases]["fixed cost"]
             figures[f"{bases} bases: one curve_history partition alone s"] = fixed["one_partition_wall_s"]
@@ -345,6 +356,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run, figures not meaningful")
     parser.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S, help="wall seconds for all sizes")
+    parser.add_argument(
+        "--bases", type=lambda text: tuple(int(b) for b in text.split(",")), help="sizes to run, e.g. 100,300"
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--days", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -352,7 +366,7 @@ def main() -> None:
     if args.child is not None:
         child(args.child, args.days, args.out)
         return
-    report(run(quick=args.quick, budget_s=args.budget_s))
+    report(run(quick=args.quick, budget_s=args.budget_s, sizes=args.bases))
 
 
 if __name__ == "__main__":
