@@ -3,11 +3,14 @@ import pandas as pd
 import pytest
 
 from fund_pipeline.domain.forecast import (
+    EXTRA_FEATURES,
     FORECAST_COLUMNS,
     InsufficientHistoryError,
     ModelParams,
     TrainedModel,
+    _pool,
     build_forecasts,
+    combined_forecast,
     forecast_as_of,
     forecast_rows,
     landing_rates,
@@ -15,7 +18,7 @@ from fund_pipeline.domain.forecast import (
     train_forecast_model,
     walk_forward_split,
 )
-from fund_pipeline.domain.forecast_horizons import forecast_frame
+from fund_pipeline.domain.forecast_horizons import add_mass_features, baseline_y, forecast_frame
 from fund_pipeline.domain.forecast_metrics import mae
 from fund_pipeline.domain.prints import SchemaError
 
@@ -224,3 +227,27 @@ def test_training_rejects_bad_input_by_name():
         train_forecast_model(
             forecast_frame(synthetic_features(days=9)), FEATURES, pd.Timestamp("2024-01-09", tz="UTC"), FAST
         )
+
+
+def test_combined_forecast_is_the_equal_weight_mean_of_the_regressor_and_the_stable_baselines():
+    baselines = pd.DataFrame(
+        {"last": [9.0, 9.0], "rolling_mean": [0.0, 4.0], "ewma": [4.0, 4.0], "interest": [9.0, 9.0], "ar1": [0.0, 0.0]}
+    )
+    # (4 + 0 + 4 + 0) / 4 and (0 + 4 + 4 + 0) / 4: "last" and "interest" take no part
+    np.testing.assert_array_equal(combined_forecast(np.array([4.0, 0.0]), baselines), [2.0, 2.0])
+    with pytest.raises(ValueError, match="1 regressed value"):
+        combined_forecast(np.array([1.0]), baselines)
+
+
+def test_only_the_long_horizons_average_the_regressor_with_the_baselines():
+    model, frame = model_and_frame()
+    assert model.mass_points.empty  # no snap: the forecast is the regressor's, combined or not
+    week = add_mass_features(frame.loc[frame["funding_time"] >= MODEL_WEEK].reset_index(drop=True), model.mass_points)
+    inputs = [*model.feature_columns, *EXTRA_FEATURES]
+    for horizon in model.horizons:
+        baselines = baseline_y(week, horizon, model.ar1)
+        part = model.horizons[horizon]
+        regressed = baselines[part.anchor].to_numpy() + part.regressor.predict(_pool(week, inputs))
+        expected = (regressed + baselines[["rolling_mean", "ewma", "ar1"]].sum(axis=1).to_numpy()) / 4
+        want = regressed if horizon == "next" else expected
+        np.testing.assert_allclose(predict_y(model, week, horizon), want, rtol=1e-12, err_msg=horizon)
