@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fund_pipeline.domain.prints import BAR_COLUMNS, MARKET_COLUMNS, PRINT_COLUMNS, SchemaError
-from fund_pipeline.sources.clock import ClockOffsetError, RateSeries, infer_clock_offset
+from fund_pipeline.sources.clock import Accrual, ClockOffsetError, RateSeries, infer_clock_offset
 from fund_pipeline.sources.files import FileFormatError, FileSource
 from fund_pipeline.venues.registry import UnknownVenueError
 
@@ -49,6 +49,23 @@ def test_infer_clock_offset_of_hourly_venue_from_8h_references(offset, seed):
     references = [venue_series(premium, 8, seed + 1), venue_series(premium, 8, seed + 2)]
     hourly = venue_series(premium, 1, seed + 3, offset_h=offset)
     assert infer_clock_offset([hourly], references).offset_h == offset
+
+
+def test_accrual_over_windows_matches_a_sum_hour_by_hour():
+    """Running sums against a direct sum of each covered hour's rate / interval; uncovered windows NaN."""
+    hours = np.array([8, 16, 24, 40, 48])  # the window ending at 32 is missing: hours 24..31 are not covered
+    rates = np.array([1e-4, 2e-4, -3e-4, 4e-4, 5e-4])
+    series = RateSeries(hours + 2, rates, 8)  # a clock 2 h ahead of UTC
+    per_hour = {h: r / 8 for end, r in zip(hours, rates, strict=True) for h in range(end - 8, end)}
+    ends = np.arange(0, 60)
+    got = Accrual.of(series, 2).over(ends, 8)
+    for end, value in zip(ends, got, strict=True):
+        window = range(end - 8, end)
+        if all(h in per_hour for h in window):
+            assert value == pytest.approx(sum(per_hour[h] for h in window), rel=1e-12)
+        else:
+            assert np.isnan(value)
+    assert np.isfinite(got).sum() == 17 + 9  # windows ending at 8..24 and at 40..48
 
 
 def test_grid_alone_leaves_aliases_and_needs_a_reference():

@@ -79,19 +79,30 @@ def hourly_accrual(series: RateSeries, offset_h: int) -> tuple[int, np.ndarray]:
     return start, dense
 
 
-def window_accrual(series: RateSeries, offset_h: int, ends: np.ndarray, window_h: int) -> np.ndarray:
-    """Funding accrued by `series` over [end - window_h, end) for each end; NaN where not covered."""
-    start, dense = hourly_accrual(series, offset_h)
-    cum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(dense))])
-    covered = np.concatenate([[0], np.cumsum(np.isfinite(dense))])
-    hi = ends - start
-    lo = hi - window_h
-    ok = (lo >= 0) & (hi <= len(dense))
-    out = np.full(len(ends), np.nan)
-    lo_ok, hi_ok = lo[ok], hi[ok]
-    full = covered[hi_ok] - covered[lo_ok] == window_h
-    out[np.flatnonzero(ok)[full]] = (cum[hi_ok] - cum[lo_ok])[full]
-    return out
+@dataclass(frozen=True)
+class Accrual:
+    """A series' per-hour funding (`hourly_accrual`) as running sums: its funding over any whole hours in O(1)."""
+
+    start: int
+    cum: np.ndarray
+    covered: np.ndarray
+
+    @classmethod
+    def of(cls, series: RateSeries, offset_h: int) -> Accrual:
+        start, dense = hourly_accrual(series, offset_h)
+        cum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(dense))])
+        return cls(start, cum, np.concatenate([[0], np.cumsum(np.isfinite(dense))]))
+
+    def over(self, ends: np.ndarray, window_h: int) -> np.ndarray:
+        """Funding accrued over [end - window_h, end) for each end; NaN where not covered."""
+        hi = ends - self.start
+        lo = hi - window_h
+        ok = (lo >= 0) & (hi < len(self.cum))
+        out = np.full(len(ends), np.nan)
+        lo_ok, hi_ok = lo[ok], hi[ok]
+        full = self.covered[hi_ok] - self.covered[lo_ok] == window_h
+        out[np.flatnonzero(ok)[full]] = (self.cum[hi_ok] - self.cum[lo_ok])[full]
+        return out
 
 
 def detrended(values: np.ndarray) -> np.ndarray:
@@ -99,16 +110,28 @@ def detrended(values: np.ndarray) -> np.ndarray:
     return values - trend.to_numpy()
 
 
-def agreement(series: RateSeries, offset_h: int, reference: RateSeries) -> float:
-    """Correlation of `series` shifted by `offset_h` with a UTC reference, window by window.
+@dataclass(frozen=True)
+class Reference:
+    """A UTC reference's settlement windows and its detrended funding over them, prepared once per inference:
+    every candidate offset of every series is compared with the same values."""
+
+    ends: np.ndarray
+    window_h: int
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, reference: RateSeries) -> Reference:
+        ends = np.unique(reference.hours)
+        return cls(ends, reference.interval_h, detrended(Accrual.of(reference, 0).over(ends, reference.interval_h)))
+
+
+def agreement(mine: Accrual, reference: Reference) -> float:
+    """Correlation of a shifted series with a UTC reference, window by window.
 
     Both sides are funding accrued over the reference's windows, with the slow regime removed.
     NaN when they overlap on fewer than MIN_OVERLAP windows.
     """
-    ends = np.unique(reference.hours)
-    ref = window_accrual(reference, 0, ends, reference.interval_h)
-    mine = window_accrual(series, offset_h, ends, reference.interval_h)
-    x, y = detrended(mine), detrended(ref)
+    x, y = detrended(mine.over(reference.ends, reference.window_h)), reference.values
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < MIN_OVERLAP or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
         return float("nan")
@@ -146,7 +169,11 @@ def infer_clock_offset(
             f"offsets {admissible} all fit the settlement grid and there is no UTC reference series "
             "to choose between them"
         )
-    scores = {o: mean_finite([agreement(s, o, r) for s in series for r in references]) for o in admissible}
+    prepared = [Reference.of(r) for r in references]
+    scores = {}
+    for o in admissible:
+        shifted_series = [Accrual.of(s, o) for s in series]
+        scores[o] = mean_finite([agreement(a, r) for a in shifted_series for r in prepared])
     finite = {o: v for o, v in scores.items() if np.isfinite(v)}
     if not finite:
         raise ClockOffsetError(f"no overlap with the UTC references for any offset in {admissible}")
