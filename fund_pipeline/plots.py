@@ -123,3 +123,46 @@ def arbitrage_spreads(pairs: pd.DataFrame, title: str) -> bytes:
     ax.legend(fontsize=7)
     ax.set_title(title)
     return _png(fig)
+
+
+def liquidations_against_price(events: pd.DataFrame, price: pd.Series, title: str) -> bytes:
+    """Liquidations (ts, price, notional_usd, side) as dots on the price line, sized by USD; red longs, green shorts."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.plot(price.index, price.to_numpy(), color="grey", linewidth=1.0, label="close")
+    for side, colour in (("long", "tab:red"), ("short", "tab:green")):
+        mine = events[events["side"] == side]
+        size = 4 + 60 * np.sqrt(mine["notional_usd"].to_numpy() / max(events["notional_usd"].max(), 1.0))
+        ax.scatter(mine["ts"], mine["price"], s=size, color=colour, alpha=0.6, label=f"{side}s liquidated")
+    ax.set_ylabel("price, USD")
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    return _png(fig)
+
+
+def liquidation_bars_with_open_interest(hourly: pd.DataFrame, open_interest: pd.Series, title: str) -> bytes:
+    """Hourly liquidated USD (`buy_usd` up: shorts; `sell_usd` down: longs) and total open interest on a second axis."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(10, 4))
+    width = pd.Timedelta(minutes=50)
+    ax.bar(hourly.index, hourly["buy_usd"].to_numpy() / 1e6, width=width, color="tab:green", label="buy (shorts)")
+    ax.bar(hourly.index, -hourly["sell_usd"].to_numpy() / 1e6, width=width, color="tab:red", label="sell (longs)")
+    ax.axhline(0.0, color="black", linewidth=0.6)
+    ax.set_ylabel("liquidated, USD m an hour")
+    ax.legend(fontsize=7, loc="upper left")
+    oi_axis = ax.twinx()
+    oi_axis.plot(open_interest.index, open_interest.to_numpy() / 1e9, color="tab:blue", label="open interest")
+    oi_axis.set_ylabel("total open interest, USD bn")
+    ax.set_title(title)
+    return _png(fig)
+
+
+def open_interest_stacked(by_venue: pd.DataFrame, title: str) -> bytes:
+    """Open interest per venue (one column each, USD, indexed by time) stacked."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.stackplot(by_venue.index, (by_venue.fillna(0.0).to_numpy().T / 1e9), labels=list(by_venue.columns))
+    ax.set_ylabel("open interest, USD bn")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(title)
+    return _png(fig)

@@ -96,7 +96,14 @@ def test_emulator_to_collector_lands_the_simulated_liquidations(tmp_path):
                 venues, ["BTC", "ETH"], tmp_path / "landing", api_base_url=emulator.base_url,
                 clock=emulator.state.clock.now, config=CollectorConfig(), seed=3,
             )  # fmt: skip
-            stats = await collector.run(4.0)
+            running = asyncio.create_task(collector.run())
+            for _ in range(60):  # until every venue landed some (a few seconds), at most 30 s on a loaded machine
+                await asyncio.sleep(0.5)
+                landed = await asyncio.to_thread(read_landed, tmp_path / "landing", "liquidations", -1, ["venue"])
+                if len(landed) and set(landed["venue"]) == set(venues):
+                    break
+            collector.stop()
+            stats = await running
             okx_history = await asyncio.to_thread(
                 rest_liquidations, collector.rest().caller("okx"), "okx", ["BTC/USDT:USDT"],
                 START, emulator.state.clock.now(),
@@ -107,7 +114,7 @@ def test_emulator_to_collector_lands_the_simulated_liquidations(tmp_path):
 
     stats, okx_history, market = asyncio.run(go())
     landed = read_landed(tmp_path / "landing", "liquidations")
-    assert set(landed["venue"]) == set(venues), stats
+    assert set(landed["venue"]) == set(venues), dict(stats)
     assert not read_landed(tmp_path / "landing", "quarantine").size, read_landed(tmp_path / "landing", "quarantine")
     assert (landed["received_at"] > pd.Timestamp(0, tz="UTC")).all() and set(landed["source"]) == {"ws"}
     for venue, got in landed.groupby("venue"):

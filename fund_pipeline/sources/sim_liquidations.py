@@ -12,25 +12,30 @@ Only venues with a liquidation channel (binance, bybit, okx) have them.
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm, poisson
 
 from fund_pipeline.domain.liquidations import LIQUIDATION_COLUMNS, LONG, SHORT, normalise_liquidations
 from fund_pipeline.domain.time import MS_PER_HOUR, NS_PER_HOUR, NS_PER_MS, utc_timestamp
+from fund_pipeline.sources.sim_paths import unit_hash
 from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError, adapter
 
 LIQUIDATION_VENUES = tuple(v for v in SIM_VENUES if adapter(v).liquidation_channel is not None)
-BASE_PER_HOUR = 2.0
-PER_PCT_MOVE = 8.0
+BASE_PER_HOUR = 1.0
+PER_PCT_MOVE = 6.0
 SIDE_SCALE = 0.004
 NOTIONAL_SHARE = 2e-5
 NOTIONAL_SIGMA = 1.2
 # Open interest assumed where a bar states none (USD).
 FALLBACK_OI_USD = 1e7
-# The random stream of liquidations, apart from the simulator's other streams.
-LIQUIDATION_STREAM = 71
+# At most this many liquidations per perp and hour (the draw's index space).
+MAX_PER_HOUR = 1024
+# The first of the random streams of liquidations (four per venue), apart from the simulator's other streams.
+LIQUIDATION_STREAM = 700
 
 
 def _empty() -> pd.DataFrame:
@@ -49,41 +54,42 @@ def simulated_liquidations(market, venue: str, start, end) -> pd.DataFrame:
     bars = market.bars(venue, start.floor("h"), end.ceil("h"))
     if bars.empty:
         return _empty()
-    venue_index = SIM_VENUES.index(venue)
-    venue_adapter = adapter(venue)
+    streams = LIQUIDATION_STREAM + 10 * SIM_VENUES.index(venue) + np.arange(4)  # count, time, side, size
     hours = bars["ts"].astype("int64").to_numpy() // NS_PER_HOUR
-    oi = bars["open_interest_usd"].fillna(FALLBACK_OI_USD).to_numpy()
-    columns: dict[str, list[np.ndarray]] = {name: [] for name in ("row", "ts", "long", "price", "notional")}
-    for i, (symbol, open_, high, low, close) in enumerate(
-        zip(bars["symbol"], bars["open"], bars["high"], bars["low"], bars["close"], strict=True)
-    ):
-        key = [market.seed, LIQUIDATION_STREAM, venue_index, zlib.crc32(symbol.encode()), hours[i]]
-        rng = np.random.default_rng(key)
-        move = close / open_ - 1.0
-        n = int(rng.poisson(BASE_PER_HOUR + PER_PCT_MOVE * abs(move) * 100.0))
-        if n == 0:
-            continue
-        at_ms = np.sort(rng.integers(0, MS_PER_HOUR, n))
-        notional = oi[i] * NOTIONAL_SHARE * rng.lognormal(0.0, NOTIONAL_SIGMA, n)
-        inverse = venue_adapter.inverse_perp(symbol)
-        if inverse is not None:
-            notional = np.maximum(1.0, np.round(notional / inverse.contract_usd)) * inverse.contract_usd
-        columns["row"].append(np.full(n, i))
-        columns["ts"].append(hours[i] * NS_PER_HOUR + at_ms * NS_PER_MS)
-        columns["long"].append(rng.random(n) < 0.5 - 0.45 * np.tanh(move / SIDE_SCALE))
-        columns["price"].append(np.clip(open_ + (close - open_) * at_ms / MS_PER_HOUR, low, high))
-        columns["notional"].append(notional)
-    if not columns["row"]:
+    keys = np.array([zlib.crc32(s.encode()) for s in bars["symbol"]], dtype=np.uint64)
+    open_, high, low, close = (bars[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close"))
+    move = close / open_ - 1.0
+    mean = BASE_PER_HOUR + PER_PCT_MOVE * np.abs(move) * 100.0
+    counts = poisson.ppf(unit_hash(market.seed, streams[0], keys, hours), mean).astype(np.int64)
+    counts = np.minimum(counts, MAX_PER_HOUR)
+    row = np.repeat(np.arange(len(bars)), counts)
+    if not len(row):
         return _empty()
-    row, ts, longs, price, notional = (np.concatenate(columns[name]) for name in columns)
+    nth = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)  # k-th event of its hour
+    draw = hours[row] * MAX_PER_HOUR + nth
+    at_ms = np.floor(unit_hash(market.seed, streams[1], keys[row], draw) * MS_PER_HOUR).astype(np.int64)
+    longs = unit_hash(market.seed, streams[2], keys[row], draw) < 0.5 - 0.45 * np.tanh(move[row] / SIDE_SCALE)
+    price = np.clip(open_[row] + (close[row] - open_[row]) * at_ms / MS_PER_HOUR, low[row], high[row])
+    oi = bars["open_interest_usd"].fillna(FALLBACK_OI_USD).to_numpy(dtype=np.float64)
+    size = np.exp(NOTIONAL_SIGMA * norm.ppf(unit_hash(market.seed, streams[3], keys[row], draw)))
+    notional = oi[row] * NOTIONAL_SHARE * size
+    contract_usd = bars["symbol"].map({s: _contract_usd(venue, s) for s in bars["symbol"].unique()}).to_numpy()[row]
+    notional = np.where(
+        np.isnan(contract_usd), notional, np.maximum(1.0, np.round(notional / contract_usd)) * contract_usd
+    )
+    ts = hours[row] * NS_PER_HOUR + at_ms * NS_PER_MS
+    symbols = bars["symbol"].to_numpy()[row]
+    inside = (ts >= start.value) & (ts < end.value)
+    order = np.lexsort((symbols[inside], ts[inside]))
+    row, ts, longs, price, notional = (a[inside][order] for a in (row, ts, longs, price, notional))
     frame = normalise_liquidations(
         pd.DataFrame(
             {
                 "venue": venue,
                 "symbol": bars["symbol"].to_numpy()[row],
                 "base": bars["base"].to_numpy()[row],
-                "ts": ts,
-                "received_at": 0,
+                "ts": pd.to_datetime(ts, utc=True),
+                "received_at": pd.Timestamp(0, tz="UTC"),
                 "side": np.where(longs, LONG, SHORT),
                 "price": price,
                 "quantity": notional / price,
@@ -92,5 +98,10 @@ def simulated_liquidations(market, venue: str, start, end) -> pd.DataFrame:
             }
         )
     )
-    frame = frame[(frame["ts"] >= start) & (frame["ts"] < end)]
-    return frame.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
+    return frame
+
+
+def _contract_usd(venue: str, symbol: str) -> float:
+    """USD per contract of a coin-margined perp (NaN for a linear one)."""
+    inverse = adapter(venue).inverse_perp(symbol)
+    return math.nan if inverse is None else inverse.contract_usd

@@ -3,7 +3,14 @@
 import dagster as dg
 import pandas as pd
 
-DAILY_ASSETS = ["feature_store", "aggregate_funding_rate", "cumulative_funding_rate", "funding_arbitrage"]
+DAILY_ASSETS = [
+    "feature_store",
+    "aggregate_funding_rate",
+    "cumulative_funding_rate",
+    "funding_arbitrage",
+    "liquidations",
+    "liquidations_hourly",
+]
 
 daily_job = dg.define_asset_job(
     "daily_job",
