@@ -27,8 +27,8 @@ class MarketSourceResource(dg.ConfigurableResource):
     inverse: bool = Field(
         default=False,
         description=(
-            "simulated only: also list the venues' coin-margined (inverse) perps, BTC/USD:BTC and ETH/USD:ETH on "
-            "binance COIN-M, bybit inverse, okx coin-margined swaps and deribit; off by default so the default "
+            "simulated and ccxt: also list the venues' coin-margined (inverse) perps, BTC/USD:BTC and ETH/USD:ETH "
+            "on binance COIN-M, bybit inverse, okx coin-margined swaps and deribit; off by default so the default "
             "universe and every figure computed from it stay as they were"
         ),
     )
@@ -53,10 +53,10 @@ class MarketSourceResource(dg.ConfigurableResource):
 
     @model_validator(mode="after")
     def _inverse_where_listed(self) -> MarketSourceResource:
-        if self.inverse and self.kind != "simulated":
-            lists = "the markets its files hold" if self.kind == "files" else "the venues' linear perps only"
+        if self.inverse and self.kind == "files":
             raise ValueError(
-                f"market_source.inverse is for the simulated source; the {self.kind!r} source lists {lists}"
+                "market_source.inverse is for the simulated and ccxt sources; the 'files' source lists "
+                "the markets its files hold"
             )
         return self
 
@@ -90,7 +90,7 @@ class MarketSourceResource(dg.ConfigurableResource):
             )
         from fund_pipeline.sources.ccxt import CcxtSource
 
-        return CcxtSource(api_base_url=self.api_base_url, bases=self.bases)
+        return CcxtSource(api_base_url=self.api_base_url, bases=self.bases, inverse=self.inverse)
 
     def venue_source(self, venue: str) -> MarketSource:
         """The source, after checking it serves `venue` (clear error otherwise)."""

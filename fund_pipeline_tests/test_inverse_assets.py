@@ -50,8 +50,10 @@ TABLE_KEYS = {
     "curve_history": ["venue", "symbol", "ts_snap"],
     "feature_store": ["venue", "symbol", "funding_time"],
 }
-# Features fitted across every symbol's curves, inverse ones included once listed: the curve PCA scores.
-POOLED_FEATURES = {"feature_store": ["pc1", "pc2"]}
+# Features fitted across every symbol's curves, inverse ones included once listed: the curve PCA scores; and the
+# base's rate spread across venues, which takes each venue's coin-margined perp too (on okx, which settles its
+# documented premium-only formula, the coin-margined rate differs from the linear one).
+POOLED_FEATURES = {"feature_store": ["pc1", "pc2", "dispersion_8h"]}
 
 
 # ------------------------------------------------------------------ the domain rule
@@ -112,12 +114,13 @@ def test_files_listing_states_an_inverse_contract_with_an_unknown_size():
     np.testing.assert_array_equal(listing["contract_size"], [np.nan, 1.0, np.nan])
 
 
-@pytest.mark.parametrize("kind", ["files", "ccxt"])
-def test_inverse_is_refused_for_a_source_that_cannot_list_them(kind):
-    with pytest.raises(ValueError, match=f"inverse is for the simulated source; the '{kind}' source lists"):
-        MarketSourceResource(kind=kind, inverse=True, files_root="sample")
+def test_inverse_is_refused_for_the_files_source_that_cannot_list_them():
+    with pytest.raises(ValueError, match="inverse is for the simulated and ccxt sources; the 'files' source lists"):
+        MarketSourceResource(kind="files", inverse=True, files_root="sample")
     simulated = MarketSourceResource(inverse=True).get()
     assert isinstance(simulated, SimulatedMarket) and simulated.inverse
+    # Built only (no request): the ccxt source lists the coin-margined perps too (test_ccxt_inverse_e2e).
+    assert MarketSourceResource(kind="ccxt", inverse=True, api_base_url="http://127.0.0.1:9").get()._inverse
 
 
 # ------------------------------------------------------------------ through Dagster

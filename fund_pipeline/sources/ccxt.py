@@ -17,6 +17,9 @@ What each venue offers in `bars` (NaN where it has none):
   hyperliquid: perp only (no spot pair for the perp, no mark/index candles, no OI history).
   deribit: perp only (no spot, mark/index candles or OI history).
 Hourly volumes: the venues report base volume per candle; `volume_usd` is base volume × close.
+Coin-margined perps (`inverse`) are listed with ccxt's inverse market types where the adapter names them;
+their open interest in USD is ccxt's value, except binance COIN-M's, which counts coins: contracts × USD per
+contract by the contract rule (domain.contracts).
 Binance has no public max-leverage endpoint, so its `max_leverage` is NaN.
 
 Premium-index history (`PremiumHistorySource`, for the predicted-rate reconstruction) is in `ccxt_premium`.
@@ -40,7 +43,7 @@ import ccxt
 import numpy as np
 import pandas as pd
 
-from fund_pipeline.domain.contracts import market_terms
+from fund_pipeline.domain.contracts import CONTRACT_SIZE, OI_BASE, OI_CONTRACTS, market_terms, open_interest_usd
 from fund_pipeline.domain.predicted import FundingFormula
 from fund_pipeline.domain.prints import (
     BAR_COLUMNS,
@@ -99,12 +102,14 @@ class CcxtSource:
         rate_limit_scale: float = 1.0,
         venue_now: Callable[[str], pd.Timestamp] | None = None,
         bases: tuple[str, ...] | list[str] | None = None,
+        inverse: bool = False,
     ) -> None:
         """`now` is the venues' current time (the emulator's clock in tests); by default each venue's own
         clock as its REST API states it (`VenueClocks`), which is the one its history depths count from.
 
         `venue_now(venue)`, when given, is each venue's own clock (the live collector's) and wins over `now`.
-        `bases` keeps the venues' linear perps of those base assets (default every listed one).
+        `bases` keeps the venues' linear perps of those base assets (default every listed one); `inverse` adds
+        their coin-margined perps (binance COIN-M, bybit inverse, okx -USD-SWAP, deribit BTC/ETH-PERPETUAL).
         `throttle` paces requests to the venues' documented limits (each adapter's RateLimit data;
         `rate_limit_scale` multiplies their windows, for an emulator that compresses them alike).
         Tests against an emulator without limits turn it off; 429s are still retried.
@@ -127,6 +132,7 @@ class CcxtSource:
         at_now: Callable[[str], pd.Timestamp] | None = (lambda venue: now()) if now is not None else None
         self._venue_now = venue_now or at_now or VenueClocks(self.server_time)
         self._bases = tuple(bases) if bases is not None else None
+        self._inverse = bool(inverse)
         if self._bases is not None and not self._bases:
             raise ValueError("ccxt source: bases is empty; leave it unset for every listed base, or name at least one")
         self._throttle = throttle
@@ -161,9 +167,13 @@ class CcxtSource:
         exchanges = self._local.__dict__.setdefault("exchanges", {})
         if venue not in exchanges:
             spec = self._spec(venue)
+            options = dict(spec.options)
+            if self._inverse and spec.inverse_market_types:
+                listed = options.get("fetchMarkets", {}).get("types", [])
+                options["fetchMarkets"] = {"types": [*listed, *spec.inverse_market_types]}
             # Pacing is the Pacer's, from the adapter's limits; ccxt's own limiter would add a second one.
             exchange = getattr(ccxt, spec.ccxt_id)(
-                {"enableRateLimit": False, "timeout": self._timeout_ms, "options": dict(spec.options)}
+                {"enableRateLimit": False, "timeout": self._timeout_ms, "options": options}
             )
             if self._api_base_url:
                 exchange.urls["api"] = self._point_at(exchange.urls["api"], f"{self._api_base_url}/{venue}")
@@ -227,13 +237,13 @@ class CcxtSource:
 
     def _perp_symbols(self, venue: str) -> list[str]:
         markets = self._markets(venue)
-        listed = sorted(s for s, m in markets.items() if m.get("swap") and m.get("linear"))
+        listed = sorted(s for s, m in markets.items() if self._is_perp(m))
         if self._bases is not None:
             have = {markets[s]["base"] for s in listed}
             absent = [b for b in self._bases if b not in have]
             if absent:
                 raise UnknownVenueError(
-                    f"{venue}: no listed linear perp of base(s) {absent}; listed bases: {sorted(have)}"
+                    f"{venue}: no listed {self._kinds} perp of base(s) {absent}; listed bases: {sorted(have)}"
                 )
             listed = [s for s in listed if markets[s]["base"] in self._bases]
         wanted = self._symbols.get(venue)
@@ -244,10 +254,18 @@ class CcxtSource:
             raise UnknownVenueError(f"{venue}: symbol(s) {missing} not listed; listed perps: {listed}")
         return wanted
 
+    def _is_perp(self, market: dict) -> bool:
+        """A perpetual swap this source serves: linear, or coin-margined when asked for."""
+        return bool(market.get("swap") and (market.get("linear") or (self._inverse and market.get("inverse"))))
+
+    @property
+    def _kinds(self) -> str:
+        return "linear or inverse" if self._inverse else "linear"
+
     def _check_symbol(self, venue: str, symbol: str) -> dict:
         market = self._markets(venue).get(symbol)
-        if market is None or not (market.get("swap") and market.get("linear")):
-            raise UnknownVenueError(f"{venue}: symbol {symbol!r} is not a listed linear perp")
+        if market is None or not self._is_perp(market):
+            raise UnknownVenueError(f"{venue}: symbol {symbol!r} is not a listed {self._kinds} perp")
         return market
 
     # ------------------------------------------------------------ paging
@@ -472,15 +490,30 @@ class CcxtSource:
     def _open_interest(
         self, venue: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp, close: pd.Series
     ) -> pd.Series:
-        raw = self._paged(
-            venue, "fetch_open_interest_history", symbol, ms(start), ms(end), HOUR_MS, self._spec(venue).oi_page
-        )
+        method, spec = "fetch_open_interest_history", self._spec(venue)
+        params = self._adapter(venue).history_params(method, symbol)
+        raw = self._paged(venue, method, symbol, ms(start), ms(end), HOUR_MS, spec.oi_page, params=params)
         if not raw:
             return pd.Series(np.nan, index=close.index)
         ts = to_utc(pd.Series([r["timestamp"] for r in raw]).astype("int64") * 1_000_000)
         value = pd.Series([_float(r.get("openInterestValue")) for r in raw], index=ts)
         amount = pd.Series([_float(r.get("openInterestAmount")) for r in raw], index=ts)
-        usd = value.fillna(amount * close.reindex(ts))
+        market = self._check_symbol(venue, symbol)
+        if market.get("inverse") and spec.inverse_oi_value == "coin":
+            # The value counts coins, the amount contracts: USD by the contract rule (contracts x USD per contract).
+            stated = pd.DataFrame(
+                {
+                    "symbol": symbol,
+                    "open_interest_usd": np.nan,
+                    OI_CONTRACTS: amount,
+                    CONTRACT_SIZE: _float(market.get("contractSize")),
+                    OI_BASE: value,
+                    "close": close.reindex(ts),
+                }
+            )
+            usd = open_interest_usd(stated)
+        else:
+            usd = value.fillna(amount * close.reindex(ts))
         return usd[~usd.index.duplicated()].reindex(close.index)
 
     def _symbol_bars(self, venue: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:

@@ -10,7 +10,8 @@ limits like every other history call.
 Each sample is stamped when it is known (a one-minute kline at its close, an okx row at its generation
 time, a hyperliquid record at its hour's last millisecond) and carries the interval of the window it falls
 in, from the settled prints around it (the symbol's current interval past the last settlement, or where
-the funding history does not reach back that far). Deribit publishes no premium-index history.
+the funding history does not reach back that far). Deribit publishes no premium-index history, bybit none
+of its inverse perps (its endpoint covers USDT and USDC perps); binance's COIN-M is `dapi`'s.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ def premium_endpoint(venue: str) -> PremiumHistory:
     return spec
 
 
+def premium_method(spec: PremiumHistory, inverse: bool) -> str | None:
+    """The implicit method of a linear or coin-margined perp's premium history (None: the venue has none)."""
+    return spec.inverse_method if inverse else spec.method
+
+
 def documented_formulas(venue: str, symbols: list[str]) -> dict[str, FundingFormula]:
     """Each symbol's documented funding formula, as the venue's adapter states it."""
     venue_adapter = adapter(venue)
@@ -64,11 +70,14 @@ def symbol_premiums(source: CcxtSource, venue: str, symbol: str, start_ms: int, 
     """
     spec = premium_endpoint(venue)
     venue_adapter = adapter(venue)
+    method = premium_method(spec, venue_adapter.inverse_perp(symbol) is not None)
+    if method is None:
+        raise NoPremiumHistoryError(f"{venue} publishes no premium-index history of its coin-margined {symbol}")
     span = (spec.page - 1) * spec.step_ms
     found: dict[int, float] = {}
     for lo in range(start_ms, end_ms, span):
         hi = min(lo + span, end_ms)
-        response = source.caller(venue)(spec.method, venue_adapter.premium_params(symbol, lo, hi, spec.page))
+        response = source.caller(venue)(method, venue_adapter.premium_params(symbol, lo, hi, spec.page))
         try:
             rows = venue_adapter.premium_rows(response)
         except MalformedMessage as bad:
@@ -91,7 +100,7 @@ def premium_history(source: CcxtSource, venue: str, start: pd.Timestamp, end: pd
     end) and not after the venue's clock."""
     from fund_pipeline.sources.ccxt import HistoryDepthError, ms
 
-    premium_endpoint(venue)
+    spec, venue_adapter = premium_endpoint(venue), adapter(venue)
     if end < start:
         raise ValueError(f"premium_samples: end {end} is before start {start}")
     end_ms = min(ms(end), ms(source.venue_now(venue)) + 1)
@@ -101,7 +110,11 @@ def premium_history(source: CcxtSource, venue: str, start: pd.Timestamp, end: pd
         log.warning("%s: windows' intervals taken as the current ones: %s", venue, shallow)
         settled = pd.DataFrame(columns=["symbol", "funding_time", "interval_h"])
     frames = []
-    for symbol in source._perp_symbols(venue):
+    symbols = source._perp_symbols(venue)
+    served = [s for s in symbols if premium_method(spec, venue_adapter.inverse_perp(s) is not None) is not None]
+    if len(served) < len(symbols):
+        log.warning("%s: no premium-index history of %s (coin-margined)", venue, sorted(set(symbols) - set(served)))
+    for symbol in served:
         samples = symbol_premiums(source, venue, symbol, ms(start), end_ms)
         if not samples:
             continue

@@ -124,13 +124,15 @@ MINUTE_MS = 60_000
 
 @dataclass(frozen=True)
 class PremiumHistory:
-    """The venue's premium-index history endpoint, as ccxt's implicit API calls it (`method`), `page` rows a request
-    one every `step_ms` (a minute; hyperliquid's hourly funding records)."""
+    """The venue's premium-index history endpoint, as ccxt's implicit API calls it (`method`; `inverse_method` for
+    its coin-margined perps, None where it has none for them), `page` rows a request one every `step_ms` (a
+    minute; hyperliquid's hourly funding records)."""
 
     method: str
     endpoint: str
     page: int
     step_ms: int
+    inverse_method: str | None = None
 
 
 class PremiumSample(NamedTuple):
@@ -161,6 +163,11 @@ class RestSpec:
     ban_status: int = 429
     # Its premium-index history (`premium_params`, `premium_rows`); None where it publishes none (deribit).
     premium: PremiumHistory | None = None
+    # Market types ccxt's `fetchMarkets` must add to list the coin-margined perps (binance and bybit "inverse").
+    inverse_market_types: tuple[str, ...] = ()
+    # What ccxt's `openInterestValue` of a coin-margined perp counts: "usd", or "coin" (binance COIN-M's
+    # sumOpenInterestValue), where its USD figure is contracts x contract size by the contract rule.
+    inverse_oi_value: str = "usd"
 
     def depth(self, method: str) -> HistoryDepth | None:
         return next((h for h in self.history if h.method == method), None)
@@ -288,6 +295,10 @@ class VenueAdapter:
 
     def stream_intervals(self, call: Callable[..., Any], symbols: list[str]) -> dict[str, float]:
         """Intervals the parser needs and the stream does not carry (learned over REST); {} when it carries them."""
+        return {}
+
+    def history_params(self, method: str, symbol: str) -> dict[str, Any]:
+        """Params the venue needs on a ccxt history call of `symbol` beyond ccxt's defaults (none by default)."""
         return {}
 
     def premium_params(self, symbol: str, lo_ms: int, hi_ms: int, limit: int) -> dict[str, Any]:

@@ -121,7 +121,15 @@ class BinanceAdapter(VenueAdapter):
         history=(HistoryDepth("fetch_open_interest_history", "/futures/data/openInterestHist", days=30),),
         ban_status=418,
         # "Premium index Kline Data": 1,000 one-minute klines weigh 5 (the request weight above).
-        premium=PremiumHistory("fapiPublicGetPremiumIndexKlines", "/fapi/v1/premiumIndexKlines", 1000, MINUTE_MS),
+        premium=PremiumHistory(
+            "fapiPublicGetPremiumIndexKlines",
+            "/fapi/v1/premiumIndexKlines",
+            1000,
+            MINUTE_MS,
+            inverse_method="dapiPublicGetPremiumIndexKlines",
+        ),
+        inverse_market_types=("inverse",),
+        inverse_oi_value="coin",
     )
     # COIN-M perpetuals (dapi), contract sizes as exchangeInfo's `contractSize` states them.
     inverse_perps = (InversePerp("BTC", 100.0), InversePerp("ETH", 10.0))
@@ -159,6 +167,12 @@ class BinanceAdapter(VenueAdapter):
 
     def rest_interval_h(self, market: dict[str, Any], call: Any) -> float:
         return self.stream_intervals(call, [market["symbol"]])[market["symbol"]]
+
+    def history_params(self, method: str, symbol: str) -> dict[str, Any]:
+        """COIN-M open-interest history is asked by pair and contract type; ccxt's default type is CURRENT_QUARTER."""
+        if method == "fetch_open_interest_history" and self.inverse_perp(symbol) is not None:
+            return {"contractType": "PERPETUAL"}
+        return {}
 
     def premium_params(self, symbol: str, lo_ms: int, hi_ms: int, limit: int) -> dict[str, Any]:
         """One-minute klines closing in [lo, hi): open times from lo - 59,999 to hi - 60,000 (both inclusive)."""

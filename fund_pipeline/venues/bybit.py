@@ -84,6 +84,7 @@ class BybitAdapter(VenueAdapter):
         premium=PremiumHistory(
             "publicGetV5MarketPremiumIndexPriceKline", "/v5/market/premium-index-price-kline", 1000, MINUTE_MS
         ),
+        inverse_market_types=("inverse",),
     )
     # Inverse perpetuals (category=inverse): one contract is 1 USD.
     inverse_perps = (InversePerp("BTC", 1.0), InversePerp("ETH", 1.0))

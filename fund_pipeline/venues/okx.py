@@ -121,7 +121,13 @@ class OkxAdapter(VenueAdapter):
             HistoryDepth("fetch_open_interest_history", "/api/v5/rubik/stat/contracts/open-interest-volume", days=30),
         ),
         # "Get premium history": 100 rows a request, one a minute, newest first.
-        premium=PremiumHistory("publicGetPublicPremiumHistory", "/api/v5/public/premium-history", 100, MINUTE_MS),
+        premium=PremiumHistory(
+            "publicGetPublicPremiumHistory",
+            "/api/v5/public/premium-history",
+            100,
+            MINUTE_MS,
+            inverse_method="publicGetPublicPremiumHistory",
+        ),
     )
 
     # Coin-margined swaps (settleCcy the coin), `ctVal` USD per contract.
