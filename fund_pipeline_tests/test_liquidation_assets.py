@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fund_pipeline.defs.market.liquidations import liquidations, liquidations_hourly
-from fund_pipeline.domain.liquidations import LONG, Liquidation
+from fund_pipeline.defs.market.liquidations import liquidations, liquidations_hourly, typed
+from fund_pipeline.domain.liquidations import LONG, Liquidation, liquidations_frame
 from fund_pipeline.live.landing import SegmentWriter, liquidations_table, list_rejected
 from fund_pipeline.resources import LandingZone, MarketSourceResource, Warehouse
 from fund_pipeline.sources.sim_liquidations import LIQUIDATION_VENUES, simulated_liquidations
@@ -18,10 +18,20 @@ from fund_pipeline.sources.simulated import SimulatedMarket
 BASES = ("BTC", "ETH")
 DAY = pd.Timestamp("2025-02-10", tz="UTC")
 NEXT = DAY + pd.Timedelta(days=1)
+
+
+def test_a_day_without_liquidations_types_the_table(tmp_path):
+    """An empty first partition creates text columns, so the next day's rows go in."""
+    warehouse = Warehouse(database=str(tmp_path / "w.duckdb"))
+    day = {"ts": (DAY, NEXT)}
+    assert warehouse.replace_partitions("liquidations", [(typed(liquidations_frame([])), day)]) == 0
+    row = Liquidation("okx", "BTC/USDT:USDT", "BTC", DAY.value + 5, 0, LONG, 97_000.0, 0.01, 970.0, "sim")
+    assert warehouse.replace_partitions("liquidations", [(typed(liquidations_frame([row])), day)]) == 1
+    assert warehouse.read("liquidations")["venue"].tolist() == ["okx"]
+
+
 # A simulated day, two materialisations and three plots: ~10 s on a quiet 2-core machine.
-pytestmark = pytest.mark.slow
-
-
+@pytest.mark.slow
 def test_liquidation_assets_store_what_they_report(tmp_path):
     market = SimulatedMarket(bases=BASES)
     warehouse = Warehouse(database=str(tmp_path / "w.duckdb"))

@@ -41,18 +41,18 @@ def liquidations(
         live = read_landed_liquidations(landing.root(), start, end, problems)
         from_source += sum(len(h) for h in history)
         landed += len(live)
-        parts.append((merge_liquidations(live, *history), {"ts": (start, end)}))
+        parts.append((typed(merge_liquidations(live, *history)), {"ts": (start, end)}))
     set_aside = reject_segments(landing.root(), problems, "liquidations")
     rows = warehouse.replace_partitions(LIQUIDATIONS_TABLE, parts)
-    newest = parts[-1][0]
-    by_venue = newest.groupby(["venue", "side"])["notional_usd"].sum().unstack(fill_value=0.0)
+    everything = pd.concat([frame for frame, _ in parts], ignore_index=True)
+    by_venue = everything.groupby(["venue", "side"])["notional_usd"].sum().unstack(fill_value=0.0)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
             "landed_rows": landed,
             "source_rows": from_source,
             "bad_segments_set_aside": len(set_aside),
-            "last_day_usd_by_venue_and_side": dg.MetadataValue.md(
+            "usd_by_venue_and_side": dg.MetadataValue.md(
                 markdown_table(by_venue, "{:,.0f}") if len(by_venue) else "no liquidations"
             ),
         }
@@ -63,9 +63,14 @@ def liquidations(
 def liquidations_hourly(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """USD liquidated per venue × base and hour: `sell_usd` longs, `buy_usd` shorts, and the count of events."""
     spans = daily_spans(context)
-    parts = [(hourly_liquidations(stored(warehouse, s, e), s, e), {"ts": (s, e)}) for s, e in spans]
+    parts = [(typed(hourly_liquidations(stored(warehouse, s, e), s, e)), {"ts": (s, e)}) for s, e in spans]
     rows = warehouse.replace_partitions(HOURLY_TABLE, parts)
     return dg.MaterializeResult(metadata={"dagster/row_count": rows, **plots(warehouse, spans[0][0], spans[-1][1])})
+
+
+def typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as strings: a day without liquidations still creates its table with VARCHAR, not NULL, columns."""
+    return frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object})
 
 
 def stored(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
