@@ -16,7 +16,8 @@ def project_executor() -> dg.ExecutorDefinition:
     In-process by default: a step is milliseconds of DuckDB work, a subprocess per step costs seconds
     of imports, and the warehouse takes one writer at a time anyway. The multiprocess executor runs up
     to `FUND_PIPELINE_MAX_CONCURRENT` (default 2) steps at once in subprocesses: worth it when steps
-    are long (many symbols, model fits) or read-only; the `warehouse` pool still admits one writer.
+    are long (many symbols, model fits) or read-only; the `warehouse` pool admits one writer to the
+    DuckDB file, several to the PostgreSQL warehouse (`FUND_PIPELINE_WAREHOUSE_WRITERS`).
     """
     kind = os.environ.get("FUND_PIPELINE_EXECUTOR", "in_process")
     if kind not in EXECUTORS:
@@ -35,7 +36,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
         dg.Definitions(
             resources=resources
-            or {"warehouse": Warehouse(), "market_source": MarketSourceResource(), "landing": LandingZone()},
+            or {"warehouse": Warehouse.from_env(), "market_source": MarketSourceResource(), "landing": LandingZone()},
             executor=project_executor(),
         ),
     )

@@ -38,6 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from fund_pipeline.resources import data_dir
+from fund_pipeline.warehouse import warehouse_writers
 
 # Databases kept open at once: the cross-run index plus the few runs being written.
 OPEN_SHARDS = 4
@@ -187,7 +188,8 @@ def uses_postgres() -> bool:
 def prepare_home(home: Path | None = None) -> Path:
     """Make DAGSTER_HOME (default `data/dagster_home`) with the project's dagster.yaml, and point the env at it.
 
-    One slot per pool: the warehouse takes one writer. The storage is SQLite, or PostgreSQL when
+    One slot per pool for the DuckDB file (one writer), `warehouse_writers()` for the PostgreSQL
+    warehouse (`FUND_PIPELINE_WAREHOUSE_WRITERS`, default 4). The storage is SQLite, or PostgreSQL when
     `DAGSTER_PG_HOST` is set (see the module docstring). A dagster.yaml this function wrote is
     refreshed; one without the marker line is the user's and left alone.
     """
@@ -196,8 +198,9 @@ def prepare_home(home: Path | None = None) -> Path:
     config = home / "dagster.yaml"
     if not config.exists() or config.read_text().startswith(MARKER) or config.read_text() == EARLIER_DAGSTER_YAML:
         if uses_postgres():
-            config.write_text(MARKER + postgres_dagster_yaml(dict(os.environ)))
+            text = postgres_dagster_yaml(dict(os.environ))
         else:
-            config.write_text(MARKER + DAGSTER_YAML.format(base_dir=home / "history" / "runs"))
+            text = DAGSTER_YAML.format(base_dir=home / "history" / "runs")
+        config.write_text(MARKER + text.replace("default_limit: 1", f"default_limit: {warehouse_writers()}"))
     os.environ["DAGSTER_HOME"] = str(home)
     return home

@@ -75,6 +75,11 @@ def warehouse_writers() -> int:
     return int(raw)
 
 
+def _resolved(value: Any) -> Any:
+    """A `dg.EnvVar` field read outside a run (a run gets the value itself): the variable's value."""
+    return value.get_value() if isinstance(value, dg.EnvVar) else value
+
+
 def changed_columns_error(table: str, stored: list[str], new: list[str]) -> SchemaError:
     """A table's columns differ from the frame's: the one refusal both backends give."""
     return SchemaError(
@@ -181,7 +186,7 @@ class Warehouse(DuckDBResource):
         if self._postgres_backend is None:
             from fund_pipeline.warehouse_postgres import PostgresWarehouse
 
-            self._postgres_backend = PostgresWarehouse(self.url, self.password)
+            self._postgres_backend = PostgresWarehouse(_resolved(self.url), _resolved(self.password))
         return self._postgres_backend
 
     @field_validator("database")
