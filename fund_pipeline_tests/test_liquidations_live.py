@@ -125,3 +125,14 @@ def test_emulator_to_collector_lands_the_simulated_liquidations(tmp_path):
     assert len(okx_history) and set(okx_history["source"]) == {"rest"}
     sim_okx = simulated_liquidations(market, "okx", okx_history["ts"].min(), okx_history["ts"].max() + pd.Timedelta(1))
     assert _events(okx_history) == _events(sim_okx[sim_okx["symbol"] == "BTC/USDT:USDT"])
+
+
+def test_the_collector_subscribes_liquidations_unless_told_not_to(tmp_path):
+    venues = ["binance", "bybit", "okx"]
+    channels = {"binance": "!forceOrder@arr", "bybit": "allLiquidation.BTCUSDT", "okx": "liquidation-orders"}
+    on = Collector(venues, ["BTC"], tmp_path / "on")
+    off = Collector(venues, ["BTC"], tmp_path / "off", config=CollectorConfig(liquidation_venues=()))
+    for venue in venues:
+        assert any(channels[venue] in f for f in on.subscriptions(venue, on.symbols[venue])), venue
+        assert not any(channels[venue] in f for f in off.subscriptions(venue, off.symbols[venue])), venue
+        assert off.subscriptions(venue, off.symbols[venue]) == on.subscriptions(venue, on.symbols[venue])[:-1]

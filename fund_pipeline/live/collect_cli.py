@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--all-market", action="store_true", help="one whole-market subscription where the venue has one"
     )
+    parser.add_argument(
+        "--no-liquidations",
+        action="store_true",
+        help="do not subscribe the venues' liquidation channels (binance, bybit and okx are subscribed by default)",
+    )
     parser.add_argument("--status-every", type=float, default=5.0, help="seconds between status lines")
     parser.add_argument("--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING ...)")
     return parser
@@ -49,11 +54,14 @@ def run_cli(argv: list[str]) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     venues = [v.strip() for v in args.venues.split(",") if v.strip()]
     bases = [b.strip().upper() for b in args.bases.split(",") if b.strip()]
+    config = CollectorConfig(all_market=args.all_market, status_every_s=args.status_every)
+    if args.no_liquidations:
+        config.liquidation_venues = ()
     try:
         collector = Collector(
             venues, bases, Path(args.landing), api_base_url=args.api_base_url,
             policy=SnapshotPolicy(mode=args.snapshot, seconds=args.seconds),
-            config=CollectorConfig(all_market=args.all_market, status_every_s=args.status_every),
+            config=config,
         )  # fmt: skip
     except ValueError as bad:
         parser.error(str(bad))
