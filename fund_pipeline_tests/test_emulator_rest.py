@@ -9,6 +9,7 @@ import threading
 import urllib.error
 import urllib.request
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -251,6 +252,21 @@ def test_deribit_funding_history_is_hourly_with_settlements_on_the_8h_grid(get):
     want = sim().funding_prints("deribit", NOW - pd.Timedelta(days=2), NOW)
     by_time = {r["timestamp"]: r["interest_8h"] for r in rows}
     assert [by_time[int(t.value // 1_000_000)] for t in want["funding_time"]] == want["rate"].tolist()
+    # Off the grid: the trailing 8h mean of the documented ±0.025 % damper applied to each hour's premium
+    # (not the damper of the mean premium: some of these hours differ between the two).
+    bars = sim().bars("deribit", NOW - pd.Timedelta(days=30), NOW - pd.Timedelta(hours=1))
+    btc = bars[bars["symbol"] == "BTC/USDC:USDC"].set_index("ts")
+    premium = btc["mark_price"] / btc["index_price"] - 1
+
+    def damper(p):
+        return np.maximum(0.0, p - 0.00025) + np.minimum(0.0, p + 0.00025)
+
+    per_hour = damper(premium).rolling(8).mean().shift(1)  # the 8 hours before each record
+    of_mean = damper(premium.rolling(8).mean()).shift(1)
+    hours = [t for t in per_hour.dropna().index if t.hour % 8 and int(t.value // 1_000_000) in by_time]
+    assert len(hours) > 100 and any(per_hour[t] != of_mean[t] for t in hours)
+    served = np.array([by_time[int(t.value // 1_000_000)] for t in hours])
+    np.testing.assert_allclose(served, per_hour[hours].to_numpy(), rtol=1e-12, atol=1e-18)
     status, _, bad = get(
         "/deribit/api/v2/public/get_funding_rate_history",
         instrument_name="BTC-PERPETUAL",

@@ -149,7 +149,8 @@ async def deribit_funding_rate_history(request: web.Request) -> web.Response:
     """One record an hour: interest_1h of that hour and interest_8h of the 8 hours to it, at most 744.
 
     On the 8h grid interest_8h is the simulated market's settled rate (no record where its
-    settlement is missing); between, it is deribit's formula on the trailing 8h mean premium.
+    settlement is missing); between, the trailing 8h mean of deribit's formula on each hour's premium (its
+    damper applies to every measurement, as the settlement's does).
     """
     from fund_pipeline.sources.simulated import funding_rate
 
@@ -166,8 +167,8 @@ async def deribit_funding_rate_history(request: web.Request) -> web.Response:
     premium = bars["mark_price"] / bars["index_price"] - 1
     hours = pd.date_range(first, last, freq="h")
     prior = hours - HOUR
-    trailing = premium.rolling(8).mean().reindex(prior).to_numpy()
-    interest_8h = pd.Series(funding_rate(VENUE, trailing, 8), index=hours)
+    hourly_8h = pd.Series(funding_rate(VENUE, premium.to_numpy(), 8), index=premium.index)
+    interest_8h = pd.Series(hourly_8h.rolling(8).mean().reindex(prior).to_numpy(), index=hours)
     interest_1h = funding_rate(VENUE, premium.reindex(prior).to_numpy(), 1)
     settled = settled_prints(state, VENUE, symbol, first, last).set_index("funding_time")["rate"]
     on_grid = (hours.asi8 % (8 * HOUR).value) == 0
