@@ -328,20 +328,11 @@ class BinanceAdapter(VenueAdapter):
         price = average if average > 0 else positive(order["p"], f"binance forceOrder {symbol} price")
         size = sized(symbol, positive(order["z"], f"binance forceOrder {symbol} filled quantity"),
                      self.terms(symbol).contract_size, price)  # fmt: skip
-        ctx.liquidations.append(
-            Liquidation(
-                "binance",
-                symbol,
-                base,
-                _ms(order["T"]),
-                received_at_ns,
-                side,
-                price,
-                size.quantity,
-                size.notional_usd,
-                "ws",
-            )  # fmt: skip
+        at = _ms(order["T"])
+        liquidation = Liquidation(
+            "binance", symbol, base, at, received_at_ns, side, price, size.quantity, size.notional_usd, "ws"
         )
+        ctx.liquidations.append(liquidation)
 
     def encode_liquidations(self, liquidations: list[Liquidation], session: EmulatedSession) -> list[str]:
         frames = []

@@ -306,7 +306,7 @@ class BybitAdapter(VenueAdapter):
                     "S": "Buy" if liq.side == LONG else "Sell",
                     "v": emit_number(size),
                     "p": emit_number(liq.price),
-                }  # fmt: skip
+                }
             )
         return [
             json.dumps({"topic": topic, "type": "snapshot", "ts": max(i["T"] for i in items), "data": items})
