@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pandas as pd
 import pyarrow as pa
@@ -12,6 +13,7 @@ import pytest
 from fund_pipeline.domain.liquidations import LONG, SHORT, Liquidation, liquidations_frame
 from fund_pipeline.emulator.server import start_emulator
 from fund_pipeline.live.collector import Collector, CollectorConfig
+from fund_pipeline.live.connection import Link
 from fund_pipeline.live.landing import (
     SegmentWriter,
     landing_problems,
@@ -22,6 +24,8 @@ from fund_pipeline.live.landing import (
 from fund_pipeline.sources.liquidation_history import rest_liquidations
 from fund_pipeline.sources.sim_liquidations import simulated_liquidations
 from fund_pipeline.sources.simulated import SimulatedMarket
+from fund_pipeline.venues.streams import StreamParser
+from fund_pipeline_tests.test_liquidations import OKX_LIQUIDATION_ORDERS
 
 START = pd.Timestamp("2025-03-01 05:00", tz="UTC")
 DAYS = ("2025-03-01", "2025-03-04")
@@ -136,3 +140,38 @@ def test_the_collector_subscribes_liquidations_unless_told_not_to(tmp_path):
         assert any(channels[venue] in f for f in on.subscriptions(venue, on.symbols[venue])), venue
         assert not any(channels[venue] in f for f in off.subscriptions(venue, off.symbols[venue])), venue
         assert off.subscriptions(venue, off.symbols[venue]) == on.subscriptions(venue, on.symbols[venue])[:-1]
+
+
+class FlakyMarkets:
+    """ccxt markets over a REST source whose first load fails."""
+
+    def __init__(self) -> None:
+        self.loads = 0
+
+    def caller(self, venue):
+        def call(method, *args):
+            assert (venue, method) == ("okx", "load_markets")
+            self.loads += 1
+            if self.loads == 1:
+                raise OSError("okx REST down")
+            return {"IOST/USDT:USDT": {"contractSize": 1000.0}}
+
+        return call
+
+
+def test_okx_liquidations_wait_for_the_contract_size(tmp_path):
+    """Counted in contracts of an unknown size they are quarantined, and the sizes are asked for again."""
+    rest = FlakyMarkets()
+    collector = Collector(["okx"], ["IOST"], tmp_path, rest_source=rest, clock=lambda: pd.Timestamp("2023-08-17 10:00"))
+
+    async def go() -> list[bool]:
+        await collector.learn_contract_sizes("okx")
+        link = Link(ws=None, parser=StreamParser("okx"), opened=0.0, next_ping=0.0)
+        link.parser.ctx.contract_sizes = collector.contract_sizes["okx"]
+        frame = json.dumps(OKX_LIQUIDATION_ORDERS)
+        return [await collector.on_frame("okx", link, frame) for _ in range(2)]
+
+    assert asyncio.run(go()) == [False, True]
+    assert rest.loads == 2 and collector.stats["quarantined:okx"] == 1
+    (liq,) = collector._liquidations
+    assert (liq.symbol, liq.quantity, liq.side) == ("IOST/USDT:USDT", 13_000.0, SHORT)

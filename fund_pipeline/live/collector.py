@@ -62,6 +62,7 @@ from fund_pipeline.live.landing import (
 from fund_pipeline.sources.liquidation_history import contract_sizes
 from fund_pipeline.venues.registry import WS_VENUES, adapter
 from fund_pipeline.venues.streams import NoInterval
+from fund_pipeline.venues.wire import NoContractSize
 
 __all__ = ["Collector", "CollectorConfig", "backoff_delay"]
 
@@ -345,6 +346,11 @@ class Collector(LinkReader):
             self.quarantine(venue, received, str(unknown), raw)
             if self.stats[f"intervals_failed:{venue}"]:
                 await self.learn_intervals(venue)
+            return False
+        except NoContractSize as unknown:
+            self.quarantine(venue, received, str(unknown), raw)
+            if self.stats[f"contract_sizes_failed:{venue}"]:
+                await self.learn_contract_sizes(venue)
             return False
         except ValueError as bad:  # MalformedMessage and the like
             self.quarantine(venue, received, str(bad), raw)

@@ -1,7 +1,7 @@
 """Simulated liquidations, consistent with the simulated market's hourly price path.
 
 Per venue × perp × hour, from that hour's bar: the number of liquidations is Poisson with mean
-BASE_PER_HOUR + PER_PCT_MOVE × |the hour's return in %| (a calm hour a few, a 3 % move dozens); each
+BASE_PER_HOUR + PER_PCT_MOVE × |the hour's return in %| (a calm hour about one, a 3 % move ten); each
 liquidates a long with probability 0.5 - 0.45·tanh(return / SIDE_SCALE), so a drop liquidates longs and a
 rally shorts; times are uniform in the hour (whole milliseconds, as venues send them), the price on the
 line from the bar's open to its close at that time, inside [low, high]; the USD size is lognormal around
@@ -25,10 +25,10 @@ from fund_pipeline.sources.sim_paths import unit_hash
 from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError, adapter
 
 LIQUIDATION_VENUES = tuple(v for v in SIM_VENUES if adapter(v).liquidation_channel is not None)
-BASE_PER_HOUR = 1.0
-PER_PCT_MOVE = 6.0
+BASE_PER_HOUR = 0.5
+PER_PCT_MOVE = 3.0
 SIDE_SCALE = 0.004
-NOTIONAL_SHARE = 2e-5
+NOTIONAL_SHARE = 4e-5
 NOTIONAL_SIGMA = 1.2
 # Open interest assumed where a bar states none (USD).
 FALLBACK_OI_USD = 1e7

@@ -63,9 +63,11 @@ def liquidations(
 def liquidations_hourly(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """USD liquidated per venue × base and hour: `sell_usd` longs, `buy_usd` shorts, and the count of events."""
     spans = daily_spans(context)
-    parts = [(typed(hourly_liquidations(stored(warehouse, s, e), s, e)), {"ts": (s, e)}) for s, e in spans]
+    events = [stored(warehouse, s, e) for s, e in spans]
+    parts = [(typed(hourly_liquidations(ev, s, e)), {"ts": (s, e)}) for ev, (s, e) in zip(events, spans, strict=True)]
     rows = warehouse.replace_partitions(HOURLY_TABLE, parts)
-    return dg.MaterializeResult(metadata={"dagster/row_count": rows, **plots(warehouse, spans[0][0], spans[-1][1])})
+    shown = plots(warehouse, pd.concat(events, ignore_index=True), spans[0][0], spans[-1][1])
+    return dg.MaterializeResult(metadata={"dagster/row_count": rows, **shown})
 
 
 def typed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -80,9 +82,8 @@ def stored(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp) -> pd.D
     return warehouse.read(LIQUIDATIONS_TABLE, {"ts": (start, end)})
 
 
-def plots(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, Any]:
-    """The notebooks' three views of the base with the most USD liquidated in [start, end)."""
-    events = stored(warehouse, start, end)
+def plots(warehouse: Warehouse, events: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, Any]:
+    """The notebooks' three views of the base with the most USD liquidated in `events` (those of [start, end))."""
     if events.empty:
         return {"plots": "no liquidations in the range"}
     base = events.groupby("base")["notional_usd"].sum().idxmax()
