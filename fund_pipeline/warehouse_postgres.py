@@ -7,12 +7,13 @@ come back with the dtypes the DuckDB backend returns (tz-aware UTC timestamps, n
 and booleans only when a NULL is present, NaN for a missing float, None for a missing string).
 
 Concurrency: a writer takes a transaction-scoped advisory lock per unit of what it replaces (each
-listed value × each UTC day of a time range, per table), in one global order, so writers of
-different partitions never wait for each other and two writers of the same partition run one
-after the other, the last one's rows replacing the first's whole. A write of the whole table (or
-of more units than are worth locking one by one) takes the table's lock exclusively; partition
-writers hold it shared. Writers of one table must partition it by the same columns (every asset
-does). Creating a table is serialised by a lock of its own, so two first writers do not race.
+listed value × each UTC day of a time range, per table; by month or year for a long range, with
+the coarser levels held shared, as intention locks), in one global order, so writers of different
+partitions never wait for each other and two writers of the same partition run one after the
+other, the last one's rows replacing the first's whole. A write of the whole table takes the
+table's lock exclusively; partition writers hold it shared. Writers of one table must partition it
+by the same columns (every asset does). Creating a table is serialised by a lock of its own, so
+two first writers do not race.
 """
 
 from __future__ import annotations
@@ -112,43 +113,75 @@ def lock_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _unit_values(cond: Any) -> list[str]:
-    """What one where-condition covers, in units two overlapping conditions always share."""
+# Lock levels from the finest: a time range is locked by day, or by month or year when it spans more
+# days than are worth locking one by one, or else the whole table is.
+TIME_LEVELS = {"day": "D", "month": "M", "year": "Y"}
+TABLE_LEVEL = "table"
+LEVEL_ORDER = [TABLE_LEVEL, *reversed(TIME_LEVELS)]  # coarse to fine: the order locks are taken in
+
+
+class PartitionLocks(NamedTuple):
+    """The advisory locks of one write: (level, key) pairs, taken coarse to fine, keys sorted within a level."""
+
+    shared: list[tuple[str, int]]
+    exclusive: list[tuple[str, int]]
+
+    def in_order(self) -> list[tuple[bool, int]]:
+        """(exclusive?, key) in the one global order every writer uses, so two writers never deadlock."""
+        marked = [(level, key, False) for level, key in self.shared] + [
+            (level, key, True) for level, key in self.exclusive
+        ]
+        marked.sort(key=lambda lock: (LEVEL_ORDER.index(lock[0]), lock[1]))
+        return [(exclusive, key) for _, key, exclusive in marked]
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _is_time(value: Any) -> bool:
+    return isinstance(value, (pd.Timestamp, np.datetime64)) or hasattr(value, "tzinfo")
+
+
+def _unit_values(cond: Any, level: str) -> list[str]:
+    """What one where-condition covers at a lock level, in units two overlapping conditions always share."""
+    freq = TIME_LEVELS[level]
     if isinstance(cond, tuple):
-        start, end = (pd.Timestamp(t) for t in cond)
-        start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
-        end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
+        start, end = (_utc(t).tz_localize(None) for t in cond)
         if end <= start:
             return []
-        days = pd.date_range(start.floor("D"), (end - pd.Timedelta(1, "ns")).floor("D"), freq="D")
-        return [f"{day:%Y-%m-%d}" for day in days]
+        return [str(period) for period in pd.period_range(start, end - pd.Timedelta(1, "ns"), freq=freq)]
     values = list(cond) if isinstance(cond, (list, set, frozenset)) else [cond]
-    out = []
-    for value in values:
-        if isinstance(value, (pd.Timestamp, np.datetime64)) or hasattr(value, "tzinfo"):
-            stamp = pd.Timestamp(value)
-            stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-            out.append(f"{stamp:%Y-%m-%d}")
-        else:
-            out.append(str(value))
-    return sorted(set(out))
+    units = (str(_utc(v).tz_localize(None).to_period(freq)) if _is_time(v) else str(v) for v in values)
+    return sorted(set(units))
 
 
-def partition_lock_keys(table: str, wheres: Sequence[Where]) -> list[int] | None:
-    """The unit locks of a write, sorted (one global order: no deadlock); None to lock the whole table."""
-    keys: set[int] = set()
+def _units(where: Where, level: str) -> list[tuple[str, ...]]:
+    axes = [[f"{col}={value}" for value in _unit_values(where[col], level)] for col in sorted(where)]
+    return list(itertools.product(*axes))
+
+
+def partition_locks(table: str, wheres: Sequence[Where]) -> PartitionLocks:
+    """The locks of a write: its units exclusively at the finest level with few enough of them, the coarser
+    levels' units shared (so a writer locking a month waits for, and holds off, the writers of its days)."""
+    exclusive: set[tuple[str, int]] = set()
+    shared: set[tuple[str, int]] = set()
+    table_key = (TABLE_LEVEL, lock_key(table))
     for where in wheres:
         if not where:
-            return None
-        axes = [[f"{col}={value}" for value in _unit_values(where[col])] for col in sorted(where)]
-        if any(not axis for axis in axes):
-            continue  # an empty range: the part matches no stored row
-        if np.prod([len(axis) for axis in axes]) > MAX_PARTITION_LOCKS:
-            return None
-        keys.update(lock_key(table, *unit) for unit in itertools.product(*axes))
-        if len(keys) > MAX_PARTITION_LOCKS:
-            return None
-    return sorted(keys)
+            return PartitionLocks([], [table_key])
+        levels = list(TIME_LEVELS)
+        finest = next((lv for lv in levels if len(_units(where, lv)) <= MAX_PARTITION_LOCKS), None)
+        if finest is None:
+            return PartitionLocks([], [table_key])
+        exclusive.update((finest, lock_key(table, finest, *unit)) for unit in _units(where, finest))
+        for coarser in levels[levels.index(finest) + 1 :]:
+            shared.update((coarser, lock_key(table, coarser, *unit)) for unit in _units(where, coarser))
+        shared.add(table_key)
+    if len(exclusive) + len(shared) > 2 * MAX_PARTITION_LOCKS:
+        return PartitionLocks([], [table_key])
+    return PartitionLocks(sorted(shared - exclusive), sorted(exclusive))
 
 
 def column_types(frame: pd.DataFrame) -> dict[str, str]:
@@ -350,15 +383,12 @@ class PostgresWarehouse:
                 conn.rollback()
             if sorted(stored) != sorted(parts[0][0].columns):
                 raise changed_columns_error(table, list(stored), list(parts[0][0].columns))
-            keys = partition_lock_keys(table, [where for _, where in parts])
+            locks = partition_locks(table, [where for _, where in parts])
             column_list = ", ".join(quote_identifier(col) for col in stored)
             with conn, conn.cursor() as cursor:
-                if keys is None:
-                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(table)])
-                else:
-                    cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [lock_key(table)])
-                    for key in keys:
-                        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+                for exclusive, key in locks.in_order():
+                    how = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+                    cursor.execute(f"SELECT {how}(%s)", [key])
                 for frame, where in parts:
                     clause, params = where_sql(where)
                     cursor.execute(f"DELETE FROM {name} WHERE {clause.replace('?', '%s')}", _params(params))

@@ -16,7 +16,7 @@ import pytest
 from fund_pipeline.domain.prints import SchemaError
 from fund_pipeline.resources import Warehouse
 from fund_pipeline.warehouse import WAREHOUSE_PASSWORD_ENV, WAREHOUSE_URL_ENV, WarehouseError
-from fund_pipeline.warehouse_postgres import MAX_PARTITION_LOCKS, partition_lock_keys
+from fund_pipeline.warehouse_postgres import MAX_PARTITION_LOCKS, partition_locks
 from fund_pipeline_tests.postgres_server import create_database
 
 DAY = (pd.Timestamp("2025-03-01", tz="UTC"), pd.Timestamp("2025-03-02", tz="UTC"))
@@ -124,18 +124,37 @@ def test_print_views_and_a_failed_write_that_keeps_every_partition(pg):
     pd.testing.assert_frame_equal(pg.read("raw_funding_prints"), before, check_exact=True)
 
 
-def test_lock_units_are_shared_by_overlapping_writes_only():
-    day_binance = partition_lock_keys("t", [{"venue": ["binance"], "funding_time": DAY}])
-    three_days = (DAY[0] - pd.Timedelta(days=1), DAY[1] + pd.Timedelta(days=1))
-    wide = partition_lock_keys("t", [{"venue": ["binance", "okx"], "funding_time": three_days}])
-    other_venue = partition_lock_keys("t", [{"venue": ["bybit"], "funding_time": DAY}])
-    assert day_binance and wide and other_venue
-    assert set(day_binance) < set(wide) and not set(other_venue) & set(wide)
-    eight_hours = (DAY[0] + pd.Timedelta(hours=8), DAY[0] + pd.Timedelta(hours=16))
-    assert partition_lock_keys("t", [{"ts_snap": eight_hours}]) == partition_lock_keys("t", [{"ts_snap": DAY[0]}])
-    assert partition_lock_keys("t", [{}]) is None, "the whole table"
+def exclusive_keys(where: dict) -> set[int]:
+    return {key for _, key in partition_locks("t", [where]).exclusive}
+
+
+def conflict(first: dict, second: dict) -> bool:
+    """Two writes wait for each other: one holds exclusively a key the other holds at all."""
+    a, b = partition_locks("t", [first]), partition_locks("t", [second])
+    every = lambda locks: {key for _, key in locks.shared + locks.exclusive}  # noqa: E731
+    return bool({k for _, k in a.exclusive} & every(b) or {k for _, k in b.exclusive} & every(a))
+
+
+def test_lock_units_make_overlapping_writes_wait_and_no_others():
+    binance_day = {"venue": ["binance"], "funding_time": DAY}
+    three_days = {
+        "venue": ["binance", "okx"],
+        "funding_time": (DAY[0] - pd.Timedelta(days=1), DAY[1] + pd.Timedelta(days=1)),
+    }
+    bybit_day = {"venue": ["bybit"], "funding_time": DAY}
+    year = (pd.Timestamp("2025-01-01", tz="UTC"), pd.Timestamp("2026-01-01", tz="UTC"))
+    binance_year, okx_year = ({"venue": [venue], "funding_time": year} for venue in ("binance", "okx"))
+    assert exclusive_keys(binance_day) < exclusive_keys(three_days)
+    assert conflict(binance_day, three_days) and not conflict(bybit_day, three_days)
+    assert len(partition_locks("t", [binance_year]).exclusive) == 12, "a year's backfill locks its months"
+    assert conflict(binance_year, binance_day) and not conflict(binance_year, okx_year)
+    assert not conflict(okx_year, binance_day)
+    eight_hours = {"ts_snap": (DAY[0] + pd.Timedelta(hours=8), DAY[0] + pd.Timedelta(hours=16))}
+    assert exclusive_keys(eight_hours) == exclusive_keys({"ts_snap": DAY[0]})
+    whole = partition_locks("t", [{}])
+    assert whole.shared == [] and len(whole.exclusive) == 1 and conflict({}, binance_day)
     many = {"venue": [f"v{i}" for i in range(MAX_PARTITION_LOCKS + 1)]}
-    assert partition_lock_keys("t", [many]) is None
+    assert partition_locks("t", [many]) == whole
 
 
 def _write_in_thread(warehouse: Warehouse, frame: pd.DataFrame, where: dict) -> threading.Thread:
@@ -150,8 +169,8 @@ def test_a_held_partition_blocks_its_writer_only_and_then_it_replaces_the_partit
     holder = psycopg2.connect(pg.url)
     try:
         with holder.cursor() as cursor:  # what a writer of binance's day holds while it writes
-            for key in partition_lock_keys("t", [binance]) or []:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+            for exclusive, key in partition_locks("t", [binance]).in_order():
+                cursor.execute(f"SELECT pg_advisory_xact_lock{'' if exclusive else '_shared'}(%s)", [key])
         same = _write_in_thread(pg, prints("binance", [4.0]), binance)
         other = _write_in_thread(pg, prints("okx", [5.0, 6.0]), {"venue": ["okx"], "funding_time": DAY})
         other.join(timeout=5)
