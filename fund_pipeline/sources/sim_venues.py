@@ -33,6 +33,8 @@ from fund_pipeline.sources.sim_paths import (
 from fund_pipeline.venues.registry import SIM_VENUES, adapter, facts
 
 MINUTES_PER_HOUR = 60
+# Rows of `window_rates` computed at once (bounds its (rows, hours) intermediates).
+WINDOW_ROWS_PER_BLOCK = 1 << 15
 # The OKX symbol whose funding interval changes from 8h to 4h, and when.
 OKX_INTERVAL_CHANGE_BASE = "SUI"
 OKX_INTERVAL_CHANGE_AT = pd.Timestamp("2025-07-01 00:00", tz="UTC")
@@ -198,25 +200,28 @@ def window_rates(
     with no sample yet (the first minute) quotes the formula on `current_premium`.
     """
     span = int(max(KNOWN_INTERVALS_H))
-    slot = np.arange(-span, span)[None, :]  # hour of the window; negative: the previous window
-    hours = start_hour[:, None] + slot
-    premium = path.premium[np.clip(hours, 0, len(path.premium) - 1), listing.path_column[rows][:, None]]
-    premium = premium + listing.premium_offset[rows][:, None]
-    known = hours >= listing.listed_hour[rows][:, None]
     rate = np.empty(len(rows))
     codes, groups = _formula_groups(formulas, rows)
     for code, formula in enumerate(groups):
-        at = np.flatnonzero(codes == code)
-        done, interval = minutes_done[at][:, None], interval_h[at][:, None]
         moving = formula.window is AveragingWindow.MOVING
-        lo = done - MINUTES_PER_HOUR * interval if moving else np.zeros_like(done)
-        weights = np.where(known[at], minute_weights(lo, done, slot, formula), 0.0)
-        values = sample_values(premium[at], interval, formula)
-        total = weights.sum(axis=1)
-        fallback = sample_values(current_premium[at], interval_h[at], formula)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            average = np.where(total > 0, (weights * values).sum(axis=1) / total, fallback)
-        rate[at] = predicted_rate(average, interval_h[at], formula)
+        # Hours of the window, and under a moving average the previous window's (negative slots).
+        slot = np.arange(-span if moving else 0, span)[None, :]
+        group = np.flatnonzero(codes == code)
+        for at in np.array_split(group, -(-len(group) // WINDOW_ROWS_PER_BLOCK) or 1):
+            row = rows[at]
+            hours = start_hour[at][:, None] + slot
+            premium = path.premium[np.clip(hours, 0, len(path.premium) - 1), listing.path_column[row][:, None]]
+            premium = premium + listing.premium_offset[row][:, None]
+            done, interval = minutes_done[at][:, None], interval_h[at][:, None]
+            lo = done - MINUTES_PER_HOUR * interval if moving else np.zeros_like(done)
+            known = hours >= listing.listed_hour[row][:, None]
+            weights = np.where(known, minute_weights(lo, done, slot, formula), 0.0)
+            total = weights.sum(axis=1)
+            fallback = sample_values(current_premium[at], interval_h[at], formula)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                summed = (weights * sample_values(premium, interval, formula)).sum(axis=1)
+                average = np.where(total > 0, summed / total, fallback)
+            rate[at] = predicted_rate(average, interval_h[at], formula)
     return rate
 
 
