@@ -212,3 +212,19 @@ def test_sample_has_no_bars(sample):
     assert list(bars.columns) == BAR_COLUMNS
     assert len(bars) == 0
     assert str(bars["ts"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_files_are_read_once_per_process_and_again_when_they_change(tmp_path):
+    """Every source over the same files shares one load; a rewritten file is read again."""
+    path = tmp_path / "plain.csv"
+    rows = "venue,symbol,funding_time,rate\n" + "".join(
+        f"gate,BTC/USDT:USDT,2023-01-01T{h:02d}:00:00Z,0.0001\n" for h in (0, 8, 16)
+    )
+    path.write_text(rows)
+    first = FileSource.from_paths(path)
+    assert len(first.prints_of("gate")) == 3
+    assert FileSource.from_paths(path)._load() is first._load()
+    path.write_text(rows + "gate,BTC/USDT:USDT,2023-01-02T00:00:00Z,0.0002\n")
+    again = FileSource.from_paths(path)
+    assert again._load() is not first._load()
+    assert len(again.prints_of("gate")) == 4

@@ -406,9 +406,14 @@ def daily_listing(prints: pd.DataFrame) -> pd.DataFrame:
 _LOADED: dict[tuple, Loaded] = {}
 
 
+def cache_key(specs: Sequence[FileSpec]) -> tuple:
+    """What `load_cached` keys on: every file's path, modification time and size, and its options."""
+    return tuple(sorted(s.key() for s in specs))
+
+
 def load_cached(specs: Sequence[FileSpec]) -> Loaded:
     """`load`, once per process per set of files and options (a changed file is read again)."""
-    key = tuple(sorted(s.key() for s in specs))
+    key = cache_key(specs)
     if key not in _LOADED:
         _LOADED[key] = load(specs)
     return _LOADED[key]
