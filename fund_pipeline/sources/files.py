@@ -35,7 +35,7 @@ from fund_pipeline.domain.prints import (
     empty_prints,
     normalise_prints,
 )
-from fund_pipeline.domain.time import NS_PER_DAY, NS_PER_HOUR, floor_to_grid, to_utc, utc_timestamp
+from fund_pipeline.domain.time import NS_PER_DAY, NS_PER_HOUR, floor_to_grid, utc_timestamp
 from fund_pipeline.sources.base import UnknownVenueError, check_venue
 from fund_pipeline.sources.clock import (
     ClockOffsetError,
@@ -517,7 +517,7 @@ class FileSource:
 
     def _slice(self, venue: str, start, end) -> pd.DataFrame:
         check_venue(self, venue)
-        lo, hi = int(to_utc([start])[0].value), int(to_utc([end])[0].value)
+        lo, hi = utc_timestamp(start).value, utc_timestamp(end).value
         self._raise_failed(venue, lo, hi)
         loaded = self._load()
         if venue not in loaded.prints:
@@ -534,10 +534,13 @@ class FileSource:
             prints = prints.loc[prints["symbol"] == symbol]
         if not len(prints):
             return empty_prints()
-        return prints.sort_values(["symbol", "funding_time"], kind="stable").reset_index(drop=True)
+        # By symbol, then time: the slice is in time order and a symbol has one print per time, so a
+        # stable sort by symbol alone gives it (a multi-column sort_values costs ms per call).
+        order = np.argsort(prints["symbol"].to_numpy(), kind="stable")
+        return prints.take(order).reset_index(drop=True)
 
     def markets(self, venue: str, day) -> pd.DataFrame:
-        day_start = to_utc([day])[0].floor("D")
+        day_start = utc_timestamp(day).floor("D")
         lo = int(day_start.value)
         check_venue(self, venue)
         self._raise_failed(venue, lo, lo + NS_PER_DAY)
