@@ -144,3 +144,5 @@ def test_a_samples_interval_is_its_windows():
     )
     known_ms = at.asi8 // 1_000_000
     np.testing.assert_array_equal(window_intervals(known_ms, settled, 1.0), [8.0, 4.0, 4.0, 1.0])
+    # No settled print known (history shallower than the range, a new listing): the current interval.
+    np.testing.assert_array_equal(window_intervals(known_ms, settled.iloc[:0], 8.0), [8.0] * 4)

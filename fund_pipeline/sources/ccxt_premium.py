@@ -91,6 +91,8 @@ def window_intervals(known_ms: np.ndarray, settled: pd.DataFrame, current_h: flo
     funding_ms = (settled["funding_time"].astype("int64") // 1_000_000).to_numpy()
     order = np.argsort(funding_ms, kind="stable")
     funding_ms, interval = funding_ms[order], settled["interval_h"].to_numpy(dtype=np.float64)[order]
+    if len(funding_ms) == 0:
+        return np.full(len(known_ms), current_h)
     after = np.searchsorted(funding_ms, known_ms, side="right")
     return np.where(after < len(funding_ms), interval[np.minimum(after, len(funding_ms) - 1)], current_h)
 
