@@ -367,7 +367,7 @@ class EmulatedSession:
         self.symbols: dict[str, str] = {}  # unified -> the venue's topic / stream name
         self.all_market = False
         self.sent: dict[str, dict[str, Any]] = {}  # per native id, the last ticker pushed (bybit deltas)
-        self.fail_subscriptions: set[str] = set()  # unified symbols whose subscribe the emulator refuses
+        self.fail_subscriptions: set[str] = set()  # unified symbols whose funding-stream subscribe the emulator refuses
         # The liquidation channel: per unified symbol its topic, or every contract (`liquidations_all`).
         self.liquidation_symbols: dict[str, str] = {}
         self.liquidations_all = False

@@ -250,7 +250,7 @@ class BybitAdapter(VenueAdapter):
         for arg in msg.get("args", []):
             channel, _, native = str(arg).partition(".")
             symbol = session.known(native) if channel in ("tickers", LIQUIDATION_TOPIC) else None
-            if symbol is None or symbol in session.fail_subscriptions:
+            if symbol is None or (channel == "tickers" and symbol in session.fail_subscriptions):
                 bad.append(arg)
             else:
                 (session.symbols if channel == "tickers" else session.liquidation_symbols)[symbol] = arg
