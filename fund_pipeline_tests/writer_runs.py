@@ -3,8 +3,9 @@ benchmark launch several and compare what they stored.
 
 `python -m fund_pipeline_tests.writer_runs BARRIER_DIR WRITERS SPEC_JSON` loads the definitions, waits until
 WRITERS processes are ready (files in BARRIER_DIR, so the runs start together rather than one per import
-time), materialises the spec on the instance of DAGSTER_HOME with the warehouse `Warehouse.from_env()`
-chooses, and prints one JSON line: success, wall-clock start and end, the failure if any.
+time), materialises the spec (or a JSON list of specs, one run after the other) on the instance of
+DAGSTER_HOME with the warehouse `Warehouse.from_env()` chooses, and prints one JSON line per run: success,
+wall-clock start and end, the failure if any.
 """
 
 from __future__ import annotations
@@ -84,10 +85,12 @@ def materialise(spec: RunSpec, barrier: Path | None = None, writers: int = 1) ->
 
 
 def main(argv: list[str]) -> int:
-    barrier, writers, spec = Path(argv[0]), int(argv[1]), json.loads(argv[2])
-    outcome = materialise(spec, barrier, writers)
-    print(json.dumps(outcome), flush=True)
-    return 0 if outcome["success"] else 1
+    barrier, writers, given = Path(argv[0]), int(argv[1]), json.loads(argv[2])
+    specs = given if isinstance(given, list) else [given]
+    outcomes = [materialise(spec, barrier if n == 0 else None, writers) for n, spec in enumerate(specs)]
+    for outcome in outcomes:
+        print(json.dumps(outcome), flush=True)
+    return 0 if all(outcome["success"] for outcome in outcomes) else 1
 
 
 if __name__ == "__main__":
