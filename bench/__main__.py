@@ -27,6 +27,7 @@ BENCHMARKS = [
     "rate_limited_backfill",
     "universe",
     "event_log",
+    "warehouse_writers",
     "collector",
     "memory",
     "faults",
