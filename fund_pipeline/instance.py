@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from dagster import DagsterEventType
+from dagster import DagsterEventType, DagsterInstance
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster_postgres.event_log import PostgresEventLogStorage
@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from fund_pipeline.resources import data_dir
-from fund_pipeline.warehouse import warehouse_writers
+from fund_pipeline.warehouse import WAREHOUSE_POOL, warehouse_writers
 
 # Databases kept open at once: the cross-run index plus the few runs being written.
 OPEN_SHARDS = 4
@@ -203,4 +203,9 @@ def prepare_home(home: Path | None = None) -> Path:
             text = DAGSTER_YAML.format(base_dir=home / "history" / "runs")
         config.write_text(MARKER + text.replace("default_limit: 1", f"default_limit: {warehouse_writers()}"))
     os.environ["DAGSTER_HOME"] = str(home)
+    if uses_postgres():
+        # Dagster creates a pool's limit row on its first claim; two first claims at once (runs started
+        # together on a fresh PostgreSQL instance) collide on it. Made here, before any run.
+        with DagsterInstance.from_config(str(home)) as instance:
+            instance.event_log_storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
     return home

@@ -15,6 +15,7 @@ from fund_pipeline.instance import (
     LocalSqliteEventLogStorage,
     prepare_home,
 )
+from fund_pipeline.warehouse import WAREHOUSE_POOL, warehouse_writers
 from fund_pipeline_tests.postgres_server import running_postgres, server_binaries
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2023-01-01")
@@ -85,6 +86,9 @@ def test_instance_on_postgres_when_configured_stores_runs_and_partitions_there(t
     home = prepare_home(tmp_path / "home")
     text = (home / "dagster.yaml").read_text()
     assert "env: DAGSTER_PG_HOST" in text and postgres.host not in text, "the host is read at load, not written"
+    with dg.DagsterInstance.from_config(str(home)) as made:
+        # The pool's limit row exists before any run claims it (first claims at once would collide).
+        assert made.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).slot_count == warehouse_writers()
     seen: list[str] = []
     project_instance.materialisation_listeners.append(lambda e: seen.append(e.get_dagster_event().partition))
     try:
