@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,11 +25,12 @@ from fund_pipeline.backfill import (
     run_backfill,
     venue_span,
 )
-from fund_pipeline.emulator.server import Faults, start_emulator
+from fund_pipeline.emulator.server import Faults
 from fund_pipeline.partition_runs import Ledger
 from fund_pipeline.sources.ccxt import CcxtSource
 from fund_pipeline.sources.simulated import SimulatedMarket
 from fund_pipeline.venues.registry import UnknownVenueError
+from fund_pipeline_tests.emulator_thread import emulator_in_thread
 
 # The emulator's clock: OKX keeps 92 days of funding history, so from here it serves 2025-01-03 00:00 on.
 NOW = pd.Timestamp("2025-04-05", tz="UTC")
@@ -44,15 +43,8 @@ def utc(day: str) -> pd.Timestamp:
 
 
 def serve(faults: Faults):
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    started = start_emulator(bases=BASES, start=NOW, speed=1.0, faults=faults)
-    running = asyncio.run_coroutine_threadsafe(started, loop).result(60)
-    yield running
-    asyncio.run_coroutine_threadsafe(running.stop(), loop).result(30)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=5)
+    with emulator_in_thread(bases=BASES, start=NOW, speed=1.0, faults=faults) as running:
+        yield running
 
 
 def test_options_are_checked_before_anything_runs():

@@ -10,19 +10,17 @@ inverse `fetchFundingRates` needs `subType=inverse` (its default is USD-M), its 
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
-import threading
 from typing import Any
 
 import ccxt
 import pandas as pd
 import pytest
 
-from fund_pipeline.emulator.server import start_emulator
 from fund_pipeline.sources.simulated import SIM_EPOCH, SimulatedMarket
 from fund_pipeline.venues.registry import adapter
+from fund_pipeline_tests.emulator_thread import emulator_in_thread
 
 pytestmark = pytest.mark.e2e  # years of funding history paged over HTTP
 
@@ -77,16 +75,8 @@ def _point_at(urls: Any, base: str) -> Any:
 
 @pytest.fixture(scope="module")
 def emulator():
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    running = asyncio.run_coroutine_threadsafe(
-        start_emulator(bases=BASES, start=NOW, speed=1e-9, inverse=True), loop
-    ).result()
-    yield running
-    asyncio.run_coroutine_threadsafe(running.stop(), loop).result()
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=5)
+    with emulator_in_thread(bases=BASES, start=NOW, speed=1e-9, inverse=True) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -4,19 +4,16 @@ and open interest in USD equal the simulated market's; premium history where the
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from fund_pipeline.domain.contracts import INVERSE
 from fund_pipeline.domain.predicted import reconstruct_predicted, settlement_errors
-from fund_pipeline.emulator.server import start_emulator
 from fund_pipeline.sources.ccxt import CcxtSource
 from fund_pipeline.sources.simulated import SimulatedMarket
 from fund_pipeline.venues.registry import UnknownVenueError, adapter
+from fund_pipeline_tests.emulator_thread import emulator_in_thread
 
 pytestmark = pytest.mark.e2e  # ccxt against the emulator on loopback
 
@@ -28,15 +25,8 @@ COIN_PERP = "BTC/USD:BTC"
 
 @pytest.fixture(scope="module")
 def emulator():
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    started = start_emulator(bases=("BTC",), start=NOW, speed=1e-9, inverse=True)
-    running = asyncio.run_coroutine_threadsafe(started, loop).result()
-    yield running
-    asyncio.run_coroutine_threadsafe(running.stop(), loop).result()
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=5)
+    with emulator_in_thread(bases=("BTC",), start=NOW, speed=1e-9, inverse=True) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

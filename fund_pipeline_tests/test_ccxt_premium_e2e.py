@@ -4,9 +4,6 @@ runs on the ccxt source."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -14,12 +11,12 @@ import pytest
 
 from fund_pipeline.defs.ingest.reconstructed import RECONSTRUCTED_TABLE, reconstructed_prints
 from fund_pipeline.domain.predicted import SAMPLE_COLUMNS, reconstruct_predicted, settlement_errors
-from fund_pipeline.emulator.server import start_emulator
 from fund_pipeline.resources import MarketSourceResource
 from fund_pipeline.sources.ccxt import CcxtSource
 from fund_pipeline.sources.ccxt_premium import NoPremiumHistoryError
 from fund_pipeline.venues.registry import facts
 from fund_pipeline.warehouse import Warehouse
+from fund_pipeline_tests.emulator_thread import emulator_in_thread
 
 pytestmark = pytest.mark.e2e  # ccxt against the emulator on loopback
 
@@ -31,14 +28,8 @@ DAY = pd.Timestamp("2025-03-09", tz="UTC")
 
 @pytest.fixture(scope="module")
 def emulator():
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    running = asyncio.run_coroutine_threadsafe(start_emulator(bases=BASES, start=NOW, speed=1e-9), loop).result()
-    yield running
-    asyncio.run_coroutine_threadsafe(running.stop(), loop).result()
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=5)
+    with emulator_in_thread(bases=BASES, start=NOW, speed=1e-9) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,7 @@ import os
 import random
 import subprocess
 import sys
-import threading
 import time
-from contextlib import contextmanager
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -23,6 +21,7 @@ from fund_pipeline.emulator.server import Faults, start_emulator
 from fund_pipeline.live.collector import Collector, CollectorConfig, backoff_delay
 from fund_pipeline.live.landing import list_segments, read_landed
 from fund_pipeline.sources.ccxt import CcxtSource
+from fund_pipeline_tests.emulator_thread import emulator_in_thread
 
 pytestmark = pytest.mark.e2e  # loopback WebSocket servers, the emulator, a collector subprocess
 
@@ -312,20 +311,6 @@ def test_warm_start_gives_full_first_curve_and_missed_windows_come_from_rest(tmp
 
 
 # --- kill -9 --------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def emulator_in_thread(**kwargs):
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    emulator = asyncio.run_coroutine_threadsafe(start_emulator(**kwargs), loop).result(30)
-    try:
-        yield emulator
-    finally:
-        asyncio.run_coroutine_threadsafe(emulator.stop(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
 
 
 def test_kill_9_of_collect_leaves_readable_segments_and_loses_at_most_a_second(tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import urllib.parse
 import urllib.request
 
@@ -13,10 +12,10 @@ import aiohttp
 import pandas as pd
 import pytest
 
-from fund_pipeline.emulator.server import start_emulator
 from fund_pipeline.sources.simulated import SimulatedMarket
 from fund_pipeline.venues.adapter import ParseContext
 from fund_pipeline.venues.registry import SIM_VENUES, adapter
+from fund_pipeline_tests.emulator_thread import emulator_in_thread
 
 NOW = pd.Timestamp("2026-06-10 05:30", tz="UTC")
 BASES = ("BTC", "ETH")
@@ -58,16 +57,8 @@ def test_native_ids_round_trip(venue, native):
 
 
 def _serve(speed: float):
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    running = asyncio.run_coroutine_threadsafe(
-        start_emulator(bases=BASES, start=NOW, speed=speed, inverse=True), loop
-    ).result()
-    yield running
-    asyncio.run_coroutine_threadsafe(running.stop(), loop).result()
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=5)
+    with emulator_in_thread(bases=BASES, start=NOW, speed=speed, inverse=True) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,6 @@
 """The emulator's premium-index history in the venues' formats rebuilds the settled rates it serves."""
 
-import asyncio
 import json
-import threading
 import urllib.request
 
 import numpy as np
@@ -10,7 +8,7 @@ import pandas as pd
 import pytest
 
 from fund_pipeline.domain.predicted import ReconstructionConfig, funding_rate, reconstruct_predicted
-from fund_pipeline.emulator.server import start_emulator
+from fund_pipeline_tests.emulator_thread import emulator_in_thread
 
 pytestmark = pytest.mark.e2e  # HTTP against the emulator on loopback
 
@@ -20,14 +18,8 @@ MS = 1_000_000
 
 @pytest.fixture(scope="module")
 def emulator():
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    running = asyncio.run_coroutine_threadsafe(start_emulator(bases=("BTC",), start=NOW, speed=1e-9), loop).result()
-    yield running
-    asyncio.run_coroutine_threadsafe(running.stop(), loop).result()
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=5)
+    with emulator_in_thread(bases=("BTC",), start=NOW, speed=1e-9) as running:
+        yield running
 
 
 def get(emulator, path: str, **params):

@@ -3,9 +3,7 @@ error bodies, Retry-After and the clock cut-off."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import urllib.error
 import urllib.request
 
@@ -13,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fund_pipeline.emulator.server import Faults, start_emulator
+from fund_pipeline.emulator.server import Faults
 from fund_pipeline.sources.simulated import SimulatedMarket
+from fund_pipeline_tests.emulator_thread import emulator_in_thread
 
 pytestmark = pytest.mark.e2e  # HTTP against the emulator on loopback
 
@@ -28,15 +27,9 @@ CLOSED = NOW.floor("h")  # bars opening before this have closed by NOW
 
 @pytest.fixture(scope="module")
 def emulator():
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
     # speed 1e-9: the clock stays at NOW for the whole module.
-    running = asyncio.run_coroutine_threadsafe(start_emulator(bases=BASES, start=NOW, speed=1e-9), loop).result()
-    yield running
-    asyncio.run_coroutine_threadsafe(running.stop(), loop).result()
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=5)
+    with emulator_in_thread(bases=BASES, start=NOW, speed=1e-9) as running:
+        yield running
 
 
 @pytest.fixture()

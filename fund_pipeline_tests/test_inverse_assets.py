@@ -6,9 +6,6 @@ perps listed and once without, so the linear rows can be compared between the tw
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -19,12 +16,12 @@ from fund_pipeline.domain.contracts import INVERSE, LINEAR, contract_margin, mar
 from fund_pipeline.domain.prints import MARKET_COLUMNS, MARKET_TERMS_COLUMNS, SchemaError
 from fund_pipeline.domain.records import PRINT_KEY
 from fund_pipeline.emulator.rest_okx import LINEAR_CONTRACT as OKX_LINEAR_CONTRACT
-from fund_pipeline.emulator.server import start_emulator
 from fund_pipeline.resources import LandingZone, MarketSourceResource, Warehouse
 from fund_pipeline.sources.ccxt import CcxtSource
 from fund_pipeline.sources.files import daily_listing
 from fund_pipeline.sources.simulated import SimulatedMarket
 from fund_pipeline.venues.registry import adapter
+from fund_pipeline_tests.emulator_thread import emulator_in_thread
 from fund_pipeline_tests.test_assets import all_assets, materialisation_metadata, run
 
 BASES = ["BTC", "ETH"]
@@ -263,15 +260,9 @@ def test_a_source_without_market_terms_fails_naming_them(tmp_path):
 
 @pytest.fixture(scope="module")
 def emulator():
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
     start = pd.Timestamp("2025-01-20", tz="UTC")
-    running = asyncio.run_coroutine_threadsafe(start_emulator(bases=("BTC",), start=start, speed=1.0), loop).result()
-    yield running
-    asyncio.run_coroutine_threadsafe(running.stop(), loop).result()
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=5)
+    with emulator_in_thread(bases=("BTC",), start=start, speed=1.0) as running:
+        yield running
 
 
 @pytest.mark.e2e

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 
 import numpy as np
@@ -11,10 +9,11 @@ import pandas as pd
 import pytest
 
 from fund_pipeline.domain.prints import BAR_COLUMNS, MARKET_COLUMNS, PRINT_COLUMNS
-from fund_pipeline.emulator.server import Faults, start_emulator
+from fund_pipeline.emulator.server import Faults
 from fund_pipeline.sources.ccxt import CcxtSource, VenueUnavailableError
 from fund_pipeline.sources.simulated import OKX_INTERVAL_CHANGE_AT, OKX_INTERVAL_CHANGE_BASE, SimulatedMarket
 from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError
+from fund_pipeline_tests.emulator_thread import emulator_in_thread
 
 pytestmark = pytest.mark.e2e  # ccxt against the emulator on loopback
 
@@ -27,14 +26,8 @@ BTC = {v: "BTC/USDC:USDC" if v in ("hyperliquid", "deribit") else "BTC/USDT:USDT
 
 def serve(bases, start):
     """An emulator on its own event-loop thread; yields it, then stops both."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    running = asyncio.run_coroutine_threadsafe(start_emulator(bases=bases, start=start, speed=1.0), loop).result()
-    yield running
-    asyncio.run_coroutine_threadsafe(running.stop(), loop).result()
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=5)
+    with emulator_in_thread(bases=bases, start=start, speed=1.0) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import time
 
 import aiohttp
@@ -26,6 +25,7 @@ from fund_pipeline.live.landing import read_landed
 from fund_pipeline.sources.ccxt import CcxtSource, HistoryDepthError
 from fund_pipeline.venues.registry import WS_VENUES, adapter
 from fund_pipeline.venues.streams import StreamParser
+from fund_pipeline_tests.emulator_thread import emulator_in_thread
 
 BTC = "BTC/USDT:USDT"
 
@@ -158,18 +158,10 @@ def test_bybit_pushes_every_100_ms_mostly_book_only_deltas_that_make_no_print():
 @pytest.fixture(scope="module")
 def late_emulator():
     """An emulator eight months after the simulation starts, with the venues' rate limits on (compressed)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
     faults = Faults(rate_limits=True, rate_limit_scale=0.01)
     start = pd.Timestamp("2025-09-01", tz="UTC")
-    running = asyncio.run_coroutine_threadsafe(
-        start_emulator(bases=("BTC",), start=start, speed=1e-9, faults=faults), loop
-    ).result()
-    yield running
-    asyncio.run_coroutine_threadsafe(running.stop(), loop).result()
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=5)
+    with emulator_in_thread(bases=("BTC",), start=start, speed=1e-9, faults=faults) as running:
+        yield running
 
 
 @pytest.mark.e2e
