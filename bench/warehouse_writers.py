@@ -23,7 +23,7 @@ from typing import TypedDict
 import pandas as pd
 
 from bench._common import BenchResult, quick_parser, report
-from fund_pipeline.resources import WAREHOUSE_POOL, Warehouse
+from fund_pipeline.resources import Warehouse
 from fund_pipeline.warehouse import WAREHOUSE_URL_ENV, WAREHOUSE_WRITERS_ENV
 from fund_pipeline_tests.postgres_server import create_database, running_postgres
 from fund_pipeline_tests.writer_runs import RunSpec
@@ -125,7 +125,6 @@ def _same_rows(stored: dict[str, pd.DataFrame], reference: dict[str, pd.DataFram
 
 
 def run(quick: bool = False) -> BenchResult:
-    import dagster as dg
 
     from fund_pipeline.instance import prepare_home
 
@@ -145,9 +144,7 @@ def run(quick: bool = False) -> BenchResult:
             "DAGSTER_HOME": str(folder / "home"),
         }
         with _environment(instance_env):
-            home = prepare_home(folder / "home")
-            with dg.DagsterInstance.from_config(str(home)) as instance:
-                instance.event_log_storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
+            prepare_home(folder / "home")  # with the pool's limit row, before the writers start
         with _environment({**instance_env, WAREHOUSE_URL_ENV: None}):
             reference = _backfill(size, 1, folder, Warehouse(database=str(folder / "reference.duckdb")))
         measured = {}

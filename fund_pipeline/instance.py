@@ -205,7 +205,9 @@ def prepare_home(home: Path | None = None) -> Path:
     os.environ["DAGSTER_HOME"] = str(home)
     if uses_postgres():
         # Dagster creates a pool's limit row on its first claim; two first claims at once (runs started
-        # together on a fresh PostgreSQL instance) collide on it. Made here, before any run.
+        # together on a fresh PostgreSQL instance) collide on it. Made here, before any run, once (a
+        # second initialisation fails on PostgreSQL: its insert aborts the transaction it then updates in).
         with DagsterInstance.from_config(str(home)) as instance:
-            instance.event_log_storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
+            if WAREHOUSE_POOL not in instance.event_log_storage.get_concurrency_keys():
+                instance.event_log_storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
     return home

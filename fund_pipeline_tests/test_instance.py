@@ -89,6 +89,7 @@ def test_instance_on_postgres_when_configured_stores_runs_and_partitions_there(t
     with dg.DagsterInstance.from_config(str(home)) as made:
         # The pool's limit row exists before any run claims it (first claims at once would collide).
         assert made.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).slot_count == warehouse_writers()
+    assert prepare_home(home) == home, "made again (every command does): the row is not made twice"
     seen: list[str] = []
     project_instance.materialisation_listeners.append(lambda e: seen.append(e.get_dagster_event().partition))
     try:

@@ -72,11 +72,8 @@ def test_backfill_and_sensor_runs_at_once_on_postgres_store_what_serial_runs_sto
     create_database(postgres_server, "runs")
     monkeypatch.setenv(WAREHOUSE_URL_ENV, create_database(postgres_server, "concurrent"))
     monkeypatch.setenv(WAREHOUSE_WRITERS_ENV, "4")
+    # prepare_home makes the pool's limit row before the runs (first claims at once would collide on it).
     home = prepare_home(tmp_path / "pg_home")
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        # Dagster creates a pool's limit row on the first claim, and two first claims at once collide
-        # (a unique violation in its event log): the row is made once, before the runs.
-        instance.event_log_storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
     runs = specs(landing, window)
     command = [sys.executable, "-m", "fund_pipeline_tests.writer_runs", str(tmp_path / "barrier"), str(len(runs))]
     processes = [subprocess.Popen([*command, json.dumps(run)], stdout=subprocess.PIPE, text=True) for run in runs]
