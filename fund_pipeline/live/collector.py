@@ -1,5 +1,8 @@
 """The live collector: venue WebSocket streams → curve builders → landing segments.
 
+Over 500 lines on purpose: the connection tasks, the gap-fill and the flush share the builders and
+the pending rows under one event loop; connection handling itself is in `connection.py`.
+
 Each venue's symbols are split over connections at the venue's streams-per-connection limit;
 one task per connection keeps it alive: exponential backoff with jitter between attempts (reset
 by the rule in `CollectorConfig.stable_after_s`), the venue's application pings, a watchdog

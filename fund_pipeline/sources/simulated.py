@@ -7,6 +7,10 @@ formula with its clamp and cap (so the 0.01%/8h interest is the real mass point 
 rates), mixed and changing funding intervals, open interest and volume in USD, and rare
 missing settlements.
 
+Over 500 lines on purpose: the per-day random blocks, the path cache and every MarketSource read
+share one seeded state, and splitting them would pass that state between modules for no reader's gain
+(the venues' settlement rules are already in `sim_venues`, the paths in `sim_paths`).
+
 Determinism: random numbers are drawn in per-day blocks seeded from (seed, day index,
 stream) and the hourly path is simulated forward from SIM_EPOCH with causal filters, so
 the value of any hour never depends on the requested range (prefix consistency). Within a
