@@ -287,6 +287,13 @@ class VenueAdapter:
         """The documented formula `symbol` settles with at `at_ms` (None: now): the venue's by default."""
         return self.facts.funding
 
+    def rest_funding_formulas(
+        self, markets: dict[str, dict[str, Any]], call: Callable[..., Any]
+    ) -> dict[str, FundingFormula]:
+        """Each symbol's formula with the cap and floor the venue's REST lists for it now (`markets`: ccxt markets
+        by unified symbol; `call(method, *args)` a ccxt call): `funding_formula` where the venue lists none."""
+        return {symbol: self.funding_formula(symbol) for symbol in markets}
+
     # ------------------------------------------------------------ REST
 
     def rest_interval_h(self, market: dict[str, Any], call: Callable[..., Any]) -> float:
