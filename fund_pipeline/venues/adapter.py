@@ -143,6 +143,27 @@ class PremiumSample(NamedTuple):
 
 
 @dataclass(frozen=True)
+class InstrumentOpenInterest:
+    """The venue's per-instrument open-interest history where ccxt's unified method reads another (OKX's sums a
+    currency's linear and inverse contracts): ccxt's implicit `method` of `endpoint`, at most `page` rows a
+    request, one every `step_ms` (`VenueAdapter.open_interest_params`, `open_interest_rows`)."""
+
+    method: str
+    endpoint: str
+    page: int
+    step_ms: int
+
+
+class OpenInterestSample(NamedTuple):
+    """One instrument's open interest at `ts_ms`: contracts, coins and US dollars, as the venue states them."""
+
+    ts_ms: int
+    contracts: float
+    coins: float
+    usd: float
+
+
+@dataclass(frozen=True)
 class RestSpec:
     """How to talk to the venue through ccxt, and what it offers."""
 
@@ -168,6 +189,8 @@ class RestSpec:
     # What ccxt's `openInterestValue` of a coin-margined perp counts: "usd", or "coin" (binance COIN-M's
     # sumOpenInterestValue), where its USD figure is contracts x contract size by the contract rule.
     inverse_oi_value: str = "usd"
+    # Its per-instrument open-interest history, read instead of ccxt's fetch_open_interest_history; None: ccxt's.
+    instrument_oi: InstrumentOpenInterest | None = None
 
     def depth(self, method: str) -> HistoryDepth | None:
         return next((h for h in self.history if h.method == method), None)
@@ -183,6 +206,8 @@ class StreamSpec:
     dead_routes: tuple[str, ...] = ()
     # Where its coin-margined perps stream when not on `route` (Bybit's `/v5/public/inverse`); None: on `route`.
     inverse_route: str | None = None
+    # The host they stream from when not `url` (Binance COIN-M's `wss://dstream.binance.com`); None: `url`.
+    inverse_url: str | None = None
     app_ping: tuple[str, float] | None = None  # (frame, every seconds); None when the venue pings the client
     server_ping_s: float | None = None  # how often the venue sends protocol pings, when it does
     stamps_messages: bool = True  # whether its messages carry the venue's event time (Hyperliquid's do not)
@@ -200,6 +225,26 @@ class StreamSpec:
     def endpoint(self, base_url: str | None = None) -> str:
         """The stream's URL at the venue, or under an emulator's `base_url` (`<base>/<venue>` + route)."""
         return (self.url if base_url is None else base_url) + self.route
+
+    @property
+    def separate_inverse(self) -> bool:
+        """Whether coin-margined perps stream on connections of their own (another route or host)."""
+        return self.inverse_route is not None or self.inverse_url is not None
+
+    @property
+    def inverse_path(self) -> str:
+        """The coin-margined perps' route under an emulator's `<base>/<venue>`: behind the first label of their own
+        host where they have one (`/dstream/ws`), so two hosts' equal routes stay apart."""
+        route = self.inverse_route or self.route
+        if self.inverse_url is None:
+            return route
+        return "/" + self.inverse_url.partition("://")[2].split("/")[0].split(".")[0] + route
+
+    def inverse_endpoint(self, base_url: str | None = None) -> str:
+        """The coin-margined perps' stream URL at the venue, or under an emulator's `base_url`."""
+        if base_url is None:
+            return (self.inverse_url or self.url) + (self.inverse_route or self.route)
+        return base_url + self.inverse_path
 
 
 class ParseContext:
@@ -307,6 +352,14 @@ class VenueAdapter:
     def history_params(self, method: str, symbol: str) -> dict[str, Any]:
         """Params the venue needs on a ccxt history call of `symbol` beyond ccxt's defaults (none by default)."""
         return {}
+
+    def open_interest_params(self, symbol: str, lo_ms: int, hi_ms: int, limit: int) -> dict[str, Any]:
+        """The request of `RestSpec.instrument_oi` for `symbol`'s rows timed in [lo_ms, hi_ms) (or a little more)."""
+        raise NotImplementedError(f"{self.name}: no per-instrument open-interest history")
+
+    def open_interest_rows(self, response: Any) -> list[OpenInterestSample]:
+        """The rows of one `RestSpec.instrument_oi` response; MalformedMessage naming what is wrong otherwise."""
+        raise NotImplementedError(f"{self.name}: no per-instrument open-interest history")
 
     def premium_params(self, symbol: str, lo_ms: int, hi_ms: int, limit: int) -> dict[str, Any]:
         """The request of `RestSpec.premium` for the samples of `symbol` known in [lo_ms, hi_ms) (or a little more)."""

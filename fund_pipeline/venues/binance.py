@@ -81,17 +81,48 @@ def _price(value: Any) -> float:
     return float(value) if type(value) is str and value else optional_price(value)
 
 
+# "Get Funding Rate Info" (USDⓈ-M `/fapi/v1/fundingInfo`, COIN-M `/dapi/v1/fundingInfo`): only the symbols whose
+# cap, floor or interval Binance adjusted, as {symbol, adjustedFundingRateCap, adjustedFundingRateFloor,
+# fundingIntervalHours, disclaimer}; ccxt's implicit methods by margin.
+FUNDING_INFO_METHODS = {"linear": "fapiPublicGetFundingInfo", "inverse": "dapiPublicGetFundingInfo"}
+
+
+def funding_info_bounds(rows: Any) -> dict[str, tuple[float, float]]:
+    """(cap, floor) per native symbol of a fundingInfo response; MalformedMessage naming a row that has none."""
+    if not isinstance(rows, list):
+        raise MalformedMessage(f"binance fundingInfo: expected a list, got {type(rows).__name__}")
+    bounds = {}
+    for row in rows:
+        try:
+            symbol, cap, floor = (
+                row["symbol"],
+                float(row["adjustedFundingRateCap"]),
+                float(row["adjustedFundingRateFloor"]),
+            )
+        except (TypeError, KeyError, ValueError) as bad:
+            raise MalformedMessage(f"binance fundingInfo: row {row!r} has no cap and floor ({bad!r})") from bad
+        if not (isinstance(symbol, str) and 0 < cap < math.inf and -math.inf < floor < cap):
+            raise MalformedMessage(f"binance fundingInfo: row {row!r} has no usable cap and floor")
+        bounds[symbol] = (cap, floor)
+    return bounds
+
+
 QUOTES = ("USDT", "USDC")
 # COIN-M perpetuals are `<BASE>USD_PERP`; any other `_` suffix is a dated future.
 COIN_M_PERP_SUFFIX = "USD_PERP"
 
 
 class BinanceAdapter(VenueAdapter):
-    # Funding (help centre, "Introduction to Binance Futures Funding Rates"): the premium index every 5 s, its
-    # time-weighted average (1·P1 + 2·P2 + ... + n·Pn) / (1 + 2 + ... + n) over the window (5,760 points per 8h),
-    # F = P + clamp(I - P, ±0.05 %) with the N-hour interest (0.03 %/day) and premium components, capped.
+    # Funding (help centre, "Introduction to Binance Futures Funding Rates", and its notices): the premium index
+    # every 5 s, its time-weighted average (1·P1 + 2·P2 + ... + n·Pn) / (1 + 2 + ... + n) over the window (5,760
+    # points per 8h), F = [P + clamp(I - P, 0.05 %, -0.05 %)] / (8 / N) with I the 8h interest (0.01 %): on an
+    # N-hour interval the whole 8h formula is scaled, clamp included. Capped per symbol (`fundingInfo`); 0.75 %
+    # where it lists no cap of its own.
     facts = VenueFacts(
-        "binance", funding=FundingFormula(0.0001, 0.0005, cap=0.0075, weighting=Weighting.LINEAR, sample_step_s=5.0)
+        "binance",
+        funding=FundingFormula(
+            0.0001, 0.0005, cap=0.0075, weighting=Weighting.LINEAR, clamp_scaled=True, sample_step_s=5.0
+        ),
     )
     rest = RestSpec(
         "binance",
@@ -138,6 +169,9 @@ class BinanceAdapter(VenueAdapter):
         url="wss://fstream.binance.com",
         route="/market/ws",
         dead_routes=("/ws",),
+        # COIN-M ("Websocket Market Streams"): wss://dstream.binance.com, raw streams at /ws, combined at /stream.
+        inverse_url="wss://dstream.binance.com",
+        inverse_route="/ws",
         server_ping_s=180.0,
         max_connection_age_s=24 * 3600.0,
         push_every_s=(1.0, 1.0),
@@ -192,6 +226,20 @@ class BinanceAdapter(VenueAdapter):
         if bad is not None:
             raise MalformedMessage(f"{what}: row {bad!r} is not a kline array")
         return [premium_sample(row[6], row[4], what) for row in rows]
+
+    def rest_funding_formulas(self, markets: dict[str, dict[str, Any]], call: Any) -> dict[str, FundingFormula]:
+        """fundingInfo's adjusted cap and floor (USDⓈ-M's list for linear perps, COIN-M's for coin-margined ones);
+        the venue's formula for a symbol its list does not name."""
+        listed: dict[str, dict[str, tuple[float, float]]] = {}
+        formulas = {}
+        for symbol in markets:
+            method = FUNDING_INFO_METHODS["linear" if self.inverse_perp(symbol) is None else "inverse"]
+            if method not in listed:
+                listed[method] = funding_info_bounds(call(method))
+            bounds = listed[method].get(self.native_symbol(symbol))
+            formula = self.funding_formula(symbol)
+            formulas[symbol] = formula if bounds is None else formula.bounded(*bounds)
+        return formulas
 
     def stream_intervals(self, call: Any, symbols: list[str]) -> dict[str, float]:
         """fundingInfo's exceptions, Binance's 8h default for every symbol it does not list."""
