@@ -10,8 +10,13 @@ What the venues document (their help pages):
 
 - binance, bybit: the average premium is time-weighted with weights 1, 2, ..., n over the
   window's samples (binance: every 5 s, 5,760 per 8 h; bybit: every minute, 480 per 8 h);
-  "the N-hour interest rate component and the N-hour premium component", a ±0.05 % dampener:
-  F = P + clamp(I - P, ±0.05 %), so F = I exactly inside the band.
+  "the N-hour interest rate component and the N-hour premium component", a ±0.05 % dampener,
+  then the symbol's own cap and floor (binance `fundingInfo`, bybit `upper/lowerFundingRate`).
+  On an N-hour interval the two venues scale differently: binance states
+  F = [P + clamp(I - P, ±0.05 %)] / (8 / N), the whole 8 h formula scaled (premium, interest
+  and clamp: `clamp_scaled`); bybit F = P + clamp(I - P, ±0.05 %) with P the N-hour average
+  itself and I = 0.03 % / (24 / N), only the interest scaled (`premium_scaled` off). Both
+  give F = I·N/8 exactly inside the band.
 - okx: MA(premium - interest) with interest 0, uniform minute samples, clamped to a per-symbol
   floor and cap; from 2024-03-05 the average runs over the last N hours instead of the window
   so far (same value at the window's last minute).
@@ -28,7 +33,7 @@ Reconstruction is honest only as far as the samples go: one-minute klines stand 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import numpy as np
@@ -99,6 +104,11 @@ class FundingFormula:
     @property
     def lower(self) -> float:
         return -self.cap if self.floor is None else self.floor
+
+    def bounded(self, cap: float, floor: float | None = None) -> FundingFormula:
+        """The same formula with a symbol's own cap and floor (binance and bybit list them per symbol);
+        a floor of -cap is stored as None, so symbols with symmetric bounds share one formula."""
+        return replace(self, cap=cap, floor=None if floor is None or floor == -cap else floor)
 
 
 def _scale(interval_h) -> np.ndarray:

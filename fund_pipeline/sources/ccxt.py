@@ -466,7 +466,7 @@ class CcxtSource:
     def funding_formulas(self, venue: str, symbols: list[str]) -> dict[str, FundingFormula]:
         """The documented formula of each symbol, as the venue's adapter states it."""
         self._check_venue(venue)
-        return documented_formulas(venue, symbols)
+        return documented_formulas(self, venue, symbols)
 
     def server_time(self, venue: str) -> pd.Timestamp:
         """The venue's clock as its REST API states it (ccxt fetch_time)."""

@@ -57,10 +57,11 @@ def premium_method(spec: PremiumHistory, inverse: bool) -> str | None:
     return spec.inverse_method if inverse else spec.method
 
 
-def documented_formulas(venue: str, symbols: list[str]) -> dict[str, FundingFormula]:
-    """Each symbol's documented funding formula, as the venue's adapter states it."""
-    venue_adapter = adapter(venue)
-    return {symbol: venue_adapter.funding_formula(symbol) for symbol in symbols}
+def documented_formulas(source: CcxtSource, venue: str, symbols: list[str]) -> dict[str, FundingFormula]:
+    """Each symbol's documented funding formula with the cap and floor the venue lists for it now (binance
+    `fundingInfo`, bybit instruments-info), by the venue adapter's REST rule; the venue's cap where it lists none."""
+    markets = {symbol: source._check_symbol(venue, symbol) for symbol in symbols}
+    return adapter(venue).rest_funding_formulas(markets, source._cached_caller(venue))
 
 
 def symbol_premiums(source: CcxtSource, venue: str, symbol: str, start_ms: int, end_ms: int) -> list[PremiumSample]:

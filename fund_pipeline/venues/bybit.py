@@ -66,10 +66,14 @@ POSITION_SIDES = {"Buy": LONG, "Sell": SHORT}
 
 class BybitAdapter(VenueAdapter):
     # Funding (help centre, "Introduction to Funding Rate"): the premium index every minute, averaged with
-    # weights 1, 2, ..., 60·N over an N-hour window (480 per 8h), F = P + clamp(I - P, ±0.05 %) with the
-    # N-hour interest and premium components.
+    # weights 1, 2, ..., 60·N over an N-hour window (480 per 8h), F = P + clamp(I - P, 0.05 %, -0.05 %) with P
+    # that N-hour average as it is and I = 0.03 % / (24 / N): only the interest is scaled to the interval. Capped
+    # per symbol (instruments-info `upperFundingRate`, `lowerFundingRate`); 2 % where an instrument lists none.
     facts = VenueFacts(
-        "bybit", funding=FundingFormula(0.0001, 0.0005, cap=0.02, weighting=Weighting.LINEAR, sample_step_s=60.0)
+        "bybit",
+        funding=FundingFormula(
+            0.0001, 0.0005, cap=0.02, weighting=Weighting.LINEAR, premium_scaled=False, sample_step_s=60.0
+        ),
     )
     rest = RestSpec(
         "bybit",
@@ -118,6 +122,23 @@ class BybitAdapter(VenueAdapter):
         if not minutes:
             raise MalformedMessage(f"bybit: instrument {market.get('id')} lists no fundingInterval")
         return float(minutes) / 60.0
+
+    def rest_funding_formulas(self, markets: dict[str, dict[str, Any]], call: Any) -> dict[str, FundingFormula]:
+        """Each instrument's `upperFundingRate` and `lowerFundingRate` (instruments-info, in ccxt's market `info`)."""
+        return {symbol: self._bounded(symbol, market.get("info") or {}) for symbol, market in markets.items()}
+
+    def _bounded(self, symbol: str, info: dict[str, Any]) -> FundingFormula:
+        formula = self.funding_formula(symbol)
+        upper, lower = info.get("upperFundingRate"), info.get("lowerFundingRate")
+        if upper in (None, "") and lower in (None, ""):
+            return formula
+        try:
+            cap, floor = float(upper), float(lower)
+        except (TypeError, ValueError) as bad:
+            raise MalformedMessage(f"bybit: instrument {symbol} lists funding bounds {upper!r}/{lower!r}") from bad
+        if not (0 < cap < math.inf and -math.inf < floor < cap):
+            raise MalformedMessage(f"bybit: instrument {symbol} lists unusable funding bounds {upper!r}/{lower!r}")
+        return formula.bounded(cap, floor)
 
     def premium_params(self, symbol: str, lo_ms: int, hi_ms: int, limit: int) -> dict[str, Any]:
         """One-minute candles closing in [lo, hi): start times from lo - 59,999 to hi - 60,000 (both inclusive)."""
