@@ -14,7 +14,6 @@ import pytest
 from fund_pipeline.domain.predicted import AveragingWindow, FormulaKind, Weighting
 from fund_pipeline.sources.ccxt_premium import (
     NoPremiumHistoryError,
-    documented_formulas,
     premium_endpoint,
     window_intervals,
 )
@@ -112,7 +111,7 @@ def test_deribit_has_no_premium_history_and_says_so():
 
 def test_documented_formulas_per_venue():
     binance, bybit, okx_btc, okx_wif, hyperliquid = (
-        documented_formulas(v, [s])[s]
+        adapter(v).funding_formula(s)
         for v, s in (
             ("binance", "BTC/USDT:USDT"),
             ("bybit", "BTC/USDT:USDT"),

@@ -161,29 +161,27 @@ async def binance_funding_rate(request: web.Request) -> web.Response:
     )
 
 
-# COIN-M perps carry an adjusted funding cap, as in Binance's documented dapi example (BTCUSD_PERP, 2.5 %).
-COIN_M_ADJUSTED_CAP = 0.025
-USD_M_ADJUSTED_CAP = 0.02
-
-
 async def binance_funding_info(request: web.Request) -> web.Response:
-    """Binance lists only symbols with non-default funding settings: USD-M those whose interval is not 8h,
-    COIN-M its perps (their cap is adjusted)."""
-    inst = listed(request.app[STATE], VENUE, _margin(request))
-    return web.json_response(
-        [
-            {
-                "symbol": ADAPTER.native_symbol(row.symbol),
-                "adjustedFundingRateCap": f"{cap:.8f}",
-                "adjustedFundingRateFloor": f"{-cap:.8f}",
-                "fundingIntervalHours": int(row.interval_h),
-                "disclaimer": False,
-            }
-            for row in inst.itertuples()
-            for cap in [COIN_M_ADJUSTED_CAP if row.margin == "inverse" else USD_M_ADJUSTED_CAP]
-            if row.margin == "inverse" or row.interval_h != 8
-        ]
-    )
+    """Binance lists only symbols with non-default funding settings: those whose interval is not its default 8h
+    or whose cap and floor are their own (the simulated market's `funding_formulas`: what they settle with)."""
+    state = request.app[STATE]
+    inst = listed(state, VENUE, _margin(request))
+    formulas = state.market.funding_formulas(VENUE, [str(s) for s in inst["symbol"]])
+    rows = []
+    for row in inst.itertuples():
+        formula, default = formulas[row.symbol], ADAPTER.funding_formula(row.symbol)
+        own_bounds = (formula.cap, formula.lower) != (default.cap, default.lower)
+        if own_bounds or row.interval_h != ADAPTER.facts.default_interval_h:
+            rows.append(
+                {
+                    "symbol": ADAPTER.native_symbol(row.symbol),
+                    "adjustedFundingRateCap": f"{formula.cap:.8f}",
+                    "adjustedFundingRateFloor": f"{formula.lower:.8f}",
+                    "fundingIntervalHours": int(row.interval_h),
+                    "disclaimer": False,
+                }
+            )
+    return web.json_response(rows)
 
 
 BINANCE_INTERVALS = {"1h": 1}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 from aiohttp import web
 
+from fund_pipeline.domain.predicted import FundingFormula
 from fund_pipeline.emulator.rest_core import (
     MS,
     STATE,
@@ -93,10 +94,12 @@ async def bybit_instruments_info(request: web.Request) -> web.Response:
     inst = _bybit_listed(request, category) if category in CATEGORY_MARGIN else listed(state, VENUE)[:0]
     if status != "Trading":
         inst = inst[:0]
-    rows = [
-        _bybit_spot_instrument(r) if category == "spot" else _bybit_perp_instrument(r)
-        for r in inst.iloc[offset : offset + limit].itertuples()
-    ]
+    page = inst.iloc[offset : offset + limit]
+    if category == "spot":
+        rows = [_bybit_spot_instrument(r) for r in page.itertuples()]
+    else:
+        formulas = state.market.funding_formulas(VENUE, [str(s) for s in page["symbol"]])
+        rows = [_bybit_perp_instrument(r, formulas[r.symbol]) for r in page.itertuples()]
     cursor = str(offset + limit) if offset + limit < len(inst) else ""
     return bybit_ok(state, {"category": category, "list": rows, "nextPageCursor": cursor})
 
@@ -123,7 +126,8 @@ def _bybit_spot_instrument(row) -> dict:
     }
 
 
-def _bybit_perp_instrument(row) -> dict:
+def _bybit_perp_instrument(row, formula: FundingFormula) -> dict:
+    """One perp as instruments-info lists it; its funding bounds are those it settles with (`formula`)."""
     inverse = row.margin == "inverse"
     return {
         "symbol": ADAPTER.native_symbol(row.symbol),
@@ -153,8 +157,8 @@ def _bybit_perp_instrument(row) -> dict:
         "unifiedMarginTrade": not inverse,
         "fundingInterval": int(row.interval_h * 60),
         "copyTrading": "both",
-        "upperFundingRate": "0.02",
-        "lowerFundingRate": "-0.02",
+        "upperFundingRate": num(formula.cap),
+        "lowerFundingRate": num(formula.lower),
         "isPreListing": False,
         "preListingInfo": None,
     }

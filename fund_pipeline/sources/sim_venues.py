@@ -58,6 +58,9 @@ class VenueSpec:
     listed_from: tuple[tuple[str, str], ...] = ()
     # (base, from, new interval h): a listed symbol whose interval changes once.
     interval_change: tuple[str, pd.Timestamp, int] | None = None
+    # (symbol, cap, floor): symbols whose cap and floor the venue set apart from its default (binance lists them in
+    # `fundingInfo`, bybit in every instrument's upper/lowerFundingRate); the emulator serves them so.
+    funding_bounds: tuple[tuple[str, float, float], ...] = ()
 
     @property
     def cap(self) -> float:
@@ -71,7 +74,23 @@ class VenueSpec:
 
 VENUE_SPECS = {
     "binance": VenueSpec(
-        "binance", 0.0, 1.0, 0.35, 125, 75, interval_overrides=(("PEPE", 4), ("WIF", 4), ("INJ", 4)), extra_4h_every=5
+        "binance",
+        0.0,
+        1.0,
+        0.35,
+        125,
+        75,
+        interval_overrides=(("PEPE", 4), ("WIF", 4), ("INJ", 4)),
+        extra_4h_every=5,
+        # BTC and ETH at Binance's FAQ example (BTCUSDT ±0.3 %), COIN-M at its dapi fundingInfo example (BTCUSD_PERP
+        # ±2.5 %); DOGE tight enough (±0.1 %) to bind in about 5 % of its windows.
+        funding_bounds=(
+            ("BTC/USDT:USDT", 0.003, -0.003),
+            ("ETH/USDT:USDT", 0.003, -0.003),
+            ("DOGE/USDT:USDT", 0.001, -0.001),
+            ("BTC/USD:BTC", 0.025, -0.025),
+            ("ETH/USD:ETH", 0.025, -0.025),
+        ),
     ),
     "bybit": VenueSpec(
         "bybit",
@@ -83,6 +102,8 @@ VENUE_SPECS = {
         excluded=("ATOM",),
         interval_overrides=(("WIF", 4), ("APT", 4)),
         extra_4h_every=7,
+        # BTC at Bybit's instruments-info example (±0.375 %); WIF (4h) tight enough (±0.12 %) to bind at times.
+        funding_bounds=(("BTC/USDT:USDT", 0.00375, -0.00375), ("WIF/USDT:USDT", 0.0012, -0.0012)),
     ),
     "okx": VenueSpec(
         "okx",
@@ -155,17 +176,23 @@ def venue_columns(venue: str, n_extra: int) -> np.ndarray:
 
 def symbol_formulas(venue: str, symbols) -> list[FundingFormula]:
     """The documented formula of each symbol, as the venue's adapter states it (the simulation starts after
-    every formula change the adapters know of, so the formulas in force now)."""
+    every formula change the adapters know of, so the formulas in force now), with the symbol's own cap and floor
+    where the simulated venue sets them (`VenueSpec.funding_bounds`)."""
     venue_adapter = adapter(venue)
-    return [venue_adapter.funding_formula(str(s)) for s in symbols]
+    bounds = {symbol: (cap, floor) for symbol, cap, floor in VENUE_SPECS[venue].funding_bounds}
+    formulas = []
+    for symbol in map(str, symbols):
+        formula = venue_adapter.funding_formula(symbol)
+        formulas.append(formula.bounded(*bounds[symbol]) if symbol in bounds else formula)
+    return formulas
 
 
 def funding_rate(
     venue: str, premium: npt.ArrayLike, interval_h: npt.ArrayLike, symbol: str | None = None
 ) -> np.ndarray:
     """The rate per interval of a window whose premium stays at `premium` throughout, by the venue's formula
-    (the symbol's own, when named: OKX caps by currency)."""
-    formula = adapter(venue).funding_formula(symbol) if symbol else facts(venue).funding
+    (the symbol's own, when named: OKX caps by currency, binance and bybit set some symbols' caps apart)."""
+    formula = symbol_formulas(venue, [symbol])[0] if symbol else facts(venue).funding
     return predicted_rate(sample_values(premium, interval_h, formula), interval_h, formula)
 
 
