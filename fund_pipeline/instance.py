@@ -8,7 +8,10 @@ a commit is durable against a crash of the process, not of the machine's power, 
 right trade for a local instance; a shared deployment uses dagster-postgres instead. A run over a
 partition range records one "planned" event per asset with the range instead of one per
 partition (Dagster's own option): a failed run's partitions then show as missing, not failed,
-in the UI; the run and its error are there, and `fund-pipeline import` names them.
+in the UI; the run and its error are there, and `fund-pipeline import` names them. The same run's
+materialisations, one per partition, are stored as one batch (Dagster's `DAGSTER_EVENT_BATCH_SIZE`,
+turned on by these storages when it is unset): one insert into the run's database and one into the
+index, as dagster-postgres does, instead of two transactions per partition.
 
 `materialisation_listeners` lets a command in the same process watch materialisations as they
 are stored (the import's progress bar and ledger).
@@ -24,12 +27,13 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import pg_url_from_config
@@ -43,6 +47,8 @@ from fund_pipeline.warehouse import WAREHOUSE_POOL, warehouse_writers
 # Databases kept open at once: the cross-run index plus the few runs being written.
 OPEN_SHARDS = 4
 SQLITE_BUSY_TIMEOUT_S = 30
+# Materialisations of one range run stored per batch; SQLite binds ~10 values a row, under its 32,766 limit.
+EVENT_BATCH_SIZE = 1000
 MARKER = "# written by fund-pipeline init-home; delete this line to keep your own edits\n"
 
 # What earlier versions wrote, without the marker: refreshed as if it had it.
@@ -108,6 +114,11 @@ def _notify(event: EventLogEntry) -> None:
             listener(event)
 
 
+def _batch_range_runs() -> None:
+    """Turn on Dagster's event batching for range runs unless the environment already sets it."""
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE))
+
+
 def _pragmas(dbapi_connection, _record) -> None:
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
@@ -117,6 +128,7 @@ class LocalSqliteEventLogStorage(SqliteEventLogStorage):
 
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> LocalSqliteEventLogStorage:
+        _batch_range_runs()
         return cls(inst_data=inst_data, **config_value)
 
     @property
@@ -126,6 +138,24 @@ class LocalSqliteEventLogStorage(SqliteEventLogStorage):
     def store_event(self, event: EventLogEntry) -> None:
         super().store_event(event)
         _notify(event)
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """One run's materialisations (or observations) in one insert per database; else one by one."""
+        kinds = {e.dagster_event_type for e in events}
+        single_kind = kinds in ({DagsterEventType.ASSET_MATERIALIZATION}, {DagsterEventType.ASSET_OBSERVATION})
+        if len(events) < 2 or not single_kind or len({e.run_id for e in events}) != 1:
+            super().store_event_batch(events)
+            return
+        insert = self.prepare_insert_event_batch(events)
+        with self.run_connection(events[0].run_id) as conn:
+            conn.execute(insert)
+        with self.index_transaction() as conn:
+            event_ids = [row[0] for row in conn.execute(insert.returning(SqlEventLogStorageTable.c.id))]
+            self._store_asset_event_tags(conn, list(events), event_ids)
+            # The asset's row keeps its latest event, as one-by-one storing would leave it.
+            self._store_asset_event(conn, events[-1], event_ids[-1])
+        for each in events:
+            _notify(each)
 
     def _engine(self, shard: str) -> Engine:
         engines: OrderedDict[str, Engine] = self.__dict__.setdefault("_kept_engines", OrderedDict())
@@ -164,6 +194,7 @@ class ListeningPostgresEventLogStorage(PostgresEventLogStorage):
 
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> ListeningPostgresEventLogStorage:
+        _batch_range_runs()
         return cls(
             inst_data=inst_data,
             postgres_url=pg_url_from_config(config_value),

@@ -324,7 +324,6 @@ def test_a_bad_landing_segment_is_skipped_counted_and_warned(tmp_path):
 def test_plots_are_rendered_into_materialisation_metadata(graph):
     _, instance, _, _ = graph
     for key in [
-        "curve_history",
         "symbol_clusters",
         "weekly_hedge_baskets",
         "forecast_scorecard",
@@ -337,6 +336,30 @@ def test_plots_are_rendered_into_materialisation_metadata(graph):
             if isinstance(v, dg.MarkdownMetadataValue) and "data:image/png;base64," in v.value
         ]
         assert images, key
+
+
+def png_images(metadata) -> list[str]:
+    return [
+        v.value
+        for v in metadata.values()
+        if isinstance(v, dg.MarkdownMetadataValue) and "data:image/png;base64," in v.value
+    ]
+
+
+@pytest.mark.slow
+def test_a_range_runs_curve_heatmap_is_one_observation_and_a_days_run_has_it_in_its_materialisation(graph):
+    resources, instance, assets, _ = graph
+    key = dg.AssetKey("curve_history")
+    for venue in VENUES:
+        last_day = dg.MultiPartitionKey({"date": LAST, "venue": venue})
+        observed = instance.fetch_observations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[last_day]), limit=5
+        ).records
+        assert [len(png_images(r.asset_observation.metadata)) for r in observed] == [1], venue
+        materialised = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=1000).records
+        assert materialised and not any(png_images(r.asset_materialization.metadata) for r in materialised)
+    day = run(assets, ["curve_history"], resources, instance, f"{LAST}|{VENUES[0]}", f"{LAST}|{VENUES[0]}")
+    assert png_images(day.asset_materializations_for_node("curve_history")[0].metadata)
 
 
 def test_unknown_base_in_config_is_named(tmp_path):

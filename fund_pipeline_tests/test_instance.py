@@ -26,6 +26,67 @@ def days_asset(context) -> dg.MaterializeResult:
     return dg.MaterializeResult()
 
 
+@dg.asset(partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run())
+def counted_days(context) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": len(context.partition_keys), "first": context.partition_keys[0]}
+    )
+
+
+def stored_range_run(home, monkeypatch, batch_size: str) -> dict:
+    """A 12-day range run of `counted_days` on a fresh home; what a reader of the instance sees."""
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", batch_size)
+    prepare_home(home)
+    with dg.DagsterInstance.get() as instance:
+        result = dg.materialize(
+            [counted_days],
+            instance=instance,
+            tags={ASSET_PARTITION_RANGE_START_TAG: "2023-01-01", ASSET_PARTITION_RANGE_END_TAG: "2023-01-12"},
+        )
+        assert result.success
+        per_partition = {}
+        for key in instance.get_materialized_partitions(counted_days.key):
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=counted_days.key, asset_partitions=[key]), limit=10
+            ).records
+            per_partition[key] = [(r.partition_key, dict(r.asset_materialization.metadata)) for r in records]
+        latest = instance.get_latest_materialization_event(counted_days.key)
+        run_events = [r.event_log_entry.dagster_event_type for r in instance.get_records_for_run(result.run_id).records]
+    return {
+        "partitions": per_partition,
+        "latest": latest.dagster_event.partition,
+        "run_events": sorted(map(str, run_events)),
+    }
+
+
+def test_a_range_runs_materialisations_are_stored_as_one_batch_and_read_back_as_one_by_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    batches: list[int] = []
+    original = LocalSqliteEventLogStorage.store_event_batch
+
+    def counting(self, events):
+        batches.append(len(events))
+        original(self, events)
+
+    index_writes: list[int] = []
+    original_index = LocalSqliteEventLogStorage.index_transaction
+
+    def counting_index(self):
+        index_writes.append(1)
+        return original_index(self)
+
+    monkeypatch.setattr(LocalSqliteEventLogStorage, "store_event_batch", counting)
+    monkeypatch.setattr(LocalSqliteEventLogStorage, "index_transaction", counting_index)
+    one_by_one = stored_range_run(tmp_path / "single", monkeypatch, "0")
+    single_index_writes, index_writes[:] = len(index_writes), []
+    assert batches == []
+    batched = stored_range_run(tmp_path / "batched", monkeypatch, "1000")
+    assert batches == [12], "the twelve materialisations went to storage together"
+    assert len(index_writes) == single_index_writes - 11, "one index transaction for the batch instead of twelve"
+    assert batched == one_by_one
+    assert len(batched["partitions"]) == 12 and batched["latest"] == "2023-01-12"
+
+
 def test_home_written_refreshed_and_a_users_own_left_alone(tmp_path, monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     home = prepare_home(tmp_path / "home")

@@ -57,9 +57,13 @@ def curve_heatmap(curves: pd.DataFrame, venue: str) -> str:
 def curve_history(context: dg.AssetExecutionContext, config: CurveHistoryConfig, warehouse: Warehouse):
     """One snapshot per settled print; the 7 earlier buckets come from the lookback days before it.
 
-    Every span of the run is replayed first and written in one transaction: all or nothing.
+    Every span of the run is replayed first and written in one transaction: all or nothing. The
+    heatmap goes into a one-partition run's materialisation; a range run copies its metadata into
+    every partition's event, so there each venue's heatmap of the whole span is one observation of
+    the span's last day instead.
     """
-    late, reconstructed, plots, parts = 0, 0, {}, []
+    late, reconstructed, parts = 0, 0, []
+    plots: dict[tuple[str, pd.Timestamp], dg.MetadataValue] = {}
     missing: dict[str, float] = {}
     spans = daily_venue_spans(context)
     for venue, start, end in spans:
@@ -78,13 +82,19 @@ def curve_history(context: dg.AssetExecutionContext, config: CurveHistoryConfig,
         in_range = curves.loc[(curves["funding_time"] >= start) & (curves["funding_time"] < end)].reset_index(drop=True)
         parts.append((in_range, {"venue": [venue], "funding_time": (start, end)}))
         late += sum(s.late for s in stats.values())
-        plots[f"curve_heatmap_{venue}"] = dg.MetadataValue.md(curve_heatmap(in_range, venue))
+        plots[(venue, end)] = dg.MetadataValue.md(curve_heatmap(in_range, venue))
     written = warehouse.replace_partitions("curve_history", parts)
     for venue, _, end in spans:
         trailing = warehouse.read(
             "curve_history", {"venue": [venue], "funding_time": (end - MISSING_BUCKET_WINDOW, end)}
         )
         missing[venue] = max(missing.get(venue, 0.0), missing_bucket_pct(trailing))
+    named = {f"curve_heatmap_{venue}": plot for (venue, _), plot in plots.items()}
+    if len(context.partition_keys) > 1:
+        for (venue, end), plot in plots.items():
+            last_day = dg.MultiPartitionKey({"date": f"{end - pd.Timedelta(days=1):%Y-%m-%d}", "venue": venue})
+            yield dg.AssetObservation("curve_history", partition=last_day, metadata={f"curve_heatmap_{venue}": plot})
+        named = {}
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": written,
@@ -92,7 +102,7 @@ def curve_history(context: dg.AssetExecutionContext, config: CurveHistoryConfig,
             "reconstructed_prints_replayed": reconstructed,
             "snapshot_mode": config.snapshot_mode,
             **{f"missing_bucket_pct_30d_{v}": round(p, 3) for v, p in missing.items()},
-            **plots,
+            **named,
         }
     )
     worst = max(missing.values())
