@@ -143,8 +143,7 @@ async def _first_print(url: str, venue: str, native: str, interval_h: float):
 def test_websocket_streams_coin_margined_perps_in_the_venues_frames(streaming_emulator, venue):
     spec = adapter(venue).stream
     assert spec is not None
-    route = spec.inverse_route or spec.route
-    url = f"ws://{streaming_emulator.host}:{streaming_emulator.port}/{venue}{route}"
+    url = f"ws://{streaming_emulator.host}:{streaming_emulator.port}/{venue}{spec.inverse_path}"
     found, raw = asyncio.run(_first_print(url, venue, COIN_M[venue], 8.0))
     assert COIN_M[venue] in raw  # the frame names the perp by the venue's own id
     assert found.symbol == "BTC/USD:BTC" and found.base == "BTC"

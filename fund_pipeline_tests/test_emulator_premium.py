@@ -80,7 +80,7 @@ def test_hyperliquid_funding_history_premium_gives_its_funding_rate(emulator):
 
 
 def minute_rows(rows: list, time_of, premium_of, interval_h: float, symbol: str) -> pd.DataFrame:
-    """Venue rows (newest first, stamped at the minute's open) as samples known at the minute's close."""
+    """Venue rows (newest first, `time_of` the minute's open) as samples known at the minute's close."""
     opened = pd.to_datetime([int(time_of(r)) for r in rows], unit="ms", utc=True)
     return pd.DataFrame(
         {
@@ -126,7 +126,9 @@ def test_bybit_and_okx_premium_history_rebuild_the_settled_rate(emulator, venue)
                 break
             rows += page
             after = int(page[-1]["ts"])
-        samples = minute_rows(rows, lambda r: r["ts"], lambda r: r["premium"], 8.0, symbol)
+        # `ts` is each sample's generation time (OKX's docs): the time it is known, taken as it is.
+        assert all(int(r["ts"]) % 60_000 == 59_999 for r in rows)
+        samples = minute_rows(rows, lambda r: int(r["ts"]) - 59_999, lambda r: r["premium"], 8.0, symbol)
         samples = samples[samples["ts"] >= start]
         settled = get(
             emulator,

@@ -36,7 +36,16 @@ from fund_pipeline.emulator.rest_core import (
     to_ms,
 )
 from fund_pipeline.sources.sim_liquidations import simulated_liquidations
-from fund_pipeline.venues.okx import ADAPTER, LINEAR_CONTRACT_COINS, LIQUIDATION_HISTORY_DAYS, LIQUIDATION_PAGE
+from fund_pipeline.venues.okx import (
+    ADAPTER,
+    CURRENCY_OI_PATH,
+    LINEAR_CONTRACT_COINS,
+    LIQUIDATION_HISTORY_DAYS,
+    LIQUIDATION_PAGE,
+    OPEN_INTEREST_PAGE,
+    OPEN_INTEREST_PATH,
+    OPEN_INTEREST_ROWS_KEPT,
+)
 
 # ---------------------------------------------------------------- okx (v5; SPOT and SWAP)
 
@@ -207,18 +216,25 @@ async def okx_funding_rate_history(request: web.Request) -> web.Response:
     )
 
 
+# A simulated premium sample is generated at its minute's last millisecond (rest_core.premium_minutes' rule).
+SAMPLE_AFTER_OPEN = pd.Timedelta(minutes=1) - MS
+
+
 async def okx_premium_history(request: web.Request) -> web.Response:
-    """/api/v5/public/premium-history: the premium of each minute, newest first, limit <= 100."""
+    """/api/v5/public/premium-history: the premium of each minute, newest first, limit <= 100; `ts` is the sample's
+    data generation time (the documented example's 1713925924000 is 04 s into a minute, not a minute's open), here
+    the simulated sample's own time, and `before`/`after` page on it."""
     state = request.app[STATE]
     symbol, kind = _okx_instrument(request)
     if kind != "swap":
         raise VenueRequestError(400, "Instrument ID does not exist", "51001")
     start, end = _okx_bounds(request)
     limit = int_param(request.query.get("limit"), "limit", 100, 100)
-    rows = newest_first(premium_minutes(state, VENUE, symbol, start, end), limit)
+    opens = [None if t is None else t - SAMPLE_AFTER_OPEN for t in (start, end)]
+    rows = newest_first(premium_minutes(state, VENUE, symbol, *opens), limit)
     return okx_ok(
         [
-            {"instId": ADAPTER.native_symbol(symbol), "premium": num(p), "ts": str(to_ms(t))}
+            {"instId": ADAPTER.native_symbol(symbol), "premium": num(p), "ts": str(to_ms(t + SAMPLE_AFTER_OPEN))}
             for t, p in zip(rows["open_time"], rows["premium"], strict=True)
         ]
     )
@@ -291,12 +307,36 @@ async def okx_open_interest_volume(request: web.Request) -> web.Response:
     timeframe_hours(request.query.get("period"), OKX_OI_PERIODS, "period")
     start = from_ms(request.query.get("begin"), "begin")
     end = from_ms(request.query.get("end"), "end")
-    oldest = depth_floor(state, VENUE, "/api/v5/rubik/stat/contracts/open-interest-volume")
+    oldest = depth_floor(state, VENUE, CURRENCY_OI_PATH)
     start = oldest if start is None or (oldest is not None and start < oldest) else start
     bars = pd.concat([closed_bars(state, VENUE, s, start, end) for s in symbols])
     summed = bars.groupby("ts")[["open_interest_usd", "volume_usd"]].sum().reset_index()
     rows = newest_first(summed, 1440)
     return okx_ok([[str(to_ms(r.ts)), num(r.open_interest_usd), num(r.volume_usd)] for r in rows.itertuples()])
+
+
+async def okx_open_interest_history(request: web.Request) -> web.Response:
+    """One instrument's open interest per closed hour, newest first: [ts, oi (contracts), oiCcy (coins), oiUsd];
+    `begin` newer than and `end` earlier than a ts (exclusive), `limit` <= 100, only the latest
+    OPEN_INTEREST_ROWS_KEPT closed hours. Summed over a currency's swaps it is open-interest-volume's row."""
+    state = request.app[STATE]
+    symbol, kind = _okx_instrument(request)
+    if kind != "swap":
+        raise VenueRequestError(400, "Instrument ID does not exist", "51001")
+    timeframe_hours(request.query.get("period"), OKX_OI_PERIODS, "period")
+    begin = from_ms(request.query.get("begin"), "begin")
+    end = from_ms(request.query.get("end"), "end")
+    start, stop = (None if begin is None else begin + MS), (None if end is None else end - MS)
+    oldest = (state.clock.now() - HOUR).floor("h") - (OPEN_INTEREST_ROWS_KEPT - 1) * HOUR
+    start = oldest if start is None else max(start, oldest)
+    limit = int_param(request.query.get("limit"), "limit", OPEN_INTEREST_PAGE, OPEN_INTEREST_PAGE)
+    instrument = _okx_row(state, symbol)
+    rows = []
+    for bar in newest_first(closed_bars(state, VENUE, symbol, start, stop), limit).itertuples():
+        coins = bar.open_interest_usd / bar.close
+        held = _okx_contracts(bar.open_interest_usd, coins, instrument)
+        rows.append([str(to_ms(bar.ts)), num(held), num(coins), num(bar.open_interest_usd)])
+    return okx_ok(rows)
 
 
 async def okx_tickers(request: web.Request) -> web.Response:
@@ -427,7 +467,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/v5/market/history-mark-price-candles", _okx_candles("mark", 100, recent_only=False)),
     ("GET", "/api/v5/market/index-candles", _okx_candles("index", 100, recent_only=True)),
     ("GET", "/api/v5/market/history-index-candles", _okx_candles("index", 100, recent_only=False)),
-    ("GET", "/api/v5/rubik/stat/contracts/open-interest-volume", okx_open_interest_volume),
+    ("GET", CURRENCY_OI_PATH, okx_open_interest_volume),
+    ("GET", OPEN_INTEREST_PATH, okx_open_interest_history),
     ("GET", "/api/v5/market/tickers", okx_tickers),
     ("GET", "/api/v5/market/ticker", okx_ticker),
     ("GET", "/api/v5/public/open-interest", okx_open_interest),

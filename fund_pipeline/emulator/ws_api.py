@@ -9,9 +9,12 @@ emulator clock's now at the venue's cadence in emulator seconds (OKX every 30-90
 100 ms with book-only deltas between funding changes); whole-market frames carry every listed
 symbol (configured or not) and a dated contract. Venues that ping their clients (Binance) do so at
 their stated interval; application pings are answered by the adapters. Coin-margined perps
-(`start_emulator(inverse=True)`) stream in the same frames under their own ids, on the venue's
-inverse route where it has one (Bybit's `/v5/public/inverse`), else on its route (Binance's
-COIN-M host `dstream` is not told apart from `fstream`).
+(`start_emulator(inverse=True)`) stream in the same frames under their own ids: where the venue
+streams them apart (`StreamSpec.separate_inverse`) only there, at `/{venue}{inverse_path}` (Bybit's
+`/v5/public/inverse`; Binance COIN-M's host `dstream.binance.com` as `/binance/dstream/ws`, with its
+raw and combined forms), and that route knows no linear perp nor the main route a coin-margined one
+(a subscription to the other kind is refused as an unknown symbol, whole-market frames and
+liquidations carry only the route's kind); else (OKX) on the one route beside the linear perps.
 
 Liquidations: a session subscribed to the venue's liquidation channel (binance `!forceOrder@arr`, bybit
 `allLiquidation.<symbol>`, okx `liquidation-orders`) is pushed the simulated liquidations
@@ -57,23 +60,29 @@ def _spec(venue: str) -> StreamSpec:
     return spec
 
 
+# The perps a route streams: both kinds, or only linear or only coin-margined ones (`inverse` of `_Session`).
+BOTH_KINDS = None
+
+
 def add_ws_routes(app: web.Application, state: Any) -> None:
     for venue in WS_VENUES:
         if venue not in state.venues:
             continue
         spec = _spec(venue)
-        app.router.add_get(f"/{venue}{spec.route}", _handler(state, venue))
-        if spec.inverse_route is not None:
-            app.router.add_get(f"/{venue}{spec.inverse_route}", _handler(state, venue))
+        routes = [(spec.route, False if spec.separate_inverse else BOTH_KINDS)]
+        if spec.separate_inverse:
+            routes.append((spec.inverse_path, True))
+        for route, inverse in routes:
+            app.router.add_get(f"/{venue}{route}", _handler(state, venue, inverse=inverse))
+            if route.endswith("/ws"):  # binance: raw streams by path and combined streams by query
+                app.router.add_get(f"/{venue}{route}/{{stream}}", _handler(state, venue, inverse=inverse))
+                combined = route.removesuffix("/ws") + "/stream"
+                app.router.add_get(f"/{venue}{combined}", _handler(state, venue, combined=True, inverse=inverse))
         for dead in spec.dead_routes:
-            app.router.add_get(f"/{venue}{dead}", _handler(state, venue, dead=True))
-        if spec.route.endswith("/ws"):  # binance: raw streams by path and combined streams by query
-            app.router.add_get(f"/{venue}{spec.route}/{{stream}}", _handler(state, venue))
-            combined = spec.route.removesuffix("/ws") + "/stream"
-            app.router.add_get(f"/{venue}{combined}", _handler(state, venue, combined=True))
+            app.router.add_get(f"/{venue}{dead}", _handler(state, venue, dead=True, inverse=routes[0][1]))
 
 
-def _handler(state: Any, venue: str, combined: bool = False, dead: bool = False):
+def _handler(state: Any, venue: str, combined: bool = False, dead: bool = False, inverse: bool | None = BOTH_KINDS):
     async def handle(request: web.Request) -> web.StreamResponse:
         n = state.bump(f"ws_connect:{venue}")
         if n <= state.faults.ws_429_first_n:
@@ -81,7 +90,7 @@ def _handler(state: Any, venue: str, combined: bool = False, dead: bool = False)
         heartbeat = _spec(venue).server_ping_s
         ws = web.WebSocketResponse(heartbeat=heartbeat, autoping=True)
         await ws.prepare(request)
-        session = _Session(state, venue, ws, combined, dead)
+        session = _Session(state, venue, ws, combined, dead, inverse)
         streams = request.match_info.get("stream") or request.query.get("streams")
         if streams:
             refused = session.venue_adapter.subscribe_streams(streams.split("/"), session.view)
@@ -97,11 +106,14 @@ def _handler(state: Any, venue: str, combined: bool = False, dead: bool = False)
 class _Session:
     """One client connection: its subscriptions (the EmulatedSession the adapter encodes for), pushes, faults."""
 
-    def __init__(self, state: Any, venue: str, ws: web.WebSocketResponse, combined: bool, dead: bool) -> None:
+    def __init__(
+        self, state: Any, venue: str, ws: web.WebSocketResponse, combined: bool, dead: bool, inverse: bool | None
+    ) -> None:
         self.state = state
         self.venue = venue
         self.ws = ws
         self.dead = dead
+        self.inverse = inverse
         self.venue_adapter: VenueAdapter = adapter(venue)
         self.view = EmulatedSession(venue, self._known, combined)
         self.view.fail_subscriptions = {
@@ -121,7 +133,11 @@ class _Session:
             found = self.venue_adapter.unified_symbol(native)
         except ValueError:
             return None
-        return found[0] if found is not None and found[1] in self.state.bases else None
+        return found[0] if found is not None and found[1] in self.state.bases and self._serves(found[0]) else None
+
+    def _serves(self, symbol: str) -> bool:
+        """Whether this route streams `symbol`: a route of one kind (linear or coin-margined) only that kind's."""
+        return self.inverse is BOTH_KINDS or (self.venue_adapter.inverse_perp(symbol) is not None) == self.inverse
 
     async def run(self, request: web.Request) -> None:
         pusher = asyncio.create_task(self._push_loop(request))
@@ -185,7 +201,8 @@ class _Session:
             if hour not in self._liquidation_hours:
                 start = pd.Timestamp(hour * NS_PER_HOUR, tz="UTC")
                 frame = simulated_liquidations(self.state.market, self.venue, start, start + pd.Timedelta(hours=1))
-                self._liquidation_hours[hour] = liquidation_records(frame[frame["base"].isin(self.state.bases)])
+                frame = frame[frame["base"].isin(self.state.bases) & frame["symbol"].map(self._serves)]
+                self._liquidation_hours[hour] = liquidation_records(frame)
             due += [liq for liq in self._liquidation_hours[hour] if since <= liq.ts < until]
         for hour in [h for h in self._liquidation_hours if h < since // NS_PER_HOUR]:
             del self._liquidation_hours[hour]
@@ -206,7 +223,7 @@ class _Session:
     def _frame_rates(self, now: pd.Timestamp, late: bool = False) -> list[FundingPrint]:
         market = self.state.market
         if self.view.all_market:
-            symbols = list(market.instruments(self.venue, now)["symbol"])
+            symbols = [s for s in market.instruments(self.venue, now)["symbol"] if self._serves(s)]
         else:
             symbols = sorted(self.view.symbols)
         rates = market.predicted_rates(self.venue, symbols, pd.DatetimeIndex([now]))

@@ -19,7 +19,9 @@ What each venue offers in `bars` (NaN where it has none):
 Hourly volumes: the venues report base volume per candle; `volume_usd` is base volume × close.
 Coin-margined perps (`inverse`) are listed with ccxt's inverse market types where the adapter names them;
 their open interest in USD is ccxt's value, except binance COIN-M's, which counts coins: contracts × USD per
-contract by the contract rule (domain.contracts).
+contract by the contract rule (domain.contracts). Where ccxt's unified open-interest history is not the
+instrument's own (okx's is per currency, linear and inverse summed), the adapter's per-instrument endpoint
+(`RestSpec.instrument_oi`) is read through ccxt's implicit API instead.
 Binance has no public max-leverage endpoint, so its `max_leverage` is NaN.
 
 Premium-index history (`PremiumHistorySource`, for the predicted-rate reconstruction) is in `ccxt_premium`.
@@ -59,6 +61,7 @@ from fund_pipeline.sources.ccxt_premium import documented_formulas, premium_hist
 from fund_pipeline.sources.pacing import Pacer, VenueClocks
 from fund_pipeline.venues.adapter import RestSpec, VenueAdapter
 from fund_pipeline.venues.registry import SIM_VENUES, UnknownVenueError, adapter
+from fund_pipeline.venues.wire import MalformedMessage
 
 HOUR_MS = MS_PER_HOUR
 # The longest window a supported venue settles: the look-back that gives a range's first print a predecessor.
@@ -487,10 +490,36 @@ class CcxtSource:
         frame = frame.drop(columns="volume").drop_duplicates("ts")
         return frame.rename(columns={c: f"{prefix}{c}" for c in ("open", "high", "low", "close")}).set_index("ts")
 
+    def _oi_method(self, venue: str) -> str:
+        """The call open interest is read with: the venue's per-instrument endpoint where it states one, else ccxt's."""
+        own = self._spec(venue).instrument_oi
+        return "fetch_open_interest_history" if own is None else own.method
+
+    def _instrument_open_interest(self, venue: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+        """USD open interest of one instrument from the venue's own endpoint (`RestSpec.instrument_oi`), asked window
+        by window (page - 1 rows each, so a full page hides none), timed in [start, end)."""
+        own, venue_adapter = self._spec(venue).instrument_oi, self._adapter(venue)
+        assert own is not None
+        span = (own.page - 1) * own.step_ms
+        found: dict[int, float] = {}
+        for lo in range(ms(start), ms(end), span):
+            hi = min(lo + span, ms(end))
+            response = self._call(venue, own.method, venue_adapter.open_interest_params(symbol, lo, hi, own.page))
+            try:
+                rows = venue_adapter.open_interest_rows(response)
+            except MalformedMessage as bad:
+                raise MalformedMessage(f"{venue} {own.endpoint} for {symbol}: {bad}") from bad
+            found.update((r.ts_ms, r.usd) for r in rows if lo <= r.ts_ms < hi)
+        times = sorted(found)
+        index = to_utc(pd.Series(times, dtype="int64") * 1_000_000)
+        return pd.Series([found[t] for t in times], index=index, dtype="float64")
+
     def _open_interest(
         self, venue: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp, close: pd.Series
     ) -> pd.Series:
         method, spec = "fetch_open_interest_history", self._spec(venue)
+        if spec.instrument_oi is not None:
+            return self._instrument_open_interest(venue, symbol, start, end).reindex(close.index)
         params = self._adapter(venue).history_params(method, symbol)
         raw = self._paged(venue, method, symbol, ms(start), ms(end), HOUR_MS, spec.oi_page, params=params)
         if not raw:
@@ -529,7 +558,7 @@ class CcxtSource:
         if spec.has_mark_index:
             out["mark_price"] = self._candles(venue, symbol, start, end, "mark", "m_")["m_close"]
             out["index_price"] = self._candles(venue, symbol, start, end, "index", "i_")["i_close"]
-        if spec.oi_page and self.check_depth(venue, "fetch_open_interest_history", start):
+        if spec.oi_page and self.check_depth(venue, self._oi_method(venue), start):
             out["open_interest_usd"] = self._open_interest(venue, symbol, start, end, out["close"])
         out = out.reset_index().assign(venue=venue, symbol=symbol, base=market["base"])
         out = out[(out["ts"] >= start) & (out["ts"] < end)]

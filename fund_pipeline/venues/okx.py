@@ -7,7 +7,14 @@ of public/funding-rate) minus the last settled print's; on the stream, a roll of
 from F to F' gives the window ending at F' the interval F' - F, and before the first roll the
 caller's REST interval stands. `funding-rate` pushes every 30-90 s, so a silence limit tuned for
 per-second streams would reconnect it forever. Funding history reaches back 3 months (at most
-400 rows a request); open-interest history about 30 days.
+400 rows a request).
+
+Open interest ("Get contract open interest history", `GET /api/v5/rubik/stat/contracts/open-interest-history`):
+per instrument (instId, period 5m..4H, `begin` newer than / `end` earlier than a ts, at most 100 rows a request,
+newest first), rows [ts, oi (contracts), oiCcy (coins), oiUsd]; only the latest 1,440 rows of a period; 10
+requests per 2 s per IP and instrument. ccxt's unified fetchOpenInterestHistory reads `open-interest-volume`
+instead, which is per currency (every swap and future of the coin summed: BTC-USDT-SWAP and BTC-USD-SWAP would
+both carry the total), so the per-instrument endpoint is read through ccxt's implicit method.
 
 Liquidations ("Liquidation orders channel", `liquidation-orders` with instType SWAP, whole-market): each
 data item is an instrument with `details` [{bkPx (bankruptcy price), sz (contracts), posSide, side, ts}];
@@ -20,17 +27,20 @@ from the instruments; a coin-margined one's `ctVal` USD. REST history: `GET /api
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from fund_pipeline.domain.liquidations import LONG, SHORT, Liquidation, sized
 from fund_pipeline.domain.predicted import AveragingWindow, FormulaKind, FundingFormula
 from fund_pipeline.domain.records import FundingPrint
-from fund_pipeline.domain.time import NS_PER_HOUR, NS_PER_MS
+from fund_pipeline.domain.time import MS_PER_HOUR, NS_PER_HOUR, NS_PER_MS
 from fund_pipeline.venues.adapter import (
     MINUTE_MS,
     EmulatedSession,
     HistoryDepth,
+    InstrumentOpenInterest,
     InversePerp,
+    OpenInterestSample,
     ParseContext,
     PremiumHistory,
     PremiumSample,
@@ -50,6 +60,7 @@ from fund_pipeline.venues.wire import (
     interval_hours,
     known_interval,
     liquidated_side,
+    number,
     parse_items,
     positive,
     premium_list,
@@ -58,6 +69,14 @@ from fund_pipeline.venues.wire import (
     unified,
     wanted,
 )
+
+OPEN_INTEREST_PATH = "/api/v5/rubik/stat/contracts/open-interest-history"
+OPEN_INTEREST_METHOD = "publicGetRubikStatContractsOpenInterestHistory"
+OPEN_INTEREST_PAGE = 100
+OPEN_INTEREST_ROWS_KEPT = 1440  # "can retrieve the latest 1,440 data entries" (of the period asked)
+# The period asked: hourly, the bars' grid.
+OPEN_INTEREST_PERIOD = "1H"
+CURRENCY_OI_PATH = "/api/v5/rubik/stat/contracts/open-interest-volume"
 
 LIQUIDATION_CHANNEL = "liquidation-orders"
 LIQUIDATION_HISTORY_PATH = "/api/v5/public/liquidation-orders"
@@ -107,7 +126,10 @@ class OkxAdapter(VenueAdapter):
             ),
             RateLimit("funding-rate", 20, 2.0, methods=("fetch_funding_rate",), paths=("/api/v5/public/funding-rate",)),
             RateLimit("candles", 20, 2.0, methods=("fetch_ohlcv",), paths=("/api/v5/market/",)),
-            RateLimit("rubik", 5, 2.0, methods=("fetch_open_interest_history",), paths=("/api/v5/rubik/",)),
+            RateLimit(
+                "open-interest-volume", 5, 2.0, methods=("fetch_open_interest_history",), paths=(CURRENCY_OI_PATH,)
+            ),
+            RateLimit("open-interest-history", 10, 2.0, methods=(OPEN_INTEREST_METHOD,), paths=(OPEN_INTEREST_PATH,)),
             RateLimit(
                 "premium-history",
                 20,
@@ -118,8 +140,10 @@ class OkxAdapter(VenueAdapter):
         ),
         history=(
             HistoryDepth("fetch_funding_rate_history", "/api/v5/public/funding-rate-history", days=92),
-            HistoryDepth("fetch_open_interest_history", "/api/v5/rubik/stat/contracts/open-interest-volume", days=30),
+            HistoryDepth("fetch_open_interest_history", CURRENCY_OI_PATH, days=30),
+            HistoryDepth(OPEN_INTEREST_METHOD, OPEN_INTEREST_PATH, rows=OPEN_INTEREST_ROWS_KEPT, step_h=1.0),
         ),
+        instrument_oi=InstrumentOpenInterest(OPEN_INTEREST_METHOD, OPEN_INTEREST_PATH, OPEN_INTEREST_PAGE, MS_PER_HOUR),
         # "Get premium history": 100 rows a request, one a minute, newest first.
         premium=PremiumHistory(
             "publicGetPublicPremiumHistory",
@@ -169,6 +193,37 @@ class OkxAdapter(VenueAdapter):
         if not last:
             raise MalformedMessage(f"okx: {market['symbol']} has no settled funding yet; its interval is unknown")
         return (settles_ms - int(last[-1]["timestamp"])) / 3_600_000
+
+    def open_interest_params(self, symbol: str, lo_ms: int, hi_ms: int, limit: int) -> dict[str, Any]:
+        """Hourly rows timed in [lo, hi): `begin` lo - 1 and `end` hi, right whether OKX reads them as exclusive
+        ("newer than", "earlier than") or inclusive (the caller keeps [lo, hi))."""
+        return {
+            "instId": self.native_symbol(symbol),
+            "period": OPEN_INTEREST_PERIOD,
+            "begin": str(lo_ms - 1),
+            "end": str(hi_ms),
+            "limit": str(limit),
+        }
+
+    def open_interest_rows(self, response: Any) -> list[OpenInterestSample]:
+        """`data` of [ts, oi, oiCcy, oiUsd] string arrays, newest first."""
+        what = "okx open-interest-history"
+        if not isinstance(response, dict) or response.get("code") != "0":
+            raise MalformedMessage(f"{what}: unexpected answer {str(response)[:200]}")
+        rows = premium_list(response.get("data"), what)
+        out = []
+        for row in rows:
+            if not (isinstance(row, list) and len(row) >= 4):
+                raise MalformedMessage(f"{what}: row {row!r} is not [ts, oi, oiCcy, oiUsd]")
+            try:
+                ts_ms = time_ns(row[0]) // NS_PER_MS
+                contracts, coins, usd = (number(v) for v in row[1:4])
+            except (TypeError, ValueError) as bad:
+                raise MalformedMessage(f"{what}: unusable row {row!r} ({bad})") from bad
+            if not all(math.isfinite(v) and v >= 0 for v in (contracts, coins, usd)):
+                raise MalformedMessage(f"{what}: row {row!r} has a negative or non-finite open interest")
+            out.append(OpenInterestSample(ts_ms, contracts, coins, usd))
+        return out
 
     def premium_params(self, symbol: str, lo_ms: int, hi_ms: int, limit: int) -> dict[str, Any]:
         """Rows generated in [lo, hi): `before` (newer than) lo - 1, `after` (older than) hi, both exclusive."""
