@@ -40,7 +40,7 @@ MS = 1_000_000
 
 
 def test_documented_example_response_parses_to_its_rows_newest_first():
-    documented = json.loads((FIXTURES / "okx_open_interest_history.json").read_text())
+    documented = json.loads((FIXTURES / "open_interest_history.json").read_text())["okx"]["response"]
     rows = ADAPTER.open_interest_rows(documented)
     assert rows == [
         OpenInterestSample(1701417600000, 731377.57500501, 111.0, 8888888.0),
