@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 
 from fund_pipeline.domain.features.streams import CurveStreams
 from fund_pipeline.domain.prints import SchemaError, require_columns
@@ -147,8 +146,11 @@ def decayed_sum(values: np.ndarray, alpha: float) -> np.ndarray:
 
     `DataFrame.ewm(alpha=alpha, min_periods=m).mean()` (adjusted, NaN kept in place) is this sum of the
     values over this sum of the observation indicator, where m values have been observed; `lfilter`
-    runs the recursion down all columns in one call.
+    runs the recursion down all columns in one call (imported here: scipy.signal costs ~2 s to import,
+    which every process that only loads the definitions would pay).
     """
+    from scipy.signal import lfilter
+
     return lfilter([1.0], [1.0, alpha - 1.0], values, axis=0)
 
 
