@@ -112,7 +112,8 @@ class Progress:
             return
         self.drawn = now
         elapsed = now - self.started
-        rate = self.ran / elapsed if elapsed > 0 else 0.0
+        # Before a whole partition has run, the rate is mostly the first run's start-up: not shown.
+        rate = self.ran / elapsed if elapsed > 0 and self.ran >= 1 else 0.0
         left = self.total - self.done
         eta = f"{left / rate:4.0f}s" if rate > 0 else "   ?"
         width = 30
