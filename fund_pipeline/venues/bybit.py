@@ -129,7 +129,8 @@ class BybitAdapter(VenueAdapter):
 
     def _bounded(self, symbol: str, info: dict[str, Any]) -> FundingFormula:
         formula = self.funding_formula(symbol)
-        upper, lower = info.get("upperFundingRate"), info.get("lowerFundingRate")
+        upper: Any = info.get("upperFundingRate")
+        lower: Any = info.get("lowerFundingRate")
         if upper in (None, "") and lower in (None, ""):
             return formula
         try:
