@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--all-market", action="store_true", help="one whole-market subscription where the venue has one"
     )
     parser.add_argument(
+        "--inverse",
+        action="store_true",
+        help="also stream the bases' coin-margined perps (binance COIN-M, bybit inverse, okx BTC-USD-SWAP ...), "
+        "landed as their own symbols (BTC/USD:BTC)",
+    )
+    parser.add_argument(
         "--no-liquidations",
         action="store_true",
         help="do not subscribe the venues' liquidation channels (binance, bybit and okx are subscribed by default)",
@@ -54,7 +60,7 @@ def run_cli(argv: list[str]) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     venues = [v.strip() for v in args.venues.split(",") if v.strip()]
     bases = [b.strip().upper() for b in args.bases.split(",") if b.strip()]
-    config = CollectorConfig(all_market=args.all_market, status_every_s=args.status_every)
+    config = CollectorConfig(all_market=args.all_market, status_every_s=args.status_every, inverse=args.inverse)
     if args.no_liquidations:
         config.liquidation_venues = ()
     try:

@@ -24,6 +24,14 @@ most the last unflushed interval. Every connect, disconnect (with its reason), r
 subscription and quarantine is logged when it happens, and a status line every few seconds.
 The collector never opens the warehouse.
 
+Coin-margined perps (`CollectorConfig.inverse`): the bases' inverse perps the venues list (binance COIN-M,
+bybit inverse, okx -USD-SWAP) are streamed too, on their real routes: where a venue streams them apart
+(`StreamSpec.separate_inverse`: binance COIN-M on wss://dstream.binance.com/ws, bybit on
+/v5/public/inverse) on connections of their own, funding and liquidations alike; okx on the same
+connection as its linear swaps. Their prints and liquidations carry the unified inverse symbol
+(BTC/USD:BTC), so builders, curves and `live_curve` keep them apart from the linear perps. A
+whole-market subscription (`all_market`) is the linear connection's only.
+
 Liquidations: on the venues that have a liquidation channel (`CollectorConfig.liquidation_venues`,
 binance, bybit and okx by default) it is subscribed on the same connections; each connection keeps
 its own symbols of a whole-market channel. Liquidation records land in their own `liquidations/`
@@ -100,11 +108,11 @@ class Collector(LinkReader):
         if not bases:
             raise ValueError("collector: no bases given; name at least one (e.g. BTC)")
         self.venues = list(venues)
-        self.symbols = {v: [adapter(v).venue_symbol(b) for b in bases] for v in venues}
+        self.config = config or CollectorConfig()
+        self.symbols = {v: self._venue_symbols(v, bases) for v in venues}
         self.landing_dir = Path(landing_dir)
         self.api_base_url = api_base_url.rstrip("/") if api_base_url else None
         self.policy = policy or SnapshotPolicy()
-        self.config = config or CollectorConfig()
         self.clock = clock
         self.clocks: dict[str, VenueClock] = venue_clocks(self.venues, self.api_base_url is not None, clock)
         self._rest = rest_source
@@ -131,21 +139,49 @@ class Collector(LinkReader):
 
     # ------------------------------------------------------------ plumbing
 
-    def ws_url(self, venue: str) -> str:
+    def _venue_symbols(self, venue: str, bases: list[str]) -> list[str]:
+        """The bases' linear perps, then (with `inverse`) the coin-margined perps the venue lists of them."""
+        venue_adapter = adapter(venue)
+        linear = [venue_adapter.venue_symbol(b) for b in bases]
+        if not self.config.inverse:
+            return linear
+        return linear + [p.symbol for p in venue_adapter.inverse_perps if p.base in bases]
+
+    def _apart(self, venue: str, symbols: list[str]) -> bool:
+        """Whether `symbols` are coin-margined perps a venue streams apart from its linear ones (another route/host)."""
+        spec, venue_adapter = adapter(venue).stream, adapter(venue)
+        return bool(spec and spec.separate_inverse and symbols and venue_adapter.inverse_perp(symbols[0]) is not None)
+
+    def ws_url(self, venue: str, symbols: list[str] | None = None) -> str:
+        """The venue's stream URL (at the venue, or under the emulator's `<base>/<venue>`): its coin-margined perps'
+        own route or host for a connection of them where the venue streams them apart."""
         spec = adapter(venue).stream
         if spec is None:
             raise ValueError(f"collector: {venue} has no stream")
-        if self.api_base_url is None:
-            return spec.endpoint()
-        return spec.endpoint(self.api_base_url.replace("http", "ws", 1) + f"/{venue}")
+        base = None if self.api_base_url is None else self.api_base_url.replace("http", "ws", 1) + f"/{venue}"
+        if self._apart(venue, symbols or []):
+            return spec.inverse_endpoint(base)
+        return spec.endpoint(base)
+
+    def whole_market(self, venue: str, symbols: list[str]) -> bool:
+        """The whole-market subscription is the linear perps' (binance's `!markPrice@arr` is USDⓈ-M's)."""
+        return self.config.all_market and not self._apart(venue, symbols)
 
     def connection_groups(self, venue: str) -> list[list[str]]:
-        """The venue's symbols split over connections at its streams-per-connection limit (one for whole-market)."""
+        """The venue's symbols split over connections at its streams-per-connection limit (one for whole-market),
+        the coin-margined perps it streams apart on connections of their own."""
+        venue_adapter = adapter(venue)
         symbols = self.symbols[venue]
-        if self.config.all_market:
-            return [symbols]
+        inverse = [s for s in symbols if venue_adapter.inverse_perp(s) is not None]
+        kinds = [[s for s in symbols if s not in inverse], inverse] if self._apart(venue, inverse) else [symbols]
         per = max(1, self.config.streams_per_connection.get(venue, len(symbols) or 1))
-        return [symbols[i : i + per] for i in range(0, len(symbols), per)]
+        groups = []
+        for kind in (k for k in kinds if k):
+            if self.whole_market(venue, kind):
+                groups.append(kind)
+            else:
+                groups += [kind[i : i + per] for i in range(0, len(kind), per)]
+        return groups
 
     def rest(self) -> Any:
         if self._rest is None:
@@ -158,6 +194,7 @@ class Collector(LinkReader):
                 api_base_url=self.api_base_url,
                 venue_now=lambda venue: self.clocks[venue].now(),
                 throttle=self.api_base_url is None,
+                inverse=self.config.inverse,
             )
         return self._rest
 

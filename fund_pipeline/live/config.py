@@ -64,6 +64,8 @@ class CollectorConfig:
     app_pings: dict[str, tuple[str, float]] = field(default_factory=_pings)
     streams_per_connection: dict[str, int] = field(default_factory=_per_connection)
     all_market: bool = False  # one whole-market subscription where the venue has one (Binance !markPrice@arr)
+    # Also stream the bases' coin-margined perps (binance COIN-M, bybit inverse, okx -USD-SWAP), on their own routes.
+    inverse: bool = False
     # Venues whose liquidation channel is subscribed on the funding connections (every venue that has one; () none).
     liquidation_venues: tuple[str, ...] = field(default_factory=_liquidation_venues)
     status_every_s: float = 5.0

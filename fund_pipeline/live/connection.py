@@ -72,8 +72,13 @@ class LinkReader:
     _rng: random.Random
     _connected: Counter[str]
 
-    def ws_url(self, venue: str) -> str:
+    def ws_url(self, venue: str, symbols: list[str]) -> str:
+        """The stream URL of a connection for `symbols` (a venue may stream some on another route or host)."""
         raise NotImplementedError
+
+    def whole_market(self, venue: str, symbols: list[str]) -> bool:
+        """Whether the connection for `symbols` takes the venue's whole-market subscription."""
+        return self.config.all_market
 
     async def on_frame(self, venue: str, link: Link, raw: Any) -> bool:
         raise NotImplementedError
@@ -136,7 +141,7 @@ class LinkReader:
 
     def subscriptions(self, venue: str, symbols: list[str]) -> list[str]:
         """The frames subscribing one connection: the funding stream of `symbols`, and their liquidations if asked."""
-        frames = subscribe_messages(venue, symbols, self.config.all_market)
+        frames = subscribe_messages(venue, symbols, self.whole_market(venue, symbols))
         if venue in self.config.liquidation_venues:
             frames += adapter(venue).liquidation_subscribe_messages(symbols)
         return frames
@@ -144,7 +149,7 @@ class LinkReader:
     async def _connect(self, venue: str, symbols: list[str]) -> Link:
         """A new connection to the venue's stream, already subscribed, with its own parser."""
         ws = await websockets.connect(
-            self.ws_url(venue), open_timeout=self.config.open_timeout_s, ping_interval=None, close_timeout=1,
+            self.ws_url(venue, symbols), open_timeout=self.config.open_timeout_s, ping_interval=None, close_timeout=1,
             max_size=2**24,
         )  # fmt: skip
         self.stats[f"connects:{venue}"] += 1
