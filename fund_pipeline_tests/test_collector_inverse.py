@@ -13,6 +13,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from fund_pipeline.defs.live.assets import snapshots_in_window
+from fund_pipeline.domain.curve import SnapshotPolicy
 from fund_pipeline.domain.liquidations import LONG, SHORT, Liquidation
 from fund_pipeline.domain.time import NS_PER_MS
 from fund_pipeline.emulator.server import start_emulator
@@ -130,7 +132,7 @@ def test_emulator_to_collector_lands_coin_margined_prints_and_liquidations(tmp_p
         try:
             collector = Collector(
                 VENUES, ["BTC"], landing, api_base_url=emulator.base_url, clock=emulator.state.clock.now,
-                config=CollectorConfig(inverse=True), seed=5,
+                policy=SnapshotPolicy("every_update"), config=CollectorConfig(inverse=True), seed=5,
             )  # fmt: skip
             running = asyncio.create_task(collector.run())
             want = {(v, INVERSE) for v in VENUES}
@@ -172,6 +174,13 @@ def test_emulator_to_collector_lands_coin_margined_prints_and_liquidations(tmp_p
     seeded = prints[(prints["source"] == "rest") & (prints["symbol"] == INVERSE)]
     assert set(seeded["venue"]) == set(VENUES)
     assert {(v, INVERSE) for v in VENUES} <= set(collector.builders)
+    # live_curve's snapshots: a curve of its own per venue, bucket 0 the coin-margined perp's own last quote.
+    snapshots = snapshots_in_window(landing, START - pd.Timedelta(days=1), START + pd.Timedelta(days=30))
+    for venue in VENUES:
+        mine = snapshots[(snapshots["venue"] == venue) & (snapshots["symbol"] == INVERSE)]
+        assert len(mine) and len(snapshots[(snapshots["venue"] == venue) & (snapshots["symbol"] == LINEAR)]), venue
+        last = live[live["venue"] == venue].sort_values("received_at").iloc[-1]
+        assert mine.sort_values("ts_snap")["b0"].iloc[-1] == last["rate"], venue
     liquidations = read_landed(landing, "liquidations")
     coin = liquidations[liquidations["symbol"] == INVERSE]
     assert set(coin["venue"]) == set(VENUES)
