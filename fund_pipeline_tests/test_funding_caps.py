@@ -159,3 +159,21 @@ def test_the_ccxt_source_reads_the_caps_the_emulator_serves_and_rebuilds_every_s
     assert len(errors) == len(settled) > 0
     assert errors["abs_error"].max() <= 1e-15
     assert (np.abs(settled.loc[settled["symbol"] == CAPPED[venue], "rate"]) == read[CAPPED[venue]].cap).any()
+
+
+# --- binance's hourly windows average uniformly -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("venue", "linear"), [("binance", False), ("bybit", True)])
+def test_an_hourly_window_weighs_its_samples_as_the_venue_states(venue, linear):
+    """Binance: linear weights on windows over 1 hour, equal weights on a 1-hour one; bybit: linear on every one."""
+    formula = facts(venue).funding
+    minutes = pd.date_range(DAY, periods=60, freq="1min") + pd.Timedelta(seconds=59.999)
+    premium = np.linspace(0.0, 0.012, 60)  # far outside the band, so the rate moves with the average
+    samples = pd.DataFrame({"symbol": "X/USDT:USDT", "base": "X", "ts": minutes, "premium": premium, "interval_h": 1.0})
+    rebuilt = reconstruct_predicted(venue, samples, {"X/USDT:USDT": formula}, None, 0.0)
+    settled = float(rebuilt.loc[rebuilt["ts"] == rebuilt["funding_time"], "rate"].iloc[0])
+    slots = np.arange(1, 61, dtype=np.float64)
+    average = np.dot(slots, premium) / slots.sum() if linear else premium.mean()
+    assert settled == pytest.approx(float(funding_rate(average, 1.0, formula)), rel=1e-12)
+    assert bool(formula.linear_on(4.0)) and bool(formula.linear_on(1.0)) is linear

@@ -72,7 +72,8 @@ class FundingFormula:
     the premium when `premium_scaled`, the clamp (or dead band) when `clamp_scaled`: hyperliquid's
     hourly 1/8 of the 8 h formula is premium, interest and clamp all scaled by 1/8. `cap` bounds
     the rate per interval from above, `floor` from below (default -cap). `sample_step_s` is the
-    spacing of the premium samples: a linear weight is the sample's slot in the window.
+    spacing of the premium samples: a linear weight is the sample's slot in the window, on intervals
+    longer than `uniform_up_to_h` (binance averages its 1-hour windows uniformly).
     """
 
     interest_rate_8h: float
@@ -86,6 +87,7 @@ class FundingFormula:
     clamp_scaled: bool = False
     band_per_sample: bool = False
     sample_step_s: float = 60.0
+    uniform_up_to_h: float = 0.0
 
     def __post_init__(self) -> None:
         if not (self.cap > 0 and np.isfinite(self.cap)):
@@ -104,6 +106,11 @@ class FundingFormula:
     @property
     def lower(self) -> float:
         return -self.cap if self.floor is None else self.floor
+
+    def linear_on(self, interval_h) -> np.ndarray:
+        """Whether a window of `interval_h` hours weighs its samples by their slot (1, 2, ..., n)."""
+        longer = np.asarray(interval_h, dtype=np.float64) > self.uniform_up_to_h
+        return longer & (self.weighting is Weighting.LINEAR)
 
     def bounded(self, cap: float, floor: float | None = None) -> FundingFormula:
         """The same formula with a symbol's own cap and floor (binance and bybit list them per symbol);
@@ -157,7 +164,7 @@ def window_rate(premium, slot, interval_h: float, formula: FundingFormula) -> fl
     if len(p) == 0:
         raise ValueError("window_rate: no premium samples in the window")
     values = sample_values(p, interval_h, formula)
-    weights = np.asarray(slot, dtype=np.float64) if formula.weighting is Weighting.LINEAR else np.ones(len(p))
+    weights = np.asarray(slot, dtype=np.float64) if formula.linear_on(interval_h) else np.ones(len(p))
     return float(funding_rate(np.dot(weights, values) / weights.sum(), interval_h, formula))
 
 
@@ -213,10 +220,8 @@ def _group_path(
     first = np.flatnonzero(new_window)
     w_sym, w_start, w_step, w_interval = sym[first], start[first], step[first], interval_h[first]
     point = (ts - start) // cadence_ns  # 0-based: first used at point k = point + 1
-    if formula.weighting is Weighting.LINEAR:
-        weight = ((ts - start) // int(formula.sample_step_s * NS_PER_SECOND) + 1).astype(np.float64)
-    else:
-        weight = np.ones(len(ts))
+    slot = ((ts - start) // int(formula.sample_step_s * NS_PER_SECOND) + 1).astype(np.float64)
+    weight = np.where(formula.linear_on(interval_h), slot, 1.0)
     values = sample_values(premium, interval_h, formula)
     sample_index = np.arange(len(ts))
     # Points run to the first one that has used the symbol's last sample, not past its data.

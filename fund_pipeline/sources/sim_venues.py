@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from fund_pipeline.domain.predicted import AveragingWindow, FundingFormula, Weighting, sample_values
+from fund_pipeline.domain.predicted import AveragingWindow, FundingFormula, sample_values
 from fund_pipeline.domain.predicted import funding_rate as predicted_rate
 from fund_pipeline.domain.time import KNOWN_INTERVALS_H, NS_PER_HOUR
 from fund_pipeline.sources.sim_paths import (
@@ -196,18 +196,19 @@ def funding_rate(
     return predicted_rate(sample_values(premium, interval_h, formula), interval_h, formula)
 
 
-def minute_weights(lo: np.ndarray, hi: np.ndarray, hour: np.ndarray, formula: FundingFormula) -> np.ndarray:
+def minute_weights(
+    lo: np.ndarray, hi: np.ndarray, hour: np.ndarray, formula: FundingFormula, interval_h: np.ndarray
+) -> np.ndarray:
     """Weight of hour `hour`'s minute samples (minutes [60·hour, 60·hour + 60) from the window's start) among
-    the window's samples in minutes [lo, hi): how many of them, or their linear slots 1, 2, ... summed.
+    the window's samples in minutes [lo, hi): how many of them, or their linear slots 1, 2, ... summed (where the
+    formula weighs windows of `interval_h` linearly).
 
     A minute sample is the hour's premium (the simulated premium is hourly), so a window's average is a
     weighted sum of its hours' premiums, exactly what the reconstruction computes from the served samples.
     """
     a = np.clip(MINUTES_PER_HOUR * hour, lo, hi).astype(np.float64)
     b = np.clip(MINUTES_PER_HOUR * (hour + 1), lo, hi).astype(np.float64)
-    if formula.weighting is Weighting.LINEAR:
-        return (b * (b + 1) - a * (a + 1)) / 2
-    return b - a
+    return np.where(formula.linear_on(interval_h), (b * (b + 1) - a * (a + 1)) / 2, b - a)
 
 
 def window_rates(
@@ -242,7 +243,7 @@ def window_rates(
             done, interval = minutes_done[at][:, None], interval_h[at][:, None]
             lo = done - MINUTES_PER_HOUR * interval if moving else np.zeros_like(done)
             known = hours >= listing.listed_hour[row][:, None]
-            weights = np.where(known, minute_weights(lo, done, slot, formula), 0.0)
+            weights = np.where(known, minute_weights(lo, done, slot, formula, interval), 0.0)
             total = weights.sum(axis=1)
             fallback = sample_values(current_premium[at], interval_h[at], formula)
             with np.errstate(invalid="ignore", divide="ignore"):

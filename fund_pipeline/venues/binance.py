@@ -115,13 +115,19 @@ COIN_M_PERP_SUFFIX = "USD_PERP"
 class BinanceAdapter(VenueAdapter):
     # Funding (help centre, "Introduction to Binance Futures Funding Rates", and its notices): the premium index
     # every 5 s, its time-weighted average (1·P1 + 2·P2 + ... + n·Pn) / (1 + 2 + ... + n) over the window (5,760
-    # points per 8h), F = [P + clamp(I - P, 0.05 %, -0.05 %)] / (8 / N) with I the 8h interest (0.01 %): on an
-    # N-hour interval the whole 8h formula is scaled, clamp included. Capped per symbol (`fundingInfo`); 0.75 %
-    # where it lists no cap of its own.
+    # points per 8h; a 1-hour window averages uniformly), F = [P + clamp(I - P, 0.05 %, -0.05 %)] / (8 / N) with I
+    # the 8h interest (0.01 %): on an N-hour interval the whole 8h formula is scaled, clamp included. Capped per
+    # symbol (`fundingInfo`); 0.75 % where it lists no cap of its own.
     facts = VenueFacts(
         "binance",
         funding=FundingFormula(
-            0.0001, 0.0005, cap=0.0075, weighting=Weighting.LINEAR, clamp_scaled=True, sample_step_s=5.0
+            0.0001,
+            0.0005,
+            cap=0.0075,
+            weighting=Weighting.LINEAR,
+            clamp_scaled=True,
+            sample_step_s=5.0,
+            uniform_up_to_h=1.0,
         ),
     )
     rest = RestSpec(
