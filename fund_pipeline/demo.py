@@ -18,7 +18,7 @@ from fund_pipeline.defs.partitions import WEEKLY_PARTITIONS
 from fund_pipeline.importer import INGEST_ASSETS
 from fund_pipeline.instance import prepare_home
 from fund_pipeline.locations import resources_of
-from fund_pipeline.partition_runs import QUIET
+from fund_pipeline.partition_runs import QUIET, Progress
 from fund_pipeline.resources import open_readonly
 from fund_pipeline.sources.base import PremiumHistorySource
 
@@ -26,6 +26,8 @@ from fund_pipeline.sources.base import PremiumHistorySource
 INGEST_WARMUP_DAYS = 8
 # Weekly models and baskets need at least this much history before their week starts.
 WEEKLY_MIN_HISTORY = pd.Timedelta(days=21)
+# Weeks per run of the real sample's walk-forward: a progress update about every minute on 2 cores.
+WEEKS_PER_RUN = 4
 SHOWN_WEIGHT = 0.005
 
 
@@ -220,9 +222,8 @@ def run_real_sample(start: str, end: str, timings: dict[str, float] | None = Non
             return 1
         results = list(imported.runs)
 
-        def run(names, lo=None, hi=None):
+        def materialise(names, lo=None, hi=None):
             tags = {ASSET_PARTITION_RANGE_START_TAG: lo, ASSET_PARTITION_RANGE_END_TAG: hi} if lo else None
-            started = time.perf_counter()
             results.append(
                 dg.materialize(
                     assets,
@@ -233,12 +234,24 @@ def run_real_sample(start: str, end: str, timings: dict[str, float] | None = Non
                     run_config=QUIET,
                 )
             )
+
+        def run(names, lo=None, hi=None):
+            started = time.perf_counter()
+            materialise(names, lo, hi)
             timings[", ".join(names)] = time.perf_counter() - started
             print(f"  {', '.join(names):<60} {lo or ''} .. {hi or ''}  {timings[', '.join(names)]:5.1f}s")
 
         run(["feature_store"], f"{first + pd.Timedelta(days=INGEST_WARMUP_DAYS):%Y-%m-%d}", f"{last:%Y-%m-%d}")
         weeks = weekly_keys(first + pd.Timedelta(days=INGEST_WARMUP_DAYS), stop - pd.Timedelta(days=7))
-        run(["funding_forecast_model", "funding_forecasts"], weeks[0], weeks[-1])
+        # Weeks in runs of a few, so the walk-forward (most of the command's time) shows its progress.
+        model_assets, started = ["funding_forecast_model", "funding_forecasts"], time.perf_counter()
+        progress = Progress(len(weeks), 0, "weekly models")
+        for at in range(0, len(weeks), WEEKS_PER_RUN):
+            chunk = weeks[at : at + WEEKS_PER_RUN]
+            materialise(model_assets, chunk[0], chunk[-1])
+            progress.update(len(chunk), f"week of {chunk[-1]}")
+        timings[", ".join(model_assets)] = time.perf_counter() - started
+        print(f"  {', '.join(model_assets):<60} {weeks[0]} .. {weeks[-1]}  {timings[', '.join(model_assets)]:5.1f}s")
         run(["forecast_scorecard"])
     print_summary(results, warehouse.database, "make ui   (code location 'real_sample', assets under real_sample/)")
     return 0
