@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -184,14 +186,25 @@ def test_model_learns_the_persistence_of_funding():
 
 
 def test_leakage_probe_shuffled_targets_give_no_skill_over_the_constant():
-    """With the targets shuffled in training the model cannot beat the best constant; unshuffled it can."""
+    """With the targets shuffled in training the learned part cannot beat the best constant; unshuffled it can.
+
+    The next-window forecast averages the regressor with the AR(1), which is fitted on past rates, not
+    on the targets: with shuffled targets the whole forecast is no better than that average with the
+    constant in the regressor's place.
+    """
     shuffled, frame = model_and_frame(shuffle_targets=True)
     honest, _ = model_and_frame()
-    week = frame.loc[(frame["funding_time"] >= MODEL_WEEK) & frame["y_next"].notna()]
+    week = frame.loc[(frame["funding_time"] >= MODEL_WEEK) & frame["y_next"].notna()].reset_index(drop=True)
     train_y = frame.loc[frame["target_time"] < MODEL_WEEK, "y_next"]
-    constant = mae(week["y_next"], np.full(len(week), float(train_y.median())))
-    assert mae(week["y_next"], predict_y(shuffled, week, "next")) > 0.95 * constant
-    assert mae(week["y_next"], predict_y(honest, week, "next")) < 0.8 * constant
+    constant = np.full(len(week), float(train_y.median()))
+    rows = add_mass_features(week, shuffled.mass_points)
+    baselines, learned_shuffled = regressed_and_baselines(shuffled, rows, "next")
+    _, learned_honest = regressed_and_baselines(honest, rows, "next")
+    assert mae(week["y_next"], learned_shuffled) > 0.95 * mae(week["y_next"], constant)
+    assert mae(week["y_next"], learned_honest) < 0.8 * mae(week["y_next"], constant)
+    with_constant = mae(week["y_next"], (constant + baselines["ar1"].to_numpy()) / 2)
+    assert mae(week["y_next"], predict_y(shuffled, week, "next")) > 0.95 * with_constant
+    assert mae(week["y_next"], predict_y(honest, week, "next")) < 0.9 * with_constant
 
 
 def test_mass_points_are_found_and_forecast_exactly():
@@ -229,25 +242,61 @@ def test_training_rejects_bad_input_by_name():
         )
 
 
-def test_combined_forecast_is_the_equal_weight_mean_of_the_regressor_and_the_stable_baselines():
+def test_combined_forecast_is_the_equal_weight_mean_of_the_regressor_and_the_named_baselines():
     baselines = pd.DataFrame(
         {"last": [9.0, 9.0], "rolling_mean": [0.0, 4.0], "ewma": [4.0, 4.0], "interest": [9.0, 9.0], "ar1": [0.0, 0.0]}
     )
     # (4 + 0 + 4 + 0) / 4 and (0 + 4 + 4 + 0) / 4: "last" and "interest" take no part
-    np.testing.assert_array_equal(combined_forecast(np.array([4.0, 0.0]), baselines), [2.0, 2.0])
+    long = ("rolling_mean", "ewma", "ar1")
+    np.testing.assert_array_equal(combined_forecast(np.array([4.0, 0.0]), baselines, long), [2.0, 2.0])
+    np.testing.assert_array_equal(combined_forecast(np.array([4.0, 2.0]), baselines, ("ar1",)), [2.0, 1.0])
+    np.testing.assert_array_equal(combined_forecast(np.array([4.0, 2.0]), baselines, ()), [4.0, 2.0])
     with pytest.raises(ValueError, match="1 regressed value"):
-        combined_forecast(np.array([1.0]), baselines)
+        combined_forecast(np.array([1.0]), baselines, long)
 
 
-def test_only_the_long_horizons_average_the_regressor_with_the_baselines():
-    model, frame = model_and_frame()
-    assert model.mass_points.empty  # no snap: the forecast is the regressor's, combined or not
-    week = add_mass_features(frame.loc[frame["funding_time"] >= MODEL_WEEK].reset_index(drop=True), model.mass_points)
+def regressed_and_baselines(model, week, horizon):
+    """`baseline_y` of the rows and the regressor's forecast from its anchor, before any combination or snap."""
     inputs = [*model.feature_columns, *EXTRA_FEATURES]
+    baselines = baseline_y(week, horizon, model.ar1)
+    part = model.horizons[horizon]
+    return baselines, baselines[part.anchor].to_numpy() + part.regressor.predict(_pool(week, inputs))
+
+
+def test_the_next_window_averages_with_the_ar1_and_the_long_horizons_with_three_baselines():
+    model, frame = model_and_frame()
+    assert model.mass_points.empty  # no snap: the forecast is the combination
+    week = add_mass_features(frame.loc[frame["funding_time"] >= MODEL_WEEK].reset_index(drop=True), model.mass_points)
     for horizon in model.horizons:
-        baselines = baseline_y(week, horizon, model.ar1)
-        part = model.horizons[horizon]
-        regressed = baselines[part.anchor].to_numpy() + part.regressor.predict(_pool(week, inputs))
-        expected = (regressed + baselines[["rolling_mean", "ewma", "ar1"]].sum(axis=1).to_numpy()) / 4
-        want = regressed if horizon == "next" else expected
+        baselines, regressed = regressed_and_baselines(model, week, horizon)
+        names = ["ar1"] if horizon == "next" else ["rolling_mean", "ewma", "ar1"]
+        want = (regressed + baselines[names].sum(axis=1).to_numpy()) / (1 + len(names))
         np.testing.assert_allclose(predict_y(model, week, horizon), want, rtol=1e-12, err_msg=horizon)
+
+
+class FixedProbability:
+    """A stand-in mass classifier: every row has the same probability of landing on its mass point."""
+
+    def __init__(self, probability: float):
+        self.probability = probability
+
+    def predict_proba(self, pool):
+        rows = pool.num_row()
+        return np.column_stack([np.full(rows, 1 - self.probability), np.full(rows, self.probability)])
+
+
+def test_the_next_window_snaps_to_its_mass_point_above_0_4_and_the_long_horizons_above_0_5():
+    model, frame = model_and_frame(sticky=True)
+    week = add_mass_features(frame.loc[frame["funding_time"] >= MODEL_WEEK].reset_index(drop=True), model.mass_points)
+    mass = week["mass_8h"].to_numpy()
+    has_mass = np.isfinite(mass)
+    assert has_mass.any() and not has_mass.all()
+    for probability, snapping in ((0.35, set()), (0.45, {"next"}), (0.55, {"next", "1d"})):
+        for horizon in ("next", "1d"):
+            part = model.horizons[horizon]
+            fixed = dataclasses.replace(part, classifier=FixedProbability(probability))
+            none = dataclasses.replace(part, classifier=None)
+            y = predict_y(dataclasses.replace(model, horizons={horizon: fixed}), week, horizon)
+            unsnapped = predict_y(dataclasses.replace(model, horizons={horizon: none}), week, horizon)
+            want = np.where(has_mass, mass, unsnapped) if horizon in snapping else unsnapped
+            np.testing.assert_array_equal(y, want, err_msg=f"{horizon} at {probability}")
