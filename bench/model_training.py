@@ -133,7 +133,12 @@ def run(quick: bool = False) -> BenchResult:
         met=optimised.wall_s < TARGET_SECONDS,
         agree=agree,
         figures=figures,
-        notes=[f"each horizon keeps its {params.max_rows_per_horizon:,} most recent rows (ModelParams)"],
+        notes=[
+            f"each horizon keeps its {params.max_rows_per_horizon:,} most recent rows (ModelParams)",
+            f"CatBoost: regressor {params.iterations} trees, classifier {params.classifier_iterations}, depth "
+            f"{params.depth}, learning rate {params.learning_rate}, {params.border_count} borders, "
+            f"{params.thread_count} threads; the reference path fits with the same params",
+        ],
     )
 
 
