@@ -52,6 +52,24 @@ def test_binance_funding_info_examples_give_the_listed_symbols_caps_and_the_defa
     assert formulas["BLZ/USDT:USDT"] == binance.funding_formula("BLZ/USDT:USDT").bounded(0.025)
 
 
+def test_binance_intervals_come_from_each_symbols_own_funding_info_list():
+    """A COIN-M perp's interval is in COIN-M's list, never USDⓈ-M's (BTCUSD_PERP at 4h here, BTCUSDT unlisted)."""
+    coin_m_4h = [dict(DOCUMENTED["binance_dapi"][0], fundingIntervalHours=4)]
+    lists = {FUNDING_INFO_METHODS["linear"]: DOCUMENTED["binance_fapi"], FUNDING_INFO_METHODS["inverse"]: coin_m_4h}
+    asked: list[str] = []
+
+    def call(method):
+        asked.append(method)
+        return lists[method]
+
+    intervals = adapter("binance").stream_intervals(call, ["BTC/USDT:USDT", "BTC/USD:BTC", "BLZ/USDT:USDT"])
+    assert intervals == {"BTC/USDT:USDT": 8.0, "BTC/USD:BTC": 4.0, "BLZ/USDT:USDT": 8.0}
+    assert sorted(asked) == sorted(lists), "each list asked once"
+    asked.clear()
+    assert adapter("binance").stream_intervals(call, ["BTC/USDT:USDT"]) == {"BTC/USDT:USDT": 8.0}
+    assert asked == [FUNDING_INFO_METHODS["linear"]], "no COIN-M request without a coin-margined symbol"
+
+
 def test_binance_funding_info_row_without_bounds_is_refused_naming_it():
     row = {"symbol": "BLZUSDT", "fundingIntervalHours": 4, "disclaimer": False}
     with pytest.raises(MalformedMessage, match="BLZUSDT"):

@@ -239,7 +239,7 @@ class BinanceAdapter(VenueAdapter):
         listed: dict[str, dict[str, tuple[float, float]]] = {}
         formulas = {}
         for symbol in markets:
-            method = FUNDING_INFO_METHODS["linear" if self.inverse_perp(symbol) is None else "inverse"]
+            method = self.funding_info_method(symbol)
             if method not in listed:
                 listed[method] = funding_info_bounds(call(method))
             bounds = listed[method].get(self.native_symbol(symbol))
@@ -247,11 +247,17 @@ class BinanceAdapter(VenueAdapter):
             formulas[symbol] = formula if bounds is None else formula.bounded(*bounds)
         return formulas
 
+    def funding_info_method(self, symbol: str) -> str:
+        """USDⓈ-M's fundingInfo for a linear perp, COIN-M's for a coin-margined one."""
+        return FUNDING_INFO_METHODS["linear" if self.inverse_perp(symbol) is None else "inverse"]
+
     def stream_intervals(self, call: Any, symbols: list[str]) -> dict[str, float]:
-        """fundingInfo's exceptions, Binance's 8h default for every symbol it does not list."""
-        listed = {r["symbol"]: float(r["fundingIntervalHours"]) for r in call("fapiPublicGetFundingInfo")}
+        """fundingInfo's exceptions (each symbol's own list), Binance's 8h default for every symbol it does not list."""
+        listed: dict[str, dict[str, float]] = {}
+        for method in {self.funding_info_method(s) for s in symbols}:
+            listed[method] = {r["symbol"]: float(r["fundingIntervalHours"]) for r in call(method)}
         default = self.facts.default_interval_h
-        return {s: listed.get(self.native_symbol(s), default) for s in symbols}
+        return {s: listed[self.funding_info_method(s)].get(self.native_symbol(s), default) for s in symbols}
 
     # ------------------------------------------------------------ WebSocket: client
 
