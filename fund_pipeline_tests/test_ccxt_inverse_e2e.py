@@ -47,14 +47,14 @@ def market():
 
 def test_without_inverse_the_coin_margined_perps_are_not_listed(emulator):
     linear = CcxtSource(venues=("binance",), api_base_url=emulator.base_url, now=emulator.state.clock.now)
-    assert COIN_PERP not in linear._perp_symbols("binance")
+    assert COIN_PERP not in linear.perp_symbols("binance")
     with pytest.raises(UnknownVenueError, match="not a listed linear perp"):
         linear.last_settled("binance", COIN_PERP)
 
 
 @pytest.mark.parametrize("venue", INVERSE_VENUES)
 def test_coin_margined_terms_prints_and_open_interest_equal_the_market(source, market, venue):
-    assert COIN_PERP in source._perp_symbols(venue)
+    assert COIN_PERP in source.perp_symbols(venue)
     listed = source.markets(venue, DAY).set_index("symbol")
     terms = adapter(venue).terms(COIN_PERP)
     assert listed.loc[COIN_PERP, ["margin", "settle"]].tolist() == [INVERSE, "BTC"]
@@ -88,3 +88,19 @@ def test_coin_margined_premium_history_rebuilds_the_settled_rate(source, venue):
 def test_bybit_serves_no_premium_history_of_its_inverse_perps(source):
     samples = source.premium_samples("bybit", DAY, DAY + pd.Timedelta(hours=1))
     assert COIN_PERP not in set(samples["symbol"]) and len(samples) > 0
+
+
+def test_okx_liquidation_history_has_the_coin_margined_swaps_too(source, market):
+    """With `inverse`, OKX's REST liquidation history is read for BTC-USD-SWAP as well as BTC-USDT-SWAP."""
+    from fund_pipeline.sources.liquidation_history import source_liquidations
+    from fund_pipeline.sources.sim_liquidations import simulated_liquidations
+
+    start = NOW - pd.Timedelta(hours=12)
+    got = source_liquidations(source, "okx", start, NOW, ["BTC"])
+    assert set(got["symbol"]) == {"BTC/USDT:USDT", COIN_PERP}
+    expected = simulated_liquidations(market, "okx", start, NOW)
+    for symbol in (COIN_PERP, "BTC/USDT:USDT"):
+        mine, theirs = got[got["symbol"] == symbol], expected[expected["symbol"] == symbol]
+        assert mine["ts"].tolist() == theirs["ts"].tolist(), symbol
+        np.testing.assert_allclose(mine["notional_usd"], theirs["notional_usd"], rtol=1e-6)
+        assert mine["side"].tolist() == theirs["side"].tolist()

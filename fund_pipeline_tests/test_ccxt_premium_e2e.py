@@ -47,7 +47,7 @@ def test_premium_history_rebuilds_every_settled_rate(source, venue):
     start, end = DAY - pd.Timedelta(hours=8), NOW
     samples = source.premium_samples(venue, start, end)
     assert list(samples.columns) == SAMPLE_COLUMNS
-    assert set(samples["symbol"]) == set(source._perp_symbols(venue))  # okx lists WIF from 2025-03-15
+    assert set(samples["symbol"]) == set(source.perp_symbols(venue))  # okx lists WIF from 2025-03-15
     for _, one in samples.groupby("symbol"):
         assert one["ts"].is_monotonic_increasing and not one["ts"].duplicated().any()
         assert one["ts"].min() >= start and one["ts"].max() < end

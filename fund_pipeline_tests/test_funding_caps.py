@@ -162,7 +162,7 @@ def test_the_ccxt_source_reads_the_caps_the_emulator_serves_and_rebuilds_every_s
     source = CcxtSource(
         venues=(venue,), api_base_url=emulator.base_url, now=emulator.state.clock.now, throttle=False, inverse=True
     )
-    symbols = source._perp_symbols(venue)
+    symbols = source.perp_symbols(venue)
     read = source.funding_formulas(venue, symbols)
     assert read == emulator.state.market.funding_formulas(venue, symbols)
     assert read[CAPPED[venue]] != adapter(venue).funding_formula(CAPPED[venue])

@@ -238,7 +238,8 @@ class CcxtSource:
             self._call(venue, "load_markets")
         return exchange.markets
 
-    def _perp_symbols(self, venue: str) -> list[str]:
+    def perp_symbols(self, venue: str) -> list[str]:
+        """The venue's perps this source serves (its bases' or symbols'), linear and, with `inverse`, coin-margined."""
         markets = self._markets(venue)
         listed = sorted(s for s, m in markets.items() if self._is_perp(m))
         if self._bases is not None:
@@ -425,7 +426,7 @@ class CcxtSource:
         start, end = utc(start), utc(end)
         spec, firsts = self._spec(venue), []
         method = "fetch_funding_rate_history"
-        for symbol in self._perp_symbols(venue):
+        for symbol in self.perp_symbols(venue):
             step_ms = int((spec.funding_record_h or self._interval_h(venue, symbol)) * HOUR_MS)
             span_ms = (spec.funding_page - 1) * step_ms
             for lo in range(ms(start), ms(end), span_ms):
@@ -441,7 +442,7 @@ class CcxtSource:
 
     def funding_prints(self, venue: str, start, end) -> pd.DataFrame:
         start, end = utc(start), utc(end)
-        frames = [self._settled(venue, s, start, end) for s in self._perp_symbols(venue)]
+        frames = [self._settled(venue, s, start, end) for s in self.perp_symbols(venue)]
         frames = [f for f in frames if len(f)]
         if not frames:
             return empty_prints()
@@ -566,7 +567,7 @@ class CcxtSource:
 
     def bars(self, venue: str, start, end) -> pd.DataFrame:
         start, end = utc(start), utc(end)
-        frames = [self._symbol_bars(venue, s, start, end) for s in self._perp_symbols(venue)]
+        frames = [self._symbol_bars(venue, s, start, end) for s in self.perp_symbols(venue)]
         out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=BAR_COLUMNS)
         out["ts"] = to_utc(out["ts"])
         for col in BAR_COLUMNS[4:]:
@@ -579,7 +580,7 @@ class CcxtSource:
         day = utc(day).floor("D")
         end = day + pd.Timedelta(days=1)
         rows = []
-        for symbol in self._perp_symbols(venue):
+        for symbol in self.perp_symbols(venue):
             market = self._check_symbol(venue, symbol)
             prints = self._settled(venue, symbol, day, end)
             bars = self._symbol_bars(venue, symbol, day, end)

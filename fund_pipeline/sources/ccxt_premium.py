@@ -113,7 +113,7 @@ def premium_history(source: CcxtSource, venue: str, start: pd.Timestamp, end: pd
         log.warning("%s: windows' intervals taken as the current ones: %s", venue, shallow)
         settled = pd.DataFrame(columns=["symbol", "funding_time", "interval_h"])
     frames = []
-    symbols = source._perp_symbols(venue)
+    symbols = source.perp_symbols(venue)
     served = [s for s in symbols if premium_method(spec, venue_adapter.inverse_perp(s) is not None) is not None]
     if len(served) < len(symbols):
         log.warning("%s: no premium-index history of %s (coin-margined)", venue, sorted(set(symbols) - set(served)))

@@ -27,7 +27,7 @@ def contract_sizes(call: Callable[..., Any], symbols: list[str]) -> dict[str, fl
 def source_liquidations(source: Any, venue: str, start, end, bases: list[str] | None = None) -> pd.DataFrame:
     """Liquidations on `venue` with ts in [start, end) from `source`, LIQUIDATION_COLUMNS; empty when it has none.
 
-    Over REST, the linear perps of `bases` (None: every one the venue lists)."""
+    Over REST, the perps the source serves (coin-margined too when its `inverse` is on) of `bases` (None: all)."""
     from fund_pipeline.sources.ccxt import CcxtSource
     from fund_pipeline.sources.sim_liquidations import LIQUIDATION_VENUES, simulated_liquidations
     from fund_pipeline.sources.simulated import SimulatedMarket
@@ -37,10 +37,8 @@ def source_liquidations(source: Any, venue: str, start, end, bases: list[str] | 
             return _empty()
         return simulated_liquidations(source, venue, start, end)
     if isinstance(source, CcxtSource) and adapter(venue).liquidation_history_path is not None:
-        call = source.caller(venue)
-        listed = [s for s, m in call("load_markets").items() if m.get("swap") and m.get("linear")]
-        symbols = sorted(s for s in listed if bases is None or s.partition("/")[0] in bases)
-        return rest_liquidations(call, venue, symbols, start, end)
+        symbols = [s for s in source.perp_symbols(venue) if bases is None or s.partition("/")[0] in bases]
+        return rest_liquidations(source.caller(venue), venue, symbols, start, end)
     return _empty()
 
 
