@@ -122,8 +122,9 @@ def test_documented_formulas_per_venue():
     )
     assert binance.weighting is bybit.weighting is Weighting.LINEAR
     assert (binance.sample_step_s, bybit.sample_step_s) == (5.0, 60.0)
-    assert okx_btc.kind is FormulaKind.PREMIUM_ONLY and okx_btc.window is AveragingWindow.MOVING
-    assert (okx_btc.cap, okx_wif.cap, okx_btc.interest_rate_8h) == (0.00375, 0.015, 0.0)
+    # Since 2025-04-10 okx adds the interest and the ±0.05 % clamp, over the moving N-hour window.
+    assert okx_btc.kind is FormulaKind.CLAMPED and okx_btc.window is AveragingWindow.MOVING
+    assert (okx_btc.cap, okx_wif.cap, okx_btc.interest_rate_8h, okx_btc.clamp_8h) == (0.00375, 0.015, 1e-4, 5e-4)
     assert hyperliquid.cap == 0.04 and hyperliquid.clamp_scaled
     # Before 2024-03-05 08:00 UTC okx averaged over the window so far.
     before = adapter("okx").funding_formula("BTC/USDT:USDT", pd.Timestamp("2024-03-05 07:59", tz="UTC").value // 10**6)

@@ -98,15 +98,36 @@ CAP_BY_BASE = {"BTC": 0.00375} | dict.fromkeys(
     ("ADA", "AVAX", "BCH", "DOT", "EOS", "ETC", "ETH", "FIL", "LINK", "LTC", "TRX", "XRP"), 0.0075
 )
 MOVING_AVERAGE_FROM_MS = 1_709_625_600_000  # 2024-03-05 08:00 UTC
+# "OKX to change the funding rate formula for perpetual futures" (okx.com/help/okx-to-change-the-funding-rate-
+# formula-for-perpetual-futures): live in 3 batches, 2025-04-10, 04-17 and 04-24, each at 00:01 UTC (the first
+# window settled by it ends 08:00 on 8 h, 04:00 on 4 h, 02:00 on 2 h). F = Clamp[P + Clamp(I - P, 0.05 %, -0.05 %),
+# cap, floor], I = 0.03 % / (24 / N) (0.01 % per 8 h), P a "weighted moving average" of the premium. The page names
+# no instrument per batch: every swap takes the first batch's date.
+INTEREST_CLAMP_FROM_MS = 1_744_243_260_000  # 2025-04-10 00:01 UTC
+INTEREST_RATE_8H = 0.0001
+CLAMP_8H = 0.0005
+# "Some perpetual futures will have no interest rate. This only applies to USDCUSDT perpetual futures at the moment."
+NO_INTEREST_SYMBOLS = frozenset({"USDC/USDT:USDT"})
 
 
 def documented_formula(cap: float, window: AveragingWindow = AveragingWindow.MOVING) -> FundingFormula:
-    """OKX's formula with one cap (and floor -cap): premium only, no interval scaling, uniform minute samples."""
+    """OKX's formula before 2025-04-10 with one cap (and floor -cap): premium only, no interval scaling, uniform
+    minute samples."""
     return FundingFormula(0.0, 0.0, cap=cap, kind=FormulaKind.PREMIUM_ONLY, window=window, premium_scaled=False)
 
 
+def interest_clamp_formula(cap: float, interest_rate_8h: float = INTEREST_RATE_8H) -> FundingFormula:
+    """OKX's formula from 2025-04-10: P + clamp(I - P, ±0.05 %), only the interest scaled to the interval (the
+    clamp stays ±0.05 % per interval, P is the interval's own average), then the currency's cap and floor.
+
+    P's weights: the announcement says "weighted moving average" and points to a product page that could not be
+    read; nothing says the window stopped being the moving N hours, so P stays the uniform mean of the last N
+    hours' minute samples (at the settlement the same as the window's own mean)."""
+    return FundingFormula(interest_rate_8h, CLAMP_8H, cap=cap, window=AveragingWindow.MOVING, premium_scaled=False)
+
+
 class OkxAdapter(VenueAdapter):
-    facts = VenueFacts("okx", funding=documented_formula(OTHER_CAP))
+    facts = VenueFacts("okx", funding=interest_clamp_formula(OTHER_CAP))
     rest = RestSpec(
         "okx",
         {"defaultType": "swap", "fetchMarkets": {"types": ["spot", "swap"]}, "fetchCurrencies": False},
@@ -166,10 +187,14 @@ class OkxAdapter(VenueAdapter):
     )
 
     def funding_formula(self, symbol: str, at_ms: int | None = None) -> FundingFormula:
-        """The currency's cap; the window so far before the moving average began."""
-        before = at_ms is not None and at_ms < MOVING_AVERAGE_FROM_MS
-        window = AveragingWindow.CURRENT if before else AveragingWindow.MOVING
-        return documented_formula(CAP_BY_BASE.get(symbol.partition("/")[0], OTHER_CAP), window)
+        """The currency's cap on the formula in force at the instant `at_ms` (None: now; a window's settlement
+        time picks the formula it settles by): the window so far before 2024-03-05 08:00, the moving N hours
+        after, with the interest and the ±0.05 % clamp from 2025-04-10 00:01."""
+        cap = CAP_BY_BASE.get(symbol.partition("/")[0], OTHER_CAP)
+        if at_ms is None or at_ms >= INTEREST_CLAMP_FROM_MS:
+            return interest_clamp_formula(cap, 0.0 if symbol in NO_INTEREST_SYMBOLS else INTEREST_RATE_8H)
+        window = AveragingWindow.CURRENT if at_ms < MOVING_AVERAGE_FROM_MS else AveragingWindow.MOVING
+        return documented_formula(cap, window)
 
     def native_symbol(self, symbol: str) -> str:
         base, _, rest = symbol.partition("/")
