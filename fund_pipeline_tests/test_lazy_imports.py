@@ -7,6 +7,8 @@ import of one of these packages anywhere under fund_pipeline/ makes all of them 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import fund_pipeline
@@ -60,3 +62,16 @@ def test_no_module_imports_a_heavy_package_when_it_loads():
         if package in LAZY_PACKAGES
     ]
     assert offenders == []
+
+
+def test_loading_the_definitions_imports_none_of_them_nor_scipy_signal():
+    """What a process pays that only loads the definitions (the UI, a sensor tick, every run's start)."""
+    probe = (
+        "import sys\n"
+        "from fund_pipeline.definitions import build_definitions\n"
+        "build_definitions()\n"
+        f"heavy = {[*LAZY_PACKAGES, 'scipy.signal', 'scipy.stats']!r}\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 
 from fund_pipeline.domain.features.clusters import MASS_POINT_TOL
 from fund_pipeline.domain.prints import INTEREST_RATE_8H, SchemaError, rate_to_8h, require_columns
@@ -283,6 +282,8 @@ def add_mass_features(frame: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame
 
 def _ewma(values: np.ndarray, stream: np.ndarray, alpha: float) -> np.ndarray:
     """e_t = α x_t + (1 − α) e_(t−1) within each (contiguous) stream, started at its first value."""
+    from scipy.signal import lfilter  # ~2 s to import: not when the definitions load
+
     out = np.empty_like(values)
     bounds = np.flatnonzero(np.r_[True, stream[1:] != stream[:-1], True])
     for start, end in zip(bounds[:-1], bounds[1:], strict=True):
