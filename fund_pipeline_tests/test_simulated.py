@@ -297,10 +297,17 @@ def test_clamped_formula_settles_exactly_at_the_interest_inside_the_clamp(premiu
 
 
 @given(premium=premiums, interval=st.sampled_from([1, 2, 4, 8]))
-def test_okx_settles_the_average_premium_clamped_to_the_currency_cap(premium, interval):
-    """OKX's documented Clamp[MA(P - 0), floor, cap]: no interest, no interval scaling, BTC capped at 0.375 %."""
-    assert float(funding_rate("okx", premium, interval, "BTC/USDT:USDT")) == float(np.clip(premium, -0.00375, 0.00375))
-    assert float(funding_rate("okx", premium, interval, "WIF/USDT:USDT")) == float(np.clip(premium, -0.015, 0.015))
+def test_okx_settles_the_interest_clamped_premium_within_the_currency_cap(premium, interval):
+    """OKX's formula since 2025-04-10: Clamp[P + Clamp(I - P, ±0.05 %), floor, cap], I = 0.01 % · N/8 (only the
+    interest scaled), BTC capped at 0.375 %, WIF at 1.5 %."""
+    interest = 0.0001 * interval / 8
+    gap = interest - premium
+    expected = interest if abs(gap) <= 0.0005 else premium + float(np.clip(gap, -0.0005, 0.0005))
+    for symbol, cap in (("BTC/USDT:USDT", 0.00375), ("WIF/USDT:USDT", 0.015)):
+        rate = float(funding_rate("okx", premium, interval, symbol))
+        assert rate == pytest.approx(float(np.clip(expected, -cap, cap)), rel=1e-12, abs=1e-18)
+        if abs(gap) <= 0.0005:
+            assert rate == interest
 
 
 @given(a=premiums, b=premiums, venue=st.sampled_from(list(SIM_VENUES)))
