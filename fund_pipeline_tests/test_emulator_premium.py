@@ -142,3 +142,23 @@ def test_bybit_and_okx_premium_history_rebuild_the_settled_rate(emulator, venue)
     formulas = emulator.state.market.funding_formulas(venue, [symbol])
     rebuilt = reconstruct_predicted(venue, samples, formulas, ReconstructionConfig(300))
     assert rebuilt.loc[rebuilt["ts"] == end, "rate"].item() == pytest.approx(rate, abs=1e-8)
+
+
+def test_okx_funding_rate_serves_the_formulas_interest_and_bounds(emulator):
+    """public/funding-rate's interestRate (0.01 % per 8 h), minFundingRate and maxFundingRate (BTC's ±0.375 %) are
+    the formula the simulated swap settles by, as OKX serves them since its 2025-04 formula."""
+    (row,) = get(emulator, "/okx/api/v5/public/funding-rate", instId="BTC-USDT-SWAP")["data"]
+    formula = emulator.state.market.funding_formulas("okx", ["BTC/USDT:USDT"])["BTC/USDT:USDT"]
+    assert (row["formulaType"], row["interestRate"]) == ("withRate", "0.0001")
+    assert (
+        (float(row["minFundingRate"]), float(row["maxFundingRate"]))
+        == (formula.lower, formula.cap)
+        == (
+            -0.00375,
+            0.00375,
+        )
+    )
+    # Inside the ±0.05 % band the rate settles at the interest itself: its mass point (the premium-only formula
+    # before 2025-04 has none).
+    settled = get(emulator, "/okx/api/v5/public/funding-rate-history", instId="BTC-USDT-SWAP", limit=50)["data"]
+    assert any(r["fundingRate"] == "0.0001" for r in settled)

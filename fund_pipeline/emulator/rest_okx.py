@@ -10,6 +10,7 @@ import pandas as pd
 from aiohttp import web
 
 from fund_pipeline.domain.liquidations import liquidation_records
+from fund_pipeline.domain.predicted import FORMULA_BASIS_H
 from fund_pipeline.emulator.rest_core import (
     HOUR,
     MS,
@@ -166,8 +167,10 @@ async def okx_funding_rate(request: web.Request) -> web.Response:
 
 
 def _okx_running_window(state, row, now: pd.Timestamp) -> dict:
+    """The floor, cap and interest rate (0.01 % per 8 h scaled to the interval) are the formula the swap settles by."""
     funding_time, next_time = next_funding_times(row, now, state.market, VENUE)
     rate = num(predicted_rate(state, VENUE, row.symbol, now))
+    formula = state.market.funding_formulas(VENUE, [row.symbol])[row.symbol]
     return {
         "instType": "SWAP",
         "instId": ADAPTER.native_symbol(row.symbol),
@@ -175,11 +178,11 @@ def _okx_running_window(state, row, now: pd.Timestamp) -> dict:
         "nextFundingRate": "",
         "fundingTime": str(to_ms(funding_time)),
         "nextFundingTime": str(to_ms(next_time)),
-        "minFundingRate": "-0.015",
-        "maxFundingRate": "0.015",
+        "minFundingRate": num(formula.lower),
+        "maxFundingRate": num(formula.cap),
         "method": "current_period",
         "formulaType": "withRate",
-        "interestRate": "0.0001",
+        "interestRate": num(formula.interest_rate_8h * float(row.interval_h) / FORMULA_BASIS_H),
         "impactValue": "20000",
         "premium": "0",
         "sign": "",

@@ -31,7 +31,7 @@ import math
 from typing import Any
 
 from fund_pipeline.domain.liquidations import LONG, SHORT, Liquidation, sized
-from fund_pipeline.domain.predicted import AveragingWindow, FormulaKind, FundingFormula
+from fund_pipeline.domain.predicted import FORMULA_BASIS_H, AveragingWindow, FormulaKind, FundingFormula
 from fund_pipeline.domain.records import FundingPrint
 from fund_pipeline.domain.time import MS_PER_HOUR, NS_PER_HOUR, NS_PER_MS
 from fund_pipeline.venues.adapter import (
@@ -323,11 +323,13 @@ class OkxAdapter(VenueAdapter):
                 continue
             native = self.native_symbol(p.symbol)
             funding_ms = p.funding_time // NS_PER_MS
-            cap = self.funding_formula(p.symbol).cap
+            formula = self.funding_formula(p.symbol)
+            cap, interest = formula.cap, formula.interest_rate_8h * p.interval_h / FORMULA_BASIS_H
             item = {
                 "formulaType": "withRate", "fundingRate": emit_number(p.rate), "fundingTime": str(funding_ms),
-                "impactValue": "", "instId": native, "instType": "SWAP", "interestRate": "0.0001",
-                "maxFundingRate": emit_number(cap), "method": "current_period", "minFundingRate": emit_number(-cap),
+                "impactValue": "", "instId": native, "instType": "SWAP", "interestRate": emit_number(interest),
+                "maxFundingRate": emit_number(cap), "method": "current_period",
+                "minFundingRate": emit_number(formula.lower),
                 "nextFundingRate": "", "premium": "",
                 "nextFundingTime": str(int(funding_ms + p.interval_h * 3_600_000)), "settState": "settled",
                 "settFundingRate": "", "ts": str(p.ts // NS_PER_MS),
