@@ -175,8 +175,8 @@ def venue_columns(venue: str, n_extra: int) -> np.ndarray:
 
 
 def symbol_formulas(venue: str, symbols) -> list[FundingFormula]:
-    """The documented formula of each symbol, as the venue's adapter states it (the simulation starts after
-    every formula change the adapters know of, so the formulas in force now), with the symbol's own cap and floor
+    """The documented formula of each symbol, as the venue's adapter states it now (one formula for the whole
+    simulation: okx's of 2025-04-10 also before that date, from SIM_EPOCH on), with the symbol's own cap and floor
     where the simulated venue sets them (`VenueSpec.funding_bounds`)."""
     venue_adapter = adapter(venue)
     bounds = {symbol: (cap, floor) for symbol, cap, floor in VENUE_SPECS[venue].funding_bounds}
