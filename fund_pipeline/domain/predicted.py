@@ -19,7 +19,9 @@ What the venues document (their help pages):
   give F = I·N/8 exactly inside the band.
 - okx: MA(premium - interest) with interest 0, uniform minute samples, clamped to a per-symbol
   floor and cap; from 2024-03-05 the average runs over the last N hours instead of the window
-  so far (same value at the window's last minute).
+  so far (same value at the window's last minute). From 2025-04-10 00:01 UTC bybit's form:
+  P + clamp(I - P, ±0.05 %), I = 0.03 % / (24 / N), then the floor and cap (`OkxAdapter.funding_formula`
+  picks the variant in force at an instant).
 - hyperliquid: the premium sampled every 5 s and averaged uniformly over the hour, the 8 h
   formula F = P + clamp(I - P, ±0.05 %) paid hourly at 1/8, capped at 4 % per hour.
 - deribit: funding accrues every millisecond on the instantaneous premium (mark vs index) with
@@ -50,7 +52,7 @@ FORMULA_BASIS_H = 8.0
 
 class FormulaKind(StrEnum):
     CLAMPED = "clamped"  # F = P + clamp(I - P, ±c)
-    PREMIUM_ONLY = "premium_only"  # F = MA(P - I) (okx's documented form, I = 0)
+    PREMIUM_ONLY = "premium_only"  # F = MA(P - I) (okx before 2025-04-10, I = 0)
     DEAD_BAND = "dead_band"  # F = max(0, P - c) + min(0, P + c), no interest (deribit)
 
 
