@@ -25,6 +25,7 @@ from fund_pipeline.sources.sim_liquidations import simulated_liquidations
 from fund_pipeline.sources.simulated import SimulatedMarket
 from fund_pipeline.venues.registry import adapter
 from fund_pipeline.venues.streams import StreamParser
+from fund_pipeline_tests.test_liquidations_live import liquidation_events
 from fund_pipeline_tests.test_venue_fixtures import as_expected, unified
 
 FIXTURES = Path(__file__).parent / "fixtures" / "venues" / "inverse"
@@ -116,13 +117,6 @@ def test_documented_inverse_frames_parse_into_the_coin_margined_perps_prints_and
 # ---------------------------------------------------------------- emulator → collector → landing
 
 
-def _events(frame: pd.DataFrame) -> list[tuple]:
-    return sorted(
-        (r.venue, r.symbol, r.ts.value, r.side, round(r.price, 6), round(r.notional_usd, 4))
-        for r in frame.itertuples(index=False)
-    )
-
-
 @pytest.mark.e2e
 def test_emulator_to_collector_lands_coin_margined_prints_and_liquidations(tmp_path):
     landing = tmp_path / "landing"
@@ -188,7 +182,7 @@ def test_emulator_to_collector_lands_coin_margined_prints_and_liquidations(tmp_p
         first, last = got["ts"].min(), got["ts"].max() + pd.Timedelta(milliseconds=1)
         expected = simulated_liquidations(market, venue, first, last)
         # Every landed liquidation is the simulator's, of both perps, and none was missed between first and last.
-        assert _events(got) == _events(expected), venue
+        assert liquidation_events(got) == liquidation_events(expected), venue
     # Each coin-margined connection went to its venue's own route: one more connection on binance and bybit.
     assert stats["connects:binance"] >= 2 and stats["connects:bybit"] >= 2 and stats["connects:okx"] >= 1
 

@@ -81,7 +81,8 @@ def test_simulated_liquidations_follow_the_price_path():
     assert other["ts"].tolist() != day["ts"].tolist()
 
 
-def _events(frame: pd.DataFrame) -> list[tuple]:
+def liquidation_events(frame: pd.DataFrame) -> list[tuple]:
+    """Landed or simulated liquidations as comparable rows, in one order."""
     return sorted(
         (r.venue, r.symbol, r.ts.value, r.side, round(r.price, 6), round(r.notional_usd, 4))
         for r in frame.itertuples(index=False)
@@ -125,10 +126,10 @@ def test_emulator_to_collector_lands_the_simulated_liquidations(tmp_path):
         first, last = got["ts"].min(), got["ts"].max() + pd.Timedelta(milliseconds=1)
         expected = simulated_liquidations(market, venue, first, last)
         # every landed liquidation is the simulator's, and the stream missed none between its first and last
-        assert _events(got) == _events(expected), venue
+        assert liquidation_events(got) == liquidation_events(expected), venue
     assert len(okx_history) and set(okx_history["source"]) == {"rest"}
     sim_okx = simulated_liquidations(market, "okx", okx_history["ts"].min(), okx_history["ts"].max() + pd.Timedelta(1))
-    assert _events(okx_history) == _events(sim_okx[sim_okx["symbol"] == "BTC/USDT:USDT"])
+    assert liquidation_events(okx_history) == liquidation_events(sim_okx[sim_okx["symbol"] == "BTC/USDT:USDT"])
 
 
 def test_the_collector_subscribes_liquidations_unless_told_not_to(tmp_path):
