@@ -178,8 +178,33 @@ def test_warm_resolves_take_the_active_set_path_and_match_fresh_problems():
         assert fresh.method == "CLARABEL+active-set"
         np.testing.assert_allclose(reused.weights, fresh.weights, atol=1e-9)
         assert reused.objective == pytest.approx(fresh.objective, rel=1e-9, abs=1e-14)
-    assert methods[0] == "CLARABEL+active-set"
-    assert set(methods[1:]) == {"active-set"}
+    assert set(methods) == {"active-set"}
+    # no solve fell back, so the cvxpy problem was never built
+    assert "conic" not in vars(problem)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    lam=st.sampled_from([0.0, 10.0, 1e3]),
+    n_obs=st.sampled_from([15, 40]),
+    loose_caps=st.booleans(),
+)
+def test_active_set_from_the_cold_vertex_finds_the_interior_point_optimum(seed, lam, n_obs, loose_caps):
+    """More candidates than hours (a singular Hessian, as at 300 bases) and caps of 1 included."""
+    rng = np.random.default_rng(seed)
+    n = 24
+    returns, target = random_problem(rng, n_obs, n)
+    carry = rng.normal(1e-4, 1e-4, n)
+    cap = np.where(rng.random(n) < 0.5, 1.0, rng.uniform(0.05, 0.3, n)) if loose_caps else rng.uniform(0.05, 0.3, n)
+    cap[:2] = 0.0
+    reference = HedgeProblem(n_obs, n, lam, active_set_warm_start=False).solve(returns, target, carry, cap)
+    cold = HedgeProblem(n_obs, n, lam).solve(returns, target, carry, cap)
+    assert cold.method == "active-set"
+    np.testing.assert_allclose(cold.weights, reference.weights, atol=1e-6)
+    assert cold.objective == pytest.approx(reference.objective, rel=1e-9, abs=1e-14)
+    assert cold.weights.sum() == pytest.approx(1, abs=1e-12)
+    assert np.all((cold.weights >= 0) & (cold.weights <= cap)) and np.all(cold.weights[:2] == 0)
 
 
 @settings(max_examples=40, deadline=None)
@@ -213,15 +238,18 @@ def test_feasible_start_is_invested_within_caps_and_keeps_names_on_their_bounds(
     assert start[0] == 0
 
 
-def test_caps_summing_to_one_fall_back_to_the_interior_point_solver():
+def test_caps_summing_to_one_give_the_basket_at_its_caps():
+    """The cold vertex is that basket (certified); warm from it no name is free, so the interior-point solver runs."""
     rng = np.random.default_rng(13)
     returns, target = random_problem(rng, 30, 4)
     cap = np.array([0.1, 0.2, 0.3, 0.4])
     problem = HedgeProblem(30, 4, lam=0.0)
+    methods = []
     for _ in range(2):
         solution = problem.solve(returns, target, np.zeros(4), cap)
-        assert solution.method == "CLARABEL"
+        methods.append(solution.method)
         np.testing.assert_allclose(solution.weights, cap, atol=1e-6)
+    assert methods == ["active-set", "CLARABEL"]
 
 
 def test_fewer_observations_than_candidates_still_give_a_valid_basket():

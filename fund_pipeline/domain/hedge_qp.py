@@ -13,24 +13,30 @@ rewritten through a thin-QR factor of R, ‖R w − r‖² = ‖F w − Qᵀr‖
 problem size is n_candidates × n_candidates whatever n_obs is. Weeks with a smaller universe are
 padded with zero-return, zero-cap names that get weight 0.
 
-Re-solves are warm: consecutive weeks' optima share most of their active set (which names sit at 0
-or at their cap), so a primal active-set method started from the previous solution reaches the new
-optimum in a few dozen small equality-constrained steps on the Gram matrix [R | r]ᵀ[R | r]. Its answer
+Solves are by a primal active-set method on the Gram matrix [R | r]ᵀ[R | r]: a basket holds few names
+strictly inside their bounds (~50 of 1,200 candidates at 300 bases), so the method's equality-
+constrained steps stay small. Re-solves start from the previous solution (consecutive weeks' optima
+share most of their active set); a first solve starts from the vertex that fills the names with the
+most negative gradient at w = 0 (the best trackers, carry included) to their caps in turn. Its answer
 is accepted only with a KKT certificate (stationarity, multiplier signs, bounds, Σ w = 1), which for
-this convex QP proves it optimal. Otherwise (first solve, singular steps, no certificate) the cvxpy
-problem is solved with CLARABEL and the same active-set method polishes its interior-point answer to
-the exact vertex of the active set, so a warm and a freshly built problem return the same optimum.
+this convex QP proves it optimal. Otherwise (singular steps, steps run out, no certificate) the cvxpy
+problem is built and solved with CLARABEL, and the same active-set method polishes its interior-point
+answer to the exact vertex of the active set, so every path returns the same optimum.
 
 Measured on 52 rolling weeks of 150 candidates × 720 hours: CLARABEL alone takes ~11 interior-point
 steps (~29 ms, the dense 150 × 150 KKT factorisation); the warm active-set path takes a few ms, most
-of it the Gram matrix. OSQP with polishing misses the optimum on ~1 week in 5 at ε = 1e-7.
+of it the Gram matrix. At 1,199 candidates (300 bases × 5 venues) one CLARABEL solve takes ~31 s of
+CPU, the active-set method from the cold vertex well under a second. OSQP with polishing misses the
+optimum on ~1 week in 5 at ε = 1e-7.
 Multithreaded BLAS on a busy machine makes the QR and Gram products spin: run with OPENBLAS_NUM_THREADS=1.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +50,8 @@ def _cvxpy():
 
 
 DEFAULT_SOLVER = "CLARABEL"
+# cvxpy's status of a solved problem (cvxpy.OPTIMAL), also the active-set method's when certified.
+OPTIMAL = "optimal"
 # Interior-point defaults (gap 1e-8) leave weights off by ~1e-5 on exact fits; these keep them to ~1e-8.
 SOLVER_OPTIONS = {
     "CLARABEL": {"tol_gap_abs": 1e-11, "tol_gap_rel": 1e-11, "tol_feas": 1e-10},
@@ -77,17 +85,43 @@ class HedgeSolution:
     method: str
 
 
-class HedgeProblem:
-    """The hedge QP built once with cvxpy Parameters (DPP), re-solved warm for each new week.
+@dataclass(frozen=True)
+class ConicForm:
+    """The hedge QP as a cvxpy problem over Parameters (see `HedgeProblem`), solved by a conic solver."""
 
-    Parameters: `factor` (n_candidates × n_candidates, the thin-QR factor of R scaled to O(1)),
+    factor: Any
+    projected_target: Any
+    carry_reward: Any
+    cap: Any
+    weights: Any
+    problem: Any
+
+    @classmethod
+    def build(cls, n: int) -> ConicForm:
+        cp = _cvxpy()
+        factor = cp.Parameter((n, n), name="factor")
+        projected_target = cp.Parameter(n, name="projected_target")
+        carry_reward = cp.Parameter(n, name="carry_reward")
+        cap = cp.Parameter(n, nonneg=True, name="cap")
+        weights = cp.Variable(n, name="weights")
+        objective = cp.sum_squares(factor @ weights - projected_target) - carry_reward @ weights
+        constraints = [cp.sum(weights) == 1, weights >= 0, weights <= cap]
+        problem = cp.Problem(cp.Minimize(objective), constraints)
+        return cls(factor, projected_target, carry_reward, cap, weights, problem)
+
+
+class HedgeProblem:
+    """The hedge QP, re-solved warm for each new week; its cvxpy form (DPP) is built on the first fallback.
+
+    cvxpy Parameters: `factor` (n_candidates × n_candidates, the thin-QR factor of R scaled to O(1)),
     `projected_target` (Qᵀ r_target, same scale), `carry_reward` (λ·carry on that scale) and `cap`.
     Scaling every parameter by one constant leaves the argmin unchanged and keeps the solver's
     absolute tolerances meaningful for returns of ~1e-3.
 
-    With `active_set_warm_start` each solve first tries the active-set method from the previous
-    solution (see the module docstring) and falls back to the cvxpy problem; without it every week
-    is an interior-point solve, still polished to the active set's exact optimum.
+    With `active_set_warm_start` each solve first tries the active-set method (from the previous
+    solution, or for the first solve from the cold vertex; see the module docstring) and falls back
+    to the cvxpy problem; without it every week is an interior-point solve, still polished to the
+    active set's exact optimum.
     """
 
     def __init__(
@@ -110,22 +144,18 @@ class HedgeProblem:
         self.solver = solver
         self.active_set_warm_start = active_set_warm_start
         self.previous_weights: np.ndarray | None = None
-        n = self.n_candidates
-        cp = _cvxpy()
-        self.factor = cp.Parameter((n, n), name="factor")
-        self.projected_target = cp.Parameter(n, name="projected_target")
-        self.carry_reward = cp.Parameter(n, name="carry_reward")
-        self.cap = cp.Parameter(n, nonneg=True, name="cap")
-        self.weights = cp.Variable(n, name="weights")
-        objective = (
-            cp.sum_squares(self.factor @ self.weights - self.projected_target) - self.carry_reward @ self.weights
-        )
-        constraints = [cp.sum(self.weights) == 1, self.weights >= 0, self.weights <= self.cap]
-        self.problem = cp.Problem(cp.Minimize(objective), constraints)
+
+    @functools.cached_property
+    def conic(self) -> ConicForm:
+        """The cvxpy problem, built (seconds at a thousand candidates) only when a solve needs it."""
+        return ConicForm.build(self.n_candidates)
+
+    @property
+    def problem(self):
+        return self.conic.problem
 
     def solve(self, returns, target_returns, carry, cap) -> HedgeSolution:
         """Solve for one week's data; `returns` is (n_obs × n_candidates), padded names have cap 0."""
-        cp = _cvxpy()
         R, r, carry, cap = self._validated(returns, target_returns, carry, cap)
         started = time.perf_counter()
         n = self.n_candidates
@@ -136,16 +166,20 @@ class HedgeProblem:
         # ½ wᵀ H w + gᵀ w is the objective divided by scale², up to a constant.
         hessian = 2.0 * gram[:n, :n] / scale_squared
         gradient_at_zero = (-2.0 * gram[:n, n] - self.lam * carry) / scale_squared
-        weights, status, method = None, cp.OPTIMAL, "active-set"
-        if self.active_set_warm_start and self.previous_weights is not None:
-            weights = active_set_qp(hessian, gradient_at_zero, cap, self.previous_weights)
+        weights, status, method = None, OPTIMAL, "active-set"
+        if self.active_set_warm_start:
+            weights = (
+                active_set_qp(hessian, gradient_at_zero, cap, self.previous_weights)
+                if self.previous_weights is not None
+                else active_set_qp_cold(hessian, gradient_at_zero, cap)
+            )
         if weights is None:
             interior, status = self._solve_interior_point(stacked, carry, cap, np.sqrt(scale_squared))
             weights = active_set_qp(hessian, gradient_at_zero, cap, interior)
             if weights is None:
                 weights, method = interior, self.solver
             else:
-                status, method = cp.OPTIMAL, f"{self.solver}+active-set"
+                status, method = OPTIMAL, f"{self.solver}+active-set"
         self.previous_weights = weights
         elapsed = time.perf_counter() - started
         residual = R @ weights - r
@@ -161,21 +195,22 @@ class HedgeProblem:
     def _solve_interior_point(self, stacked, carry, cap, scale) -> tuple[np.ndarray, str]:
         """The cvxpy problem's answer clipped into the bounds, and its status; raises HedgeSolveError without one."""
         cp = _cvxpy()
+        conic = self.conic
         # QR of [R | r] without forming Q: its last column holds Qᵀr next to the factor F of R.
         triangular = np.asarray(np.linalg.qr(stacked, mode="r"))[: self.n_candidates]
         factor = np.zeros((self.n_candidates, self.n_candidates))
         factor[: len(triangular)] = triangular[:, :-1]
         projected = np.zeros(self.n_candidates)
         projected[: len(triangular)] = triangular[:, -1]
-        self.factor.value = factor / scale
-        self.projected_target.value = projected / scale
-        self.carry_reward.value = self.lam * carry / scale**2
-        self.cap.value = cap
-        self.problem.solve(solver=self.solver, warm_start=True, **SOLVER_OPTIONS.get(self.solver, {}))
-        status = self.problem.status
-        if self.weights.value is None or status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+        conic.factor.value = factor / scale
+        conic.projected_target.value = projected / scale
+        conic.carry_reward.value = self.lam * carry / scale**2
+        conic.cap.value = cap
+        conic.problem.solve(solver=self.solver, warm_start=True, **SOLVER_OPTIONS.get(self.solver, {}))
+        status = conic.problem.status
+        if conic.weights.value is None or status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             raise HedgeSolveError(f"hedge QP: solver {self.solver} returned status {status!r}, no basket")
-        return np.clip(self.weights.value, 0.0, cap), status
+        return np.clip(conic.weights.value, 0.0, cap), status
 
     def _validated(self, returns, target_returns, carry, cap):
         R = np.asarray(returns, dtype="float64")
@@ -212,17 +247,51 @@ def active_set_qp(hessian, gradient_at_zero, cap, start) -> np.ndarray | None:
     step is singular, the steps run out, or the result has no KKT certificate; the caller then uses
     the interior-point solver.
     """
-    H = np.asarray(hessian, dtype="float64")
-    g = np.asarray(gradient_at_zero, dtype="float64")
-    cap = np.asarray(cap, dtype="float64")
-    n = len(g)
-    tolerance = KKT_TOLERANCE * max(1.0, np.abs(H).max(), np.abs(g).max())
+    H, g, cap = _as_float_arrays(hessian, gradient_at_zero, cap)
     movable = cap > 0
     w = feasible_start(start, cap)
     at_lower = movable & (w <= 0)
     at_upper = movable & (w >= cap) & ~at_lower
     w = np.where(at_upper, cap, np.where(movable & ~at_lower, w, 0.0))
-    # Each step adds or releases one bound; a few passes over the names is generous from a warm start.
+    return _active_set_steps(H, g, cap, w, at_lower, at_upper)
+
+
+def active_set_qp_cold(hessian, gradient_at_zero, cap) -> np.ndarray | None:
+    """`active_set_qp` without a previous solution: from the vertex filling the best names to their caps.
+
+    The movable names are taken in order of their gradient at w = 0 (most negative first: the names
+    that reduce the tracking error and earn carry the most) and filled to their caps until Σ w = 1;
+    the name that completes the basket is the one free name, the earlier ones sit at their caps and
+    the rest at 0. The method then frees names one at a time, so its steps are as small as the
+    optimum's free set.
+    """
+    H, g, cap = _as_float_arrays(hessian, gradient_at_zero, cap)
+    movable = np.flatnonzero(cap > 0)
+    order = movable[np.argsort(g[movable], kind="stable")]
+    filled = np.cumsum(cap[order])
+    last = int(np.searchsorted(filled, 1.0))
+    if last >= len(order):
+        return None
+    w = np.zeros(len(g))
+    w[order[:last]] = cap[order[:last]]
+    w[order[last]] = 1.0 - (filled[last - 1] if last else 0.0)
+    at_lower = np.zeros(len(g), dtype=bool)
+    at_lower[order[last + 1 :]] = True
+    at_upper = np.zeros(len(g), dtype=bool)
+    at_upper[order[:last]] = True
+    return _active_set_steps(H, g, cap, w, at_lower, at_upper)
+
+
+def _as_float_arrays(*values) -> tuple[np.ndarray, ...]:
+    return tuple(np.asarray(v, dtype="float64") for v in values)
+
+
+def _active_set_steps(H, g, cap, w, at_lower, at_upper) -> np.ndarray | None:
+    """The active-set iterations from a feasible `w` whose working set holds `at_lower` and `at_upper`."""
+    n = len(g)
+    tolerance = KKT_TOLERANCE * max(1.0, np.abs(H).max(), np.abs(g).max())
+    movable = cap > 0
+    # Each step adds or releases one bound; a few passes over the names is generous.
     for _ in range(4 * n + 20):
         free = np.flatnonzero(movable & ~at_lower & ~at_upper)
         if len(free) == 0:
