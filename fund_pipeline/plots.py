@@ -58,17 +58,23 @@ def heatmap(matrix: pd.DataFrame, title: str, colorbar_label: str, cmap: str = "
     return _png(fig)
 
 
+# Above this many points the venue:base labels overlap into a blot (and cost seconds to lay out): the
+# chart then shows the clusters only; the stored table names every symbol's cluster.
+LABELLED_POINTS = 100
+
+
 def scatter_clusters(points: pd.DataFrame, title: str) -> bytes:
-    """2-D projection coloured by cluster, each point labelled venue:base."""
+    """2-D projection coloured by cluster, each point labelled venue:base when there are few enough."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 6))
     for cluster, g in points.groupby("cluster"):
         ax.scatter(g["x"], g["y"], label=f"cluster {cluster}", s=30)
-        for _, r in g.iterrows():
-            ax.annotate(f"{r['venue'][:3]}:{r['base']}", (r["x"], r["y"]), fontsize=6, alpha=0.7)
+        if len(points) <= LABELLED_POINTS:
+            for venue, base, x, y in zip(g["venue"], g["base"], g["x"], g["y"], strict=True):
+                ax.annotate(f"{venue[:3]}:{base}", (x, y), fontsize=6, alpha=0.7)
     ax.set_xlabel("projection 1")
     ax.set_ylabel("projection 2")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     ax.set_title(title)
     return _png(fig)
 
