@@ -6,6 +6,7 @@ import pytest
 
 from fund_pipeline.domain.forecast_horizons import (
     AR1,
+    CROSS_VENUE_FEATURES,
     EWMA_ALPHA,
     add_mass_features,
     baseline_y,
@@ -22,6 +23,7 @@ def stream(venue="binance", interval_h=8.0, rates=None, start="2024-01-01", symb
         {
             "venue": venue,
             "symbol": symbol,
+            "base": symbol.split("/")[0],
             "funding_time": times,
             "interval_h": interval_h,
             "rate": rates,
@@ -75,6 +77,56 @@ def test_ewma_uses_only_the_past():
     np.testing.assert_allclose(frame["ewma_8h"].iloc[:2], expected)
     changed = forecast_frame(stream(rates=np.array([1.0, 0.0, 0.0, 9.0]) * 1e-4))
     np.testing.assert_array_equal(changed["ewma_8h"].iloc[:3], frame["ewma_8h"].iloc[:3])
+
+
+def cross_venue_rows() -> pd.DataFrame:
+    """BTC on an 8h venue and an hourly one, ETH on another 8h venue: ETH never enters BTC's features."""
+    hourly_rates = np.arange(1, 25) * 1e-6
+    return pd.concat(
+        [
+            stream("binance", 8.0, [1e-4, 2e-4, 3e-4]),
+            stream("dydx", 1.0, hourly_rates),
+            stream("bybit", 8.0, [9e-4, 9e-4, 9e-4], symbol="ETH/USDT:USDT"),
+        ],
+        ignore_index=True,
+    )
+
+
+def test_cross_venue_features_are_the_other_venues_rates_settled_by_t():
+    frame = forecast_frame(cross_venue_rows()).set_index(["venue", "funding_time"])
+    t = pd.Timestamp("2024-01-01 08:00", tz="UTC")
+    binance = frame.loc[("binance", t)]
+    # dydx's hourly windows settled at 01:00 .. 08:00 are its rates 2..9 (its first settles at 00:00)
+    assert binance["cross_venue_8h"] == pytest.approx(9e-6 * 8)
+    assert binance["hourly_venues_1h_8h"] == pytest.approx(9e-6 * 8)
+    assert binance["hourly_venues_8h_8h"] == pytest.approx(np.mean(np.arange(2, 10)) * 1e-6 * 8)
+    assert binance["cross_venue_gap_8h"] == pytest.approx(9e-6 * 8 - 2e-4)
+    # at 05:00 dydx sees binance's 00:00 window (8h old at most); no other hourly venue exists
+    dydx = frame.loc[("dydx", pd.Timestamp("2024-01-01 05:00", tz="UTC"))]
+    assert dydx["cross_venue_8h"] == pytest.approx(1e-4)
+    assert np.isnan(dydx["hourly_venues_1h_8h"])
+    assert frame.loc[("bybit", t), CROSS_VENUE_FEATURES].isna().all()
+
+
+def test_a_print_after_t_never_changes_the_cross_venue_features_at_t():
+    rows = cross_venue_rows()
+    t = pd.Timestamp("2024-01-01 08:00", tz="UTC")
+    before = forecast_frame(rows).set_index(["venue", "funding_time"])
+    later = rows["funding_time"] > t
+    changed = rows.assign(rate=np.where(later, rows["rate"] * -50 + 1e-3, rows["rate"]))
+    after = forecast_frame(changed).set_index(["venue", "funding_time"])
+    known = before.index.get_level_values("funding_time") <= t
+    pd.testing.assert_frame_equal(before.loc[known, CROSS_VENUE_FEATURES], after.loc[known, CROSS_VENUE_FEATURES])
+    assert not before.loc[~known, CROSS_VENUE_FEATURES].equals(after.loc[~known, CROSS_VENUE_FEATURES])
+
+
+def test_a_stale_rate_of_another_venue_is_not_its_latest():
+    rows = cross_venue_rows()
+    # binance's 08:00 and 16:00 windows are missing: at 12:00 its 00:00 rate is 12 h old, older than its interval
+    rows = rows.loc[~((rows["venue"] == "binance") & (rows["funding_time"] > pd.Timestamp("2024-01-01", tz="UTC")))]
+    frame = forecast_frame(rows).set_index(["venue", "funding_time"])
+    assert frame.loc[("dydx", pd.Timestamp("2024-01-01 08:00", tz="UTC")), "cross_venue_8h"] == pytest.approx(1e-4)
+    assert np.isnan(frame.loc[("dydx", pd.Timestamp("2024-01-01 12:00", tz="UTC")), "cross_venue_8h"])
 
 
 def test_ar1_recovers_the_persistence_and_falls_back_to_the_last_value():

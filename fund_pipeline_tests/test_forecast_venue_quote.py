@@ -19,6 +19,7 @@ def feature_rows(venue: str, interval_h: float, n: int = 6) -> pd.DataFrame:
         {
             "venue": venue,
             "symbol": "BTC/USDT:USDT",
+            "base": "BTC",
             "funding_time": times,
             "interval_h": interval_h,
             "rate": rate,

@@ -15,7 +15,8 @@ the horizon, in two parts, because settled rates sit exactly on a few mass point
   also zeroes SMAPE (chosen on the design weeks).
 - elsewhere a CatBoost regressor of the change from a trailing baseline (`ANCHORS`) with an
   absolute loss (its conditional median), with the distance to the mass point, the time spent on
-  it, the EWMA and the curve and market features as inputs.
+  it, the EWMA, the other venues' rates settled by then (the hourly ones lead an 8h window's
+  premium) and the curve and market features as inputs.
 - the regressor's forecast is averaged with equal weights with stable trader baselines
   (`COMBINED_BASELINES`) before that snap: its correction is noisy, and the average cut MAE on the
   design weeks (with the AR(1) at the next window; rolling mean, EWMA and AR(1) at 1, 3 and 7 days).
@@ -39,6 +40,7 @@ from catboost import CatBoost, CatBoostClassifier, CatBoostRegressor, Pool
 from fund_pipeline.domain.forecast_horizons import (
     AR1,
     BASELINES,
+    CROSS_VENUE_FEATURES,
     HORIZONS,
     MASS_FEATURES,
     STREAM,
@@ -70,9 +72,9 @@ FORECAST_COLUMNS = [
     "actual",
     *PREDICTION_COLUMNS,
 ]
-EXTRA_FEATURES = ["ewma_8h", "rolling_mean_8h", *MASS_FEATURES]
+EXTRA_FEATURES = ["ewma_8h", "rolling_mean_8h", *CROSS_VENUE_FEATURES, *MASS_FEATURES]
 # What training reads besides the feature columns and the horizons' targets (mass points, AR(1), baselines).
-TRAINING_BASE_COLUMNS = ["funding_time", "interval_h", "rate_8h", "ewma_8h", "rolling_mean_8h"]
+TRAINING_BASE_COLUMNS = ["funding_time", "interval_h", "rate_8h", "ewma_8h", "rolling_mean_8h", *CROSS_VENUE_FEATURES]
 # Baselines the regressor may start from: the one with the lowest training MAE for the horizon.
 # Parameter-free ones only: the AR(1) is fitted on the same rows and would win in sample. (Per-venue
 # anchors, with the interest constant among them, were tried on the design weeks: worse MAE at every horizon.)

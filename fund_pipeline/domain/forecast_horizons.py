@@ -5,8 +5,9 @@ windows, so 1h, 4h and 8h venues share a model. The realised value a fund books 
 accrued over the horizon in the symbol's own windows: the next window's rate, or the sum of the
 rates of the windows settling in (T, T + 1, 3, 7 days]. `to_accrued` converts between them.
 
-A row's inputs are its own window and earlier ones of its stream (venue, symbol): the EWMA runs
-over past rows only, the AR(1) is fitted on training rows only, and mass points are found from
+A row's inputs are its own window and earlier ones of its stream (venue, symbol), and the windows
+the base's other streams settled at or before its funding_time (`cross_venue_features`): the EWMA
+runs over past rows only, the AR(1) is fitted on training rows only, and mass points are found from
 training rows only, so every baseline shares the model's information time.
 
 Mass points: settled rates sit exactly on a few values for long stretches (the interest rate
@@ -23,6 +24,7 @@ import pandas as pd
 
 from fund_pipeline.domain.features.clusters import MASS_POINT_TOL
 from fund_pipeline.domain.prints import INTEREST_RATE_8H, SchemaError, rate_to_8h, require_columns
+from fund_pipeline.domain.time import NS_PER_HOUR
 
 # Horizon name → hours (None: the next window, whatever its interval).
 HORIZONS: dict[str, float | None] = {"next": None, "1d": 24.0, "3d": 72.0, "7d": 168.0}
@@ -34,6 +36,7 @@ STREAM = ["venue", "symbol"]
 FRAME_INPUT_COLUMNS = [
     "venue",
     "symbol",
+    "base",
     "funding_time",
     "interval_h",
     "rate",
@@ -59,6 +62,13 @@ MAX_MASS_POINTS = 3
 MASS_DECIMALS = 10
 MASS_SHARE_WINDOWS = 21
 MASS_FEATURES = ["mass_dist", "on_mass", "mass_run", "mass_share_21"]
+# Hours of the hourly venues' rates averaged before T: their latest premium leads the 8h venues' open window.
+HOURLY_LOOKBACK_H = (1, 8)
+CROSS_VENUE_FEATURES = [
+    "cross_venue_8h",
+    "cross_venue_gap_8h",
+    *(f"hourly_venues_{h}h_{kind}" for h in HOURLY_LOOKBACK_H for kind in ("8h", "gap_8h")),
+]
 
 
 def horizon_hours(horizon: str) -> float | None:
@@ -68,8 +78,8 @@ def horizon_hours(horizon: str) -> float | None:
 
 
 def forecast_frame(features: pd.DataFrame) -> pd.DataFrame:
-    """Feature rows sorted by stream and time, with `rate_8h`, `ewma_8h` and, per horizon h,
-    `y_<h>` (realised mean 8h rate), `accrued_<h>` (realised funding) and `target_time_<h>`.
+    """Feature rows sorted by stream and time, with `rate_8h`, `ewma_8h`, CROSS_VENUE_FEATURES and,
+    per horizon h, `y_<h>` (realised mean 8h rate), `accrued_<h>` (realised funding) and `target_time_<h>`.
 
     A horizon's target is NaN unless every window of it is among the rows (their intervals add
     up to the horizon): a gap never passes for a quiet spell.
@@ -82,16 +92,18 @@ def forecast_frame(features: pd.DataFrame) -> pd.DataFrame:
     stream = frame.groupby(STREAM, sort=False).ngroup().to_numpy()
     frame["ewma_8h"] = _ewma(frame["rate_8h"].to_numpy(), stream, EWMA_ALPHA)
     frame["rolling_mean_8h"] = rate_to_8h(frame["rate_mean_21"], frame["interval_h"])
+    times = frame["funding_time"].astype("int64").to_numpy()
+    # Position keys that keep streams apart: stream × span + time, span wider than any time range.
+    span = int(times.max() - times.min()) + 1 if len(times) else 1
+    key = stream.astype("int64") * (2 * span) + (times - (times.min() if len(times) else 0))
+    for name, values in cross_venue_features(frame, stream, key, 2 * span).items():
+        frame[name] = values
     known_next = frame[["target_time", "target_rate", "target_interval_h"]].notna().all(axis=1)
     frame["y_next"] = np.where(known_next, rate_to_8h(frame["target_rate"], frame["target_interval_h"]), np.nan)
     frame["accrued_next"] = frame["target_rate"].where(known_next)
     frame["target_time_next"] = frame["target_time"].where(known_next)
-    times = frame["funding_time"].astype("int64").to_numpy()
     rate = frame["rate"].to_numpy(dtype="float64")
     hours = frame["interval_h"].to_numpy(dtype="float64")
-    # Position keys that keep streams apart: stream × span + time, span wider than any time range.
-    span = int(times.max() - times.min()) + 1 if len(times) else 1
-    key = stream.astype("int64") * (2 * span) + (times - (times.min() if len(times) else 0))
     sum_rate = np.concatenate([[0.0], np.cumsum(rate)])
     sum_hours = np.concatenate([[0.0], np.cumsum(hours)])
     for name, h in HORIZONS.items():
@@ -106,6 +118,71 @@ def forecast_frame(features: pd.DataFrame) -> pd.DataFrame:
         frame[f"y_{name}"] = accrued * 8.0 / h
         frame[f"target_time_{name}"] = (frame["funding_time"] + pd.Timedelta(hours=h)).where(complete)
     return frame
+
+
+def cross_venue_features(frame: pd.DataFrame, stream: np.ndarray, key: np.ndarray, stride: int) -> dict:
+    """CROSS_VENUE_FEATURES of stream-sorted rows: what the base's other streams had settled at the row's T.
+
+    `cross_venue_8h`: mean of each other stream's latest rate_8h settled at or before T and not
+    older than that stream's interval; `hourly_venues_<h>h_8h`: mean rate_8h of the other streams'
+    hourly windows settled in (T − h, T]. Each `..._gap_8h` is that minus the row's own rate_8h.
+    Only rows with funding_time ≤ T enter, so a later print never changes a row (NaN: none known).
+    `key` is the sorted stream × `stride` + time position key of `forecast_frame`.
+    """
+    n = len(frame)
+    rate_8h = frame["rate_8h"].to_numpy(dtype="float64")
+    out = {name: np.full(n, np.nan) for name in CROSS_VENUE_FEATURES}
+    if n == 0:
+        return out
+    stream_base = pd.factorize(frame["base"].to_numpy())[0][np.r_[0, np.flatnonzero(np.diff(stream)) + 1]]
+    if (stream_base < 0).any():
+        raise SchemaError("forecast features: missing base")
+    # Every ordered pair of distinct streams of a base, then every row of the first with the second.
+    by_base = np.argsort(stream_base, kind="stable")
+    group = np.searchsorted(stream_base[by_base], stream_base)
+    size = np.bincount(stream_base)[stream_base]
+    first, second = [], []
+    for s in range(len(stream_base)):
+        members = by_base[group[s] : group[s] + size[s]]
+        others = members[members != s]
+        first.append(np.full(len(others), s))
+        second.append(others)
+    pair_first, pair_second = np.concatenate(first), np.concatenate(second)
+    if not len(pair_first):
+        return out
+    row_start = np.searchsorted(stream, np.arange(len(stream_base)))
+    rows_per_stream = np.bincount(stream, minlength=len(stream_base))
+    per_pair = rows_per_stream[pair_first]
+    row = np.repeat(row_start[pair_first], per_pair) + (
+        np.arange(per_pair.sum()) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair)
+    )
+    other = np.repeat(pair_second, per_pair)
+    at = other * stride + (key[row] - stream[row].astype("int64") * stride)
+    latest = np.searchsorted(key, at, side="right") - 1
+    hours = frame["interval_h"].to_numpy(dtype="float64")
+    found = (latest >= 0) & (stream[np.maximum(latest, 0)] == other)
+    latest = np.maximum(latest, 0)
+    fresh = found & (at - key[latest] <= np.rint(hours[latest] * NS_PER_HOUR))
+    _mean_into(out["cross_venue_8h"], row[fresh], rate_8h[latest[fresh]], n)
+    out["cross_venue_gap_8h"] = out["cross_venue_8h"] - rate_8h
+    hourly = found & (hours[latest] <= 1.0)
+    cumulative = np.concatenate([[0.0], np.cumsum(rate_8h)])
+    for h in HOURLY_LOOKBACK_H:
+        since = np.searchsorted(key, at[hourly] - h * NS_PER_HOUR, side="right") - 1
+        last = latest[hourly]
+        totals = np.bincount(row[hourly], weights=cumulative[last + 1] - cumulative[since + 1], minlength=n)
+        counts = np.bincount(row[hourly], weights=(last - since).astype("float64"), minlength=n)
+        name = f"hourly_venues_{h}h_8h"
+        out[name] = np.divide(totals, counts, out=np.full(n, np.nan), where=counts > 0)
+        out[f"hourly_venues_{h}h_gap_8h"] = out[name] - rate_8h
+    return out
+
+
+def _mean_into(target: np.ndarray, row: np.ndarray, values: np.ndarray, n: int) -> None:
+    """target[i] = mean of the values of row i, where row i has any."""
+    totals = np.bincount(row, weights=values, minlength=n)
+    counts = np.bincount(row, minlength=n)
+    np.divide(totals, counts, out=target, where=counts > 0)
 
 
 def to_accrued(y, frame: pd.DataFrame, horizon: str) -> np.ndarray:
