@@ -15,6 +15,7 @@ import pandas as pd
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from fund_pipeline.defs.partitions import WEEKLY_PARTITIONS
+from fund_pipeline.domain.baskets import BASKET_LOOKBACK, HOUR
 from fund_pipeline.importer import INGEST_ASSETS
 from fund_pipeline.instance import prepare_home
 from fund_pipeline.locations import resources_of
@@ -51,11 +52,19 @@ def run_range(defs, instance, job_name: str, first: str, last: str) -> dg.Execut
     return result
 
 
+def ingest_start(first_day: pd.Timestamp) -> pd.Timestamp:
+    """The first day ingested for a range starting at `first_day`: its curves' and features' warm-up before it."""
+    return first_day - pd.Timedelta(days=INGEST_WARMUP_DAYS)
+
+
 def weekly_keys(first_day: pd.Timestamp, end_day: pd.Timestamp) -> list[str]:
+    """Weeks starting in [first_day, end_day) with their history stored: WEEKLY_MIN_HISTORY of features, and the
+    basket's window of hourly returns (BASKET_LOOKBACK, and the bar before it) inside the ingested days."""
+    earliest = max(first_day + WEEKLY_MIN_HISTORY, ingest_start(first_day) + BASKET_LOOKBACK + HOUR)
     keys = []
     for key in WEEKLY_PARTITIONS.get_partition_keys(current_time=end_day.to_pydatetime()):
-        window = WEEKLY_PARTITIONS.time_window_for_partition_key(key)
-        if pd.Timestamp(window.start) >= first_day + WEEKLY_MIN_HISTORY and pd.Timestamp(window.start) < end_day:
+        start = pd.Timestamp(WEEKLY_PARTITIONS.time_window_for_partition_key(key).start)
+        if earliest <= start < end_day:
             keys.append(key)
     return keys
 
@@ -64,7 +73,7 @@ def materialise_all(
     defs, instance, first_day: pd.Timestamp, end_day: pd.Timestamp, venues
 ) -> list[dg.ExecuteInProcessResult]:
     last_day = end_day - pd.Timedelta(days=1)
-    ingest_first = first_day - pd.Timedelta(days=INGEST_WARMUP_DAYS)
+    ingest_first = ingest_start(first_day)
     results = []
     print("ingest + curves (one run per venue over the whole range):")
     for venue in venues:
