@@ -191,7 +191,8 @@ def test_warm_resolves_take_the_active_set_path_and_match_fresh_problems():
     loose_caps=st.booleans(),
 )
 def test_active_set_from_the_cold_vertex_finds_the_interior_point_optimum(seed, lam, n_obs, loose_caps):
-    """More candidates than hours (a singular Hessian, as at 300 bases) and caps of 1 included."""
+    """More candidates than hours (a singular Hessian, as at 300 bases), caps of 1 (a vertex w = e_j
+    whose lone free name sits on its cap) and padded names included."""
     rng = np.random.default_rng(seed)
     n = 24
     returns, target = random_problem(rng, n_obs, n)

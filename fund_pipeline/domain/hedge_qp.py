@@ -61,6 +61,8 @@ SOLVER_OPTIONS = {
 CAP_SUM_TOLERANCE = 1e-9
 # KKT certificate tolerance on the scaled problem (Hessian diagonal ~2), relative to its largest term.
 KKT_TOLERANCE = 1e-9
+# Weights are O(1): an active-set step component below this is rounding (a lone free name's step is 0).
+STEP_ROUNDING = 1e-12
 # A starting weight this close to a bound starts on that bound (interior-point answers sit ~1e-9 inside).
 BOUND_SNAP = 1e-7
 
@@ -307,8 +309,10 @@ def _active_set_steps(H, g, cap, w, at_lower, at_upper) -> np.ndarray | None:
         step, multiplier = solution[:-1], solution[-1]
         if not np.all(np.isfinite(solution)):
             return None
-        lower_room = np.where(step < 0, w[free] / np.where(step < 0, -step, 1.0), np.inf)
-        upper_room = np.where(step > 0, (cap[free] - w[free]) / np.where(step > 0, step, 1.0), np.inf)
+        # A name's step below rounding moves nothing: one on its bound is not blocked by it.
+        falls, rises = step < -STEP_ROUNDING, step > STEP_ROUNDING
+        lower_room = np.where(falls, w[free] / np.where(falls, -step, 1.0), np.inf)
+        upper_room = np.where(rises, (cap[free] - w[free]) / np.where(rises, step, 1.0), np.inf)
         blocking = np.minimum(lower_room, upper_room)
         blocker = int(np.argmin(blocking))
         if blocking[blocker] < 1.0:
@@ -318,7 +322,7 @@ def _active_set_steps(H, g, cap, w, at_lower, at_upper) -> np.ndarray | None:
             w[name] = 0.0 if hits_lower else cap[name]
             at_lower[name], at_upper[name] = hits_lower, not hits_lower
             continue
-        w[free] += step
+        w[free] = np.clip(w[free] + step, 0.0, cap[free])
         # At the working set's minimiser: grad_i + ν is the bound's multiplier (≥ 0 at 0, ≤ 0 at cap).
         reduced = H @ w + g + multiplier
         wrong_sign = np.where(at_lower, -reduced, np.where(at_upper, reduced, 0.0))
