@@ -16,11 +16,13 @@ from fund_pipeline.domain.baskets import (
     BASKET_WEIGHT_COLUMNS,
     BasketConfig,
     build_weekly_baskets,
+    candidate_window,
     hedge_inputs,
     in_sample_tracking,
     pca_clean,
     universe_day,
     volume_caps,
+    window_tracking,
 )
 from fund_pipeline.domain.hedge_qp import (
     HedgeProblem,
@@ -451,6 +453,35 @@ def test_in_sample_tracking_of_a_perfect_hedge_follows_the_target():
     np.testing.assert_allclose(tracking["basket"], tracking["target"], atol=1e-12)
     with pytest.raises(ValueError, match="DOGE"):
         in_sample_tracking(weights, bars, AS_OF, LOOKBACK, ("binance", "DOGE/USDT:USDT"))
+
+
+def test_one_candidate_window_shared_by_targets_and_carry_sources_gives_the_same_baskets():
+    """The weekly asset builds a date's window once for both carry sources and every target."""
+    bars, prints = market()
+    config = BasketConfig(lam=1e4, basket_notional_usd=2e6, max_volume_share=0.5, lookback=LOOKBACK)
+    targets = [("binance", "BTC/USDT:USDT"), ("okx", "ETH/USDT:USDT")]
+    forecast = pd.Series([5e-3], index=pd.MultiIndex.from_tuples([("okx", "XRP/USDT:USDT")]))
+    window = candidate_window(bars, prints, AS_OF, LOOKBACK)
+    for source in ("trailing", "forecast_7d"):
+        source_config = replace(config, carry_source=source)
+        alone = build_weekly_baskets(bars, prints, AS_OF, targets, source_config, forecast_carry=forecast)
+        shared = build_weekly_baskets(
+            bars, prints, AS_OF, targets, source_config, forecast_carry=forecast, window=window
+        )
+        for a, b in zip(alone, shared, strict=True):
+            pd.testing.assert_frame_equal(
+                a.drop(columns="solve_time_s", errors="ignore"),
+                b.drop(columns="solve_time_s", errors="ignore"),
+                check_exact=True,
+            )
+    legs = alone[0].loc[alone[0]["target_symbol"] == "BTC/USDT:USDT"]
+    pd.testing.assert_frame_equal(
+        window_tracking(legs, window.returns, targets[0]),
+        in_sample_tracking(legs, bars, AS_OF, LOOKBACK, targets[0]),
+        check_exact=True,
+    )
+    with pytest.raises(ValueError, match="window is of"):
+        build_weekly_baskets(bars, prints, AS_OF + pd.Timedelta(days=7), targets, config, window=window)
 
 
 def test_dagster_basket_config_has_the_domain_fields_and_defaults():

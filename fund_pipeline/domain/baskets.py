@@ -119,19 +119,27 @@ def hourly_returns(bars: pd.DataFrame, start, end) -> pd.DataFrame:
     return close.pct_change(fill_method=None).iloc[1:]
 
 
-def hedge_inputs(
-    bars: pd.DataFrame,
-    prints: pd.DataFrame,
-    target_venue: str,
-    target_symbol: str,
-    as_of,
-    lookback: pd.Timedelta = BASKET_LOOKBACK,
-) -> HedgeInputs:
-    """Returns, carry and ADV over [as_of − lookback, as_of) using only data before `as_of`.
+@dataclass(frozen=True)
+class CandidateWindow:
+    """What every target's hedge inputs of one basket date share: the window's hourly returns (columns
+    venue × symbol), each perp's base, its carry (mean 8h settled rate) and its ADV, all known at `as_of`."""
 
-    Candidates: every venue×symbol perp whose base differs from the target's, with a complete
-    hourly return history in the window and at least one settled funding print there (its carry
-    must be known). carry_8h = mean 8h-normalised settled rate; adv_usd = window volume / days.
+    as_of: pd.Timestamp
+    start: pd.Timestamp
+    end: pd.Timestamp
+    returns: pd.DataFrame
+    bases: pd.Series
+    carry: pd.Series
+    adv: pd.Series
+
+
+def candidate_window(
+    bars: pd.DataFrame, prints: pd.DataFrame, as_of, lookback: pd.Timedelta = BASKET_LOOKBACK
+) -> CandidateWindow:
+    """Returns, bases, carry and ADV over [as_of − lookback, as_of) using only data before `as_of`.
+
+    carry_8h = mean 8h-normalised settled rate; adv_usd = window volume / days. Built once per basket
+    date and shared by its targets (`target_inputs`).
     """
     require_columns(bars, HEDGE_BAR_COLUMNS, "bars")
     require_columns(prints, HEDGE_PRINT_COLUMNS, "funding prints")
@@ -139,30 +147,40 @@ def hedge_inputs(
     lookback = _lookback(lookback)
     end = as_of.floor("h")
     start = end - lookback
-    bars = bars.loc[to_utc(bars["ts"]) < as_of]
+    bar_ts = to_utc(bars["ts"])
+    bars = bars.loc[bar_ts < as_of]
+    bar_ts = bar_ts[bar_ts < as_of]
     funding_time = to_utc(prints["funding_time"])
     prints = prints.loc[(funding_time < as_of) & (funding_time >= start) & (prints["kind"] == "settled")]
-
-    returns = hourly_returns(bars, start, end)
-    key = (target_venue, target_symbol)
-    if key not in returns.columns:
-        raise SchemaError(f"hedge_inputs: target {key} has no bars in [{start}, {end})")
-    target_returns = returns[key]
-    if target_returns.isna().any():
-        raise SchemaError(
-            f"hedge_inputs: target {key} misses {int(target_returns.isna().sum())} hourly return(s) in [{start}, {end})"
-        )
     bases = bars.drop_duplicates(["venue", "symbol"]).set_index(["venue", "symbol"])["base"]
-    target_base = bases[key]
     carry = (
         prints.assign(carry_8h=rate_to_8h(prints["rate"], prints["interval_h"]))
         .groupby(["venue", "symbol"])["carry_8h"]
         .mean()
     )
-    bar_ts = to_utc(bars["ts"])
     in_window = (bar_ts >= start) & (bar_ts < end)
     adv = bars.loc[in_window].groupby(["venue", "symbol"])["volume_usd"].sum() / (lookback / pd.Timedelta(days=1))
+    return CandidateWindow(as_of, start, end, hourly_returns(bars, start, end), bases, carry, adv)
 
+
+def target_inputs(window: CandidateWindow, target_venue: str, target_symbol: str) -> HedgeInputs:
+    """One target's inputs from its basket date's window.
+
+    Candidates: every venue×symbol perp whose base differs from the target's, with a complete
+    hourly return history in the window and at least one settled funding print there (its carry
+    must be known).
+    """
+    returns, bases, carry = window.returns, window.bases, window.carry
+    key = (target_venue, target_symbol)
+    if key not in returns.columns:
+        raise SchemaError(f"hedge_inputs: target {key} has no bars in [{window.start}, {window.end})")
+    target_returns = returns[key]
+    if target_returns.isna().any():
+        raise SchemaError(
+            f"hedge_inputs: target {key} misses {int(target_returns.isna().sum())} hourly return(s) "
+            f"in [{window.start}, {window.end})"
+        )
+    target_base = bases[key]
     complete = returns.columns[returns.notna().all().to_numpy()]
     names = pd.MultiIndex.from_tuples(
         [name for name in complete if bases[name] != target_base and name in carry.index],
@@ -174,7 +192,7 @@ def hedge_inputs(
             "symbol": names.get_level_values("symbol"),
             "base": bases.reindex(names).to_numpy(),
             "carry_8h": carry.reindex(names).to_numpy(),
-            "adv_usd": adv.reindex(names).fillna(0.0).to_numpy(),
+            "adv_usd": window.adv.reindex(names).fillna(0.0).to_numpy(),
         }
     )
     return HedgeInputs(
@@ -183,6 +201,18 @@ def hedge_inputs(
         returns=returns[names].to_numpy(dtype="float64") if len(names) else np.empty((len(returns), 0)),
         target_returns=target_returns.to_numpy(dtype="float64"),
     )
+
+
+def hedge_inputs(
+    bars: pd.DataFrame,
+    prints: pd.DataFrame,
+    target_venue: str,
+    target_symbol: str,
+    as_of,
+    lookback: pd.Timedelta = BASKET_LOOKBACK,
+) -> HedgeInputs:
+    """One target's returns, carry and ADV over [as_of − lookback, as_of): `candidate_window`, then `target_inputs`."""
+    return target_inputs(candidate_window(bars, prints, as_of, lookback), target_venue, target_symbol)
 
 
 @dataclass(frozen=True)
@@ -230,6 +260,7 @@ def build_weekly_baskets(
     config: BasketConfig,
     problem: HedgeProblem | None = None,
     forecast_carry: pd.Series | None = None,
+    window: CandidateWindow | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One basket per target as of `as_of`: (weights frame, summary frame).
 
@@ -238,7 +269,8 @@ def build_weekly_baskets(
     the others keep the trailing mean, and summary.n_forecast_carry counts the covered ones.
 
     All targets share one HedgeProblem sized to the week's whole perp universe; pass `problem`
-    to reuse one across weeks (it is rebuilt if its size or λ do not fit). Weights below
+    to reuse one across weeks (it is rebuilt if its size or λ do not fit). `window` is the date's
+    `candidate_window` of these bars and prints when the caller has it (built here otherwise). Weights below
     `min_weight_to_report` are left out of the weights frame (summary.reported_weight says how much
     is shown). tracking_rmse and correlation are in-sample on raw returns, even with PCA cleaning.
     """
@@ -248,13 +280,21 @@ def build_weekly_baskets(
         raise ValueError("build_weekly_baskets: carry_source 'forecast_7d' needs forecast_carry (the 7-day forecast)")
     as_of = to_utc(pd.DatetimeIndex([as_of]))[0]
     n_obs = int(config.lookback / HOUR)
-    n_universe = bars.loc[to_utc(bars["ts"]) < as_of, ["venue", "symbol"]].drop_duplicates().shape[0]
+    if window is None:
+        window = candidate_window(bars, prints, as_of, config.lookback)
+    elif (window.as_of, window.end - window.start) != (as_of, config.lookback):
+        raise ValueError(
+            f"build_weekly_baskets: the window is of {window.as_of} over {window.end - window.start}, "
+            f"the baskets of {as_of} over {config.lookback}"
+        )
+    # every perp with a bar before as_of
+    n_universe = len(window.bases)
     if problem is None or (problem.n_obs, problem.lam) != (n_obs, config.lam) or problem.n_candidates < n_universe:
         problem = HedgeProblem(n_obs, max(n_universe, 1), config.lam)
 
     weight_rows, summary_rows = [], []
     for target_venue, target_symbol in targets:
-        inputs = hedge_inputs(bars, prints, target_venue, target_symbol, as_of, config.lookback)
+        inputs = target_inputs(window, target_venue, target_symbol)
         n_candidates = len(inputs.candidates)
         if n_candidates == 0:
             raise InfeasibleBasketError(
@@ -336,13 +376,19 @@ def in_sample_tracking(
     Missing bars count as a zero return, so the plot shows the whole window; the numbers that
     judge a basket are `build_weekly_baskets`' summary and, out of sample, `evaluate_basket`.
     """
-    require_columns(legs, ["venue", "symbol", "weight"], "basket legs")
     as_of = to_utc(pd.DatetimeIndex([as_of]))[0]
-    returns = hourly_returns(bars, as_of - _lookback(lookback), as_of).fillna(0.0)
+    return window_tracking(legs, hourly_returns(bars, as_of - _lookback(lookback), as_of), target)
+
+
+def window_tracking(legs: pd.DataFrame, returns: pd.DataFrame, target: tuple[str, str]) -> pd.DataFrame:
+    """`in_sample_tracking` from the window's hourly returns (`hourly_returns`, a `CandidateWindow`'s)."""
+    require_columns(legs, ["venue", "symbol", "weight"], "basket legs")
+    returns = returns.fillna(0.0)
     weights = legs.set_index(["venue", "symbol"])["weight"]
     missing = [name for name in [target, *weights.index] if name not in returns.columns]
     if missing:
-        raise SchemaError(f"in_sample_tracking: no bars before {as_of} for {missing}")
+        end = returns.index[-1] + HOUR if len(returns) else "the window's end"
+        raise SchemaError(f"in_sample_tracking: no bars before {end} for {missing}")
     basket = returns[list(weights.index)].to_numpy() @ weights.to_numpy()
     return pd.DataFrame(
         {"target": np.cumprod(1 + returns[target].to_numpy()) - 1, "basket": np.cumprod(1 + basket) - 1},

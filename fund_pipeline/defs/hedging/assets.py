@@ -12,11 +12,14 @@ from fund_pipeline.defs.scope import weekly_windows
 from fund_pipeline.domain.basket_eval import bootstrap_percentiles, compare_carry_sources, evaluate_basket
 from fund_pipeline.domain.baskets import (
     CARRY_SOURCES,
+    HEDGE_BAR_COLUMNS,
     WEIGHT_SUM_TOLERANCE,
     BasketConfig,
+    CandidateWindow,
     build_weekly_baskets,
-    in_sample_tracking,
+    candidate_window,
     universe_day,
+    window_tracking,
 )
 from fund_pipeline.domain.forecast import forecast_as_of
 from fund_pipeline.domain.forecast_horizons import FORECAST_INPUT_WARMUP, forecast_frame
@@ -74,19 +77,20 @@ def universe_as_of(warehouse: Warehouse, as_of: pd.Timestamp) -> pd.DataFrame:
 
 
 def inputs_before(warehouse: Warehouse, as_of: pd.Timestamp, lookback: pd.Timedelta):
-    """Universe, listed bars and settled prints of the lookback before `as_of` (bars from one hour earlier)."""
+    """Universe, listed bars (the columns baskets use) and settled prints of the lookback before `as_of`
+    (bars from one hour earlier)."""
     universe = universe_as_of(warehouse, as_of)
-    bars = warehouse.read("market_bars", {"ts": (as_of - lookback - pd.Timedelta(hours=1), as_of)})
+    window = {"ts": (as_of - lookback - pd.Timedelta(hours=1), as_of)}
+    bars = warehouse.read("market_bars", window, HEDGE_BAR_COLUMNS)
     prints = warehouse.settled_prints(as_of - lookback, as_of)
     listed = bars.merge(universe, on=["venue", "symbol"])
     return universe, listed, prints
 
 
-def tracking_plot(
-    weights: pd.DataFrame, bars: pd.DataFrame, as_of: pd.Timestamp, lookback: pd.Timedelta, target: tuple[str, str]
-) -> str:
+def tracking_plot(weights: pd.DataFrame, window: CandidateWindow, target: tuple[str, str]) -> str:
     """Weights and the in-sample cumulative return of the target against its basket."""
-    tracking = in_sample_tracking(weights, bars, as_of, lookback, target)
+    tracking = window_tracking(weights, window.returns, target)
+    as_of, lookback = window.as_of, window.end - window.start
     legs = weights.set_index(["venue", "symbol"])["weight"]
     shown = legs[legs >= PLOTTED_WEIGHT]
     labels = pd.Series(shown.to_numpy(), index=[f"{v}:{s.split('/')[0]}" for v, s in shown.index])
@@ -150,6 +154,7 @@ def weekly_hedge_baskets(context: dg.AssetExecutionContext, config: HedgeBasketC
         if universe.empty:
             raise dg.Failure(f"weekly_hedge_baskets {key}: no market_universe on the day before {as_of}")
         carry = forecast_carry(warehouse, key, as_of) if "forecast_7d" in sources else None
+        window = candidate_window(bars, prints, as_of, basket_config.lookback)
         for source in sources:
             if source == "forecast_7d" and isinstance(carry, str):
                 if source == basket_config.carry_source:
@@ -160,7 +165,7 @@ def weekly_hedge_baskets(context: dg.AssetExecutionContext, config: HedgeBasketC
             source_config = replace(basket_config, carry_source=source)
             forecast = carry if isinstance(carry, pd.Series) else None
             weights, summary = build_weekly_baskets(
-                bars, prints, as_of, targets, source_config, forecast_carry=forecast
+                bars, prints, as_of, targets, source_config, forecast_carry=forecast, window=window
             )
             weights_table, summary_table = TRADED_TABLES if source == basket_config.carry_source else COMPARED_TABLES
             at = {"as_of": as_of}
@@ -174,7 +179,7 @@ def weekly_hedge_baskets(context: dg.AssetExecutionContext, config: HedgeBasketC
                 legs = weights.loc[(weights["target_venue"] == target[0]) & (weights["target_symbol"] == target[1])]
                 if len(legs):
                     plots[f"basket_{target[0]}_{target[1].split('/')[0]}"] = dg.MetadataValue.md(
-                        tracking_plot(legs, bars, as_of, basket_config.lookback, target)
+                        tracking_plot(legs, window, target)
                     )
     weights = pd.concat(all_weights, ignore_index=True)
     summary = pd.concat(all_summaries, ignore_index=True)
