@@ -15,6 +15,7 @@ from fund_pipeline.domain.forecast import (
     combined_forecast,
     forecast_as_of,
     forecast_rows,
+    horizon_combination,
     landing_rates,
     predict_y,
     train_forecast_model,
@@ -253,6 +254,16 @@ def test_combined_forecast_is_the_equal_weight_mean_of_the_regressor_and_the_nam
     np.testing.assert_array_equal(combined_forecast(np.array([4.0, 2.0]), baselines, ()), [4.0, 2.0])
     with pytest.raises(ValueError, match="1 regressed value"):
         combined_forecast(np.array([1.0]), baselines, long)
+
+
+def test_an_hourly_streams_next_window_is_averaged_with_its_last_value_instead_of_the_ar1():
+    baselines = pd.DataFrame(
+        {"last": [8.0, 8.0], "rolling_mean": [0.0, 0.0], "ewma": [6.0, 6.0], "interest": [9.0, 9.0], "ar1": [2.0, 2.0]}
+    )
+    regressed, interval_h = np.array([4.0, 4.0]), np.array([1.0, 8.0])
+    np.testing.assert_array_equal(horizon_combination(regressed, baselines, "next", interval_h), [6.0, 3.0])
+    # longer horizons do not depend on the interval: (4 + 0 + 6 + 2) / 4
+    np.testing.assert_array_equal(horizon_combination(regressed, baselines, "1d", interval_h), [3.0, 3.0])
 
 
 def regressed_and_baselines(model, week, horizon):

@@ -19,7 +19,8 @@ the horizon, in two parts, because settled rates sit exactly on a few mass point
   premium) and the curve and market features as inputs.
 - the regressor's forecast is averaged with equal weights with stable trader baselines
   (`COMBINED_BASELINES`) before that snap: its correction is noisy, and the average cut MAE on the
-  design weeks (with the AR(1) at the next window; rolling mean, EWMA and AR(1) at 1, 3 and 7 days).
+  design weeks (with the AR(1) at the next window, the last value for an hourly stream's; rolling
+  mean, EWMA and AR(1) at 1, 3 and 7 days).
 
 Every number is converted to the funding accrued over the horizon in the symbol's own windows for
 scoring (`build_forecasts`).
@@ -99,6 +100,11 @@ COMBINED_BASELINES: dict[str, tuple[str, ...]] = {
     "3d": ("rolling_mean", "ewma", "ar1"),
     "7d": ("rolling_mean", "ewma", "ar1"),
 }
+# A stream settling at least every HOURLY_INTERVAL_H hours averages its next window with the last value
+# instead: its last rate is an hour old, and the AR(1) pulls it towards the mean. On the design weeks
+# (both halves, two seeds) next-window SMAPE −4.2 → −5.5 % against the best baseline, MAE −12.6 → −12.4 %.
+HOURLY_INTERVAL_H = 1.0
+HOURLY_COMBINED_BASELINES: dict[str, tuple[str, ...]] = {"next": ("last",)}
 _BLOB_MAGIC = b"FPFCST2\n"
 
 
@@ -322,12 +328,23 @@ def predict_y(model: TrainedModel, frame: pd.DataFrame, horizon: str) -> np.ndar
     baselines = baseline_y(rows, horizon, model.ar1)
     pool = _pool(rows, inputs)
     y = baselines[part.anchor].to_numpy() + part.regressor.predict(pool)
-    y = combined_forecast(y, baselines, COMBINED_BASELINES[horizon])
+    y = horizon_combination(y, baselines, horizon, rows["interval_h"].to_numpy(dtype="float64"))
     if part.classifier is not None:
         has_mass = np.isfinite(rows["mass_8h"].to_numpy())
         stays = part.classifier.predict_proba(pool)[:, 1] > SNAP_PROBABILITY[horizon]
         y = np.where(has_mass & stays, rows["mass_8h"].to_numpy(), y)
     return y
+
+
+def horizon_combination(
+    regressed: np.ndarray, baselines: pd.DataFrame, horizon: str, interval_h: np.ndarray
+) -> np.ndarray:
+    """`combined_forecast` with the horizon's COMBINED_BASELINES, or HOURLY_COMBINED_BASELINES for hourly streams."""
+    combined = combined_forecast(regressed, baselines, COMBINED_BASELINES[horizon])
+    if horizon not in HOURLY_COMBINED_BASELINES:
+        return combined
+    hourly = combined_forecast(regressed, baselines, HOURLY_COMBINED_BASELINES[horizon])
+    return np.where(np.asarray(interval_h, dtype="float64") <= HOURLY_INTERVAL_H, hourly, combined)
 
 
 def combined_forecast(regressed: np.ndarray, baselines: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
