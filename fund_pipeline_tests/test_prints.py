@@ -64,3 +64,15 @@ def test_distinct_keys_are_kept_in_input_order():
     kept, report = storable_prints(frame)
     assert kept["symbol"].tolist() == ["ETH/USDT:USDT", "BTC/USDT:USDT"]
     assert report.duplicates == report.conflicts == 0
+
+
+def test_an_exact_copy_changes_nothing_but_the_report():
+    """Distinct keys take the no-collapse path, the same rows plus a copy of the last one the sort-and-collapse
+    one (the later copy wins, in its place): the same rows in the same order."""
+    symbols = [f"X{i:03d}/USDT:USDT" for i in range(50)]
+    frame = prints([1e-4 * (i % 7) for i in range(50)], symbols=symbols[::-1])
+    alone, alone_report = storable_prints(frame)
+    copied, copied_report = storable_prints(pd.concat([frame, frame.iloc[[-1]]], ignore_index=True))
+    pd.testing.assert_frame_equal(alone, copied, check_exact=True)
+    assert alone["symbol"].tolist() == symbols[::-1]
+    assert (alone_report.rows_kept, alone_report.duplicates, copied_report.duplicates) == (50, 0, 1)

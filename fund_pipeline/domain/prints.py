@@ -169,6 +169,9 @@ def storable_prints(frame: pd.DataFrame, max_abs_rate: float = MAX_PLAUSIBLE_RAT
             f"funding prints: {len(bad)} row(s) with an implausible rate (|rate| > {max_abs_rate} per interval, "
             f"or an infinite annualised yield), e.g. {sample}"
         )
+    if not out.duplicated(PRINT_KEY).any():
+        # No key shared: nothing to collapse (the sort below costs seconds on a year of hourly prints).
+        return out, PrintsReport(len(out), len(out), 0, 0)
     ordered = out.assign(_row=np.arange(len(out))).sort_values(
         [*PRINT_KEY, "received_at", "_row"], kind="stable", na_position="first"
     )
