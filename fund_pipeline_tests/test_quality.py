@@ -94,3 +94,34 @@ def test_the_expectation_suite_is_built_once_per_process_and_validates_a_run_in_
     ok_bad, summaries = expectations.validate_raw_prints(bad)
     assert not ok_bad
     assert [s["column"] for s in summaries if not s["success"]] == ["interval_h"]
+
+
+@pytest.mark.slow
+def test_the_suite_on_category_codes_counts_what_it_counts_on_text():
+    """validate_raw_prints checks text columns as categories: the same verdicts and counts as GX on the
+    frame as stored (a null symbol, an unknown kind, a repeated key)."""
+    from fund_pipeline.defs.ingest import expectations
+    from fund_pipeline.domain.prints import storable_prints
+    from fund_pipeline.sources.simulated import SimulatedMarket
+
+    market = SimulatedMarket(bases=("BTC", "ETH"))
+    day = pd.Timestamp("2025-01-05", tz="UTC")
+    run = storable_prints(market.funding_prints("binance", day, day + pd.Timedelta(days=2)))[0]
+    bad = pd.concat([run, run.iloc[[7, 8]]], ignore_index=True)
+    bad.loc[3, "symbol"] = None
+    bad.loc[5, "kind"] = "rumoured"
+    batch_definition, suite = expectations._batch_definition_and_suite()
+    as_text = batch_definition.get_batch(batch_parameters={"dataframe": bad}).validate(suite)
+    ok, summaries = expectations.validate_raw_prints(bad)
+    counts = {(s["expectation"], str(s["column"])): s["unexpected_count"] for s in summaries}
+    assert not ok and not as_text.success
+    assert counts == {
+        (
+            r.expectation_config.type,
+            str(r.expectation_config.kwargs.get("column") or r.expectation_config.kwargs.get("column_list")),
+        ): int(r.result.get("unexpected_count") or 0)
+        for r in as_text.results
+    }
+    assert counts[("expect_column_values_to_not_be_null", "symbol")] == 1
+    assert counts[("expect_column_values_to_be_in_set", "kind")] == 1
+    assert counts[("expect_compound_columns_to_be_unique", str(expectations.PRINT_KEY))] == 4
