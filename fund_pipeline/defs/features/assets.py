@@ -13,9 +13,12 @@ from fund_pipeline.defs.partitions import (
 )
 from fund_pipeline.defs.scope import daily_spans, weekly_windows
 from fund_pipeline.domain.features import (
+    BAR_INPUT_COLUMNS,
+    CURVE_INPUT_COLUMNS,
     FEATURE_CHUNK_DAYS,
     FEATURE_WARMUP,
     FUNDING_FEATURES,
+    SYMBOL_FEATURE_INPUTS,
     FeatureInputs,
     FeatureSummary,
     MissingCurves,
@@ -29,12 +32,13 @@ from fund_pipeline.resources import WAREHOUSE_POOL, Warehouse
 
 def feature_inputs(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp) -> FeatureInputs:
     """Curves, settled prints and bars from the warm-up before `start` to one day after `end`; the
-    reconstructed predicted prints of the windows settling in [start, end) (none stored: empty)."""
+    reconstructed predicted prints of the windows settling in [start, end) (none stored: empty).
+    Curves and bars are read in the columns the store uses (a chunk's bars are ~1M rows at 300 bases)."""
     lo, hi = start - FEATURE_WARMUP, end + TARGET_LOOKAHEAD
     return FeatureInputs(
-        curves=warehouse.read("curve_history", {"funding_time": (lo, hi)}),
+        curves=warehouse.read("curve_history", {"funding_time": (lo, hi)}, CURVE_INPUT_COLUMNS),
         prints=warehouse.settled_prints(lo, hi),
-        bars=warehouse.read("market_bars", {"ts": (lo, end)}),
+        bars=warehouse.read("market_bars", {"ts": (lo, end)}, BAR_INPUT_COLUMNS),
         predicted=warehouse.read(RECONSTRUCTED_TABLE, {"funding_time": (start, end)}),
     )
 
@@ -126,7 +130,8 @@ def symbol_clusters(
     """Symbols grouped by how their funding behaves over the 30 days before the week."""
     plot, parts = "", []
     for key, start, _ in weekly_windows(context):
-        features = warehouse.read("feature_store", {"funding_time": (start - CLUSTER_LOOKBACK, start)})
+        window = {"funding_time": (start - CLUSTER_LOOKBACK, start)}
+        features = warehouse.read("feature_store", window, SYMBOL_FEATURE_INPUTS)
         if features.empty:
             raise dg.Failure(f"symbol_clusters {key}: no feature_store rows in the 30 days before {start}")
         points = cluster_symbols(symbol_features(features, start, CLUSTER_LOOKBACK), config.n_clusters, config.seed)

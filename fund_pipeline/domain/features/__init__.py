@@ -15,7 +15,12 @@ from fund_pipeline.domain.features.chunks import (
     build_feature_chunks,
     feature_chunks,
 )
-from fund_pipeline.domain.features.clusters import SYMBOL_FEATURES, cluster_symbols, symbol_features
+from fund_pipeline.domain.features.clusters import (
+    SYMBOL_FEATURE_INPUTS,
+    SYMBOL_FEATURES,
+    cluster_symbols,
+    symbol_features,
+)
 from fund_pipeline.domain.features.market import BAR_INPUT_COLUMNS, BARS_FLAG, MARKET_FEATURES
 from fund_pipeline.domain.features.store import (
     CURVE_INPUT_COLUMNS,
@@ -51,6 +56,7 @@ __all__ = [
     "OPTIONAL_FEATURES",
     "OUTPUT_COLUMNS",
     "PRINT_INPUT_COLUMNS",
+    "SYMBOL_FEATURE_INPUTS",
     "SYMBOL_FEATURES",
     "TARGET_COLUMNS",
     "build_feature_chunks",

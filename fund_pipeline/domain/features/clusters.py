@@ -10,6 +10,8 @@ from fund_pipeline.domain.prints import INTEREST_RATE_8H, require_columns
 from fund_pipeline.domain.time import aware_utc
 
 SYMBOL_FEATURES = ["rate_8h_mean", "rate_8h_std", "rate_8h_autocorr_1", "slope_mean", "interest_mass_share"]
+# The feature store columns they are computed from.
+SYMBOL_FEATURE_INPUTS = ["venue", "symbol", "base", "funding_time", "rate_8h", "slope"]
 # Rates within this of 0.0001/8h sit on the interest mass point (quotes have ~8 decimals).
 MASS_POINT_TOL = 5e-9
 # A rate series moving less than this (far below quote precision) is flat: its correlation is undefined.
@@ -22,7 +24,7 @@ def symbol_features(features: pd.DataFrame, end, lookback: pd.Timedelta) -> pd.D
     lookback = pd.Timedelta(lookback)
     if lookback <= pd.Timedelta(0):
         raise ValueError(f"symbol_features: lookback must be > 0, got {lookback}")
-    require_columns(features, ["venue", "symbol", "base", "funding_time", "rate_8h", "slope"], "feature store")
+    require_columns(features, SYMBOL_FEATURE_INPUTS, "feature store")
     window = features[(features["funding_time"] >= end - lookback) & (features["funding_time"] < end)]
     window = window.sort_values([*STREAM_KEYS, "funding_time"], kind="stable")
     rate = window["rate_8h"]
