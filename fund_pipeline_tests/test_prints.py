@@ -76,3 +76,18 @@ def test_an_exact_copy_changes_nothing_but_the_report():
     pd.testing.assert_frame_equal(alone, copied, check_exact=True)
     assert alone["symbol"].tolist() == symbols[::-1]
     assert (alone_report.rows_kept, alone_report.duplicates, copied_report.duplicates) == (50, 0, 1)
+
+
+def test_normalised_prints_have_the_schema_whatever_the_input_index_and_types():
+    from fund_pipeline.domain.prints import normalise_prints
+
+    frame = prints([1e-4, 2e-4], symbols=["BTC/USDT:USDT", "ETH/USDT:USDT"]).drop(columns="received_at")
+    frame.index = [7, 3]
+    frame["rate"] = ["0.0001", "oops"]
+    frame["funding_time"] = frame["funding_time"].dt.tz_localize(None)
+    out = normalise_prints(frame)
+    assert list(out.columns) == PRINT_COLUMNS and out.index.equals(pd.RangeIndex(2))
+    assert str(out["funding_time"].dtype) == str(out["received_at"].dtype) == "datetime64[ns, UTC]"
+    assert out["received_at"].isna().all() and out["funding_time"].iloc[0] == T
+    assert out["rate"].iloc[0] == 1e-4 and pd.isna(out["rate"].iloc[1])
+    assert out["symbol"].tolist() == ["BTC/USDT:USDT", "ETH/USDT:USDT"] and out["venue"].dtype == object

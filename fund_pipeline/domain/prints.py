@@ -95,22 +95,30 @@ def empty_prints() -> pd.DataFrame:
     return normalise_prints(pd.DataFrame({c: [] for c in PRINT_COLUMNS}))
 
 
+_PRINT_TIME_COLUMNS = ("funding_time", "ts", "received_at")
+_PRINT_NUMBER_COLUMNS = ("rate", "interval_h", "mark_price", "index_price")
+
+
 def normalise_prints(frame: pd.DataFrame) -> pd.DataFrame:
     """Coerce a frame to the FundingPrint schema, with a clear error for what does not fit."""
     require_columns(frame, [c for c in PRINT_COLUMNS if c != "received_at"], "funding prints")
-    out = frame.copy()
-    if "received_at" not in out.columns:
-        out["received_at"] = pd.NaT
-    for col in ("funding_time", "ts", "received_at"):
-        out[col] = to_utc(out[col])
-    for col in ("rate", "interval_h", "mark_price", "index_price"):
-        out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
-    for col in ("venue", "symbol", "base", "kind", "source"):
-        out[col] = out[col].astype("object")
+    # Column by column into one new frame: copying the input and assigning into it copies a year of
+    # hourly prints several times over.
+    columns = {}
+    for col in PRINT_COLUMNS:
+        values = frame[col] if col in frame.columns else pd.Series(pd.NaT, index=frame.index)
+        if col in _PRINT_TIME_COLUMNS:
+            values = to_utc(values)
+        elif col in _PRINT_NUMBER_COLUMNS:
+            values = pd.to_numeric(values, errors="coerce").astype("float64")
+        else:
+            values = values.astype("object")
+        columns[col] = values.array
+    out = pd.DataFrame(columns)
     bad_kind = set(out["kind"].unique()) - set(PRINT_KINDS)
     if bad_kind:
         raise SchemaError(f"funding prints: unknown kind(s) {sorted(bad_kind)}; expected {PRINT_KINDS}")
-    return out[PRINT_COLUMNS].reset_index(drop=True)
+    return out
 
 
 def invalid_rate_rows(frame: pd.DataFrame) -> pd.DataFrame:
