@@ -307,16 +307,21 @@ class Warehouse(DuckDBResource):
                 return pd.DataFrame(columns=columns or [])
             return utc_frame(conn.execute(f"SELECT {cols} FROM {name} WHERE {clause}{order}", params).df())
 
-    def prints(self, kind: str, start, end, venues: Sequence[str] | None = None) -> pd.DataFrame:
-        """Prints of one kind with funding_time in [start, end) of some venues (None: all), in arrival order."""
+    def prints(
+        self, kind: str, start, end, venues: Sequence[str] | None = None, columns: list[str] | None = None
+    ) -> pd.DataFrame:
+        """Prints of one kind with funding_time in [start, end) of some venues (None: all), in arrival order;
+        `columns` (None: all) keeps a reader of a year of hourly prints from converting columns it never uses."""
         where: Where = {"kind": [kind], "funding_time": (start, end)}
         if venues is not None:
             where["venue"] = list(venues)
-        return self.read(PRINTS_TABLE, where, order_by=PRINT_ORDER)
+        return self.read(PRINTS_TABLE, where, columns, order_by=PRINT_ORDER)
 
-    def settled_prints(self, start, end, venues: Sequence[str] | None = None) -> pd.DataFrame:
+    def settled_prints(
+        self, start, end, venues: Sequence[str] | None = None, columns: list[str] | None = None
+    ) -> pd.DataFrame:
         """Settled prints with funding_time in [start, end): what curves, features and baskets read."""
-        return self.prints("settled", start, end, venues)
+        return self.prints("settled", start, end, venues, columns)
 
     def predicted_prints(self, start, end, venues: Sequence[str] | None = None) -> pd.DataFrame:
         """Predicted (live or reconstructed) prints with funding_time in [start, end)."""

@@ -176,3 +176,18 @@ def test_config_errors_are_refused_at_load_naming_the_field(tmp_path):
     with pytest.raises(ValueError, match="is a file"):
         LandingZone(path=str(not_a_folder))
     assert LandingZone(path=str(tmp_path / "new")).root() == tmp_path / "new"
+
+
+def test_settled_prints_in_some_columns_are_the_same_rows_in_arrival_order(tmp_path):
+    from fund_pipeline.domain.curve import PRINT_INPUT_COLUMNS
+    from fund_pipeline.sources.simulated import SimulatedMarket
+
+    wh = Warehouse(database=str(tmp_path / "w.duckdb"))
+    market = SimulatedMarket(bases=("BTC", "ETH", "SOL"))
+    start, end = pd.Timestamp("2025-02-01", tz="UTC"), pd.Timestamp("2025-02-04", tz="UTC")
+    stored = market.funding_prints("hyperliquid", start, end).sample(frac=1.0, random_state=3)
+    wh.replace("raw_funding_prints", stored, {})
+    whole = wh.settled_prints(start, end, ["hyperliquid"])
+    some = wh.settled_prints(start, end, ["hyperliquid"], PRINT_INPUT_COLUMNS)
+    assert list(some.columns) == PRINT_INPUT_COLUMNS and len(some) == (stored["kind"] == "settled").sum() > 0
+    pd.testing.assert_frame_equal(some, whole[PRINT_INPUT_COLUMNS], check_exact=True)

@@ -6,7 +6,13 @@ import pandas as pd
 from fund_pipeline.defs.ingest.reconstructed import RECONSTRUCTED_TABLE
 from fund_pipeline.defs.partitions import CURVE_LOOKBACK, DAILY_VENUE_PARTITIONS, venue_lookback_days
 from fund_pipeline.defs.scope import daily_venue_spans
-from fund_pipeline.domain.curve import N_BUCKETS, SnapshotPolicy, missing_bucket_pct, replay_curves
+from fund_pipeline.domain.curve import (
+    N_BUCKETS,
+    PRINT_INPUT_COLUMNS,
+    SnapshotPolicy,
+    missing_bucket_pct,
+    replay_curves,
+)
 from fund_pipeline.domain.predicted import curve_input
 from fund_pipeline.domain.quality import MAX_MISSING_BUCKET_PCT, MISSING_BUCKET_WINDOW
 from fund_pipeline.plots import heatmap, markdown_image
@@ -66,8 +72,10 @@ def curve_history(context: dg.AssetExecutionContext, config: CurveHistoryConfig,
     plots: dict[tuple[str, pd.Timestamp], dg.MetadataValue] = {}
     missing: dict[str, float] = {}
     spans = daily_venue_spans(context)
+    # The replay's columns only (a year of hourly prints is millions of rows); the reconstructed join needs all.
+    columns = None if config.with_reconstructed else PRINT_INPUT_COLUMNS
     for venue, start, end in spans:
-        prints = warehouse.settled_prints(start - CURVE_LOOKBACK, end, venues=[venue])
+        prints = warehouse.settled_prints(start - CURVE_LOOKBACK, end, venues=[venue], columns=columns)
         if prints.empty:
             raise dg.Failure(
                 f"curve_history: no settled prints stored for {venue} in [{start:%Y-%m-%d}, {end:%Y-%m-%d}); "

@@ -18,6 +18,7 @@ from fund_pipeline.domain.features import (
     FEATURE_CHUNK_DAYS,
     FEATURE_WARMUP,
     FUNDING_FEATURES,
+    PRINT_INPUT_COLUMNS,
     SYMBOL_FEATURE_INPUTS,
     FeatureInputs,
     FeatureSummary,
@@ -33,11 +34,11 @@ from fund_pipeline.resources import WAREHOUSE_POOL, Warehouse
 def feature_inputs(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp) -> FeatureInputs:
     """Curves, settled prints and bars from the warm-up before `start` to one day after `end`; the
     reconstructed predicted prints of the windows settling in [start, end) (none stored: empty).
-    Curves and bars are read in the columns the store uses (a chunk's bars are ~1M rows at 300 bases)."""
+    Curves, prints and bars are read in the columns the store uses (a chunk's bars are ~1M rows at 300 bases)."""
     lo, hi = start - FEATURE_WARMUP, end + TARGET_LOOKAHEAD
     return FeatureInputs(
         curves=warehouse.read("curve_history", {"funding_time": (lo, hi)}, CURVE_INPUT_COLUMNS),
-        prints=warehouse.settled_prints(lo, hi),
+        prints=warehouse.settled_prints(lo, hi, columns=PRINT_INPUT_COLUMNS),
         bars=warehouse.read("market_bars", {"ts": (lo, end)}, BAR_INPUT_COLUMNS),
         predicted=warehouse.read(RECONSTRUCTED_TABLE, {"funding_time": (start, end)}),
     )

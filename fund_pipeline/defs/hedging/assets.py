@@ -13,6 +13,7 @@ from fund_pipeline.domain.basket_eval import bootstrap_percentiles, compare_carr
 from fund_pipeline.domain.baskets import (
     CARRY_SOURCES,
     HEDGE_BAR_COLUMNS,
+    HEDGE_PRINT_COLUMNS,
     WEIGHT_SUM_TOLERANCE,
     BasketConfig,
     CandidateWindow,
@@ -77,12 +78,12 @@ def universe_as_of(warehouse: Warehouse, as_of: pd.Timestamp) -> pd.DataFrame:
 
 
 def inputs_before(warehouse: Warehouse, as_of: pd.Timestamp, lookback: pd.Timedelta):
-    """Universe, listed bars (the columns baskets use) and settled prints of the lookback before `as_of`
+    """Universe, listed bars and settled prints (the columns baskets use) of the lookback before `as_of`
     (bars from one hour earlier)."""
     universe = universe_as_of(warehouse, as_of)
     window = {"ts": (as_of - lookback - pd.Timedelta(hours=1), as_of)}
     bars = warehouse.read("market_bars", window, HEDGE_BAR_COLUMNS)
-    prints = warehouse.settled_prints(as_of - lookback, as_of)
+    prints = warehouse.settled_prints(as_of - lookback, as_of, columns=HEDGE_PRINT_COLUMNS)
     listed = bars.merge(universe, on=["venue", "symbol"])
     return universe, listed, prints
 
