@@ -7,7 +7,8 @@ curves (curve_history) as one single-run backfill per venue over the year, the f
 the year's days, then one weekly partition (clusters, the walk-forward model, its forecasts and the
 hedge baskets). Per stage: wall and CPU seconds, the peak RSS of the process doing the work
 (sampled every 50 ms from /proc, and getrusage's lifetime maximum), and the machine's load average
-(on a shared machine the wall time is mostly the wait for a core; the CPU time is the work). The 25-base run is the
+(on a shared machine the wall time is mostly the wait for a core; the CPU time is the work); the weekly
+stage's wall time is also split by asset (Dagster's step stats). The 25-base run is the
 reference the others are compared with: each stage's growth is reported as the exponent k of
 time ∝ bases^k. The fixed cost per partition: one curve_history partition run alone, profiled,
 its time split by the package it was spent in, against the per-partition cost inside the year run.
@@ -145,15 +146,16 @@ def child(bases: int, days: int, out: Path) -> None:
         emit({"stage": "universe", "symbols_per_venue": listed})
         with dg.DagsterInstance.get() as instance:
 
-            def materialise(selection: list[str], first: str | None, last: str | None) -> None:
+            def materialise(selection: list[str], first: str | None, last: str | None) -> str:
+                """The run's id."""
                 tags = (
                     {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
                     if first and last
                     else {}
                 )
-                dg.materialize(
+                return dg.materialize(
                     assets, selection=selection, instance=instance, tags=tags, resources=resources, run_config=QUIET
-                )
+                ).run_id
 
             def timed(stage: str, selection: list[str], first: str, last: str, partitions: int) -> None:
                 """One run, appended to `out` as soon as it has finished: wall, CPU and peak memory."""
@@ -161,7 +163,7 @@ def child(bases: int, days: int, out: Path) -> None:
                 sampler.start()
                 load_before = os.getloadavg()[0]
                 wall, cpu = time.perf_counter(), time.process_time()
-                materialise(selection, first, last)
+                run_id = materialise(selection, first, last)
                 emit(
                     {
                         "stage": stage,
@@ -172,6 +174,7 @@ def child(bases: int, days: int, out: Path) -> None:
                         "peak_rss_mib": sampler.stop(),
                         "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                         "load": [load_before, os.getloadavg()[0]],
+                        "step_wall_s": step_seconds(instance, run_id),
                     }
                 )
 
@@ -200,7 +203,16 @@ def child(bases: int, days: int, out: Path) -> None:
             )
 
 
-def profile_one_partition(materialise: Callable[[list[str], str, str], None], day: pd.Timestamp) -> dict:
+def step_seconds(instance, run_id: str) -> dict[str, float]:
+    """Wall seconds of each step (asset) of a run, from Dagster's step stats: where a stage's time went."""
+    return {
+        stat.step_key: stat.end_time - stat.start_time
+        for stat in instance.get_run_step_stats(run_id)
+        if stat.start_time is not None and stat.end_time is not None
+    }
+
+
+def profile_one_partition(materialise: Callable[[list[str], str, str], str], day: pd.Timestamp) -> dict:
     """One curve_history partition run alone under cProfile: its wall time and where it went, by package."""
     key = f"{day:%Y-%m-%d}|{VENUES[0]}"
     profiler = cProfile.Profile()
@@ -301,6 +313,9 @@ def run(quick: bool = False, budget_s: float = DEFAULT_BUDGET_S, sizes: tuple[in
             figures[f"{bases} bases: {name} wall s / cpu s{share}"] = f"{t['wall_s']:.1f} / {t['cpu_s']:.1f}"
             figures[f"{bases} bases: {name} ms per partition"] = 1e3 * t["wall_s"] / t["partitions"]
             figures[f"{bases} bases: {name} peak RSS MiB"] = round(t["peak"])
+            if name == "weekly model + basket":
+                steps = next((r.get("step_wall_s") for r in records if r.get("stage") == name), None) or {}
+                figures[f"{bases} bases: {name} wall s by asset"] = ", ".join(f"{k} {v:.1f}" for k, v in steps.items())
             if t.get("load"):
                 figures[f"{bases} bases: {name} load average (1 min) at its runs' ends"] = (
                     f"{min(t['load']):.1f} .. {max(t['load']):.1f}"
