@@ -7,6 +7,7 @@ from fund_pipeline.defs.ingest.reconstructed import RECONSTRUCTED_TABLE
 from fund_pipeline.defs.partitions import CURVE_LOOKBACK, DAILY_VENUE_PARTITIONS, venue_lookback_days
 from fund_pipeline.defs.scope import daily_venue_spans
 from fund_pipeline.domain.curve import (
+    MISSING_BUCKET_INPUTS,
     N_BUCKETS,
     PRINT_INPUT_COLUMNS,
     SnapshotPolicy,
@@ -94,7 +95,9 @@ def curve_history(context: dg.AssetExecutionContext, config: CurveHistoryConfig,
     written = warehouse.replace_partitions("curve_history", parts)
     for venue, _, end in spans:
         trailing = warehouse.read(
-            "curve_history", {"venue": [venue], "funding_time": (end - MISSING_BUCKET_WINDOW, end)}
+            "curve_history",
+            {"venue": [venue], "funding_time": (end - MISSING_BUCKET_WINDOW, end)},
+            MISSING_BUCKET_INPUTS,
         )
         missing[venue] = max(missing.get(venue, 0.0), missing_bucket_pct(trailing))
     named = {f"curve_heatmap_{venue}": plot for (venue, _), plot in plots.items()}

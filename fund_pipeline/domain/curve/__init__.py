@@ -24,7 +24,7 @@ transcendental maths goes through the same numpy functions (`annualise`, `deannu
 """
 
 from fund_pipeline.domain.curve.builder import FundingCurveBuilder
-from fund_pipeline.domain.curve.frames import curve_frame, missing_bucket_pct, snapshots_frame
+from fund_pipeline.domain.curve.frames import MISSING_BUCKET_INPUTS, curve_frame, missing_bucket_pct, snapshots_frame
 from fund_pipeline.domain.curve.replay import PRINT_INPUT_COLUMNS, build_curves_streaming, replay_curves
 from fund_pipeline.domain.curve.rules import (
     SNAPSHOT_MODES,
@@ -51,6 +51,7 @@ __all__ = [
     "build_curves_streaming",
     "curve_frame",
     "interpolated_rates",
+    "MISSING_BUCKET_INPUTS",
     "missing_bucket_pct",
     "replay_curves",
     "skipped_windows",

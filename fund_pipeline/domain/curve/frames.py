@@ -36,6 +36,10 @@ def snapshots_frame(rows: list[CurveSnapshot]) -> pd.DataFrame:
     return curve_frame(dict(zip(CURVE_COLUMNS, transposed, strict=True)))
 
 
+# The snapshot columns `missing_bucket_pct` reads.
+MISSING_BUCKET_INPUTS = ["venue", "symbol", "funding_time", "interval_h", "interpolated_mask"]
+
+
 def missing_bucket_pct(curves: pd.DataFrame) -> float:
     """Share (%) of funding windows on the curves' timeline that had no print and were interpolated.
 
@@ -43,9 +47,7 @@ def missing_bucket_pct(curves: pd.DataFrame) -> float:
     the funding-time jump to the previous window of the stream; for a stream's first window in the
     frame (its predecessor is outside the frame) from the run of interpolated buckets 1, 2, ….
     """
-    require_columns(
-        curves, ["venue", "symbol", "funding_time", "interval_h", "interpolated_mask"], "missing_bucket_pct"
-    )
+    require_columns(curves, MISSING_BUCKET_INPUTS, "missing_bucket_pct")
     if curves.empty:
         return 0.0
     windows = curves.drop_duplicates(["venue", "symbol", "funding_time"], keep="first").sort_values(
