@@ -120,7 +120,7 @@ def run(quick: bool = False) -> BenchResult:
         "problem size (candidates)": size["candidates"],
         "candidates with data per week (min..max)": f"{min(candidates)}..{max(candidates)}",
         "hourly observations": n_obs,
-        "build + compile + first solve s": build_and_first,
+        "build + first solve s (active set from the cold vertex)": build_and_first,
         "warm re-solves s (all weeks)": warm_seconds,
         "warm re-solves CPU s": warm_cpu_seconds,
         "warm ms per week": 1e3 * warm_seconds / len(weeks),
