@@ -2,8 +2,8 @@
 
 The whole feature frame is copied before the week, given its mass features, and sorted whole per
 horizon to keep each horizon's most recent rows. Same fits, same bytes as `train_forecast_model`
-(the benchmark compares the two); what differs is only how the training rows are gathered (each
-horizon is fitted by the library's `fit_horizon`).
+(the benchmark compares the two); what differs is how the training rows are gathered and that the
+horizons are fitted one after the other (each by the library's `fit_horizon`).
 """
 
 from __future__ import annotations

@@ -140,6 +140,17 @@ def test_model_for_a_week_cannot_see_rows_whose_target_is_in_or_after_the_week()
     assert train_forecast_model(forecast_frame(poisoned), FEATURES, later, FAST).to_bytes() != clean
 
 
+def test_horizons_fitted_at_once_give_the_bytes_of_one_at_a_time():
+    """fit_workers only spreads the horizons' CatBoost fits over threads: the models are the same bytes."""
+    frame = forecast_frame(synthetic_features(days=LONG_DAYS))
+    one = train_forecast_model(frame, FEATURES, MODEL_WEEK, dataclasses.replace(FAST, fit_workers=1)).to_bytes()
+    for workers in (2, 4, 2):
+        parallel = train_forecast_model(frame, FEATURES, MODEL_WEEK, dataclasses.replace(FAST, fit_workers=workers))
+        assert parallel.to_bytes() == one
+    other_seed = train_forecast_model(frame, FEATURES, MODEL_WEEK, dataclasses.replace(FAST, seed=8, fit_workers=2))
+    assert other_seed.to_bytes() != one
+
+
 def test_model_round_trips_through_bytes_with_metadata():
     model, frame = model_and_frame(sticky=True)
     restored = TrainedModel.from_bytes(model.to_bytes())

@@ -32,6 +32,7 @@ import hashlib
 import json
 import struct
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -126,6 +127,9 @@ class ModelParams:
     # Histogram bins per feature.
     border_count: int = 64
     thread_count: int = 1
+    # Horizons fitted at once, each in a thread of its own (CatBoost releases the GIL while it fits): the
+    # second core without a second CatBoost thread, so the bytes do not depend on it.
+    fit_workers: int = 2
     # At universe scale a horizon keeps its most recent rows only: training time grows with rows,
     # and the newest windows say most about next week. The shipped sample stays far below it.
     max_rows_per_horizon: int = 60_000
@@ -276,7 +280,7 @@ def train_forecast_model(
     ar1 = AR1.fit(past)
     rows = add_mass_features(past, mass_points)
     inputs = [*columns, *EXTRA_FEATURES]
-    models: dict[str, HorizonModel] = {}
+    fits: dict[str, HorizonFit] = {}
     train_end = pd.Timestamp.min.tz_localize("UTC")
     for horizon in horizons:
         train = horizon_training_rows(rows, horizon, start, params.max_rows_per_horizon)
@@ -285,8 +289,10 @@ def train_forecast_model(
                 f"train_forecast_model, horizon {horizon}: {len(train)} row(s) with the target settled before "
                 f"{start}, need at least {MIN_HORIZON_ROWS}"
             )
-        models[horizon] = fit_horizon(train, horizon, inputs, ar1, params)
+        fits[horizon] = prepare_horizon(train, horizon, inputs, ar1, params)
         train_end = max(train_end, pd.Timestamp(train[f"target_time_{horizon}"].max()))
+    with ThreadPoolExecutor(max_workers=max(1, params.fit_workers)) as pool:
+        models = dict(zip(fits, pool.map(HorizonFit.run, fits.values()), strict=True))
     for model in models.values():
         for part in (model.regressor, model.classifier):
             if part is not None:
@@ -417,27 +423,43 @@ def landing_rates(forecasts: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def fit_horizon(train: pd.DataFrame, horizon: str, inputs: list[str], ar1: AR1, params: ModelParams) -> HorizonModel:
+@dataclass(frozen=True)
+class HorizonFit:
+    """A horizon's unfitted parts and their pools, made in the calling thread (pandas is not thread-safe), so
+    that `run`, CatBoost alone, may go to another thread."""
+
+    model: HorizonModel
+    regressor_pool: Pool
+    classifier_pool: Pool | None
+
+    def run(self) -> HorizonModel:
+        self.model.regressor.fit(self.regressor_pool)
+        if self.model.classifier is not None:
+            self.model.classifier.fit(self.classifier_pool)
+        return self.model
+
+
+def prepare_horizon(train: pd.DataFrame, horizon: str, inputs: list[str], ar1: AR1, params: ModelParams) -> HorizonFit:
     """One horizon's anchor (the best ANCHORS baseline on its rows, first of ties), the regressor of the
-    change from it, and the mass classifier."""
+    change from it, and the mass classifier (none when a class has too few rows), ready to fit."""
     baselines = baseline_y(train, horizon, ar1)
     y = train[f"y_{horizon}"].to_numpy()
     anchor = min(ANCHORS, key=lambda name: float(np.abs(y - baselines[name].to_numpy()).mean()))
     regressor = CatBoostRegressor(loss_function="MAE", **_catboost_args(params, params.iterations))
-    regressor.fit(_pool(train, inputs, y - baselines[anchor].to_numpy()))
-    classifier = _fit_classifier(train, horizon, inputs, params)
-    return HorizonModel(anchor, regressor, classifier, len(train))
-
-
-def _fit_classifier(train: pd.DataFrame, horizon: str, inputs: list[str], params: ModelParams):
-    has_mass = np.isfinite(train["mass_8h"].to_numpy())
-    rows = train.loc[has_mass].reset_index(drop=True)
+    regressor_pool = _pool(train, inputs, y - baselines[anchor].to_numpy())
+    rows = train.loc[np.isfinite(train["mass_8h"].to_numpy())].reset_index(drop=True)
     label = on_mass(rows[f"y_{horizon}"], rows["mass_8h"]).astype("int64")
     if min(int(label.sum()), int(len(label) - label.sum())) < MIN_CLASS_ROWS:
-        return None
+        return HorizonFit(HorizonModel(anchor, regressor, None, len(train)), regressor_pool, None)
     classifier = CatBoostClassifier(loss_function="Logloss", **_catboost_args(params, params.classifier_iterations))
-    classifier.fit(_pool(rows, inputs, label))
-    return classifier
+    return HorizonFit(
+        HorizonModel(anchor, regressor, classifier, len(train)), regressor_pool, _pool(rows, inputs, label)
+    )
+
+
+def fit_horizon(train: pd.DataFrame, horizon: str, inputs: list[str], ar1: AR1, params: ModelParams) -> HorizonModel:
+    """`prepare_horizon`'s parts, fitted in this thread."""
+    return prepare_horizon(train, horizon, inputs, ar1, params).run()
 
 
 def _catboost_args(params: ModelParams, iterations: int) -> dict:
