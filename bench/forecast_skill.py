@@ -28,11 +28,10 @@ from fund_pipeline.domain.forecast import (
     InsufficientHistoryError,
     ModelParams,
     build_forecasts,
-    landing_rates,
     train_forecast_model,
 )
 from fund_pipeline.domain.forecast_horizons import HORIZONS, forecast_frame
-from fund_pipeline.domain.forecast_metrics import ALL_VENUES, scorecard, verdicts
+from fund_pipeline.domain.forecast_metrics import ALL_VENUES, landing_rates, scorecard, verdicts
 from fund_pipeline.sources.files import FileSource
 
 CACHE = Path(os.environ.get("FORECAST_SKILL_CACHE", "/tmp/fund_pipeline_forecast_skill"))

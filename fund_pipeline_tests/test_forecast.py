@@ -16,13 +16,12 @@ from fund_pipeline.domain.forecast import (
     forecast_as_of,
     forecast_rows,
     horizon_combination,
-    landing_rates,
     predict_y,
     train_forecast_model,
     walk_forward_split,
 )
 from fund_pipeline.domain.forecast_horizons import add_mass_features, baseline_y, forecast_frame
-from fund_pipeline.domain.forecast_metrics import mae
+from fund_pipeline.domain.forecast_metrics import landing_rates, mae
 from fund_pipeline.domain.prints import SchemaError
 
 FEATURES = ["rate_8h", "rate_mean_21", "momentum"]

@@ -24,6 +24,10 @@ the horizon, in two parts, because settled rates sit exactly on a few mass point
 
 Every number is converted to the funding accrued over the horizon in the symbol's own windows for
 scoring (`build_forecasts`).
+
+A little over 500 lines on purpose: training, the model's bytes and prediction share the horizon parts
+(`HorizonModel`, the anchors, the combination and the snap); split apart, each half would reach into the
+other's internals. Scoring lives in `forecast_metrics`, the targets and baselines in `forecast_horizons`.
 """
 
 from __future__ import annotations
@@ -402,25 +406,6 @@ def forecast_as_of(model: TrainedModel, frame: pd.DataFrame, as_of, horizon: str
     result = latest[[*STREAM, "funding_time"]].copy()
     result["y_8h"] = predict_y(model, latest, horizon)
     return result
-
-
-def landing_rates(forecasts: pd.DataFrame) -> pd.DataFrame:
-    """Per venue, symbol and horizon: how often the realised value, the model and the last value sit on a mass point."""
-    require_columns(forecasts, FORECAST_COLUMNS, "forecasts")
-    scale = forecasts["y_scale"].to_numpy(dtype="float64")
-    mass = forecasts["mass_8h"].to_numpy(dtype="float64")
-    flags = pd.DataFrame(
-        {
-            "realised_on_mass": on_mass(forecasts["actual"].to_numpy() / scale, mass),
-            "model_on_mass": on_mass(forecasts["pred_model"].to_numpy() / scale, mass),
-            "last_on_mass": on_mass(forecasts["pred_last"].to_numpy() / scale, mass),
-        }
-    )
-    keys = forecasts[["venue", "symbol", "horizon"]].reset_index(drop=True)
-    flags["both_on_mass"] = flags["realised_on_mass"] & flags["model_on_mass"]
-    table = pd.concat([keys, flags.astype("float64")], axis=1).groupby(["venue", "symbol", "horizon"]).mean()
-    table["n"] = keys.groupby(["venue", "symbol", "horizon"]).size()
-    return table.reset_index()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from fund_pipeline.domain.forecast import FORECAST_COLUMNS, PREDICTORS
-from fund_pipeline.domain.forecast_horizons import BASELINES
+from fund_pipeline.domain.forecast_horizons import BASELINES, on_mass
 from fund_pipeline.domain.prints import SchemaError, require_columns
 
 SCORECARD_COLUMNS = ["venue", "horizon", "predictor", "smape", "mae", "hit_rate", "n"]
@@ -207,3 +207,22 @@ def _paired(actual, forecast, what: str) -> tuple[np.ndarray, np.ndarray]:
     if not (np.isfinite(a).all() and np.isfinite(f).all()):
         raise ValueError(f"{what}: inputs contain NaN or infinite values")
     return a, f
+
+
+def landing_rates(forecasts: pd.DataFrame) -> pd.DataFrame:
+    """Per venue, symbol and horizon: how often the realised value, the model and the last value sit on a mass point."""
+    require_columns(forecasts, FORECAST_COLUMNS, "forecasts")
+    scale = forecasts["y_scale"].to_numpy(dtype="float64")
+    mass = forecasts["mass_8h"].to_numpy(dtype="float64")
+    flags = pd.DataFrame(
+        {
+            "realised_on_mass": on_mass(forecasts["actual"].to_numpy() / scale, mass),
+            "model_on_mass": on_mass(forecasts["pred_model"].to_numpy() / scale, mass),
+            "last_on_mass": on_mass(forecasts["pred_last"].to_numpy() / scale, mass),
+        }
+    )
+    keys = forecasts[["venue", "symbol", "horizon"]].reset_index(drop=True)
+    flags["both_on_mass"] = flags["realised_on_mass"] & flags["model_on_mass"]
+    table = pd.concat([keys, flags.astype("float64")], axis=1).groupby(["venue", "symbol", "horizon"]).mean()
+    table["n"] = keys.groupby(["venue", "symbol", "horizon"]).size()
+    return table.reset_index()

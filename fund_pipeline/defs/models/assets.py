@@ -16,7 +16,6 @@ from fund_pipeline.domain.forecast import (
     ModelParams,
     TrainedModel,
     build_forecasts,
-    landing_rates,
     train_forecast_model,
     walk_forward_split,
 )
@@ -35,6 +34,7 @@ from fund_pipeline.domain.forecast_metrics import (
     WEEKLY_FORECASTS,
     calibration_deciles,
     labelled_scores,
+    landing_rates,
 )
 from fund_pipeline.domain.live_forecast import score_live_forecasts
 from fund_pipeline.plots import markdown_image, markdown_table
