@@ -62,6 +62,8 @@ MAX_MASS_POINTS = 3
 MASS_DECIMALS = 10
 MASS_SHARE_WINDOWS = 21
 MASS_FEATURES = ["mass_dist", "on_mass", "mass_run", "mass_share_21"]
+# A stream settling at least this often (hours) is an hourly one.
+HOURLY_INTERVAL_H = 1.0
 # Hours of the hourly venues' rates averaged before T: their latest premium leads the 8h venues' open window.
 HOURLY_LOOKBACK_H = (1, 8)
 CROSS_VENUE_FEATURES = [
@@ -165,7 +167,7 @@ def cross_venue_features(frame: pd.DataFrame, stream: np.ndarray, key: np.ndarra
     fresh = found & (at - key[latest] <= np.rint(hours[latest] * NS_PER_HOUR))
     _mean_into(out["cross_venue_8h"], row[fresh], rate_8h[latest[fresh]], n)
     out["cross_venue_gap_8h"] = out["cross_venue_8h"] - rate_8h
-    hourly = found & (hours[latest] <= 1.0)
+    hourly = found & (hours[latest] <= HOURLY_INTERVAL_H)
     cumulative = np.concatenate([[0.0], np.cumsum(rate_8h)])
     for h in HOURLY_LOOKBACK_H:
         since = np.searchsorted(key, at[hourly] - h * NS_PER_HOUR, side="right") - 1
