@@ -105,7 +105,7 @@ def where_sql(where: Where) -> tuple[str, list]:
             if not values:
                 raise ValueError(f"empty value list for partition column {col!r}")
             clauses.append(f"{quote_identifier(col)} IN ({', '.join('?' * len(values))})")
-            params += values
+            params += [_sql_value(v) for v in values]
         else:
             clauses.append(f"{quote_identifier(col)} = ?")
             params.append(_sql_value(cond))

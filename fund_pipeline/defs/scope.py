@@ -1,6 +1,7 @@
 """What a run was asked for, as venue × time spans: one run may carry many partitions."""
 
 from collections import defaultdict
+from typing import NamedTuple
 
 import dagster as dg
 import pandas as pd
@@ -37,10 +38,28 @@ def daily_spans(context: dg.AssetExecutionContext) -> list[tuple[pd.Timestamp, p
     return _contiguous([pd.Timestamp(k, tz="UTC") for k in context.partition_keys])
 
 
-def weekly_windows(context: dg.AssetExecutionContext) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:
-    """(key, start, end) of each weekly partition of the run: weeks are handled one by one."""
+class Week(NamedTuple):
+    """One weekly partition of a run: its key and its [start, end)."""
+
+    key: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+
+def weekly_windows(context: dg.AssetExecutionContext) -> list[Week]:
+    """Each weekly partition of the run: weeks are handled one by one."""
     out = []
     for key in context.partition_keys:
         window = WEEKLY_PARTITIONS.time_window_for_partition_key(key)
-        out.append((key, pd.Timestamp(window.start), pd.Timestamp(window.end)))
+        out.append(Week(key, pd.Timestamp(window.start), pd.Timestamp(window.end)))
     return out
+
+
+def weekly_blocks(context: dg.AssetExecutionContext, weeks_per_block: int) -> list[list[Week]]:
+    """`weekly_windows` in consecutive blocks of at most `weeks_per_block` weeks: a block's inputs are
+    read, and its rows written, at once (each open of the DuckDB file costs tens of ms), while memory
+    stays bounded however long the run."""
+    if weeks_per_block < 1:
+        raise ValueError(f"weeks_per_block must be at least 1, got {weeks_per_block}")
+    windows = weekly_windows(context)
+    return [windows[at : at + weeks_per_block] for at in range(0, len(windows), weeks_per_block)]

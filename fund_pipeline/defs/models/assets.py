@@ -1,5 +1,7 @@
 """Models: weekly walk-forward CatBoost fits, their out-of-sample forecasts and the scorecard."""
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -9,7 +11,7 @@ from fund_pipeline.defs.ingest.reconstructed import RECONSTRUCTED_TABLE
 from fund_pipeline.defs.live.forecasts import FEATURE_LOOKBACK as LIVE_FEATURE_LOOKBACK
 from fund_pipeline.defs.models.calibration_plot import calibration_png
 from fund_pipeline.defs.partitions import MODEL_LOOKBACK, WEEKLY_PARTITIONS, weeks_before
-from fund_pipeline.defs.scope import weekly_windows
+from fund_pipeline.defs.scope import Week, weekly_blocks
 from fund_pipeline.domain.features import FEATURE_COLUMNS
 from fund_pipeline.domain.forecast import (
     InsufficientHistoryError,
@@ -56,9 +58,20 @@ class ForecastModelConfig(dg.Config):
     seed: int = ModelParams().seed
 
 
-def training_rows(warehouse: Warehouse, week_start: pd.Timestamp, window_days: int) -> pd.DataFrame:
-    """Feature rows of the training window before the week; the split keeps those whose target settled before it."""
-    return warehouse.read("feature_store", {"funding_time": (week_start - pd.Timedelta(days=window_days), week_start)})
+# Weeks whose inputs are read, and whose rows are written, at once (`weekly_blocks`).
+WEEKS_PER_BLOCK = 4
+
+
+def rows_between(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """The rows with funding_time in [start, end), renumbered: what a read of that span would return."""
+    times = frame["funding_time"]
+    return frame.loc[(times >= start) & (times < end)].reset_index(drop=True)
+
+
+def training_features(warehouse: Warehouse, block: Sequence[Week], window: pd.Timedelta) -> pd.DataFrame:
+    """The feature rows of every training window of the block's weeks (the `window` before each week), in one
+    read; the split keeps those whose target settled before their week."""
+    return warehouse.read("feature_store", {"funding_time": (block[0].start - window, block[-1].start)})
 
 
 def whole_weeks(span: pd.Timedelta) -> int:
@@ -76,27 +89,69 @@ FORECAST_INPUTS = dg.TimeWindowPartitionMapping(
 OPEN_WINDOW_REACH = pd.Timedelta(hours=8)
 
 
-def week_frame(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    """`forecast_frame` of the week with its warm-up and horizons, each row with the venue's quote of its
-    open window at its time (live and reconstructed predicted prints; NaN where neither has one)."""
-    frame = forecast_frame(
-        warehouse.read("feature_store", {"funding_time": (start - FORECAST_INPUT_WARMUP, end + MAX_HORIZON)})
-    )
-    window = {"funding_time": (start, end + OPEN_WINDOW_REACH + pd.Timedelta(1, "us"))}
-    parts = [warehouse.predicted_prints(*window["funding_time"]), warehouse.read(RECONSTRUCTED_TABLE, window)]
+def quote_span(start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The funding times of the predicted prints that quote the open windows of rows in [start, end)."""
+    return start, end + OPEN_WINDOW_REACH + pd.Timedelta(1, "us")
+
+
+@dataclass(frozen=True)
+class ForecastInputs:
+    """A block of weeks' feature rows (with warm-up and horizons) and venue quotes (None: no quote at all)."""
+
+    features: pd.DataFrame
+    quotes: pd.DataFrame | None
+
+
+def forecast_inputs(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp) -> ForecastInputs:
+    """What `week_frame` needs for every week in [start, end), in three reads: the live and reconstructed
+    predicted prints are the venue's quotes."""
+    features = warehouse.read("feature_store", {"funding_time": (start - FORECAST_INPUT_WARMUP, end + MAX_HORIZON)})
+    span = quote_span(start, end)
+    parts = [warehouse.predicted_prints(*span), warehouse.read(RECONSTRUCTED_TABLE, {"funding_time": span})]
     quotes = [p[QUOTE_INPUT_COLUMNS] for p in parts if not p.empty]
-    if not quotes:
+    return ForecastInputs(features, pd.concat(quotes, ignore_index=True) if quotes else None)
+
+
+def week_frame(inputs: ForecastInputs, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """`forecast_frame` of the week with its warm-up and horizons, each row with the venue's quote of its
+    open window at its time (NaN where there is none)."""
+    frame = forecast_frame(rows_between(inputs.features, start - FORECAST_INPUT_WARMUP, end + MAX_HORIZON))
+    quotes = None if inputs.quotes is None else rows_between(inputs.quotes, *quote_span(start, end))
+    if quotes is None or quotes.empty:
         return frame.assign(**{VENUE_QUOTE: float("nan")})
-    return with_venue_quotes(frame, pd.concat(quotes, ignore_index=True))
+    return with_venue_quotes(frame, quotes)
+
+
+def stored_models(warehouse: Warehouse, weeks: Sequence[Week]) -> dict[str, TrainedModel | str]:
+    """Each week's model, or the reason it was skipped, in one read; fails naming a week with no record at all."""
+    stored = warehouse.read("funding_forecast_model", {"week_start": [week.start for week in weeks]})
+    by_start = {pd.Timestamp(row.week_start): row for row in stored.itertuples(index=False)}
+    models: dict[str, TrainedModel | str] = {}
+    for week in weeks:
+        row = by_start.get(week.start)
+        if row is None:
+            raise dg.Failure(f"week {week.key}: no funding_forecast_model for the week; materialise it first")
+        reason = str(row.skip_reason)
+        models[week.key] = reason if reason else TrainedModel.from_bytes(bytes(row.model))
+    return models
 
 
 def stored_model(warehouse: Warehouse, key: str, start: pd.Timestamp) -> TrainedModel | str:
     """The week's model, or the reason it was skipped; fails when the week has no record at all."""
-    stored = warehouse.rows_at("funding_forecast_model", "week_start", start)
-    if stored.empty:
-        raise dg.Failure(f"week {key}: no funding_forecast_model for the week; materialise it first")
-    reason = str(stored["skip_reason"].iloc[0])
-    return reason if reason else TrainedModel.from_bytes(bytes(stored["model"].iloc[0]))
+    return stored_models(warehouse, [Week(key, start, start + pd.Timedelta(days=7))])[key]
+
+
+def skipped_record(start: pd.Timestamp, reason: str) -> pd.DataFrame:
+    """A week's funding_forecast_model row when it has no model: why, in skip_reason."""
+    return pd.DataFrame(
+        {
+            "week_start": [start],
+            "train_end": pd.to_datetime([pd.NaT], utc=True),
+            "n_train": [0],
+            "model": [b""],
+            "skip_reason": [reason],
+        }
+    )
 
 
 @dg.asset(
@@ -114,45 +169,45 @@ def funding_forecast_model(
     """
     meta: dict = {}
     skipped: dict[str, str] = {}
-    for key, start, end in weekly_windows(context):
-        rows = training_rows(warehouse, start, config.training_window_days)
-        try:
-            walk_forward_split(rows, start, end, config.min_train_rows)
-            model = train_forecast_model(forecast_frame(rows), FEATURE_COLUMNS, start, ModelParams(seed=config.seed))
-        except InsufficientHistoryError as exc:
-            skipped[key] = str(exc)
-            context.log.warning(f"week {key}: skipped, {exc}")
+    window = pd.Timedelta(days=config.training_window_days)
+    for block in weekly_blocks(context, WEEKS_PER_BLOCK):
+        features = training_features(warehouse, block, window)
+        records: list[tuple[pd.DataFrame, dict]] = []
+        for key, start, end in block:
+            rows = rows_between(features, start - window, start)
+            try:
+                walk_forward_split(rows, start, end, config.min_train_rows)
+                model = train_forecast_model(
+                    forecast_frame(rows), FEATURE_COLUMNS, start, ModelParams(seed=config.seed)
+                )
+            except InsufficientHistoryError as exc:
+                skipped[key] = str(exc)
+                context.log.warning(f"week {key}: skipped, {exc}")
+                records.append((skipped_record(start, str(exc)), {"week_start": start}))
+                continue
             record = pd.DataFrame(
                 {
                     "week_start": [start],
-                    "train_end": pd.to_datetime([pd.NaT], utc=True),
-                    "n_train": [0],
-                    "model": [b""],
-                    "skip_reason": [str(exc)],
+                    "train_end": [model.train_end],
+                    "n_train": [model.n_train],
+                    "model": [model.to_bytes()],
+                    "skip_reason": [""],
                 }
             )
-            warehouse.replace("funding_forecast_model", record, {"week_start": start})
-            continue
-        record = pd.DataFrame(
-            {
-                "week_start": [start],
-                "train_end": [model.train_end],
-                "n_train": [model.n_train],
-                "model": [model.to_bytes()],
-                "skip_reason": [""],
+            records.append((record, {"week_start": start}))
+            meta = {
+                "n_train_by_horizon": dg.MetadataValue.json({h: m.n_train for h, m in model.horizons.items()}),
+                "anchor_by_horizon": dg.MetadataValue.json({h: m.anchor for h, m in model.horizons.items()}),
+                "train_end": str(model.train_end),
+                "mass_points": dg.MetadataValue.md(markdown_table(model.mass_points.set_index("venue"))),
+                "top_features": dg.MetadataValue.md(
+                    markdown_table(
+                        pd.DataFrame(model.top_features, columns=["feature", "importance"]).set_index("feature")
+                    )
+                ),
             }
-        )
-        warehouse.replace("funding_forecast_model", record, {"week_start": start})
-        meta = {
-            "n_train_by_horizon": dg.MetadataValue.json({h: m.n_train for h, m in model.horizons.items()}),
-            "anchor_by_horizon": dg.MetadataValue.json({h: m.anchor for h, m in model.horizons.items()}),
-            "train_end": str(model.train_end),
-            "mass_points": dg.MetadataValue.md(markdown_table(model.mass_points.set_index("venue"))),
-            "top_features": dg.MetadataValue.md(
-                markdown_table(pd.DataFrame(model.top_features, columns=["feature", "importance"]).set_index("feature"))
-            ),
-        }
-        context.log.info(f"week {key}: trained on {model.n_train} rows with next-window targets before {start}")
+            context.log.info(f"week {key}: trained on {model.n_train} rows with next-window targets before {start}")
+        warehouse.replace_partitions("funding_forecast_model", records)
     n_weeks = len(context.partition_keys)
     return dg.MaterializeResult(
         metadata={
@@ -186,20 +241,25 @@ def funding_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse) -
     written = 0
     skipped: dict[str, str] = {}
     quoted: dict[str, float] = {}
-    for key, start, end in weekly_windows(context):
-        model = stored_model(warehouse, key, start)
-        if isinstance(model, str):
-            skipped[key] = f"no model for the week: {model}"
-            context.log.warning(f"week {key}: skipped, no model ({model})")
-            continue
-        frame = week_frame(warehouse, start, end)
-        forecasts = build_forecasts(model, frame, start, end)
-        if forecasts.empty:
-            raise dg.Failure(f"funding_forecasts {key}: no feature rows with a settled target in the week")
-        in_week = frame.loc[(frame["funding_time"] >= start) & (frame["funding_time"] < end)]
-        quoted[key] = round(float(in_week[VENUE_QUOTE].notna().mean()), 4) if len(in_week) else 0.0
-        forecasts.insert(0, "week_start", start)
-        written += warehouse.replace("funding_forecasts", forecasts, {"week_start": start})
+    for block in weekly_blocks(context, WEEKS_PER_BLOCK):
+        models = stored_models(warehouse, block)
+        inputs = forecast_inputs(warehouse, block[0].start, block[-1].end)
+        parts: list[tuple[pd.DataFrame, dict]] = []
+        for key, start, end in block:
+            model = models[key]
+            if isinstance(model, str):
+                skipped[key] = f"no model for the week: {model}"
+                context.log.warning(f"week {key}: skipped, no model ({model})")
+                continue
+            frame = week_frame(inputs, start, end)
+            forecasts = build_forecasts(model, frame, start, end)
+            if forecasts.empty:
+                raise dg.Failure(f"funding_forecasts {key}: no feature rows with a settled target in the week")
+            in_week = frame.loc[(frame["funding_time"] >= start) & (frame["funding_time"] < end)]
+            quoted[key] = round(float(in_week[VENUE_QUOTE].notna().mean()), 4) if len(in_week) else 0.0
+            forecasts.insert(0, "week_start", start)
+            parts.append((forecasts, {"week_start": start}))
+        written += warehouse.replace_partitions("funding_forecasts", parts)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": written,
