@@ -284,18 +284,19 @@ def train_forecast_model(
     ar1 = AR1.fit(past)
     rows = add_mass_features(past, mass_points)
     inputs = [*columns, *EXTRA_FEATURES]
-    trains = {h: horizon_training_rows(rows, h, start, params.max_rows_per_horizon) for h in horizons}
-    for horizon, train in trains.items():
+    fits: dict[str, HorizonFit] = {}
+    train_end = pd.Timestamp.min.tz_localize("UTC")
+    for horizon in horizons:
+        train = horizon_training_rows(rows, horizon, start, params.max_rows_per_horizon)
         if len(train) < MIN_HORIZON_ROWS:
             raise InsufficientHistoryError(
                 f"train_forecast_model, horizon {horizon}: {len(train)} row(s) with the target settled before "
                 f"{start}, need at least {MIN_HORIZON_ROWS}"
             )
-    train_end = max(pd.Timestamp(train[f"target_time_{h}"].max()) for h, train in trains.items())
+        fits[horizon] = prepare_horizon(train, horizon, inputs, ar1, params)
+        train_end = max(train_end, pd.Timestamp(train[f"target_time_{horizon}"].max()))
     with ThreadPoolExecutor(max_workers=max(1, params.fit_workers)) as pool:
-        # A horizon's fit starts as soon as its pools are made, so the next horizon's pandas work overlaps it.
-        running = {h: pool.submit(prepare_horizon(train, h, inputs, ar1, params).run) for h, train in trains.items()}
-        models = {h: fit.result() for h, fit in running.items()}
+        models = dict(zip(fits, pool.map(HorizonFit.run, fits.values()), strict=True))
     for model in models.values():
         for part in (model.regressor, model.classifier):
             if part is not None:
