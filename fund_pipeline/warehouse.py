@@ -327,10 +327,6 @@ class Warehouse(DuckDBResource):
         """Predicted (live or reconstructed) prints with funding_time in [start, end)."""
         return self.prints("predicted", start, end, venues)
 
-    def rows_at(self, table: str, column: str, instant) -> pd.DataFrame:
-        """Rows stamped exactly `instant` in `column` (a week's model, a basket formed at a time)."""
-        return self.read(table, {column: pd.Timestamp(instant)})
-
     def latest(self, table: str, column: str) -> pd.Timestamp | None:
         """The newest value of a time column, None when the table is missing or empty."""
         postgres = self._postgres()

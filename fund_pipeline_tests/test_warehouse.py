@@ -85,7 +85,8 @@ def test_instants_match_by_equality(tmp_path):
     t = pd.Timestamp("2025-03-03 12:00", tz="UTC")
     rows = pd.DataFrame({"as_of": [t, t + pd.Timedelta(microseconds=1)], "w": [1.0, 2.0]})
     wh.replace("b", rows, {})
-    assert wh.rows_at("b", "as_of", t)["w"].tolist() == [1.0]
+    assert wh.read("b", {"as_of": t})["w"].tolist() == [1.0]
+    assert wh.read("b", {"as_of": [t]})["w"].tolist() == [1.0]
     wh.replace("b", rows.iloc[[0]].assign(w=5.0), {"as_of": t})
     assert sorted(wh.read("b")["w"]) == [2.0, 5.0]
     assert wh.latest("b", "as_of") == t + pd.Timedelta(microseconds=1)

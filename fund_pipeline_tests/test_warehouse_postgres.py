@@ -93,7 +93,8 @@ def test_partition_writes_reads_and_refusals_match_the_duckdb_file(tmp_path, pg)
         warehouse.replace("s", by_symbol, {})
     for how in (
         lambda w: w.read("t").sort_values(["venue", "funding_time"], ignore_index=True),
-        lambda w: w.rows_at("b", "as_of", pd.Timestamp("2025-03-03 12:00", tz="UTC")),
+        lambda w: w.read("b", {"as_of": pd.Timestamp("2025-03-03 12:00", tz="UTC")}),
+        lambda w: w.read("b", {"as_of": [pd.Timestamp("2025-03-03 12:00", tz="UTC")]}),
         lambda w: w.read("s", order_by="symbol"),
         lambda w: w.read("nothing"),
         lambda w: w.read("t", {"venue": ["okx"]}),

@@ -12,6 +12,7 @@ scores those whose horizon has settled, in rows of their own.
 import dagster as dg
 import pandas as pd
 
+from fund_pipeline.defs.models.stored import stored_models
 from fund_pipeline.defs.partitions import FUNDING_WINDOW_PARTITIONS, WEEKLY_PARTITIONS
 from fund_pipeline.domain.forecast import TrainedModel
 from fund_pipeline.domain.live_forecast import live_forecasts as forecast_live
@@ -33,13 +34,14 @@ def week_start_of(t: pd.Timestamp) -> pd.Timestamp:
     return pd.Timestamp(WEEKLY_PARTITIONS.time_window_for_partition_key(key).start).tz_convert("UTC")
 
 
-def stored_model(warehouse: Warehouse, week_start: pd.Timestamp) -> tuple[TrainedModel | None, str]:
-    stored = warehouse.rows_at("funding_forecast_model", "week_start", week_start)
-    if stored.empty:
+def model_or_note(warehouse: Warehouse, week_start: pd.Timestamp) -> tuple[TrainedModel | None, str]:
+    """The week's model, or None and why there is none: a live forecast goes on without one."""
+    found = stored_models(warehouse, [week_start]).get(week_start)
+    if found is None:
         return None, f"no funding_forecast_model for the week of {week_start:%Y-%m-%d}"
-    if str(stored["skip_reason"].iloc[0]):
-        return None, f"the week's model was skipped: {stored['skip_reason'].iloc[0]}"
-    return TrainedModel.from_bytes(bytes(stored["model"].iloc[0])), ""
+    if isinstance(found, str):
+        return None, f"the week's model was skipped: {found}"
+    return found, ""
 
 
 def forecast_plot(forecasts: pd.DataFrame, t: pd.Timestamp) -> str:
@@ -75,7 +77,7 @@ def live_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
     if snapshots.empty:
         raise dg.Failure(f"live_forecasts: no live_curve snapshots in [{start}, {end}); materialise live_curve first")
     t = pd.Timestamp(snapshots["ts_snap"].max())
-    model, note = stored_model(warehouse, week_start_of(t))
+    model, note = model_or_note(warehouse, week_start_of(t))
     if model is None:
         context.log.warning(f"live_forecasts at {t}: {note}")
         return dg.MaterializeResult(metadata={"dagster/row_count": 0, "ts_forecast": str(t), "note": note})

@@ -11,7 +11,7 @@ import pandas as pd
 from pydantic import Field
 
 from fund_pipeline.defs.ingest.reconstructed import RECONSTRUCTED_TABLE
-from fund_pipeline.defs.live.forecasts import stored_model, week_start_of
+from fund_pipeline.defs.live.forecasts import model_or_note, week_start_of
 from fund_pipeline.defs.market.assets import DAILY
 from fund_pipeline.defs.scope import daily_spans
 from fund_pipeline.domain.arbitrage import PREDICTED, ArbitrageCosts, QuoteRule, decision_times
@@ -62,7 +62,7 @@ def forecast_carry(
     for as_of in as_of_times:
         week = week_start_of(as_of)
         if week not in models:
-            models[week] = stored_model(warehouse, week)
+            models[week] = model_or_note(warehouse, week)
         model, note = models[week]
         if model is None or horizon not in model.horizons:
             missing[f"{week:%Y-%m-%d}"] = note or f"the week's model has no {horizon} horizon"

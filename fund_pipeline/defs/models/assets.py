@@ -10,6 +10,7 @@ import pandas as pd
 from fund_pipeline.defs.ingest.reconstructed import RECONSTRUCTED_TABLE
 from fund_pipeline.defs.live.forecasts import FEATURE_LOOKBACK as LIVE_FEATURE_LOOKBACK
 from fund_pipeline.defs.models.calibration_plot import calibration_png
+from fund_pipeline.defs.models.stored import MODEL_TABLE, stored_models
 from fund_pipeline.defs.partitions import MODEL_LOOKBACK, WEEKLY_PARTITIONS, weeks_before
 from fund_pipeline.defs.scope import Week, weekly_blocks
 from fund_pipeline.domain.features import FEATURE_COLUMNS
@@ -122,23 +123,18 @@ def week_frame(inputs: ForecastInputs, start: pd.Timestamp, end: pd.Timestamp) -
     return with_venue_quotes(frame, quotes)
 
 
-def stored_models(warehouse: Warehouse, weeks: Sequence[Week]) -> dict[str, TrainedModel | str]:
-    """Each week's model, or the reason it was skipped, in one read; fails naming a week with no record at all."""
-    stored = warehouse.read("funding_forecast_model", {"week_start": [week.start for week in weeks]})
-    by_start = {pd.Timestamp(row.week_start): row for row in stored.itertuples(index=False)}
-    models: dict[str, TrainedModel | str] = {}
+def week_models(warehouse: Warehouse, weeks: Sequence[Week]) -> dict[str, TrainedModel | str]:
+    """Each week's model, or the reason it was skipped; fails naming a week with no record at all."""
+    found = stored_models(warehouse, [week.start for week in weeks])
     for week in weeks:
-        row = by_start.get(week.start)
-        if row is None:
-            raise dg.Failure(f"week {week.key}: no funding_forecast_model for the week; materialise it first")
-        reason = str(row.skip_reason)
-        models[week.key] = reason if reason else TrainedModel.from_bytes(bytes(row.model))
-    return models
+        if week.start not in found:
+            raise dg.Failure(f"week {week.key}: no {MODEL_TABLE} for the week; materialise it first")
+    return {week.key: found[week.start] for week in weeks}
 
 
 def stored_model(warehouse: Warehouse, key: str, start: pd.Timestamp) -> TrainedModel | str:
     """The week's model, or the reason it was skipped; fails when the week has no record at all."""
-    return stored_models(warehouse, [Week(key, start, start + pd.Timedelta(days=7))])[key]
+    return week_models(warehouse, [Week(key, start, start + pd.Timedelta(days=7))])[key]
 
 
 def skipped_record(start: pd.Timestamp, reason: str) -> pd.DataFrame:
@@ -242,7 +238,7 @@ def funding_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse) -
     skipped: dict[str, str] = {}
     quoted: dict[str, float] = {}
     for block in weekly_blocks(context, WEEKS_PER_BLOCK):
-        models = stored_models(warehouse, block)
+        models = week_models(warehouse, block)
         inputs = forecast_inputs(warehouse, block[0].start, block[-1].end)
         parts: list[tuple[pd.DataFrame, dict]] = []
         for key, start, end in block:
