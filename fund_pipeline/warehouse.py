@@ -29,6 +29,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr, field_validator
 
 from fund_pipeline.domain.prints import SchemaError
+from fund_pipeline.warehouse_sql import WarehouseError, Where, changed_columns_error, quote_identifier, where_sql
 
 if TYPE_CHECKING:
     from fund_pipeline.warehouse_postgres import PostgresWarehouse
@@ -47,22 +48,10 @@ WAREHOUSE_WRITERS_ENV = "FUND_PIPELINE_WAREHOUSE_WRITERS"
 DEFAULT_POSTGRES_WRITERS = 4
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
 
-Where = dict[str, Any]
-
-
-class WarehouseError(RuntimeError):
-    """The warehouse cannot be opened or written; the message says why and what to do."""
-
 
 def data_dir() -> Path:
     """Runtime data folder: `FUND_PIPELINE_DATA_DIR`, else `data/` under the working directory."""
     return Path(os.environ.get("FUND_PIPELINE_DATA_DIR", Path.cwd() / "data"))
-
-
-def quote_identifier(identifier: str) -> str:
-    if not identifier.replace("_", "").isalnum():
-        raise ValueError(f"not a plain SQL identifier: {identifier!r}")
-    return f'"{identifier}"'
 
 
 def warehouse_writers() -> int:
@@ -78,38 +67,6 @@ def warehouse_writers() -> int:
 def _resolved(value: Any) -> Any:
     """A `dg.EnvVar` field read outside a run (a run gets the value itself): the variable's value."""
     return value.get_value() if isinstance(value, dg.EnvVar) else value
-
-
-def changed_columns_error(table: str, stored: list[str], new: list[str]) -> SchemaError:
-    """A table's columns differ from the frame's: the one refusal both backends give."""
-    return SchemaError(
-        f"table {table}: columns changed; stored {stored}, new {new}. "
-        f"Drop the table (or the warehouse file) to rebuild it."
-    )
-
-
-def _sql_value(value: Any) -> Any:
-    return value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
-
-
-def where_sql(where: Where) -> tuple[str, list]:
-    """`{col: [values]}` → IN, `{col: (start, end)}` → half-open range, `{col: instant}` → equality."""
-    clauses, params = [], []
-    for col, cond in where.items():
-        if isinstance(cond, tuple):
-            start, end = cond
-            clauses.append(f"{quote_identifier(col)} >= ? AND {quote_identifier(col)} < ?")
-            params += [pd.Timestamp(start).to_pydatetime(), pd.Timestamp(end).to_pydatetime()]
-        elif isinstance(cond, (list, set, frozenset)):
-            values = list(cond)
-            if not values:
-                raise ValueError(f"empty value list for partition column {col!r}")
-            clauses.append(f"{quote_identifier(col)} IN ({', '.join('?' * len(values))})")
-            params += [_sql_value(v) for v in values]
-        else:
-            clauses.append(f"{quote_identifier(col)} = ?")
-            params.append(_sql_value(cond))
-    return (" AND ".join(clauses) or "TRUE"), params
 
 
 def utc_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -33,7 +33,7 @@ import psycopg2
 import psycopg2.extensions
 
 from fund_pipeline.domain.prints import SchemaError
-from fund_pipeline.warehouse import WarehouseError, Where, changed_columns_error, quote_identifier, where_sql
+from fund_pipeline.warehouse_sql import WarehouseError, Where, changed_columns_error, quote_identifier, where_sql
 
 # A where clause listing more partition units than this locks the whole table instead: the
 # server's lock table is shared by every session (64 locks per connection by default).
