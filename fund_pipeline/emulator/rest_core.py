@@ -20,7 +20,7 @@ from fund_pipeline.domain.prints import BAR_COLUMNS
 from fund_pipeline.venues.registry import adapter
 
 if TYPE_CHECKING:
-    from fund_pipeline.emulator.server import EmulatorState
+    from fund_pipeline.emulator.state import EmulatorState
 
 HOUR = pd.Timedelta(hours=1)
 MS = pd.Timedelta(milliseconds=1)
