@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "backfill":
         from fund_pipeline.backfill import BackfillConfigError, run_backfill
-        from fund_pipeline.sources.ccxt import VenueUnavailableError
+        from fund_pipeline.sources.base import VenueUnavailableError
         from fund_pipeline.venues.registry import UnknownVenueError
 
         try:

@@ -13,7 +13,22 @@ import pandas as pd
 from fund_pipeline.domain.predicted import FundingFormula
 from fund_pipeline.venues.registry import UnknownVenueError
 
-__all__ = ["MarketSource", "PremiumHistorySource", "UnknownVenueError", "check_venue"]
+__all__ = [
+    "HistoryDepthError",
+    "MarketSource",
+    "PremiumHistorySource",
+    "UnknownVenueError",
+    "VenueUnavailableError",
+    "check_venue",
+]
+
+
+class VenueUnavailableError(RuntimeError):
+    """A venue kept failing after every retry; names the venue, the call and the last error (status and body)."""
+
+
+class HistoryDepthError(ValueError):
+    """A backfill asked an endpoint for older data than the venue keeps; names venue, endpoint and depth."""
 
 
 class MarketSource(Protocol):

@@ -56,7 +56,8 @@ from fund_pipeline.domain.prints import (
     to_utc,
     validate_prints,
 )
-from fund_pipeline.domain.time import KNOWN_INTERVALS_H, MS_PER_HOUR
+from fund_pipeline.domain.time import KNOWN_INTERVALS_H, MS_PER_HOUR, epoch_ms
+from fund_pipeline.sources.base import HistoryDepthError, VenueUnavailableError
 from fund_pipeline.sources.ccxt_premium import documented_formulas, premium_history
 from fund_pipeline.sources.pacing import Pacer, VenueClocks
 from fund_pipeline.venues.adapter import RestSpec, VenueAdapter
@@ -69,18 +70,6 @@ LONGEST_INTERVAL_H = max(KNOWN_INTERVALS_H)
 MAX_RETRY_DELAY_S = 30.0
 
 log = logging.getLogger(__name__)
-
-
-class VenueUnavailableError(RuntimeError):
-    """A venue kept failing after every retry; names the venue, the call and the last error (status and body)."""
-
-
-class HistoryDepthError(ValueError):
-    """A backfill asked an endpoint for older data than the venue keeps; names venue, endpoint and depth."""
-
-
-def ms(t: pd.Timestamp) -> int:
-    return int(pd.Timestamp(t).value // 1_000_000)
 
 
 def utc(t) -> pd.Timestamp:
@@ -232,7 +221,7 @@ class CcxtSource:
             pass
         return min(backoff, MAX_RETRY_DELAY_S)
 
-    def _markets(self, venue: str) -> dict:
+    def ccxt_markets(self, venue: str) -> dict:
         exchange = self._exchange(venue)
         if not exchange.markets:
             self._call(venue, "load_markets")
@@ -240,7 +229,7 @@ class CcxtSource:
 
     def perp_symbols(self, venue: str) -> list[str]:
         """The venue's perps this source serves (its bases' or symbols'), linear and, with `inverse`, coin-margined."""
-        markets = self._markets(venue)
+        markets = self.ccxt_markets(venue)
         listed = sorted(s for s, m in markets.items() if self._is_perp(m))
         if self._bases is not None:
             have = {markets[s]["base"] for s in listed}
@@ -266,8 +255,8 @@ class CcxtSource:
     def _kinds(self) -> str:
         return "linear or inverse" if self._inverse else "linear"
 
-    def _check_symbol(self, venue: str, symbol: str) -> dict:
-        market = self._markets(venue).get(symbol)
+    def check_symbol(self, venue: str, symbol: str) -> dict:
+        market = self.ccxt_markets(venue).get(symbol)
         if market is None or not self._is_perp(market):
             raise UnknownVenueError(f"{venue}: symbol {symbol!r} is not a listed {self._kinds} perp")
         return market
@@ -313,12 +302,12 @@ class CcxtSource:
 
     # ------------------------------------------------------------ funding
 
-    def _interval_h(self, venue: str, symbol: str) -> float:
+    def interval_h(self, venue: str, symbol: str) -> float:
         """The symbol's current funding interval by the venue adapter's rule (used to size pages)."""
-        market = self._check_symbol(venue, symbol)
-        return self._adapter(venue).rest_interval_h(market, self._cached_caller(venue))
+        market = self.check_symbol(venue, symbol)
+        return self._adapter(venue).rest_interval_h(market, self.cached_caller(venue))
 
-    def _cached_caller(self, venue: str) -> Callable[..., Any]:
+    def cached_caller(self, venue: str) -> Callable[..., Any]:
         """Like `caller`; argument-less calls (venue-wide metadata such as fundingInfo) asked once per thread."""
         cache: dict[tuple[str, str], Any] = self._local.__dict__.setdefault("metadata", {})
         call = self.caller(venue)
@@ -335,7 +324,7 @@ class CcxtSource:
     def stream_intervals(self, venue: str, symbols: list[str]) -> dict[str, float]:
         """Intervals the venue's stream does not carry, by its adapter's REST rule (fresh, not cached)."""
         for symbol in symbols:
-            self._check_symbol(venue, symbol)
+            self.check_symbol(venue, symbol)
         return self._adapter(venue).stream_intervals(self.caller(venue), symbols)
 
     def venue_now(self, venue: str) -> pd.Timestamp:
@@ -347,7 +336,7 @@ class CcxtSource:
         depth = self._spec(venue).depth(method)
         if depth is None:
             return None
-        return pd.Timestamp(depth.oldest_ms(ms(self.venue_now(venue))), unit="ms", tz="UTC")
+        return pd.Timestamp(depth.oldest_ms(epoch_ms(self.venue_now(venue))), unit="ms", tz="UTC")
 
     def depth_shortfall(self, venue: str, method: str, start: pd.Timestamp) -> str | None:
         """What is wrong with asking `method` from `start` (venue, endpoint, depth, oldest), None when it serves it."""
@@ -372,8 +361,8 @@ class CcxtSource:
 
     def _settled(self, venue: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Settled prints of one symbol with funding_time in [start, end)."""
-        market = self._check_symbol(venue, symbol)
-        interval_h = self._interval_h(venue, symbol)
+        market = self.check_symbol(venue, symbol)
+        interval_h = self.interval_h(venue, symbol)
         spec = self._spec(venue)
         self.check_depth(venue, "fetch_funding_rate_history", start)
         # One longest window earlier, so the first print in range has a predecessor to infer its interval.
@@ -383,8 +372,8 @@ class CcxtSource:
             venue,
             "fetch_funding_rate_history",
             symbol,
-            ms(start) - lookback_ms,
-            ms(end),
+            epoch_ms(start) - lookback_ms,
+            epoch_ms(end),
             step_ms,
             spec.funding_page,
             until_key=spec.funding_until,
@@ -427,10 +416,10 @@ class CcxtSource:
         spec, firsts = self._spec(venue), []
         method = "fetch_funding_rate_history"
         for symbol in self.perp_symbols(venue):
-            step_ms = int((spec.funding_record_h or self._interval_h(venue, symbol)) * HOUR_MS)
+            step_ms = int((spec.funding_record_h or self.interval_h(venue, symbol)) * HOUR_MS)
             span_ms = (spec.funding_page - 1) * step_ms
-            for lo in range(ms(start), ms(end), span_ms):
-                hi = min(lo + span_ms, ms(end))
+            for lo in range(epoch_ms(start), epoch_ms(end), span_ms):
+                hi = min(lo + span_ms, epoch_ms(end))
                 got = self._call(venue, method, symbol, lo, spec.funding_page, params={spec.funding_until: hi - 1})
                 if len(got) >= spec.funding_page:  # denser than its interval now: the page may not hold the first
                     got = self._paged(venue, method, symbol, lo, hi, step_ms, spec.funding_page, spec.funding_until)
@@ -452,7 +441,7 @@ class CcxtSource:
         """The last `n` settled prints of one symbol: the live collector's warm start."""
         if n <= 0:
             raise ValueError(f"last_settled: n must be positive, got {n}")
-        interval_h = self._interval_h(venue, symbol)
+        interval_h = self.interval_h(venue, symbol)
         end = utc(self._venue_now(venue)) + pd.Timedelta(milliseconds=1)
         start = end - pd.Timedelta(hours=interval_h * (n + 2))
         return self._settled(venue, symbol, start, end).tail(n).reset_index(drop=True)
@@ -483,7 +472,14 @@ class CcxtSource:
     ) -> pd.DataFrame:
         params = {} if price is None else {"price": price}
         raw = self._paged(
-            venue, "fetch_ohlcv", symbol, ms(start), ms(end), HOUR_MS, self._spec(venue).ohlcv_page, params=params
+            venue,
+            "fetch_ohlcv",
+            symbol,
+            epoch_ms(start),
+            epoch_ms(end),
+            HOUR_MS,
+            self._spec(venue).ohlcv_page,
+            params=params,
         )
         frame = pd.DataFrame(raw, columns=["ts", "open", "high", "low", "close", "volume"])
         frame["ts"] = to_utc(frame["ts"].astype("int64") * 1_000_000)
@@ -503,8 +499,8 @@ class CcxtSource:
         assert own is not None
         span = (own.page - 1) * own.step_ms
         found: dict[int, float] = {}
-        for lo in range(ms(start), ms(end), span):
-            hi = min(lo + span, ms(end))
+        for lo in range(epoch_ms(start), epoch_ms(end), span):
+            hi = min(lo + span, epoch_ms(end))
             response = self._call(venue, own.method, venue_adapter.open_interest_params(symbol, lo, hi, own.page))
             try:
                 rows = venue_adapter.open_interest_rows(response)
@@ -522,13 +518,13 @@ class CcxtSource:
         if spec.instrument_oi is not None:
             return self._instrument_open_interest(venue, symbol, start, end).reindex(close.index)
         params = self._adapter(venue).history_params(method, symbol)
-        raw = self._paged(venue, method, symbol, ms(start), ms(end), HOUR_MS, spec.oi_page, params=params)
+        raw = self._paged(venue, method, symbol, epoch_ms(start), epoch_ms(end), HOUR_MS, spec.oi_page, params=params)
         if not raw:
             return pd.Series(np.nan, index=close.index)
         ts = to_utc(pd.Series([r["timestamp"] for r in raw]).astype("int64") * 1_000_000)
         value = pd.Series([_float(r.get("openInterestValue")) for r in raw], index=ts)
         amount = pd.Series([_float(r.get("openInterestAmount")) for r in raw], index=ts)
-        market = self._check_symbol(venue, symbol)
+        market = self.check_symbol(venue, symbol)
         if market.get("inverse") and spec.inverse_oi_value == "coin":
             # The value counts coins, the amount contracts: USD by the contract rule (contracts x USD per contract).
             stated = pd.DataFrame(
@@ -547,14 +543,14 @@ class CcxtSource:
         return usd[~usd.index.duplicated()].reindex(close.index)
 
     def _symbol_bars(self, venue: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-        market = self._check_symbol(venue, symbol)
+        market = self.check_symbol(venue, symbol)
         spec = self._spec(venue)
         if not self.check_depth(venue, "fetch_ohlcv", start):
             raise HistoryDepthError(f"{venue}: hourly candles from {start} are older than the venue serves")
         perp = self._candles(venue, symbol, start, end, None, "")
         out = perp.copy()
         spot_symbol = f"{market['base']}/{market['quote']}"
-        if spec.has_spot and spot_symbol in self._markets(venue):
+        if spec.has_spot and spot_symbol in self.ccxt_markets(venue):
             out = out.join(self._candles(venue, spot_symbol, start, end, None, "spot_"))
         if spec.has_mark_index:
             out["mark_price"] = self._candles(venue, symbol, start, end, "mark", "m_")["m_close"]
@@ -581,7 +577,7 @@ class CcxtSource:
         end = day + pd.Timedelta(days=1)
         rows = []
         for symbol in self.perp_symbols(venue):
-            market = self._check_symbol(venue, symbol)
+            market = self.check_symbol(venue, symbol)
             prints = self._settled(venue, symbol, day, end)
             bars = self._symbol_bars(venue, symbol, day, end)
             leverage = ((market.get("limits") or {}).get("leverage") or {}).get("max")
@@ -594,7 +590,7 @@ class CcxtSource:
                     "symbol": symbol,
                     "base": market["base"],
                     "quote": market["quote"],
-                    "interval_h": prints["interval_h"].iloc[-1] if len(prints) else self._interval_h(venue, symbol),
+                    "interval_h": prints["interval_h"].iloc[-1] if len(prints) else self.interval_h(venue, symbol),
                     "volume_usd_24h": bars["volume_usd"].sum(min_count=1),
                     "open_interest_usd": bars["open_interest_usd"].dropna().iloc[-1]
                     if bars["open_interest_usd"].notna().any()

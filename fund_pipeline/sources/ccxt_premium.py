@@ -17,24 +17,43 @@ of its inverse perps (its endpoint covers USDT and USDC perps); binance's COIN-M
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from fund_pipeline.domain.predicted import SAMPLE_COLUMNS, FundingFormula
-from fund_pipeline.domain.time import MAX_INTERVAL_H, to_utc
+from fund_pipeline.domain.time import MAX_INTERVAL_H, epoch_ms, to_utc
+from fund_pipeline.sources.base import HistoryDepthError
 from fund_pipeline.venues.adapter import PremiumHistory, PremiumSample
 from fund_pipeline.venues.registry import UnknownVenueError, adapter
 from fund_pipeline.venues.wire import MalformedMessage
-
-if TYPE_CHECKING:
-    from fund_pipeline.sources.ccxt import CcxtSource
 
 log = logging.getLogger(__name__)
 
 # Settled prints this far past the range give the interval of a window still open at its end.
 SETTLED_LEAD = pd.Timedelta(hours=MAX_INTERVAL_H)
+
+
+class CcxtReads(Protocol):
+    """What the premium history reads of the ccxt source (`CcxtSource`): its paced callers, markets and clock."""
+
+    def caller(self, venue: str) -> Callable[..., Any]: ...
+
+    def cached_caller(self, venue: str) -> Callable[..., Any]: ...
+
+    def ccxt_markets(self, venue: str) -> dict: ...
+
+    def check_symbol(self, venue: str, symbol: str) -> dict: ...
+
+    def interval_h(self, venue: str, symbol: str) -> float: ...
+
+    def perp_symbols(self, venue: str) -> list[str]: ...
+
+    def venue_now(self, venue: str) -> pd.Timestamp: ...
+
+    def funding_prints(self, venue: str, start, end) -> pd.DataFrame: ...
 
 
 class NoPremiumHistoryError(UnknownVenueError):
@@ -57,14 +76,14 @@ def premium_method(spec: PremiumHistory, inverse: bool) -> str | None:
     return spec.inverse_method if inverse else spec.method
 
 
-def documented_formulas(source: CcxtSource, venue: str, symbols: list[str]) -> dict[str, FundingFormula]:
+def documented_formulas(source: CcxtReads, venue: str, symbols: list[str]) -> dict[str, FundingFormula]:
     """Each symbol's documented funding formula with the cap and floor the venue lists for it now (binance
     `fundingInfo`, bybit instruments-info), by the venue adapter's REST rule; the venue's cap where it lists none."""
-    markets = {symbol: source._check_symbol(venue, symbol) for symbol in symbols}
-    return adapter(venue).rest_funding_formulas(markets, source._cached_caller(venue))
+    markets = {symbol: source.check_symbol(venue, symbol) for symbol in symbols}
+    return adapter(venue).rest_funding_formulas(markets, source.cached_caller(venue))
 
 
-def symbol_premiums(source: CcxtSource, venue: str, symbol: str, start_ms: int, end_ms: int) -> list[PremiumSample]:
+def symbol_premiums(source: CcxtReads, venue: str, symbol: str, start_ms: int, end_ms: int) -> list[PremiumSample]:
     """The samples of one symbol known in [start_ms, end_ms), asked window by window, oldest first, no duplicates.
 
     A window spans page - 1 rows at the endpoint's density, so a full page never hides a row.
@@ -98,15 +117,13 @@ def window_intervals(known_ms: np.ndarray, settled: pd.DataFrame, current_h: flo
     return np.where(after < len(funding_ms), interval[np.minimum(after, len(funding_ms) - 1)], current_h)
 
 
-def premium_history(source: CcxtSource, venue: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+def premium_history(source: CcxtReads, venue: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     """`PremiumHistorySource.premium_samples` for the source's perps of `venue`: SAMPLE_COLUMNS, ts in [start,
     end) and not after the venue's clock."""
-    from fund_pipeline.sources.ccxt import HistoryDepthError, ms
-
     spec, venue_adapter = premium_endpoint(venue), adapter(venue)
     if end < start:
         raise ValueError(f"premium_samples: end {end} is before start {start}")
-    end_ms = min(ms(end), ms(source.venue_now(venue)) + 1)
+    end_ms = min(epoch_ms(end), epoch_ms(source.venue_now(venue)) + 1)
     try:
         settled = source.funding_prints(venue, start, end + SETTLED_LEAD)
     except HistoryDepthError as shallow:
@@ -118,7 +135,7 @@ def premium_history(source: CcxtSource, venue: str, start: pd.Timestamp, end: pd
     if len(served) < len(symbols):
         log.warning("%s: no premium-index history of %s (coin-margined)", venue, sorted(set(symbols) - set(served)))
     for symbol in served:
-        samples = symbol_premiums(source, venue, symbol, ms(start), end_ms)
+        samples = symbol_premiums(source, venue, symbol, epoch_ms(start), end_ms)
         if not samples:
             continue
         known_ms = np.array([s.known_ms for s in samples], dtype=np.int64)
@@ -127,10 +144,10 @@ def premium_history(source: CcxtSource, venue: str, start: pd.Timestamp, end: pd
             pd.DataFrame(
                 {
                     "symbol": symbol,
-                    "base": source._markets(venue)[symbol]["base"],
+                    "base": source.ccxt_markets(venue)[symbol]["base"],
                     "ts": to_utc(pd.Series(known_ms * 1_000_000)),
                     "premium": np.array([s.premium for s in samples], dtype=np.float64),
-                    "interval_h": window_intervals(known_ms, own, source._interval_h(venue, symbol)),
+                    "interval_h": window_intervals(known_ms, own, source.interval_h(venue, symbol)),
                 }
             )
         )
