@@ -26,8 +26,9 @@ from fund_pipeline.resources import LandingZone
 from fund_pipeline.sources.ccxt import CcxtSource, VenueUnavailableError
 from fund_pipeline.sources.simulated import SimulatedMarket
 from fund_pipeline.venues.registry import SIM_VENUES
-from fund_pipeline_tests.test_collector import TickStream, emulator_in_thread, landed_ticks, run_against_ticks
-from fund_pipeline_tests.test_live_sensor import evaluate, land_snapshots, land_times
+from fund_pipeline_tests.emulator_thread import emulator_in_thread
+from fund_pipeline_tests.landing_snapshots import evaluate, land_snapshots, land_times
+from fund_pipeline_tests.tick_streams import TickStream, landed_ticks, run_against_ticks
 
 BTC = "BTC/USDT:USDT"
 REST_NOW = pd.Timestamp("2025-01-20", tz="UTC")

@@ -38,8 +38,8 @@ from fund_pipeline.resources import LandingZone, MarketSourceResource, Warehouse
 from fund_pipeline.sources.files import SourceConfigError
 from fund_pipeline.sources.simulated import SimulatedMarket
 from fund_pipeline.warehouse import LOCK_WAIT_S, WarehouseError
-from fund_pipeline_tests.test_assets import MutatedSource, all_assets, check_results, materialisation_metadata, run
-from fund_pipeline_tests.test_warehouse import HOLD_LOCK, OPEN_ONCE, frame
+from fund_pipeline_tests.asset_runs import MutatedSource, all_assets, check_results, materialisation_metadata, run
+from fund_pipeline_tests.lock_scripts import HOLD_LOCK, OPEN_ONCE, frame
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 BTC = "BTC/USDT:USDT"

@@ -21,8 +21,8 @@ from fund_pipeline.sources.ccxt import CcxtSource
 from fund_pipeline.sources.files import daily_listing
 from fund_pipeline.sources.simulated import SimulatedMarket
 from fund_pipeline.venues.registry import adapter
+from fund_pipeline_tests.asset_runs import all_assets, materialisation_metadata, run
 from fund_pipeline_tests.emulator_thread import emulator_in_thread
-from fund_pipeline_tests.test_assets import all_assets, materialisation_metadata, run
 
 BASES = ["BTC", "ETH"]
 INVERSE_VENUES = ["binance", "bybit", "okx", "deribit"]

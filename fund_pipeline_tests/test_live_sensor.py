@@ -2,44 +2,10 @@
 
 import json
 
-import dagster as dg
 import pandas as pd
 
-from fund_pipeline.defs.live.sensors import build_live_snapshot_sensor
-from fund_pipeline.domain.curve import replay_curves
-from fund_pipeline.live.landing import SegmentWriter, frame_table
 from fund_pipeline.resources import LandingZone
-
-WINDOW_START = pd.Timestamp("2025-03-03 08:00", tz="UTC")
-
-
-def land_snapshots(root, minutes: list[int]) -> None:
-    """One snapshot segment (and a prints segment carrying the data time) per call."""
-    times = [WINDOW_START + pd.Timedelta(minutes=m) for m in minutes]
-    prints = pd.DataFrame(
-        {
-            "venue": "binance",
-            "symbol": "BTC/USDT:USDT",
-            "funding_time": [t.floor("8h") + pd.Timedelta(hours=8) for t in times],
-            "ts": times,
-            "rate": 0.0001,
-            "interval_h": 8.0,
-        }
-    )
-    snapshots, _ = replay_curves(prints)
-    writer = SegmentWriter(root)
-    writer.write({"snapshots": frame_table(snapshots), "prints": frame_table(prints[["venue", "symbol", "ts"]])})
-    writer.close()
-
-
-def evaluate(landing: LandingZone, cursor: str | None):
-    sensor = build_live_snapshot_sensor(refresh=pd.Timedelta(minutes=10))
-    context = dg.build_sensor_context(
-        instance=dg.DagsterInstance.ephemeral(), cursor=cursor, resources={"landing": landing}
-    )
-    result = sensor(context)
-    requests = result if isinstance(result, list) else []
-    return [(r.partition_key, r.tags["live_curve/run"]) for r in requests], context.cursor
+from fund_pipeline_tests.landing_snapshots import WINDOW_START, evaluate, land_snapshots, land_times
 
 
 def test_refresh_cadence_then_final_at_the_roll_and_nothing_twice(tmp_path):
@@ -79,25 +45,6 @@ def test_a_restarted_sensor_skips_no_segment_written_while_it_was_down(tmp_path)
     assert ("2025-03-03-16:00", "final") in requests
     assert ("2025-03-04-00:00", "refresh") in requests
     assert json.loads(cursor)["snapshots_seq"] == 3
-
-
-def land_times(root, snapshot_times: list[pd.Timestamp], print_times: list[pd.Timestamp]) -> None:
-    """One segment of snapshots and prints at arbitrary times (a clock gone wrong)."""
-    prints = pd.DataFrame(
-        {
-            "venue": "binance",
-            "symbol": "BTC/USDT:USDT",
-            "funding_time": [t.ceil("8h") for t in snapshot_times],
-            "ts": snapshot_times,
-            "rate": 0.0001,
-            "interval_h": 8.0,
-        }
-    )
-    snapshots, _ = replay_curves(prints)
-    stamped = pd.DataFrame({"venue": "binance", "symbol": "BTC/USDT:USDT", "ts": print_times})
-    writer = SegmentWriter(root)
-    writer.write({"snapshots": frame_table(snapshots), "prints": frame_table(stamped)})
-    writer.close()
 
 
 def test_a_print_stamped_far_in_the_future_never_moves_the_data_time(tmp_path):

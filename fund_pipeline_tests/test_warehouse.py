@@ -10,11 +10,7 @@ import pytest
 from fund_pipeline.domain.prints import SchemaError
 from fund_pipeline.resources import Warehouse
 from fund_pipeline.warehouse import LOCK_WAIT_S, WarehouseError
-
-
-def frame(day: str, venue: str, values):
-    times = pd.date_range(day, periods=len(values), freq="8h", tz="UTC")
-    return pd.DataFrame({"venue": venue, "funding_time": times, "rate": values})
+from fund_pipeline_tests.lock_scripts import HOLD_LOCK, OPEN_ONCE, frame
 
 
 def test_replace_is_idempotent_and_scoped_to_the_partition(tmp_path):
@@ -118,14 +114,6 @@ def test_a_read_only_folder_fails_at_once(tmp_path):
         Warehouse(database=str(folder / "w.duckdb")).read("t")
 
 
-HOLD_LOCK = """
-import sys, time, duckdb
-conn = duckdb.connect(sys.argv[1])
-print("locked", flush=True)
-time.sleep(60)
-"""
-
-
 @pytest.mark.slow
 def test_a_conflicting_writer_gets_a_clear_error_within_seconds_naming_the_holder(tmp_path):
     database = str(tmp_path / "w.duckdb")
@@ -143,13 +131,6 @@ def test_a_conflicting_writer_gets_a_clear_error_within_seconds_naming_the_holde
     finally:
         holder.kill()
         holder.wait()
-
-
-OPEN_ONCE = """
-import sys, duckdb
-duckdb.connect(sys.argv[1]).close()
-print("opened")
-"""
 
 
 @pytest.mark.slow

@@ -16,8 +16,8 @@ import pytest
 from fund_pipeline.instance import prepare_home
 from fund_pipeline.resources import WAREHOUSE_POOL, LandingZone, MarketSourceResource, Warehouse
 from fund_pipeline.warehouse import LOCK_WAIT_S, WAREHOUSE_URL_ENV, WAREHOUSE_WRITERS_ENV, WarehouseError
+from fund_pipeline_tests.landing_snapshots import evaluate, land_snapshots
 from fund_pipeline_tests.postgres_server import create_database
-from fund_pipeline_tests.test_live_sensor import evaluate, land_snapshots
 from fund_pipeline_tests.writer_runs import RunSpec, materialise
 
 DAY = "2025-03-10"
