@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from fund_pipeline.defs.ingest.reconstructed import RECONSTRUCTED_TABLE
@@ -40,6 +41,7 @@ from fund_pipeline.domain.forecast_metrics import (
     landing_rates,
 )
 from fund_pipeline.domain.live_forecast import score_live_forecasts
+from fund_pipeline.domain.time import time_ns, utc_timestamp
 from fund_pipeline.plots import markdown_image, markdown_table
 from fund_pipeline.resources import WAREHOUSE_POOL, Warehouse
 
@@ -64,15 +66,24 @@ WEEKS_PER_BLOCK = 4
 
 
 def rows_between(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    """The rows with funding_time in [start, end), renumbered: what a read of that span would return."""
+    """The rows with funding_time in [start, end): the rows a read of that span returns, in the frame's order.
+
+    A frame in time order (the block reads are) gives a slice of itself, not a copy: at universe scale a
+    week's training rows are half a GiB.
+    """
     times = frame["funding_time"]
-    return frame.loc[(times >= start) & (times < end)].reset_index(drop=True)
+    if not times.is_monotonic_increasing:
+        return frame.loc[(times >= start) & (times < end)].reset_index(drop=True)
+    ns = time_ns(times, copy=False)
+    lo, hi = np.searchsorted(ns, [utc_timestamp(start).value, utc_timestamp(end).value], side="left")
+    return frame.iloc[lo:hi]
 
 
 def training_features(warehouse: Warehouse, block: Sequence[Week], window: pd.Timedelta) -> pd.DataFrame:
     """The feature rows of every training window of the block's weeks (the `window` before each week), in one
-    read; the split keeps those whose target settled before their week."""
-    return warehouse.read("feature_store", {"funding_time": (block[0].start - window, block[-1].start)})
+    read in time order; the split keeps those whose target settled before their week."""
+    span = (block[0].start - window, block[-1].start)
+    return warehouse.read("feature_store", {"funding_time": span}, order_by="funding_time")
 
 
 def whole_weeks(span: pd.Timedelta) -> int:
@@ -106,7 +117,9 @@ class ForecastInputs:
 def forecast_inputs(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp) -> ForecastInputs:
     """What `week_frame` needs for every week in [start, end), in three reads: the live and reconstructed
     predicted prints are the venue's quotes."""
-    features = warehouse.read("feature_store", {"funding_time": (start - FORECAST_INPUT_WARMUP, end + MAX_HORIZON)})
+    features = warehouse.read(
+        "feature_store", {"funding_time": (start - FORECAST_INPUT_WARMUP, end + MAX_HORIZON)}, order_by="funding_time"
+    )
     span = quote_span(start, end)
     parts = [warehouse.predicted_prints(*span), warehouse.read(RECONSTRUCTED_TABLE, {"funding_time": span})]
     quotes = [p[QUOTE_INPUT_COLUMNS] for p in parts if not p.empty]
