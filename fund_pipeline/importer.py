@@ -3,9 +3,10 @@
 The files are read once (`FileSource`) and every day × venue partition gets a checksum of the
 prints the source holds for it: the fingerprint `partition_runs` records in the ledger once the
 partition is materialised. Kill an import and run it again and only the rest is run; import the
-same files again and nothing is. Runs cover contiguous days of one venue (at most `CHUNK_DAYS`:
-Dagster's fixed cost per run, seconds, stays small beside the partitions', and a kill loses at most
-the partitions of the run not yet materialised). Days the source has no prints for are not
+same files again and nothing is. Runs cover contiguous days of one venue, as many as hold about
+`PRINTS_PER_RUN` of its prints (Dagster's fixed cost per run, about half a second, stays small beside the
+partitions', a run's frames stay within memory, and a kill loses at most the partitions of the run not yet
+materialised). Days the source has no prints for are not
 partitions of the import, and the days a bad file covers run on their own so that they fail
 alone, with the file's error, leaving every stored row as it was.
 """
@@ -38,7 +39,8 @@ from fund_pipeline.partition_runs import (
 from fund_pipeline.sources.files import FileSource
 
 INGEST_ASSETS = ("market_universe", "raw_funding_prints", "curve_history")
-CHUNK_DAYS = 366
+# Prints one run may hold: a year of an hourly venue with ~300 perps (2.6M) fits, a small export's whole span too.
+PRINTS_PER_RUN = 3_000_000
 
 
 def day_checksums(prints: pd.DataFrame) -> dict[pd.Timestamp, str]:
@@ -61,9 +63,16 @@ def day_checksums(prints: pd.DataFrame) -> dict[pd.Timestamp, str]:
 
 @dataclass
 class Plan(Work):
-    """An import's work, and the failed files no partition can be given to (their venue has no other prints)."""
+    """An import's work, the days each venue's runs cover, and the failed files no partition can be given to
+    (their venue has no other prints)."""
 
     unplaced: list[str] = field(default_factory=list)
+    days_per_run: dict[str, int] = field(default_factory=dict)
+
+
+def days_per_run(prints_per_day: float) -> int:
+    """The days one run covers: as many as hold PRINTS_PER_RUN prints at the venue's mean count a day."""
+    return max(1, int(PRINTS_PER_RUN // max(prints_per_day, 1.0)))
 
 
 def plan(
@@ -77,7 +86,9 @@ def plan(
     out = Plan()
     stored = materialised()
     for venue in source.venues():
-        days = day_checksums(source.prints_of(venue))
+        prints = source.prints_of(venue)
+        days = day_checksums(prints)
+        out.days_per_run[venue] = days_per_run(len(prints) / max(len(days), 1))
         failing: dict[pd.Timestamp, str] = {}
         for f in source.failures(venue):
             lo = pd.Timestamp(f.lo_ns, tz="UTC").normalize() if f.lo_ns is not None else min(days, default=None)
@@ -117,7 +128,7 @@ def import_partitions(
     """Materialise the ingest and curve assets of `source_name` for every partition not yet done."""
     reap_dead_runs(instance)
     work = plan(source, ledger, lambda: materialised_partitions(instance, source_name, INGEST_ASSETS[-1]), since, until)
-    outcome = run_partitions(defs, instance, source_name, INGEST_ASSETS, work, ledger, CHUNK_DAYS, stream)
+    outcome = run_partitions(defs, instance, source_name, INGEST_ASSETS, work, ledger, work.days_per_run, stream)
     outcome.failed[:0] = [FailedRun("-", "-", message) for message in work.unplaced]
     return outcome
 

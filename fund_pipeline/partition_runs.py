@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -233,10 +233,11 @@ def run_partitions(
     assets: tuple[str, ...],
     work: Work,
     ledger: Ledger,
-    days_per_run: int,
+    days_per_run: int | Mapping[str, int],
     stream=None,
 ) -> Outcome:
-    """Materialise `assets` (in order; the last one marks a partition done) for every partition of `work`."""
+    """Materialise `assets` (in order; the last one marks a partition done) for every partition of `work`, in runs
+    of at most `days_per_run` days (one size for every venue, or one per venue)."""
     outcome = Outcome(skipped=work.done)
     progress = Progress(work.total, work.done, source_name, stream)
     if work.done == work.total:
@@ -253,7 +254,8 @@ def run_partitions(
     started = time.perf_counter()
     try:
         for venue, days in work.todo.items():
-            for run_days in day_runs(days, work.apart.get(venue, {}), days_per_run):
+            size = days_per_run if isinstance(days_per_run, int) else days_per_run[venue]
+            for run_days in day_runs(days, work.apart.get(venue, {}), size):
                 first, last = partition_key(run_days[0], venue), partition_key(run_days[-1], venue)
                 seen = watcher.seen
                 result = dg.materialize(

@@ -14,8 +14,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from fund_pipeline.importer import day_checksums, run_import
+from fund_pipeline.importer import PRINTS_PER_RUN, day_checksums, days_per_run, run_import
 from fund_pipeline.partition_runs import day_runs
 
 FIXTURES = Path(__file__).parent / "fixtures" / "formats"
@@ -76,6 +78,20 @@ def test_day_runs_split_at_gaps_size_and_bad_days():
     assert [[d.day for d in r] for r in runs] == [[1, 2], [3], [4], [6, 7, 8], [9, 10]]
     with pytest.raises(ValueError, match="at least 1"):
         list(day_runs(days, bad, size=0))
+
+
+@given(st.floats(min_value=0.0, max_value=1e8, allow_nan=False))
+def test_a_run_covers_as_many_days_as_hold_its_prints_budget(prints_per_day):
+    days = days_per_run(prints_per_day)
+    per_day = max(prints_per_day, 1.0)
+    assert days >= 1
+    assert days * per_day <= PRINTS_PER_RUN or days == 1
+    assert (days + 1) * per_day > PRINTS_PER_RUN
+
+
+def test_the_shipped_sample_imports_in_one_run_per_venue_and_an_hourly_universe_in_runs_of_over_a_year():
+    assert days_per_run(2 * 3) >= 731  # BTC and ETH, every 8h: the sample's two years at once
+    assert days_per_run(296 * 24) >= 366  # hyperliquid's 296 hourly perps: a year at once, as before
 
 
 def test_day_checksums_ignore_order_and_see_changes():
