@@ -4,11 +4,11 @@ The files are read once (`FileSource`) and every day × venue partition gets a c
 prints the source holds for it: the fingerprint `partition_runs` records in the ledger once the
 partition is materialised. Kill an import and run it again and only the rest is run; import the
 same files again and nothing is. Runs cover contiguous days of one venue, as many as hold about
-`PRINTS_PER_RUN` of its prints (Dagster's fixed cost per run, about half a second, stays small beside the
-partitions', a run's frames stay within memory, and a kill loses at most the partitions of the run not yet
-materialised). Days the source has no prints for are not
-partitions of the import, and the days a bad file covers run on their own so that they fail
-alone, with the file's error, leaving every stored row as it was.
+`PRINTS_PER_RUN` of its prints (Dagster's fixed cost per run, about half a second, stays small beside
+the partitions', a run's frames stay within memory, and a kill loses at most the partitions of the run
+not yet materialised). Days the source has no prints for are not partitions of the import, and the
+days a bad file covers run on their own so that they fail alone, with the file's error, leaving every
+stored row as it was.
 """
 
 from __future__ import annotations

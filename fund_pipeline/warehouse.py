@@ -3,7 +3,7 @@
 A run's partition writes go in one transaction (delete each partition's rows, insert the new ones):
 re-materialising never duplicates, a failed run leaves every stored row as it was, and what is
 stored always matches what Dagster recorded. Assets read through named methods (settled prints in
-a window, rows at an instant), so no query is written twice. DuckDB allows one writer process:
+a window, the newest time of a table), so no query is written twice. DuckDB allows one writer process:
 connections are held only while reading or writing, closed on every path, and a lock held by
 another process is reported within seconds, naming the holder.
 
