@@ -14,6 +14,7 @@ stored row as it was.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -71,8 +72,9 @@ class Plan(Work):
 
 
 def days_per_run(prints_per_day: float) -> int:
-    """The days one run covers: as many as hold PRINTS_PER_RUN prints at the venue's mean count a day."""
-    return max(1, int(PRINTS_PER_RUN // max(prints_per_day, 1.0)))
+    """The days one run covers: as many as hold PRINTS_PER_RUN prints at the venue's mean count a day (rounded
+    up to a whole print, so the division is exact)."""
+    return max(1, PRINTS_PER_RUN // max(math.ceil(prints_per_day), 1))
 
 
 def plan(
