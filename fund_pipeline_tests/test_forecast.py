@@ -19,8 +19,9 @@ from fund_pipeline.domain.forecast import (
     predict_y,
     train_forecast_model,
     walk_forward_split,
+    with_mass_features,
 )
-from fund_pipeline.domain.forecast_horizons import add_mass_features, baseline_y, forecast_frame
+from fund_pipeline.domain.forecast_horizons import FORECAST_INPUT_WARMUP, baseline_y, forecast_frame
 from fund_pipeline.domain.forecast_metrics import landing_rates, mae
 from fund_pipeline.domain.prints import SchemaError
 
@@ -153,7 +154,8 @@ def test_horizons_fitted_at_once_give_the_bytes_of_one_at_a_time():
 def test_model_round_trips_through_bytes_with_metadata():
     model, frame = model_and_frame(sticky=True)
     restored = TrainedModel.from_bytes(model.to_bytes())
-    week = frame.loc[frame["funding_time"] >= MODEL_WEEK]
+    rows = with_mass_features(model, frame)
+    week = rows.loc[rows["funding_time"] >= MODEL_WEEK]
     for horizon in model.horizons:
         np.testing.assert_array_equal(predict_y(restored, week, horizon), predict_y(model, week, horizon))
         assert restored.horizons[horizon].anchor == model.horizons[horizon].anchor
@@ -205,12 +207,12 @@ def test_leakage_probe_shuffled_targets_give_no_skill_over_the_constant():
     """
     shuffled, frame = model_and_frame(shuffle_targets=True)
     honest, _ = model_and_frame()
-    week = frame.loc[(frame["funding_time"] >= MODEL_WEEK) & frame["y_next"].notna()].reset_index(drop=True)
+    history = with_mass_features(shuffled, frame)
+    week = history.loc[(history["funding_time"] >= MODEL_WEEK) & history["y_next"].notna()].reset_index(drop=True)
     train_y = frame.loc[frame["target_time"] < MODEL_WEEK, "y_next"]
     constant = np.full(len(week), float(train_y.median()))
-    rows = add_mass_features(week, shuffled.mass_points)
-    baselines, learned_shuffled = regressed_and_baselines(shuffled, rows, "next")
-    _, learned_honest = regressed_and_baselines(honest, rows, "next")
+    baselines, learned_shuffled = regressed_and_baselines(shuffled, week, "next")
+    _, learned_honest = regressed_and_baselines(honest, week, "next")
     assert mae(week["y_next"], learned_shuffled) > 0.95 * mae(week["y_next"], constant)
     assert mae(week["y_next"], learned_honest) < 0.8 * mae(week["y_next"], constant)
     with_constant = mae(week["y_next"], (constant + baselines["ar1"].to_numpy()) / 2)
@@ -229,6 +231,27 @@ def test_mass_points_are_found_and_forecast_exactly():
     on_point = forecasts.loc[(forecasts["venue"] == "kucoin") & (forecasts["horizon"] == "next"), "pred_model"]
     assert (on_point == 1e-4).any()
     assert landing.loc[("binance", "next"), "model_on_mass"] == 0.0
+
+
+def test_a_weeks_first_rows_carry_the_mass_run_from_before_the_week():
+    """Mass features are read off the rows before the week, as in training, and need no more of them than
+    the warm-up: cut there or not, the week's forecasts are the same."""
+    model, frame = model_and_frame(sticky=True)
+    whole = build_forecasts(model, frame, MODEL_WEEK, MODEL_WEEK_END)
+    warm_up = frame.loc[frame["funding_time"] >= MODEL_WEEK - FORECAST_INPUT_WARMUP].reset_index(drop=True)
+    pd.testing.assert_frame_equal(build_forecasts(model, warm_up, MODEL_WEEK, MODEL_WEEK_END), whole)
+    rows = with_mass_features(model, frame)
+    first = rows.loc[(rows["venue"] == "kucoin") & (rows["funding_time"] == MODEL_WEEK)].iloc[0]
+    # Window 84 of the stream: windows 72 .. 95 sit on the point, so 13 in a row up to it.
+    assert first["mass_run"] == 13.0
+    alone = with_mass_features(model, frame.loc[frame["funding_time"] >= MODEL_WEEK])
+    assert alone.loc[(alone["venue"] == "kucoin"), "mass_run"].iloc[0] == 1.0
+
+
+def test_forecast_rows_without_mass_features_are_refused():
+    model, frame = model_and_frame()
+    with pytest.raises(SchemaError, match="with_mass_features"):
+        predict_y(model, frame.loc[frame["funding_time"] >= MODEL_WEEK], "next")
 
 
 def test_forecast_as_of_uses_each_streams_last_window_before():
@@ -287,7 +310,8 @@ def regressed_and_baselines(model, week, horizon):
 def test_the_next_window_averages_with_the_ar1_and_the_long_horizons_with_three_baselines():
     model, frame = model_and_frame()
     assert model.mass_points.empty  # no snap: the forecast is the combination
-    week = add_mass_features(frame.loc[frame["funding_time"] >= MODEL_WEEK].reset_index(drop=True), model.mass_points)
+    rows = with_mass_features(model, frame)
+    week = rows.loc[rows["funding_time"] >= MODEL_WEEK].reset_index(drop=True)
     for horizon in model.horizons:
         baselines, regressed = regressed_and_baselines(model, week, horizon)
         names = ["ar1"] if horizon == "next" else ["rolling_mean", "ewma", "ar1"]
@@ -308,7 +332,8 @@ class FixedProbability:
 
 def test_the_next_window_snaps_to_its_mass_point_above_0_4_and_the_long_horizons_above_0_5():
     model, frame = model_and_frame(sticky=True)
-    week = add_mass_features(frame.loc[frame["funding_time"] >= MODEL_WEEK].reset_index(drop=True), model.mass_points)
+    rows = with_mass_features(model, frame)
+    week = rows.loc[rows["funding_time"] >= MODEL_WEEK].reset_index(drop=True)
     mass = week["mass_8h"].to_numpy()
     has_mass = np.isfinite(mass)
     assert has_mass.any() and not has_mass.all()

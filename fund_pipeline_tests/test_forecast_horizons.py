@@ -8,6 +8,8 @@ from fund_pipeline.domain.forecast_horizons import (
     AR1,
     CROSS_VENUE_FEATURES,
     EWMA_ALPHA,
+    FORECAST_INPUT_WARMUP,
+    MASS_SHARE_WINDOWS,
     add_mass_features,
     baseline_y,
     find_mass_points,
@@ -156,3 +158,11 @@ def test_mass_points_come_from_the_data_with_their_run_length():
     assert binance["mass_run"].iloc[:10].tolist() == list(range(1, 11))
     assert binance["mass_run"].iloc[10] == 0 and binance["mass_run"].iloc[12] == 1
     assert out.loc[out["venue"] == "dydx", "mass_8h"].isna().all()
+
+
+def test_a_run_on_a_mass_point_counts_up_to_what_the_warm_up_holds():
+    rates = np.r_[np.full(30, 1e-4), np.linspace(0, 1e-3, 30)]
+    frame = forecast_frame(stream(rates=rates))
+    out = add_mass_features(frame, find_mass_points(frame))
+    assert out["mass_run"].iloc[:30].tolist() == [*range(1, MASS_SHARE_WINDOWS + 1), *[MASS_SHARE_WINDOWS] * 9]
+    assert MASS_SHARE_WINDOWS * 8 <= FORECAST_INPUT_WARMUP / pd.Timedelta(hours=1)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from fund_pipeline.domain.forecast import ModelParams, train_forecast_model
-from fund_pipeline.domain.forecast_horizons import forecast_frame
+from fund_pipeline.domain.forecast_horizons import MASS_FEATURES, forecast_frame
 from fund_pipeline.domain.forecast_metrics import scorecard
 from fund_pipeline.domain.live_forecast import (
     LIVE_FORECAST_COLUMNS,
@@ -78,7 +78,7 @@ T = OPEN_START + pd.Timedelta(hours=3)
 
 def test_forecast_uses_the_window_settled_last_and_holds_the_quote(model):
     features = feature_rows()
-    rows, missing = live_rows(features, snapshots(OPEN_START, T), T)
+    rows, missing = live_rows(model, features, snapshots(OPEN_START, T), T)
     assert missing.empty and len(rows) == 2
     assert (rows["funding_time"] == OPEN_START).all()
     out = live_forecasts(model, rows)
@@ -96,35 +96,35 @@ def test_forecast_uses_the_window_settled_last_and_holds_the_quote(model):
 
 def test_nothing_after_t_moves_a_forecast(model):
     features = feature_rows()
-    clean = live_forecasts(model, live_rows(features, snapshots(OPEN_START, T), T)[0])
+    clean = live_forecasts(model, live_rows(model, features, snapshots(OPEN_START, T), T)[0])
     poisoned = features.copy()
     later = poisoned["funding_time"] >= T
     poisoned.loc[later, ["rate", "rate_mean_21", "level", "slope"]] = 0.05
     # The settled-last row's own target settles after t: poisoning it changes nothing either.
     at_open = poisoned["funding_time"] == OPEN_START
     poisoned.loc[at_open, "target_rate"] = 0.05
-    again = live_forecasts(model, live_rows(poisoned, snapshots(OPEN_START, T), T)[0])
+    again = live_forecasts(model, live_rows(model, poisoned, snapshots(OPEN_START, T), T)[0])
     pd.testing.assert_frame_equal(clean, again)
 
 
 def test_open_window_without_its_feature_row_is_reported_not_forecast(model):
     features = feature_rows()
     stale = features[~((features["symbol"] == "ETH/USDT:USDT") & (features["funding_time"] == OPEN_START))]
-    rows, missing = live_rows(stale, snapshots(OPEN_START, T), T)
+    rows, missing = live_rows(model, stale, snapshots(OPEN_START, T), T)
     assert rows["symbol"].tolist() == ["BTC/USDT:USDT"]
     assert missing["symbol"].tolist() == ["ETH/USDT:USDT"]
 
 
-def test_a_window_already_settled_at_t_is_not_open():
+def test_a_window_already_settled_at_t_is_not_open(model):
     features = feature_rows()
     later = OPEN_START + pd.Timedelta(hours=9)
-    rows, missing = live_rows(features, snapshots(OPEN_START, later), later)
+    rows, missing = live_rows(model, features, snapshots(OPEN_START, later), later)
     assert rows.empty and missing.empty
 
 
 def test_settled_forecasts_are_scored_with_the_feature_store_targets(model):
     features = feature_rows()
-    out = live_forecasts(model, live_rows(features, snapshots(OPEN_START, T), T)[0])
+    out = live_forecasts(model, live_rows(model, features, snapshots(OPEN_START, T), T)[0])
     # The store as it stands four windows after the open one settled: next and 1d are known.
     known = features[features["funding_time"] <= OPEN_START + pd.Timedelta(hours=32)].copy()
     last = known["funding_time"] == known["funding_time"].max()
@@ -142,3 +142,32 @@ def test_settled_forecasts_are_scored_with_the_feature_store_targets(model):
     nxt = card[(card["venue"] == "all") & (card["horizon"] == "next")].set_index("predictor")
     expected = np.mean(np.abs(scored.loc[scored["horizon"] == "next", "actual"] - 0.0003))
     assert nxt.loc["venue", "mae"] == pytest.approx(expected)
+
+
+def test_a_live_rows_mass_features_come_from_the_windows_before_it():
+    """The run on a mass point and the share of recent windows on it are read off the stream's history,
+    as the model learned them, not off the live row alone (which would always seem to have just arrived)."""
+    features = feature_rows()
+    btc = (features["symbol"] == "BTC/USDT:USDT").to_numpy()
+    sits = btc & (np.arange(len(features)) % 10 < 7)
+    features.loc[sits, "rate"] = 1e-4
+    features["target_rate"] = features.groupby("symbol")["rate"].shift(-1)
+    sticky = train_forecast_model(
+        forecast_frame(features),
+        FEATURES,
+        D0 + pd.Timedelta(days=40),
+        ModelParams(iterations=20, classifier_iterations=10),
+        horizons=LIVE_HORIZONS,
+    )
+    assert sticky.mass_points["mass_8h"].tolist() == pytest.approx([1e-4])
+    rows, _ = live_rows(sticky, features, snapshots(OPEN_START, T), T)
+    live_btc = rows.loc[rows["symbol"] == "BTC/USDT:USDT"].iloc[0]
+    # OPEN_START is window 120 of the stream: windows 120 .. 126 of each 10 sit on the point.
+    assert live_btc["funding_time"] == OPEN_START and live_btc["mass_run"] == 1.0
+    five_windows = pd.Timedelta(hours=40)
+    rows, _ = live_rows(sticky, features, snapshots(OPEN_START + five_windows, T + five_windows), T + five_windows)
+    later = rows.loc[rows["symbol"] == "BTC/USDT:USDT"].iloc[0]
+    # Window 125: six in a row on the point, and 15 of windows 105 .. 125.
+    assert later["mass_run"] == 6.0
+    assert later["mass_share_21"] == pytest.approx(15 / 21)
+    assert later[MASS_FEATURES].notna().all()

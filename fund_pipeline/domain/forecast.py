@@ -326,13 +326,29 @@ def horizon_training_rows(rows: pd.DataFrame, horizon: str, week_start: pd.Times
     return rows.take(np.sort(newest)).reset_index(drop=True)
 
 
+def with_mass_features(model: TrainedModel, history: pd.DataFrame) -> pd.DataFrame:
+    """`history` (sorted `forecast_frame` rows) with the mass features of the model's mass points.
+
+    Added to a stream's whole history before the rows to forecast are cut out of it: the time spent on a
+    mass point and the share of recent windows on it look back, and were learned that way; cut first,
+    a week's first rows (or a live row, alone) would seem to have just arrived on the point.
+    """
+    return add_mass_features(history.reset_index(drop=True), model.mass_points)
+
+
 def predict_y(model: TrainedModel, frame: pd.DataFrame, horizon: str) -> np.ndarray:
-    """The model's mean 8h-equivalent rate over `horizon` for `forecast_frame` rows."""
+    """The model's mean 8h-equivalent rate over `horizon` for `forecast_frame` rows with their mass
+    features (`with_mass_features`)."""
     if horizon not in model.horizons:
         raise ValueError(f"forecast model has no horizon {horizon!r}; it has {list(model.horizons)}")
     if frame.empty:
         return np.empty(0, dtype="float64")
-    rows = add_mass_features(frame.reset_index(drop=True), model.mass_points)
+    missing = [c for c in ("mass_8h", *MASS_FEATURES) if c not in frame.columns]
+    if missing:
+        raise SchemaError(
+            f"forecast rows: no mass feature column(s) {missing}; add them with with_mass_features on the rows' history"
+        )
+    rows = frame.reset_index(drop=True)
     part = model.horizons[horizon]
     inputs = [*model.feature_columns, *EXTRA_FEATURES]
     baselines = baseline_y(rows, horizon, model.ar1)
@@ -369,10 +385,14 @@ def combined_forecast(regressed: np.ndarray, baselines: pd.DataFrame, names: Seq
 
 
 def build_forecasts(model: TrainedModel, frame: pd.DataFrame, week_start, week_end) -> pd.DataFrame:
-    """FORECAST_COLUMNS for the `forecast_frame` rows of the week, every horizon whose target is complete."""
+    """FORECAST_COLUMNS for the `forecast_frame` rows of the week, every horizon whose target is complete.
+
+    `frame` holds the days before the week too (`FORECAST_INPUT_WARMUP`): the mass features look back.
+    """
     start, end = _utc_timestamp(week_start, "week_start"), _utc_timestamp(week_end, "week_end")
-    in_week = frame.loc[(frame["funding_time"] >= start) & (frame["funding_time"] < end)].reset_index(drop=True)
-    rows = add_mass_features(in_week, model.mass_points)
+    history = with_mass_features(model, frame)
+    times = history["funding_time"]
+    rows = history.loc[(times >= start) & (times < end)].reset_index(drop=True)
     out = []
     for horizon in model.horizons:
         known = rows.loc[rows[f"y_{horizon}"].notna()].reset_index(drop=True)
@@ -401,7 +421,7 @@ def forecast_as_of(model: TrainedModel, frame: pd.DataFrame, as_of, horizon: str
     input row is the stream's latest one before `as_of`.
     """
     stamp = _utc_timestamp(as_of, "as_of")
-    before = frame.loc[frame["funding_time"] < stamp]
+    before = with_mass_features(model, frame.loc[frame["funding_time"] < stamp])
     latest = before.groupby(STREAM, sort=True).tail(1).reset_index(drop=True)
     result = latest[[*STREAM, "funding_time"]].copy()
     result["y_8h"] = predict_y(model, latest, horizon)

@@ -335,8 +335,9 @@ def add_mass_features(frame: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame
     """MASS_FEATURES and `mass_8h` (the nearest mass point) for sorted forecast-frame rows.
 
     mass_dist: rate_8h − nearest mass point; on_mass: 1 when on it; mass_run: windows in a row the
-    stream has sat on that point up to this one; mass_share_21: share of its last 21 windows on any
-    of the venue's mass points.
+    stream has sat on that point up to this one, at most MASS_SHARE_WINDOWS (what a week's warm-up
+    holds, so that its first rows read as the training rows did); mass_share_21: share of its last
+    21 windows on any of the venue's mass points.
     """
     out = frame.copy()
     mass = nearest_mass(out, points)
@@ -347,7 +348,8 @@ def add_mass_features(frame: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame
     out["on_mass"] = sitting.astype("float64")
     starts = np.r_[True, (stream[1:] != stream[:-1]) | (mass[1:] != mass[:-1])]
     breaks = np.cumsum(~sitting | starts)
-    out["mass_run"] = np.where(sitting, pd.Series(sitting).groupby(breaks).cumsum().to_numpy(), 0).astype("float64")
+    run = np.where(sitting, pd.Series(sitting).groupby(breaks).cumsum().to_numpy(), 0)
+    out["mass_run"] = np.minimum(run, MASS_SHARE_WINDOWS).astype("float64")
     # Streams are contiguous and sorted, so the grouped rolling mean comes back in row order.
     out["mass_share_21"] = (
         pd.Series(sitting.astype("float64"))

@@ -19,12 +19,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fund_pipeline.domain.forecast import FORECAST_COLUMNS, TrainedModel, predict_y
+from fund_pipeline.domain.forecast import FORECAST_COLUMNS, TrainedModel, predict_y, with_mass_features
 from fund_pipeline.domain.forecast_horizons import (
     BASELINES,
     STREAM,
     VENUE_QUOTE,
-    add_mass_features,
     baseline_y,
     forecast_frame,
     to_accrued,
@@ -48,20 +47,23 @@ def open_windows(snapshots: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
     return out
 
 
-def live_rows(features: pd.DataFrame, snapshots: pd.DataFrame, t) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The rows to forecast at t, and the open windows that have none.
+def live_rows(
+    model: TrainedModel, features: pd.DataFrame, snapshots: pd.DataFrame, t
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows to forecast at t with `model`, and the open windows that have none.
 
     A row is the stream's feature row whose window ended where its open window began, built from
     the rows settled before t only, its next window being the open one (time and interval from
-    the live snapshot). An open window without it (the feature store has not run since the last
-    settlement) is returned in the second frame rather than forecast from an older row.
+    the live snapshot), with its mass features from the rows before it (`with_mass_features`). An
+    open window without it (the feature store has not run since the last settlement) is returned
+    in the second frame rather than forecast from an older row.
     """
     t = utc_timestamp(t)
     past = features[features["funding_time"] < t].copy()
     # What settled after t is not known at t.
     past["target_time"] = pd.Series(pd.NaT, index=past.index, dtype=features["target_time"].dtype)
     past[["target_rate", "target_interval_h"]] = np.nan
-    frame = forecast_frame(past)
+    frame = with_mass_features(model, forecast_frame(past))
     latest = frame.groupby(STREAM, sort=False).tail(1).drop(columns=_TARGETS)
     windows = open_windows(snapshots, t).rename(
         columns={"funding_time": "target_time", "interval_h": "target_interval_h", "b0": "quote"}
@@ -81,7 +83,7 @@ def live_forecasts(model: TrainedModel, rows: pd.DataFrame, horizons=LIVE_HORIZO
     """
     if rows.empty:
         return pd.DataFrame(columns=LIVE_FORECAST_COLUMNS)
-    rows = add_mass_features(rows.reset_index(drop=True), model.mass_points)
+    rows = rows.reset_index(drop=True)
     rows[VENUE_QUOTE] = rate_to_8h(rows["quote"], rows["target_interval_h"])
     blocks = []
     for horizon in horizons:

@@ -82,7 +82,7 @@ def live_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
         context.log.warning(f"live_forecasts at {t}: {note}")
         return dg.MaterializeResult(metadata={"dagster/row_count": 0, "ts_forecast": str(t), "note": note})
     features = warehouse.read("feature_store", {"funding_time": (t - FEATURE_LOOKBACK, t)})
-    rows, missing = live_rows(features, snapshots, t)
+    rows, missing = live_rows(model, features, snapshots, t)
     forecasts = forecast_live(model, rows)
     written = warehouse.replace("live_forecasts", forecasts, {"ts_forecast": (t, t + pd.Timedelta(1, "us"))})
     metadata: dict = {
