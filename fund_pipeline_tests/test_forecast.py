@@ -268,6 +268,13 @@ def test_training_rejects_bad_input_by_name():
         train_forecast_model(frame, ["no_such_feature"], MODEL_WEEK, FAST)
     with pytest.raises(SchemaError, match=r"infinite values in column\(s\) \['momentum'\]"):
         train_forecast_model(frame.assign(momentum=np.inf), FEATURES, MODEL_WEEK, FAST)
+    words = frame.assign(momentum=frame["momentum"].astype(object))
+    words.loc[5, "momentum"] = "n/a"
+    with pytest.raises(SchemaError, match=r"non-numeric values in column\(s\) \['momentum'\]"):
+        train_forecast_model(words, FEATURES, MODEL_WEEK, FAST)
+    as_text = frame.assign(momentum=frame["momentum"].astype(object).astype(str).replace("nan", None))
+    numbers_as_text = train_forecast_model(as_text, FEATURES, MODEL_WEEK, FAST)
+    assert numbers_as_text.to_bytes() == train_forecast_model(frame, FEATURES, MODEL_WEEK, FAST).to_bytes()
     with pytest.raises(ValueError, match="venue"):
         train_forecast_model(frame, ["venue", *FEATURES], MODEL_WEEK, FAST)
     with pytest.raises(InsufficientHistoryError, match=r"horizon \w+: \d+ row\(s\) with the target settled"):

@@ -513,20 +513,30 @@ def _checked_feature_columns(feature_columns: Sequence[str]) -> list[str]:
     return columns
 
 
+def _numeric_features(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The columns as float64; a column of another dtype only when every value it holds is a number."""
+    block = rows[columns]
+    if all(pd.api.types.is_numeric_dtype(dtype) for dtype in block.dtypes):
+        return pd.DataFrame(block.to_numpy(dtype="float64", na_value=np.nan), columns=columns)
+    numeric = block.apply(pd.to_numeric, errors="coerce").astype("float64")
+    lost = block.notna().to_numpy().sum(axis=0) != numeric.notna().to_numpy().sum(axis=0)
+    if lost.any():
+        named = [c for c, x in zip(columns, lost, strict=True) if x]
+        raise SchemaError(f"forecast features: non-numeric values in column(s) {named}")
+    return numeric.reset_index(drop=True)
+
+
 def _pool(rows: pd.DataFrame, columns: list[str], target: np.ndarray | None = None) -> Pool:
-    numeric = rows[columns].apply(pd.to_numeric, errors="coerce").astype("float64")
-    not_numeric = [c for c in columns if rows[c].notna().sum() != numeric[c].notna().sum()]
-    if not_numeric:
-        raise SchemaError(f"forecast features: non-numeric values in column(s) {not_numeric}")
-    infinite = [c for c in columns if np.isinf(numeric[c].to_numpy()).any()]
+    numeric = _numeric_features(rows, columns)
+    infinite = [c for c, x in zip(columns, np.isinf(numeric.to_numpy()).any(axis=0), strict=True) if x]
     if infinite:
         raise SchemaError(f"forecast features: infinite values in column(s) {infinite} (NaN is allowed, inf is not)")
     if rows[VENUE_FEATURE].isna().any():
         raise SchemaError("forecast features: missing venue")
     if target is not None and not np.isfinite(target).all():
         raise SchemaError(f"forecast training rows: {int((~np.isfinite(target)).sum())} missing or infinite target(s)")
-    data = pd.concat([rows[[VENUE_FEATURE]].astype(str), numeric], axis=1).reset_index(drop=True)
-    return Pool(data, label=target, cat_features=[VENUE_FEATURE])
+    numeric.insert(0, VENUE_FEATURE, rows[VENUE_FEATURE].astype(str).to_numpy())
+    return Pool(numeric, label=target, cat_features=[VENUE_FEATURE])
 
 
 def _utc_timestamp(value, what: str) -> pd.Timestamp:
