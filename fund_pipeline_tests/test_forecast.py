@@ -223,6 +223,7 @@ def test_leakage_probe_shuffled_targets_give_no_skill_over_the_constant():
 def test_mass_points_are_found_and_forecast_exactly():
     model, frame = model_and_frame(sticky=True)
     assert model.mass_points["venue"].tolist() == ["kucoin"]
+    assert model.metadata["classifiers"] == ["next", "1d"]  # a 3- or 7-day mean seldom sits on one point
     assert model.mass_points["mass_8h"].iloc[0] == pytest.approx(1e-4, abs=1e-12)
     forecasts = build_forecasts(model, frame, MODEL_WEEK, MODEL_WEEK_END)
     landing = landing_rates(forecasts).set_index(["venue", "horizon"])

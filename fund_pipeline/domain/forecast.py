@@ -8,8 +8,8 @@ when T + 7 days is before the week.
 Per horizon (`forecast_horizons.HORIZONS`) the model forecasts y, the mean 8h-equivalent rate over
 the horizon, in two parts, because settled rates sit exactly on a few mass points for long spells:
 
-- a classifier of "y lands on the mass point nearest to the current rate" (stays on it, or goes
-  back to it); where its probability exceeds the horizon's `SNAP_PROBABILITY`, the forecast is
+- at the next window and 1 day, a classifier of "y lands on the mass point nearest to the current rate"
+  (stays on it, or goes back to it); where its probability exceeds the horizon's `SNAP_PROBABILITY`, the forecast is
   that mass point exactly. More than half the probability on one value makes it the median, the
   forecast an absolute loss wants; at the next window the snap comes at 0.4, because an exact hit
   also zeroes SMAPE (chosen on the design weeks).
@@ -92,10 +92,12 @@ TOP_FEATURES = 10
 MIN_HORIZON_ROWS = 50
 # The mass-point classifier needs both outcomes this often to be worth fitting.
 MIN_CLASS_ROWS = 20
-# Classifier probability above which a horizon's forecast is its mass point.
+# The horizons with a mass classifier, and its probability above which the forecast is the mass point.
 # Next window: 0.3, 0.35, 0.4, 0.45, 0.5 and 0.6 tried on the design weeks; 0.4 gained the most on
-# MAE and SMAPE together and gained on both in each half of them.
-SNAP_PROBABILITY = {"next": 0.4, "1d": 0.5, "3d": 0.5, "7d": 0.5}
+# MAE and SMAPE together and gained on both in each half of them. At 3 and 7 days (0.5 before) a whole
+# horizon seldom sits on one point: without their classifiers the design weeks gained 0.0-0.05 pt and the
+# held-out weeks lost at most 0.1 pt, for two of a week's eight CatBoost fits (bench/RESULTS.md).
+SNAP_PROBABILITY = {"next": 0.4, "1d": 0.5}
 # Per horizon, the baselines averaged with equal weights with the regressor's forecast. Long
 # horizons: chosen on every 2nd design week, confirmed on the other ten (weights fitted per venue
 # and horizon on an inner validation split of the training rows did worse there). Next window: the
@@ -446,7 +448,8 @@ class HorizonFit:
 
 def prepare_horizon(train: pd.DataFrame, horizon: str, inputs: list[str], ar1: AR1, params: ModelParams) -> HorizonFit:
     """One horizon's anchor (the best ANCHORS baseline on its rows, first of ties), the regressor of the
-    change from it, and the mass classifier (none when a class has too few rows), ready to fit."""
+    change from it, and the mass classifier (none past the SNAP_PROBABILITY horizons, or when a class has
+    too few rows), ready to fit."""
     baselines = baseline_y(train, horizon, ar1)
     y = train[f"y_{horizon}"].to_numpy()
     anchor = min(ANCHORS, key=lambda name: float(np.abs(y - baselines[name].to_numpy()).mean()))
@@ -454,7 +457,7 @@ def prepare_horizon(train: pd.DataFrame, horizon: str, inputs: list[str], ar1: A
     regressor_pool = _pool(train, inputs, y - baselines[anchor].to_numpy())
     rows = train.loc[np.isfinite(train["mass_8h"].to_numpy())].reset_index(drop=True)
     label = on_mass(rows[f"y_{horizon}"], rows["mass_8h"]).astype("int64")
-    if min(int(label.sum()), int(len(label) - label.sum())) < MIN_CLASS_ROWS:
+    if horizon not in SNAP_PROBABILITY or min(int(label.sum()), int(len(label) - label.sum())) < MIN_CLASS_ROWS:
         return HorizonFit(HorizonModel(anchor, regressor, None, len(train)), regressor_pool, None)
     classifier = CatBoostClassifier(loss_function="Logloss", **_catboost_args(params, params.classifier_iterations))
     return HorizonFit(
