@@ -4,10 +4,11 @@ Four venues settle every 8h and one hourly (as Hyperliquid does), so the 120 day
 feature rows. Rates follow a per-stream AR(1) around 0.01 %/8h that sits exactly on the interest
 rate for spells, so the mass-point classifiers have real work to do; the other features are noise
 of the right shape. Timed: `forecast_frame` plus `train_forecast_model` (every horizon's
-regressor, the next window's and 1 day's mass classifiers) with the weekly asset's params (one CatBoost thread per fit, two horizons fitted
-at once: the machine's two cores), against the reference path (`bench.reference_forecast_training`: the
-whole frame copied and sorted per horizon, the horizons fitted one after the other) in the same run on the
-same frame; the two models must be byte-identical and forecast the same.
+regressor, the next window's and 1 day's mass classifiers) with the weekly asset's params (one
+CatBoost thread per fit, two horizons fitted at once: the machine's two cores), against the
+reference path (`bench.reference_forecast_training`: the whole frame copied and sorted per horizon,
+the horizons fitted one after the other) in the same run on the same frame; the two models must be
+byte-identical and forecast the same.
 
 Wall, CPU and the time the process's threads spent runnable but waiting for a core (Linux
 schedstat) are printed side by side: on the shared 2-core machine a wall time far above the CPU
