@@ -29,7 +29,13 @@ import pandas as pd
 from bench._common import BenchResult, quick_parser, report
 from bench.reference_forecast_training import reference_train_forecast_model
 from fund_pipeline.domain.features import FEATURE_COLUMNS
-from fund_pipeline.domain.forecast import ModelParams, TrainedModel, predict_y, train_forecast_model
+from fund_pipeline.domain.forecast import (
+    ModelParams,
+    TrainedModel,
+    predict_y,
+    train_forecast_model,
+    with_mass_features,
+)
 from fund_pipeline.domain.forecast_horizons import forecast_frame
 
 TARGET_SECONDS = 60.0
@@ -100,7 +106,8 @@ def timed(train: Callable[..., TrainedModel], features: pd.DataFrame, params: Mo
 
 def same_forecasts(a: TrainedModel, b: TrainedModel, frame: pd.DataFrame) -> bool:
     """Both models forecast the week-before rows alike at every horizon (float tolerance)."""
-    return all(np.allclose(predict_y(a, frame, h), predict_y(b, frame, h), rtol=1e-12, atol=0) for h in a.horizons)
+    rows_a, rows_b = with_mass_features(a, frame), with_mass_features(b, frame)
+    return all(np.allclose(predict_y(a, rows_a, h), predict_y(b, rows_b, h), rtol=1e-12, atol=0) for h in a.horizons)
 
 
 def run(quick: bool = False) -> BenchResult:
