@@ -8,11 +8,11 @@ when T + 7 days is before the week.
 Per horizon (`forecast_horizons.HORIZONS`) the model forecasts y, the mean 8h-equivalent rate over
 the horizon, in two parts, because settled rates sit exactly on a few mass points for long spells:
 
-- at the next window and 1 day, a classifier of "y lands on the mass point nearest to the current rate"
-  (stays on it, or goes back to it); where its probability exceeds the horizon's `SNAP_PROBABILITY`, the forecast is
-  that mass point exactly. More than half the probability on one value makes it the median, the
-  forecast an absolute loss wants; at the next window the snap comes at 0.4, because an exact hit
-  also zeroes SMAPE (chosen on the design weeks).
+- at the next window and 1 day, a classifier of "y lands on the mass point nearest to the current
+  rate" (stays on it, or goes back to it); where its probability exceeds the horizon's
+  `SNAP_PROBABILITY`, the forecast is that mass point exactly. More than half the probability on
+  one value makes it the median, the forecast an absolute loss wants; at the next window the snap
+  comes at 0.4, because an exact hit also zeroes SMAPE (chosen on the design weeks).
 - elsewhere a CatBoost regressor of the change from a trailing baseline (`ANCHORS`) with an
   absolute loss (its conditional median), with the distance to the mass point, the time spent on
   it, the EWMA, the other venues' rates settled by then (the hourly ones lead an 8h window's
