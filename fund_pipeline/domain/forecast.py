@@ -351,10 +351,13 @@ def predict_y(model: TrainedModel, frame: pd.DataFrame, horizon: str) -> np.ndar
             f"forecast rows: no mass feature column(s) {missing}; add them with with_mass_features on the rows' history"
         )
     rows = frame.reset_index(drop=True)
+    return _predicted_y(model, rows, horizon, baseline_y(rows, horizon, model.ar1))
+
+
+def _predicted_y(model: TrainedModel, rows: pd.DataFrame, horizon: str, baselines: pd.DataFrame) -> np.ndarray:
+    """`predict_y` on checked rows, given their `baseline_y` (which `build_forecasts` also reports)."""
     part = model.horizons[horizon]
-    inputs = [*model.feature_columns, *EXTRA_FEATURES]
-    baselines = baseline_y(rows, horizon, model.ar1)
-    pool = _pool(rows, inputs)
+    pool = _pool(rows, [*model.feature_columns, *EXTRA_FEATURES])
     y = baselines[part.anchor].to_numpy() + part.regressor.predict(pool)
     y = horizon_combination(y, baselines, horizon, rows["interval_h"].to_numpy(dtype="float64"))
     if part.classifier is not None:
@@ -406,8 +409,8 @@ def build_forecasts(model: TrainedModel, frame: pd.DataFrame, week_start, week_e
         block["target_time"] = known[f"target_time_{horizon}"]
         block["y_scale"] = scale
         block["actual"] = known[f"accrued_{horizon}"].to_numpy(dtype="float64")
-        block["pred_model"] = predict_y(model, known, horizon) * scale
         baselines = baseline_y(known, horizon, model.ar1)
+        block["pred_model"] = _predicted_y(model, known, horizon, baselines) * scale
         for name in BASELINES:
             block[f"pred_{name}"] = baselines[name].to_numpy() * scale
         out.append(block)
