@@ -8,7 +8,8 @@ The weeks are split once, before any result is seen: the first DEV_WEEKS weeks a
 was designed and its settings chosen (`--design` scores them); every later week is held out and is
 what the verdict uses.
 The target (model ≥ 10 % better than the best baseline on MAE at every horizon and on SMAPE
-overall, held-out weeks) is reported, never asserted.
+overall, held-out weeks) is reported, never asserted; beside each overall figure, its 90 % interval
+with whole weeks resampled (`forecast_significance`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from fund_pipeline.domain.forecast import (
 )
 from fund_pipeline.domain.forecast_horizons import HORIZONS, forecast_frame
 from fund_pipeline.domain.forecast_metrics import ALL_VENUES, landing_rates, scorecard, verdicts
+from fund_pipeline.domain.forecast_significance import verdict_intervals
 from fund_pipeline.sources.files import FileSource
 
 CACHE = Path(os.environ.get("FORECAST_SKILL_CACHE", "/tmp/fund_pipeline_forecast_skill"))
@@ -139,12 +141,18 @@ def run(quick: bool = False, params: ModelParams | None = None, every: int = 1, 
         "mean training seconds per weekly model (4 horizons)": sum(train_seconds) / max(len(train_seconds), 1),
         "walk-forward wall seconds (2 processes)": elapsed,
     }
+    intervals = verdict_intervals(held_out).set_index(["venue", "horizon", "metric"])
     for horizon in HORIZONS:
         for metric in ("mae", "smape"):
             if (horizon, metric) in overall.index:
                 row = overall.loc[(horizon, metric)]
                 figures[f"{horizon} {metric}: model vs best baseline ({row['best_baseline']}) %"] = float(
                     row["model_vs_best_pct"]
+                )
+                spread = intervals.loc[(ALL_VENUES, horizon, metric)]
+                figures[f"{horizon} {metric}: 90 % interval, weeks resampled %"] = (
+                    f"{spread['p5_pct']:+.1f} .. {spread['p95_pct']:+.1f}, "
+                    f"model better in {100 * spread['model_better_share']:.0f} % of draws"
                 )
     for (venue, horizon), cell in table.loc[table["venue"] != ALL_VENUES].groupby(["venue", "horizon"], sort=True):
         by_metric = cell.set_index("metric")
@@ -168,6 +176,7 @@ def run(quick: bool = False, params: ModelParams | None = None, every: int = 1, 
         forecasts.to_parquet(CACHE / f"forecasts_{part}.parquet")
         table.to_csv(CACHE / f"verdicts_{part}.csv", index=False)
         card.to_csv(CACHE / f"scorecard_{part}.csv", index=False)
+        intervals.reset_index().to_csv(CACHE / f"verdict_intervals_{part}.csv", index=False)
         landing_rates(held_out).to_csv(CACHE / f"landing_{part}.csv", index=False)
         notes.append(f"tables in {CACHE}")
     return BenchResult(

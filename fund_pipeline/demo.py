@@ -149,6 +149,15 @@ def print_summary(results, database: str, ui_hint: str = "make ui   (then http:/
         ).df()
         print("\nforecast scorecard, out of sample, all venues (lower SMAPE/MAE is better):")
         print(card.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+    if "forecast_verdict_intervals" in tables:
+        verdicts = conn.execute(
+            "SELECT v.horizon, v.metric, v.best_baseline, i.model_vs_best_pct, i.p5_pct, i.p95_pct, "
+            "i.model_better_share, i.weeks FROM forecast_verdicts v JOIN forecast_verdict_intervals i "
+            "USING (venue, horizon, metric) WHERE v.venue = 'all' AND v.forecasts = 'weekly' "
+            "ORDER BY v.horizon, v.metric"
+        ).df()
+        print("\nthe model against the best baseline, all venues, % (90 % interval with whole weeks resampled):")
+        print(verdicts.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
     if "weekly_hedge_baskets" in tables:
         basket = conn.execute(
             "SELECT as_of, target_venue, target_symbol, venue, symbol, weight, carry_8h FROM weekly_hedge_baskets "

@@ -76,6 +76,18 @@ def test_real_prints_land_on_the_utc_grid_and_score_against_baselines(real):
     assert (forecasts["funding_time"] >= pd.Timestamp("2023-02-06 12:00", tz="UTC")).all()
 
 
+def test_the_scorecard_stores_each_weekly_verdict_with_its_interval(real):
+    warehouse, _ = real
+    verdicts = warehouse.read("forecast_verdicts")
+    weekly = verdicts.loc[verdicts["forecasts"] == "weekly"]
+    intervals = warehouse.read("forecast_verdict_intervals")
+    merged = intervals.merge(weekly, on=["venue", "horizon", "metric"], suffixes=("", "_verdict"))
+    assert len(merged) == len(weekly) == len(intervals)
+    assert (merged["model_vs_best_pct"] - merged["model_vs_best_pct_verdict"]).abs().max() < 1e-9
+    assert (intervals["p5_pct"] <= intervals["p95_pct"]).all()
+    assert set(intervals.loc[intervals["venue"] == "all", "weeks"]) == {2}
+
+
 def test_real_sample_checks_pass(real):
     _, results = real
     failed = [

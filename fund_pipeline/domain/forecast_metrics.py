@@ -41,10 +41,14 @@ def smape(actual, forecast) -> float:
     (funding sits at exactly 0 on some venues, so 0/0 is common, not an edge case).
     """
     a, f = _paired(actual, forecast, "smape")
-    diff = np.abs(f - a)
-    scale = np.abs(a) + np.abs(f)
-    terms = np.divide(2.0 * diff, scale, out=np.zeros_like(diff), where=scale > 0)
-    return float(terms.mean())
+    return float(smape_terms(a, f).mean())
+
+
+def smape_terms(actual: np.ndarray, forecast: np.ndarray) -> np.ndarray:
+    """Each forecast's SMAPE term, 2·|F − A| / (|A| + |F|), 0 for a pair of zeros (`smape` is their mean)."""
+    diff = np.abs(forecast - actual)
+    scale = np.abs(actual) + np.abs(forecast)
+    return np.divide(2.0 * diff, scale, out=np.zeros_like(diff), where=scale > 0)
 
 
 def mae(actual, forecast) -> float:

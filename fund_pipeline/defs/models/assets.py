@@ -40,6 +40,7 @@ from fund_pipeline.domain.forecast_metrics import (
     labelled_scores,
     landing_rates,
 )
+from fund_pipeline.domain.forecast_significance import verdict_intervals
 from fund_pipeline.domain.live_forecast import score_live_forecasts
 from fund_pipeline.domain.time import time_ns, utc_timestamp
 from fund_pipeline.plots import markdown_image, markdown_table
@@ -319,9 +320,10 @@ def forecast_scorecard(warehouse: Warehouse):
     """SMAPE, MAE and hit rate per venue, horizon and predictor; the best baseline named per venue and horizon.
 
     Weekly forecasts and, in their own rows (`forecasts` = live), the live forecasts whose windows
-    have settled. Also stores the verdicts (forecast_verdicts), how often the weekly model and the
-    realised rate land on each venue's mass points (forecast_mass_landing) and the weekly
-    calibration deciles (forecast_calibration).
+    have settled. Also stores the verdicts (forecast_verdicts), their 90 % intervals with the weeks
+    resampled whole (forecast_verdict_intervals, from two weeks of forecasts on), how often the weekly
+    model and the realised rate land on each venue's mass points (forecast_mass_landing) and the
+    weekly calibration deciles (forecast_calibration).
     """
     forecasts = warehouse.read("funding_forecasts")
     if forecasts.empty:
@@ -336,6 +338,16 @@ def forecast_scorecard(warehouse: Warehouse):
     warehouse.replace("forecast_mass_landing", landing, {})
     warehouse.replace("forecast_calibration", deciles, {})
     overall = table.loc[table["venue"] == ALL_VENUES]
+    if forecasts["week_start"].nunique() >= 2:
+        intervals = verdict_intervals(forecasts)
+        warehouse.replace("forecast_verdict_intervals", intervals, {})
+        spread: dg.MetadataValue = dg.MetadataValue.md(
+            markdown_table(
+                intervals.loc[intervals["venue"] == ALL_VENUES].drop(columns=["venue"]).set_index(["horizon", "metric"])
+            )
+        )
+    else:
+        spread = dg.MetadataValue.text("one week of forecasts: no interval (weeks are resampled whole)")
     wins = overall["model_value"] < overall["best_baseline_value"]
     summary = {
         f"{r.horizon}_{r.metric}_model_vs_{r.best_baseline}_pct": round(float(r.model_vs_best_pct), 2)
@@ -350,6 +362,7 @@ def forecast_scorecard(warehouse: Warehouse):
             "verdicts_all_venues": dg.MetadataValue.md(
                 markdown_table(overall.drop(columns=["venue"]).set_index(["horizon", "metric"]))
             ),
+            "verdict_intervals_all_venues": spread,
             "calibration_plot": dg.MetadataValue.md(markdown_image(calibration_png(deciles), "calibration")),
             **live_summary(labelled),
             **summary,

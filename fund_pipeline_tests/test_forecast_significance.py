@@ -1,0 +1,128 @@
+"""Bootstrap intervals of the verdicts: checked against `verdicts` itself on the drawn weeks, one draw at a time."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fund_pipeline.domain.forecast import FORECAST_COLUMNS, PREDICTORS
+from fund_pipeline.domain.forecast_metrics import ALL_VENUES, scorecard, verdicts
+from fund_pipeline.domain.forecast_significance import INTERVAL_COLUMNS, verdict_intervals, week_draws
+from fund_pipeline.domain.prints import SchemaError
+
+WEEK0 = pd.Timestamp("2024-01-01 12:00", tz="UTC")
+
+
+def weekly_forecasts(n_weeks: int = 6, rows_per_week: int = 5, seed: int = 3, model_noise: float = 0.5) -> pd.DataFrame:
+    """Two venues, two horizons; the baselines are the actual plus noise, the model plus `model_noise` times as much."""
+    rng = np.random.default_rng(seed)
+    blocks = []
+    for week in range(n_weeks):
+        for venue in ("a", "b"):
+            for horizon in ("next", "1d"):
+                actual = rng.normal(1e-4, 5e-5, rows_per_week)
+                frame = pd.DataFrame(
+                    {
+                        "week_start": WEEK0 + pd.Timedelta(weeks=week),
+                        "venue": venue,
+                        "symbol": "BTC/USDT:USDT",
+                        "funding_time": WEEK0
+                        + pd.Timedelta(weeks=week)
+                        + pd.to_timedelta(8 * np.arange(rows_per_week), unit="h"),
+                        "horizon": horizon,
+                        "interval_h": 8.0,
+                        "target_interval_h": 8.0,
+                        "y_scale": 1.0,
+                        "mass_8h": np.nan,
+                        "actual": actual,
+                    }
+                )
+                frame["target_time"] = frame["funding_time"] + pd.Timedelta(hours=8)
+                for predictor in PREDICTORS:
+                    spread = 3e-5 * (model_noise if predictor == "model" else rng.uniform(0.8, 1.5))
+                    frame[f"pred_{predictor}"] = actual + rng.normal(0.0, spread, rows_per_week)
+                blocks.append(frame)
+    return pd.concat(blocks, ignore_index=True)[["week_start", *FORECAST_COLUMNS]]
+
+
+def test_point_value_is_the_verdict_on_all_weeks():
+    forecasts = weekly_forecasts()
+    intervals = verdict_intervals(forecasts, n_resamples=50)
+    table = verdicts(scorecard(forecasts))
+    merged = intervals.merge(table, on=["venue", "horizon", "metric"], suffixes=("", "_verdict"))
+    assert len(merged) == len(intervals) == 3 * 2 * 2
+    np.testing.assert_allclose(merged["model_vs_best_pct"], merged["model_vs_best_pct_verdict"], rtol=1e-12)
+    assert list(intervals.columns) == INTERVAL_COLUMNS
+
+
+def test_each_draw_is_the_verdict_on_the_drawn_weeks():
+    """An independent computation: concatenate each draw's weeks and let `verdicts` choose the best baseline."""
+    forecasts = weekly_forecasts(n_weeks=5)
+    n_resamples, seed = 40, 11
+    weeks = np.unique(forecasts["week_start"].to_numpy())
+    by_week = {week: frame for week, frame in forecasts.groupby("week_start")}
+    drawn = []
+    for draw in week_draws(len(weeks), n_resamples, seed):
+        resampled = pd.concat([by_week[weeks[i]] for i in draw], ignore_index=True)
+        table = verdicts(scorecard(resampled))
+        drawn.append(table.set_index(["venue", "horizon", "metric"])["model_vs_best_pct"])
+    drawn = pd.concat(drawn, axis=1)
+    intervals = verdict_intervals(forecasts, n_resamples=n_resamples, seed=seed).set_index(
+        ["venue", "horizon", "metric"]
+    )
+    for key, row in intervals.iterrows():
+        values = drawn.loc[key].to_numpy()
+        assert row["p5_pct"] == pytest.approx(np.percentile(values, 5), rel=1e-9)
+        assert row["p95_pct"] == pytest.approx(np.percentile(values, 95), rel=1e-9)
+        assert row["model_better_share"] == pytest.approx((values < 0).mean())
+
+
+def test_a_model_better_in_every_week_is_better_in_every_draw():
+    intervals = verdict_intervals(weekly_forecasts(model_noise=0.01), n_resamples=200)
+    assert (intervals["model_better_share"] == 1.0).all()
+    assert (intervals["p95_pct"] < -50).all()
+
+
+def test_a_model_equal_to_a_baseline_never_beats_the_best():
+    forecasts = weekly_forecasts()
+    forecasts["pred_model"] = forecasts["pred_ewma"]
+    intervals = verdict_intervals(forecasts, n_resamples=100)
+    assert (intervals["p5_pct"] >= -1e-9).all()
+    assert (intervals["model_better_share"] == 0.0).all()
+
+
+def test_deterministic_for_a_seed():
+    forecasts = weekly_forecasts()
+    pd.testing.assert_frame_equal(verdict_intervals(forecasts, 100, seed=5), verdict_intervals(forecasts, 100, seed=5))
+
+
+def test_a_group_absent_from_some_weeks_counts_its_own_weeks():
+    forecasts = weekly_forecasts(n_weeks=6)
+    forecasts = forecasts.loc[
+        ~((forecasts["venue"] == "b") & (forecasts["week_start"] > WEEK0 + pd.Timedelta(weeks=2)))
+    ]
+    intervals = verdict_intervals(forecasts, n_resamples=50).set_index(["venue", "horizon", "metric"])
+    assert intervals.loc[("b", "next", "mae"), "weeks"] == 3
+    assert intervals.loc[(ALL_VENUES, "next", "mae"), "weeks"] == 6
+
+
+def test_bad_input_is_refused_by_name():
+    forecasts = weekly_forecasts()
+    with pytest.raises(SchemaError, match="week_start"):
+        verdict_intervals(forecasts.drop(columns=["week_start"]))
+    one_week = forecasts.loc[forecasts["week_start"] == WEEK0]
+    with pytest.raises(ValueError, match="at least 2 weeks"):
+        verdict_intervals(one_week)
+    broken = forecasts.copy()
+    broken.loc[3, "pred_ar1"] = np.nan
+    with pytest.raises(SchemaError, match="pred_ar1"):
+        verdict_intervals(broken)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n_weeks=st.integers(2, 8))
+def test_the_interval_is_ordered_and_the_share_a_probability(seed, n_weeks):
+    intervals = verdict_intervals(weekly_forecasts(n_weeks=n_weeks, rows_per_week=3, seed=seed), 60, seed=seed)
+    assert (intervals["p5_pct"] <= intervals["p95_pct"]).all()
+    assert intervals["model_better_share"].between(0.0, 1.0).all()
