@@ -343,7 +343,10 @@ def forecast_scorecard(warehouse: Warehouse):
         warehouse.replace("forecast_verdict_intervals", intervals, {})
         spread: dg.MetadataValue = dg.MetadataValue.md(
             markdown_table(
-                intervals.loc[intervals["venue"] == ALL_VENUES].drop(columns=["venue"]).set_index(["horizon", "metric"])
+                intervals.loc[intervals["venue"] == ALL_VENUES]
+                .drop(columns=["venue"])
+                .set_index(["horizon", "metric"])
+                .round(2)
             )
         )
     else:
