@@ -33,7 +33,7 @@ from fund_pipeline.domain.forecast import (
 )
 from fund_pipeline.domain.forecast_horizons import HORIZONS, forecast_frame
 from fund_pipeline.domain.forecast_metrics import ALL_VENUES, landing_rates, scorecard, verdicts
-from fund_pipeline.domain.forecast_significance import verdict_intervals
+from fund_pipeline.domain.forecast_significance import TARGET_PCT, verdict_intervals
 from fund_pipeline.sources.files import FileSource
 
 CACHE = Path(os.environ.get("FORECAST_SKILL_CACHE", "/tmp/fund_pipeline_forecast_skill"))
@@ -48,7 +48,6 @@ TRAINING_WINDOW = pd.Timedelta(days=120)
 SCORING_LOOKAHEAD = pd.Timedelta(days=7)
 # The EWMA and the mass-point run length of a week's first rows need the days before it.
 INPUT_WARMUP = pd.Timedelta(days=7)
-TARGET_PCT = -10.0
 QUICK_WEEKS = 3
 
 

@@ -1,11 +1,15 @@
 """Bootstrap intervals of the verdicts: checked against `verdicts` itself on the drawn weeks, one draw at a time."""
 
+import io
+
+import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fund_pipeline.defs.models.verdict_plot import verdict_intervals_png
 from fund_pipeline.domain.forecast import FORECAST_COLUMNS, PREDICTORS
 from fund_pipeline.domain.forecast_metrics import ALL_VENUES, scorecard, verdicts
 from fund_pipeline.domain.forecast_significance import INTERVAL_COLUMNS, verdict_intervals, week_draws
@@ -126,3 +130,15 @@ def test_the_interval_is_ordered_and_the_share_a_probability(seed, n_weeks):
     intervals = verdict_intervals(weekly_forecasts(n_weeks=n_weeks, rows_per_week=3, seed=seed), 60, seed=seed)
     assert (intervals["p5_pct"] <= intervals["p95_pct"]).all()
     assert intervals["model_better_share"].between(0.0, 1.0).all()
+
+
+def test_the_verdict_plot_has_a_row_per_venue_and_horizon():
+    intervals = verdict_intervals(weekly_forecasts(), n_resamples=50)
+    one_venue = intervals.loc[intervals["venue"] == ALL_VENUES]
+    tall = matplotlib.image.imread(io.BytesIO(verdict_intervals_png(intervals, -10.0)))
+    short = matplotlib.image.imread(io.BytesIO(verdict_intervals_png(one_venue)))
+    assert tall.shape[0] > short.shape[0] > 0
+    with pytest.raises(SchemaError, match="p95_pct"):
+        verdict_intervals_png(intervals.drop(columns=["p95_pct"]))
+    with pytest.raises(ValueError, match="no intervals"):
+        verdict_intervals_png(intervals.iloc[0:0])

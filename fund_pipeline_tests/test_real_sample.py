@@ -77,7 +77,9 @@ def test_real_prints_land_on_the_utc_grid_and_score_against_baselines(real):
 
 
 def test_the_scorecard_stores_each_weekly_verdict_with_its_interval(real):
-    warehouse, _ = real
+    warehouse, results = real
+    metadata = results[-1].asset_materializations_for_node("forecast_scorecard")[0].metadata
+    assert "data:image/png;base64," in metadata["verdict_intervals_all_venues"].value
     verdicts = warehouse.read("forecast_verdicts")
     weekly = verdicts.loc[verdicts["forecasts"] == "weekly"]
     intervals = warehouse.read("forecast_verdict_intervals")

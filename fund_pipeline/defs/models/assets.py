@@ -12,6 +12,7 @@ from fund_pipeline.defs.ingest.reconstructed import RECONSTRUCTED_TABLE
 from fund_pipeline.defs.live.forecasts import FEATURE_LOOKBACK as LIVE_FEATURE_LOOKBACK
 from fund_pipeline.defs.models.calibration_plot import calibration_png
 from fund_pipeline.defs.models.stored import MODEL_TABLE, stored_models
+from fund_pipeline.defs.models.verdict_plot import verdict_intervals_png
 from fund_pipeline.defs.partitions import MODEL_LOOKBACK, WEEKLY_PARTITIONS, weeks_before
 from fund_pipeline.defs.scope import Week, weekly_blocks
 from fund_pipeline.domain.features import FEATURE_COLUMNS
@@ -40,7 +41,7 @@ from fund_pipeline.domain.forecast_metrics import (
     labelled_scores,
     landing_rates,
 )
-from fund_pipeline.domain.forecast_significance import verdict_intervals
+from fund_pipeline.domain.forecast_significance import TARGET_PCT, verdict_intervals
 from fund_pipeline.domain.live_forecast import score_live_forecasts
 from fund_pipeline.domain.time import time_ns, utc_timestamp
 from fund_pipeline.plots import markdown_image, markdown_table
@@ -348,6 +349,8 @@ def forecast_scorecard(warehouse: Warehouse):
                 .set_index(["horizon", "metric"])
                 .round(2)
             )
+            + "\n\n"
+            + markdown_image(verdict_intervals_png(intervals, TARGET_PCT), "verdict intervals")
         )
     else:
         spread = dg.MetadataValue.text("one week of forecasts: no interval (weeks are resampled whole)")
