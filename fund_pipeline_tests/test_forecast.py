@@ -305,6 +305,9 @@ def test_an_hourly_streams_next_window_is_averaged_with_its_last_value_instead_o
     np.testing.assert_array_equal(horizon_combination(regressed, baselines, "next", interval_h), [6.0, 3.0])
     # longer horizons do not depend on the interval: (4 + 0 + 6 + 2) / 4
     np.testing.assert_array_equal(horizon_combination(regressed, baselines, "1d", interval_h), [3.0, 3.0])
+    # at 3 and 7 days the interest constant joins them: (4 + 0 + 6 + 2 + 9) / 5
+    for horizon in ("3d", "7d"):
+        np.testing.assert_array_equal(horizon_combination(regressed, baselines, horizon, interval_h), [4.2, 4.2])
 
 
 def regressed_and_baselines(model, week, horizon):
@@ -315,14 +318,19 @@ def regressed_and_baselines(model, week, horizon):
     return baselines, baselines[part.anchor].to_numpy() + part.regressor.predict(_pool(week, inputs))
 
 
-def test_the_next_window_averages_with_the_ar1_and_the_long_horizons_with_three_baselines():
+def test_the_next_window_averages_with_the_ar1_and_the_long_horizons_with_their_baselines():
     model, frame = model_and_frame()
     assert model.mass_points.empty  # no snap: the forecast is the combination
     rows = with_mass_features(model, frame)
     week = rows.loc[rows["funding_time"] >= MODEL_WEEK].reset_index(drop=True)
     for horizon in model.horizons:
         baselines, regressed = regressed_and_baselines(model, week, horizon)
-        names = ["ar1"] if horizon == "next" else ["rolling_mean", "ewma", "ar1"]
+        names = {
+            "next": ["ar1"],
+            "1d": ["rolling_mean", "ewma", "ar1"],
+            "3d": ["rolling_mean", "ewma", "ar1", "interest"],
+            "7d": ["rolling_mean", "ewma", "ar1", "interest"],
+        }[horizon]
         want = (regressed + baselines[names].sum(axis=1).to_numpy()) / (1 + len(names))
         np.testing.assert_allclose(predict_y(model, week, horizon), want, rtol=1e-12, err_msg=horizon)
 
