@@ -11,8 +11,14 @@ from hypothesis import strategies as st
 
 from fund_pipeline.defs.models.verdict_plot import verdict_intervals_png
 from fund_pipeline.domain.forecast import FORECAST_COLUMNS, PREDICTORS
-from fund_pipeline.domain.forecast_metrics import ALL_VENUES, scorecard, verdicts
-from fund_pipeline.domain.forecast_significance import INTERVAL_COLUMNS, verdict_intervals, week_draws
+from fund_pipeline.domain.forecast_metrics import ALL_VENUES, mae, scorecard, smape, verdicts
+from fund_pipeline.domain.forecast_significance import (
+    COMPARISON_COLUMNS,
+    INTERVAL_COLUMNS,
+    compare_models,
+    verdict_intervals,
+    week_draws,
+)
 from fund_pipeline.domain.prints import SchemaError
 
 WEEK0 = pd.Timestamp("2024-01-01 12:00", tz="UTC")
@@ -142,3 +148,65 @@ def test_the_verdict_plot_has_a_row_per_venue_and_horizon():
         verdict_intervals_png(intervals.drop(columns=["p95_pct"]))
     with pytest.raises(ValueError, match="no intervals"):
         verdict_intervals_png(intervals.iloc[0:0])
+
+
+def test_a_run_compared_with_itself_differs_by_nothing_and_an_exact_one_by_everything():
+    forecasts = weekly_forecasts()
+    same = compare_models(forecasts, forecasts, n_resamples=50)
+    assert list(same.columns) == COMPARISON_COLUMNS
+    assert (same[["difference_pct", "p5_pct", "p95_pct", "second_better_share"]] == 0).all().all()
+    exact = forecasts.assign(pred_model=forecasts["actual"])
+    table = compare_models(forecasts, exact, n_resamples=50)
+    np.testing.assert_allclose(table["difference_pct"], -100.0)
+    assert (table["second_better_share"] == 1.0).all()
+
+
+def test_each_draw_of_a_comparison_is_the_two_models_errors_on_the_drawn_weeks():
+    first = weekly_forecasts(n_weeks=5, seed=1)
+    second = first.assign(pred_model=first["pred_model"] + np.random.default_rng(2).normal(0, 2e-5, len(first)))
+    n_resamples, seed = 30, 4
+    weeks = np.unique(first["week_start"].to_numpy())
+    table = compare_models(first, second, n_resamples, seed).set_index(["venue", "horizon", "metric"])
+    score = {"mae": mae, "smape": smape}
+    for (venue, horizon, metric), row in table.iterrows():
+
+        def cell(frame, venue=venue, horizon=horizon):
+            return frame.loc[(frame["horizon"] == horizon) & ((frame["venue"] == venue) | (venue == ALL_VENUES))]
+
+        a, b = cell(first), cell(second)
+        drawn = []
+        for draw in week_draws(len(weeks), n_resamples, seed):
+            picked_a = pd.concat([a.loc[a["week_start"] == weeks[i]] for i in draw])
+            picked_b = pd.concat([b.loc[b["week_start"] == weeks[i]] for i in draw])
+            e_a = score[metric](picked_a["actual"], picked_a["pred_model"])
+            e_b = score[metric](picked_b["actual"], picked_b["pred_model"])
+            drawn.append(100.0 * (e_b - e_a) / e_a)
+        assert row["p5_pct"] == pytest.approx(np.percentile(drawn, 5), rel=1e-9)
+        assert row["p95_pct"] == pytest.approx(np.percentile(drawn, 95), rel=1e-9)
+        assert row["second_better_share"] == pytest.approx(np.mean(np.array(drawn) < 0))
+        whole = 100.0 * (score[metric](b["actual"], b["pred_model"]) / score[metric](a["actual"], a["pred_model"]) - 1)
+        assert row["difference_pct"] == pytest.approx(whole, rel=1e-9)
+
+
+def test_runs_that_do_not_score_the_same_forecasts_are_refused():
+    forecasts = weekly_forecasts()
+    other = forecasts.assign(actual=forecasts["actual"] * 1.01)
+    with pytest.raises(SchemaError, match="different actual"):
+        compare_models(forecasts, other)
+    moved = forecasts.assign(funding_time=forecasts["funding_time"] + pd.Timedelta(minutes=1))
+    with pytest.raises(ValueError, match="share no forecast"):
+        compare_models(forecasts, moved)
+    with pytest.raises(SchemaError, match="second forecasts repeat"):
+        compare_models(forecasts, pd.concat([forecasts, forecasts.head(1)]))
+
+
+def test_the_comparison_tool_reads_two_runs_and_prints_the_all_venue_cells(tmp_path):
+    from bench.forecast_compare import comparison_table
+
+    first = weekly_forecasts()
+    second = first.assign(pred_model=first["actual"])
+    first.to_parquet(tmp_path / "first.parquet")
+    second.to_parquet(tmp_path / "second.parquet")
+    lines = comparison_table(tmp_path / "first.parquet", tmp_path / "second.parquet", n_resamples=20).splitlines()
+    assert len(lines) == 1 + 2 * 2  # a header, then two horizons × two metrics
+    assert all(line.split()[0] == ALL_VENUES and "-100.00 %" in line for line in lines[1:])

@@ -7,6 +7,9 @@ worked out again, the best baseline chosen again among all of them, exactly as `
 drawn weeks' forecasts. Choosing the best per draw leans towards the baselines (a minimum of noisy errors
 is low), so the interval does not flatter the model.
 
+`compare_models` does the same for two runs of the model on the same forecasts (an A/B of a change): the
+difference of their errors, the draws shared, so that a change's effect is told apart from the weeks' noise.
+
 MAE and SMAPE are means over forecasts, so a draw's value is the sum of its weeks' error sums over the sum
 of their counts, computed from one table of per-week sums.
 """
@@ -32,6 +35,20 @@ INTERVAL_COLUMNS = [
     "model_better_share",
     "weeks",
 ]
+COMPARISON_COLUMNS = [
+    "venue",
+    "horizon",
+    "metric",
+    "first_model",
+    "second_model",
+    "difference_pct",
+    "p5_pct",
+    "p95_pct",
+    "second_better_share",
+    "weeks",
+]
+# The rows two forecast runs must share to be compared forecast by forecast.
+COMPARISON_KEY = [WEEK_COLUMN, "venue", "symbol", "funding_time", "horizon"]
 METRICS = ("mae", "smape")
 # The skill the forecasts aim at: an error 10 % below the best baseline's (bench/forecast_skill.py reports it).
 TARGET_PCT = -10.0
@@ -41,7 +58,7 @@ DEFAULT_RESAMPLES = 1000
 def week_draws(n_weeks: int, n_resamples: int, seed: int) -> np.ndarray:
     """(n_resamples, n_weeks) week indices drawn with replacement; deterministic for a seed."""
     if n_weeks < 2:
-        raise ValueError(f"verdict intervals need at least 2 weeks of forecasts, got {n_weeks}")
+        raise ValueError(f"bootstrap intervals need at least 2 weeks of forecasts, got {n_weeks}")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
     return np.random.default_rng(seed).integers(0, n_weeks, size=(n_resamples, n_weeks))
@@ -60,10 +77,7 @@ def verdict_intervals(forecasts: pd.DataFrame, n_resamples: int = DEFAULT_RESAMP
         raise ValueError("verdict_intervals: no forecasts to score")
     forecasts = forecasts.reset_index(drop=True)
     weeks, week_index = np.unique(forecasts[WEEK_COLUMN].to_numpy(), return_inverse=True)
-    draws = week_draws(len(weeks), n_resamples, seed)
-    # How often each week is drawn, per draw: the draw's sums are this matrix times the per-week sums.
-    counts = np.zeros((n_resamples, len(weeks)))
-    np.add.at(counts, (np.repeat(np.arange(n_resamples), len(weeks)), draws.ravel()), 1.0)
+    counts = _draw_counts(week_draws(len(weeks), n_resamples, seed), len(weeks))
     rows = []
     for horizon, block in forecasts.groupby("horizon", sort=False):
         groups = [(str(v), frame) for v, frame in block.groupby("venue", sort=True)] + [(ALL_VENUES, block)]
@@ -74,33 +88,50 @@ def verdict_intervals(forecasts: pd.DataFrame, n_resamples: int = DEFAULT_RESAMP
                 sums = _weekly_error_sums(frame, index, len(weeks), metric)
                 point = _model_vs_best_pct(sums.sum(axis=0, keepdims=True), n.sum(keepdims=True))[0]
                 drawn = _model_vs_best_pct(counts @ sums, counts @ n)
-                valid = drawn[np.isfinite(drawn)]
                 rows.append(
                     {
                         "venue": venue,
                         "horizon": str(horizon),
                         "metric": metric,
                         "model_vs_best_pct": point,
-                        "p5_pct": float(np.percentile(valid, 5)) if valid.size else float("nan"),
-                        "p95_pct": float(np.percentile(valid, 95)) if valid.size else float("nan"),
-                        "model_better_share": float((valid < 0).mean()) if valid.size else float("nan"),
+                        **_spread(drawn[np.isfinite(drawn)], "model_better_share"),
                         "weeks": int((n > 0).sum()),
                     }
                 )
     return pd.DataFrame(rows, columns=INTERVAL_COLUMNS)
 
 
+def _draw_counts(draws: np.ndarray, n_weeks: int) -> np.ndarray:
+    """How often each week is drawn, per draw: a draw's sums are this matrix times the per-week sums."""
+    counts = np.zeros((len(draws), n_weeks))
+    np.add.at(counts, (np.repeat(np.arange(len(draws)), draws.shape[1]), draws.ravel()), 1.0)
+    return counts
+
+
+def _spread(values: np.ndarray, share_column: str) -> dict:
+    """The 5th and 95th percentile of the draws' percentages, and the share of them below 0."""
+    if not values.size:
+        return {"p5_pct": float("nan"), "p95_pct": float("nan"), share_column: float("nan")}
+    return {
+        "p5_pct": float(np.percentile(values, 5)),
+        "p95_pct": float(np.percentile(values, 95)),
+        share_column: float((values < 0).mean()),
+    }
+
+
 def _weekly_error_sums(frame: pd.DataFrame, week: np.ndarray, n_weeks: int, metric: str) -> np.ndarray:
     """(n_weeks, len(PREDICTORS)) sums of each predictor's absolute errors or SMAPE terms per week."""
+    return np.column_stack([_week_sums(frame, f"pred_{p}", week, n_weeks, metric) for p in PREDICTORS])
+
+
+def _week_sums(frame: pd.DataFrame, column: str, week: np.ndarray, n_weeks: int, metric: str) -> np.ndarray:
+    """Per week, the sum of `column`'s absolute errors or SMAPE terms against `actual`."""
     actual = frame["actual"].to_numpy(dtype="float64")
-    out = np.empty((n_weeks, len(PREDICTORS)))
-    for j, predictor in enumerate(PREDICTORS):
-        forecast = frame[f"pred_{predictor}"].to_numpy(dtype="float64")
-        if not (np.isfinite(actual).all() and np.isfinite(forecast).all()):
-            raise SchemaError(f"verdict_intervals: NaN or infinite actual or pred_{predictor} values")
-        errors = smape_terms(actual, forecast) if metric == "smape" else np.abs(forecast - actual)
-        out[:, j] = np.bincount(week, weights=errors, minlength=n_weeks)
-    return out
+    forecast = frame[column].to_numpy(dtype="float64")
+    if not (np.isfinite(actual).all() and np.isfinite(forecast).all()):
+        raise SchemaError(f"forecast intervals: NaN or infinite actual or {column} values")
+    errors = smape_terms(actual, forecast) if metric == "smape" else np.abs(forecast - actual)
+    return np.bincount(week, weights=errors, minlength=n_weeks)
 
 
 def _model_vs_best_pct(error_sums: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -110,3 +141,56 @@ def _model_vs_best_pct(error_sums: np.ndarray, n: np.ndarray) -> np.ndarray:
         model = mean[:, PREDICTORS.index("model")]
         best = mean[:, [PREDICTORS.index(b) for b in BASELINES]].min(axis=1)
         return np.where(best > 0, 100.0 * (model - best) / best, np.nan)
+
+
+def compare_models(
+    first: pd.DataFrame, second: pd.DataFrame, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+) -> pd.DataFrame:
+    """COMPARISON_COLUMNS: two runs' models (e.g. before and after a change) on the forecasts both made.
+
+    difference_pct is 100·(second − first)/first of the model's mean error (negative: the second is
+    better), with its 5th..95th percentile and the share of draws where the second is better, the weeks
+    drawn whole and shared by both: an A/B's spread is far narrower than either verdict's.
+    """
+    for name, frame in (("first", first), ("second", second)):
+        require_columns(frame, [*COMPARISON_KEY, "actual", "pred_model"], f"{name} forecasts")
+        if frame.duplicated(COMPARISON_KEY).any():
+            raise SchemaError(f"compare_models: the {name} forecasts repeat a (week, stream, window, horizon)")
+    rows = first[[*COMPARISON_KEY, "actual", "pred_model"]].merge(
+        second[[*COMPARISON_KEY, "actual", "pred_model"]], on=COMPARISON_KEY, suffixes=("_first", "_second")
+    )
+    if rows.empty:
+        raise ValueError("compare_models: the two runs share no forecast")
+    if not np.allclose(rows["actual_first"], rows["actual_second"], rtol=1e-12, atol=0.0):
+        raise SchemaError("compare_models: the two runs score different actual values for the same forecasts")
+    rows = rows.rename(columns={"actual_first": "actual"})
+    weeks, week_index = np.unique(rows[WEEK_COLUMN].to_numpy(), return_inverse=True)
+    counts = _draw_counts(week_draws(len(weeks), n_resamples, seed), len(weeks))
+    out = []
+    for horizon, block in rows.groupby("horizon", sort=False):
+        groups = [(str(v), frame) for v, frame in block.groupby("venue", sort=True)] + [(ALL_VENUES, block)]
+        for venue, frame in groups:
+            index = week_index[frame.index.to_numpy()]
+            n = np.bincount(index, minlength=len(weeks)).astype("float64")
+            for metric in METRICS:
+                sums = np.column_stack(
+                    [_week_sums(frame, f"pred_model_{run}", index, len(weeks), metric) for run in ("first", "second")]
+                )
+                total = sums.sum(axis=0) / n.sum()
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    drawn = counts @ sums
+                    pct = np.where(drawn[:, 0] > 0, 100.0 * (drawn[:, 1] - drawn[:, 0]) / drawn[:, 0], np.nan)
+                valid = pct[np.isfinite(pct)]
+                out.append(
+                    {
+                        "venue": venue,
+                        "horizon": str(horizon),
+                        "metric": metric,
+                        "first_model": float(total[0]),
+                        "second_model": float(total[1]),
+                        "difference_pct": 100.0 * (total[1] - total[0]) / total[0] if total[0] > 0 else float("nan"),
+                        **_spread(valid, "second_better_share"),
+                        "weeks": int((n > 0).sum()),
+                    }
+                )
+    return pd.DataFrame(out, columns=COMPARISON_COLUMNS)
