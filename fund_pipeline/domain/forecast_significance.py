@@ -16,6 +16,9 @@ of their counts, computed from one table of per-week sums.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -75,37 +78,55 @@ def verdict_intervals(forecasts: pd.DataFrame, n_resamples: int = DEFAULT_RESAMP
     require_columns(forecasts, [WEEK_COLUMN, *FORECAST_COLUMNS], "forecasts")
     if forecasts.empty:
         raise ValueError("verdict_intervals: no forecasts to score")
-    forecasts = forecasts.reset_index(drop=True)
-    weeks, week_index = np.unique(forecasts[WEEK_COLUMN].to_numpy(), return_inverse=True)
-    counts = _draw_counts(week_draws(len(weeks), n_resamples, seed), len(weeks))
+    week_index, counts = _weeks_drawn(forecasts.reset_index(drop=True), n_resamples, seed)
     rows = []
-    for horizon, block in forecasts.groupby("horizon", sort=False):
-        groups = [(str(v), frame) for v, frame in block.groupby("venue", sort=True)] + [(ALL_VENUES, block)]
-        for venue, frame in groups:
-            index = week_index[frame.index.to_numpy()]
-            n = np.bincount(index, minlength=len(weeks)).astype("float64")
-            for metric in METRICS:
-                sums = _weekly_error_sums(frame, index, len(weeks), metric)
-                point = _model_vs_best_pct(sums.sum(axis=0, keepdims=True), n.sum(keepdims=True))[0]
-                drawn = _model_vs_best_pct(counts @ sums, counts @ n)
-                rows.append(
-                    {
-                        "venue": venue,
-                        "horizon": str(horizon),
-                        "metric": metric,
-                        "model_vs_best_pct": point,
-                        **_spread(drawn[np.isfinite(drawn)], "model_better_share"),
-                        "weeks": int((n > 0).sum()),
-                    }
-                )
+    for cell in _cells(forecasts.reset_index(drop=True), week_index):
+        for metric in METRICS:
+            sums = _weekly_error_sums(cell.frame, cell.week, len(cell.n), metric)
+            point = _model_vs_best_pct(sums.sum(axis=0, keepdims=True), cell.n.sum(keepdims=True))[0]
+            drawn = _model_vs_best_pct(counts @ sums, counts @ cell.n)
+            rows.append(
+                {
+                    "venue": cell.venue,
+                    "horizon": cell.horizon,
+                    "metric": metric,
+                    "model_vs_best_pct": point,
+                    **_spread(drawn[np.isfinite(drawn)], "model_better_share"),
+                    "weeks": int((cell.n > 0).sum()),
+                }
+            )
     return pd.DataFrame(rows, columns=INTERVAL_COLUMNS)
 
 
-def _draw_counts(draws: np.ndarray, n_weeks: int) -> np.ndarray:
-    """How often each week is drawn, per draw: a draw's sums are this matrix times the per-week sums."""
-    counts = np.zeros((len(draws), n_weeks))
-    np.add.at(counts, (np.repeat(np.arange(len(draws)), draws.shape[1]), draws.ravel()), 1.0)
-    return counts
+@dataclass(frozen=True)
+class _Cell:
+    """The forecasts of one venue (or all) at one horizon, each row's week index, and the rows per week."""
+
+    venue: str
+    horizon: str
+    frame: pd.DataFrame
+    week: np.ndarray
+    n: np.ndarray
+
+
+def _weeks_drawn(rows: pd.DataFrame, n_resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's week index, and how often each week is drawn per draw (a draw's sums are this matrix
+    times the per-week sums)."""
+    weeks, week_index = np.unique(rows[WEEK_COLUMN].to_numpy(), return_inverse=True)
+    draws = week_draws(len(weeks), n_resamples, seed)
+    counts = np.zeros((n_resamples, len(weeks)))
+    np.add.at(counts, (np.repeat(np.arange(n_resamples), len(weeks)), draws.ravel()), 1.0)
+    return week_index, counts
+
+
+def _cells(rows: pd.DataFrame, week_index: np.ndarray) -> Iterator[_Cell]:
+    """Per horizon, each venue's rows and then all of them (`rows` with a RangeIndex)."""
+    n_weeks = int(week_index.max()) + 1
+    for horizon, block in rows.groupby("horizon", sort=False):
+        groups = [(str(v), frame) for v, frame in block.groupby("venue", sort=True)] + [(ALL_VENUES, block)]
+        for venue, frame in groups:
+            week = week_index[frame.index.to_numpy()]
+            yield _Cell(venue, str(horizon), frame, week, np.bincount(week, minlength=n_weeks).astype("float64"))
 
 
 def _spread(values: np.ndarray, share_column: str) -> dict:
@@ -164,33 +185,30 @@ def compare_models(
     if not np.allclose(rows["actual_first"], rows["actual_second"], rtol=1e-12, atol=0.0):
         raise SchemaError("compare_models: the two runs score different actual values for the same forecasts")
     rows = rows.rename(columns={"actual_first": "actual"})
-    weeks, week_index = np.unique(rows[WEEK_COLUMN].to_numpy(), return_inverse=True)
-    counts = _draw_counts(week_draws(len(weeks), n_resamples, seed), len(weeks))
+    week_index, counts = _weeks_drawn(rows, n_resamples, seed)
     out = []
-    for horizon, block in rows.groupby("horizon", sort=False):
-        groups = [(str(v), frame) for v, frame in block.groupby("venue", sort=True)] + [(ALL_VENUES, block)]
-        for venue, frame in groups:
-            index = week_index[frame.index.to_numpy()]
-            n = np.bincount(index, minlength=len(weeks)).astype("float64")
-            for metric in METRICS:
-                sums = np.column_stack(
-                    [_week_sums(frame, f"pred_model_{run}", index, len(weeks), metric) for run in ("first", "second")]
-                )
-                total = sums.sum(axis=0) / n.sum()
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    drawn = counts @ sums
-                    pct = np.where(drawn[:, 0] > 0, 100.0 * (drawn[:, 1] - drawn[:, 0]) / drawn[:, 0], np.nan)
-                valid = pct[np.isfinite(pct)]
-                out.append(
-                    {
-                        "venue": venue,
-                        "horizon": str(horizon),
-                        "metric": metric,
-                        "first_model": float(total[0]),
-                        "second_model": float(total[1]),
-                        "difference_pct": 100.0 * (total[1] - total[0]) / total[0] if total[0] > 0 else float("nan"),
-                        **_spread(valid, "second_better_share"),
-                        "weeks": int((n > 0).sum()),
-                    }
-                )
+    for cell in _cells(rows, week_index):
+        for metric in METRICS:
+            sums = np.column_stack(
+                [
+                    _week_sums(cell.frame, f"pred_model_{run}", cell.week, len(cell.n), metric)
+                    for run in ("first", "second")
+                ]
+            )
+            total = sums.sum(axis=0) / cell.n.sum()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                drawn = counts @ sums
+                pct = np.where(drawn[:, 0] > 0, 100.0 * (drawn[:, 1] - drawn[:, 0]) / drawn[:, 0], np.nan)
+            out.append(
+                {
+                    "venue": cell.venue,
+                    "horizon": cell.horizon,
+                    "metric": metric,
+                    "first_model": float(total[0]),
+                    "second_model": float(total[1]),
+                    "difference_pct": 100.0 * (total[1] - total[0]) / total[0] if total[0] > 0 else float("nan"),
+                    **_spread(pct[np.isfinite(pct)], "second_better_share"),
+                    "weeks": int((cell.n > 0).sum()),
+                }
+            )
     return pd.DataFrame(out, columns=COMPARISON_COLUMNS)
