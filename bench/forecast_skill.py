@@ -9,7 +9,9 @@ was designed and its settings chosen (`--design` scores them); every later week 
 what the verdict uses.
 The target (model ≥ 10 % better than the best baseline on MAE at every horizon and on SMAPE
 overall, held-out weeks) is reported, never asserted; beside each overall figure, its 90 % interval
-with whole weeks resampled (`forecast_significance`).
+with whole weeks resampled (`forecast_significance`). "SMAPE overall" is every venue's and horizon's
+forecasts at once against each venue and horizon's own best baseline (`pooled_verdict`); SMAPE per
+horizon is reported too.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from fund_pipeline.domain.forecast import (
 )
 from fund_pipeline.domain.forecast_horizons import HORIZONS, forecast_frame
 from fund_pipeline.domain.forecast_metrics import ALL_VENUES, landing_rates, scorecard, verdicts
-from fund_pipeline.domain.forecast_significance import TARGET_PCT, verdict_intervals
+from fund_pipeline.domain.forecast_significance import TARGET_PCT, pooled_verdict, verdict_intervals
 from fund_pipeline.sources.files import FileSource
 
 CACHE = Path(os.environ.get("FORECAST_SKILL_CACHE", "/tmp/fund_pipeline_forecast_skill"))
@@ -159,7 +161,16 @@ def run(quick: bool = False, params: ModelParams | None = None, every: int = 1, 
             f"{by_metric.loc[m, 'model_vs_best_pct']:+.1f} ({by_metric.loc[m, 'best_baseline']})"
             for m in ("mae", "smape")
         )
-    reached = {key: overall.loc[key, "model_vs_best_pct"] <= TARGET_PCT for key in overall.index}
+    pooled = pooled_verdict(held_out, "smape")
+    figures["smape over all horizons and venues: model vs each cell's best baseline %"] = (
+        f"{pooled['model_vs_best_pct']:+.2f} ({pooled['p5_pct']:+.1f} .. {pooled['p95_pct']:+.1f}; "
+        f"model {pooled['model']:.4f}, best baselines {pooled['best_baselines']:.4f})"
+    )
+    # The issue's target: MAE at every horizon, SMAPE overall.
+    reached = [
+        overall.loc[(h, "mae"), "model_vs_best_pct"] <= TARGET_PCT for h in HORIZONS if (h, "mae") in overall.index
+    ]
+    reached.append(pooled["model_vs_best_pct"] <= TARGET_PCT)
     per_venue = table.loc[table["venue"] != ALL_VENUES]
     losses = per_venue.loc[per_venue["model_vs_best_pct"] >= 0]
     notes = [
@@ -180,8 +191,9 @@ def run(quick: bool = False, params: ModelParams | None = None, every: int = 1, 
         notes.append(f"tables in {CACHE}")
     return BenchResult(
         name="forecast_skill",
-        target="model >= 10 % lower MAE and SMAPE than the best baseline at every horizon, all venues (held out)",
-        met=bool(all(reached.values())),
+        target="model >= 10 % below the best baseline on MAE at every horizon and on SMAPE over all horizons "
+        "and venues (each cell's best), held out",
+        met=bool(all(reached)),
         agree=True,
         figures=figures,
         notes=notes,

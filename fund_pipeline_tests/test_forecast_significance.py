@@ -16,6 +16,7 @@ from fund_pipeline.domain.forecast_significance import (
     COMPARISON_COLUMNS,
     INTERVAL_COLUMNS,
     compare_models,
+    pooled_verdict,
     verdict_intervals,
     week_draws,
 )
@@ -210,3 +211,23 @@ def test_the_comparison_tool_reads_two_runs_and_prints_the_all_venue_cells(tmp_p
     lines = comparison_table(tmp_path / "first.parquet", tmp_path / "second.parquet", n_resamples=20).splitlines()
     assert len(lines) == 1 + 2 * 2  # a header, then two horizons × two metrics
     assert all(line.split()[0] == ALL_VENUES and "-100.00 %" in line for line in lines[1:])
+
+
+def test_the_pooled_verdict_weighs_each_cell_against_its_own_best_baseline():
+    forecasts = weekly_forecasts()
+    pooled = pooled_verdict(forecasts, "smape", n_resamples=50)
+    # independently: per (venue, horizon) the baseline with the lowest SMAPE, its terms pooled with the others'
+    table = scorecard(forecasts)
+    cells = table.loc[table["venue"] != ALL_VENUES]
+    best = cells.loc[cells["predictor"] != "model"].groupby(["venue", "horizon"])["smape"].min()
+    n = cells.loc[cells["predictor"] == "model"].set_index(["venue", "horizon"])["n"]
+    model = cells.loc[cells["predictor"] == "model"].set_index(["venue", "horizon"])["smape"]
+    want_best = float((best * n).sum() / n.sum())
+    assert pooled["best_baselines"] == pytest.approx(want_best, rel=1e-12)
+    assert pooled["model"] == pytest.approx(float((model * n).sum() / n.sum()), rel=1e-12)
+    assert pooled["model_vs_best_pct"] == pytest.approx(100 * (pooled["model"] / want_best - 1), rel=1e-12)
+    assert pooled["p5_pct"] <= pooled["p95_pct"]
+    exact = pooled_verdict(forecasts.assign(pred_model=forecasts["actual"]), "mae", n_resamples=20)
+    assert exact["model_vs_best_pct"] == pytest.approx(-100.0)
+    with pytest.raises(ValueError, match="metric"):
+        pooled_verdict(forecasts, "rmse")

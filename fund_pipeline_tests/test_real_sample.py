@@ -1,6 +1,7 @@
 """The real public sample through the graph: files source → prints → curves → features → forecasts."""
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -80,6 +81,8 @@ def test_the_scorecard_stores_each_weekly_verdict_with_its_interval(real):
     warehouse, results = real
     metadata = results[-1].asset_materializations_for_node("forecast_scorecard")[0].metadata
     assert "data:image/png;base64," in metadata["verdict_intervals_all_venues"].value
+    low, point, high = (metadata[f"smape_all_horizons_model_vs_best_{k}"].value for k in ("p5_pct", "pct", "p95_pct"))
+    assert low <= high and np.isfinite(point)
     verdicts = warehouse.read("forecast_verdicts")
     weekly = verdicts.loc[verdicts["forecasts"] == "weekly"]
     intervals = warehouse.read("forecast_verdict_intervals")

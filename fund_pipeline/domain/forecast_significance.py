@@ -164,6 +164,46 @@ def _model_vs_best_pct(error_sums: np.ndarray, n: np.ndarray) -> np.ndarray:
         return np.where(best > 0, 100.0 * (model - best) / best, np.nan)
 
 
+def pooled_verdict(
+    forecasts: pd.DataFrame, metric: str = "smape", n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+) -> dict:
+    """The model over every venue and horizon at once against each (venue, horizon)'s own best baseline.
+
+    The issue's "SMAPE overall": the model's mean error over all forecasts, against the mean error of the
+    forecasts of the best baseline of each forecast's venue and horizon (the one `verdicts` names there),
+    with its interval, the best chosen again per cell in every draw.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"pooled_verdict: metric must be one of {METRICS}, got {metric!r}")
+    require_columns(forecasts, [WEEK_COLUMN, *FORECAST_COLUMNS], "forecasts")
+    if forecasts.empty:
+        raise ValueError("pooled_verdict: no forecasts to score")
+    rows = forecasts.reset_index(drop=True)
+    week_index, counts = _weeks_drawn(rows, n_resamples, seed)
+    model_at, baselines_at = PREDICTORS.index("model"), [PREDICTORS.index(b) for b in BASELINES]
+    model_sum, best_sum = 0.0, 0.0
+    drawn_model, drawn_best = np.zeros(n_resamples), np.zeros(n_resamples)
+    for cell in _cells(rows, week_index):
+        if cell.venue == ALL_VENUES:
+            continue
+        sums = _weekly_error_sums(cell.frame, cell.week, len(cell.n), metric)
+        total, drawn = sums.sum(axis=0), counts @ sums
+        model_sum += total[model_at]
+        best_sum += total[baselines_at].min()
+        drawn_model += drawn[:, model_at]
+        drawn_best += drawn[:, baselines_at].min(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = np.where(drawn_best > 0, 100.0 * (drawn_model - drawn_best) / drawn_best, np.nan)
+    return {
+        "metric": metric,
+        "model": float(model_sum / len(rows)),
+        "best_baselines": float(best_sum / len(rows)),
+        "model_vs_best_pct": float(100.0 * (model_sum - best_sum) / best_sum) if best_sum > 0 else float("nan"),
+        **_spread(pct[np.isfinite(pct)], "model_better_share"),
+        "forecasts": len(rows),
+    }
+
+
 def compare_models(
     first: pd.DataFrame, second: pd.DataFrame, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0
 ) -> pd.DataFrame:

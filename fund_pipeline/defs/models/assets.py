@@ -41,7 +41,7 @@ from fund_pipeline.domain.forecast_metrics import (
     labelled_scores,
     landing_rates,
 )
-from fund_pipeline.domain.forecast_significance import TARGET_PCT, verdict_intervals
+from fund_pipeline.domain.forecast_significance import TARGET_PCT, pooled_verdict, verdict_intervals
 from fund_pipeline.domain.live_forecast import score_live_forecasts
 from fund_pipeline.domain.time import time_ns, utc_timestamp
 from fund_pipeline.plots import markdown_image, markdown_table
@@ -322,7 +322,8 @@ def forecast_scorecard(warehouse: Warehouse):
 
     Weekly forecasts and, in their own rows (`forecasts` = live), the live forecasts whose windows
     have settled. Also stores the verdicts (forecast_verdicts), their 90 % intervals with the weeks
-    resampled whole (forecast_verdict_intervals, from two weeks of forecasts on), how often the weekly
+    resampled whole (forecast_verdict_intervals, from two weeks of forecasts on; the metadata adds SMAPE
+    over every venue and horizon at once against each one's best baseline), how often the weekly
     model and the realised rate land on each venue's mass points (forecast_mass_landing) and the
     weekly calibration deciles (forecast_calibration).
     """
@@ -339,9 +340,15 @@ def forecast_scorecard(warehouse: Warehouse):
     warehouse.replace("forecast_mass_landing", landing, {})
     warehouse.replace("forecast_calibration", deciles, {})
     overall = table.loc[table["venue"] == ALL_VENUES]
+    pooled: dict = {}
     if forecasts["week_start"].nunique() >= 2:
         intervals = verdict_intervals(forecasts)
         warehouse.replace("forecast_verdict_intervals", intervals, {})
+        overall_smape = pooled_verdict(forecasts, "smape")
+        pooled = {
+            f"smape_all_horizons_model_vs_best_{name}": round(float(overall_smape[key]), 2)
+            for name, key in (("pct", "model_vs_best_pct"), ("p5_pct", "p5_pct"), ("p95_pct", "p95_pct"))
+        }
         spread: dg.MetadataValue = dg.MetadataValue.md(
             markdown_table(
                 intervals.loc[intervals["venue"] == ALL_VENUES]
@@ -369,6 +376,7 @@ def forecast_scorecard(warehouse: Warehouse):
                 markdown_table(overall.drop(columns=["venue"]).set_index(["horizon", "metric"]))
             ),
             "verdict_intervals_all_venues": spread,
+            **pooled,
             "calibration_plot": dg.MetadataValue.md(markdown_image(calibration_png(deciles), "calibration")),
             **live_summary(labelled),
             **summary,
