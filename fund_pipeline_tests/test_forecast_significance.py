@@ -231,3 +231,21 @@ def test_the_pooled_verdict_weighs_each_cell_against_its_own_best_baseline():
     assert exact["model_vs_best_pct"] == pytest.approx(-100.0)
     with pytest.raises(ValueError, match="metric"):
         pooled_verdict(forecasts, "rmse")
+
+
+def test_the_scorecard_clears_its_intervals_when_one_week_of_forecasts_is_left(tmp_path):
+    import dagster as dg
+
+    from fund_pipeline.defs.models.assets import forecast_scorecard
+    from fund_pipeline.resources import Warehouse
+
+    warehouse = Warehouse(database=str(tmp_path / "w.duckdb"))
+    forecasts = weekly_forecasts(n_weeks=3)
+    instance = dg.DagsterInstance.ephemeral()
+    for weeks, stored in ((3, 3 * 2 * 2), (1, 0)):  # (two venues and all) × two horizons × two metrics
+        kept = forecasts.loc[forecasts["week_start"] < WEEK0 + pd.Timedelta(weeks=weeks)]
+        warehouse.replace("funding_forecasts", kept, {})
+        result = dg.materialize([forecast_scorecard], resources={"warehouse": warehouse}, instance=instance)
+        assert result.success
+        assert len(warehouse.read("forecast_verdict_intervals")) == stored
+        assert len(warehouse.read("forecast_scorecard")) > 0

@@ -361,6 +361,9 @@ def forecast_scorecard(warehouse: Warehouse):
         )
     else:
         spread = dg.MetadataValue.text("one week of forecasts: no interval (weeks are resampled whole)")
+        if warehouse.has_table("forecast_verdict_intervals"):
+            # Intervals of forecasts no longer stored would sit beside the new verdicts: cleared instead.
+            warehouse.replace("forecast_verdict_intervals", warehouse.read("forecast_verdict_intervals").iloc[0:0], {})
     wins = overall["model_value"] < overall["best_baseline_value"]
     summary = {
         f"{r.horizon}_{r.metric}_model_vs_{r.best_baseline}_pct": round(float(r.model_vs_best_pct), 2)
